@@ -1,0 +1,326 @@
+/*
+ * ops.h - small shared kernels of the core (internal): activations, layer
+ * norm, causal depthwise convolution, GEMM wrapper, random numbers.
+ * All static inline so that each compilation unit (float or double build)
+ * gets its own copy.
+ */
+#ifndef T4R_OPS_H
+#define T4R_OPS_H
+
+#include <math.h>
+#include <stdint.h>
+#include <cblas.h>
+#include "tim4rec.h"
+
+/* ---------------- activations ---------------- */
+static inline t4r_real
+t4r_hardswish(t4r_real x)
+{
+	t4r_real	r = x + 3;
+
+	if (r <= 0)
+		return 0;
+	if (r >= 6)
+		return x;
+	return x * r / 6;
+}
+
+/* derivative as PyTorch's hardswish_backward: 0 for x < -3, 1 for x > 3,
+ * (2x + 3)/6 in between (x == -3 gives 0, x == 3 gives 1.5) */
+static inline t4r_real
+t4r_dhardswish(t4r_real x)
+{
+	if (x < -3)
+		return 0;
+	if (x <= 3)
+		return (2 * x + 3) / 6;
+	return 1;
+}
+
+static inline t4r_real
+t4r_sigmoid(t4r_real x)
+{
+	return (t4r_real) (1 / (1 + exp(-(double) x)));
+}
+
+static inline t4r_real
+t4r_silu(t4r_real x)
+{
+	return x * t4r_sigmoid(x);
+}
+
+static inline t4r_real
+t4r_dsilu(t4r_real x)
+{
+	t4r_real	s = t4r_sigmoid(x);
+
+	return s * (1 + x * (1 - s));
+}
+
+/* softplus with the official threshold: x for x > 20 */
+static inline t4r_real
+t4r_softplus(t4r_real x)
+{
+	if (x > 20)
+		return x;
+	return (t4r_real) log1p(exp((double) x));
+}
+
+/* d softplus / dx = sigmoid(x) (1 above the threshold) */
+static inline t4r_real
+t4r_dsoftplus(t4r_real x)
+{
+	if (x > 20)
+		return 1;
+	return t4r_sigmoid(x);
+}
+
+/* ---------------- layer norm (two-pass, double accumulation) ----------------
+ * y = (x - mean) * rstd * w + b over n values with stride 1.
+ * Saves mean and rstd for the backward pass (may be NULL). */
+static inline void
+t4r_layernorm_fwd(const t4r_real *x, int n, const t4r_real *w, const t4r_real *b,
+				  double eps, t4r_real *y, t4r_real *mean_out, t4r_real *rstd_out)
+{
+	double		s = 0,
+				v = 0,
+				mean,
+				rstd;
+
+	for (int i = 0; i < n; i++)
+		s += x[i];
+	mean = s / n;
+	for (int i = 0; i < n; i++)
+	{
+		double		c = x[i] - mean;
+
+		v += c * c;
+	}
+	v /= n;
+	rstd = 1.0 / sqrt(v + eps);
+	for (int i = 0; i < n; i++)
+		y[i] = (t4r_real) ((x[i] - mean) * rstd * w[i] + b[i]);
+	if (mean_out)
+		*mean_out = (t4r_real) mean;
+	if (rstd_out)
+		*rstd_out = (t4r_real) rstd;
+}
+
+/* Backward of t4r_layernorm_fwd given the input x and saved mean/rstd.
+ * dx is OVERWRITTEN (may alias dy); dw, db ACCUMULATED (may be NULL). */
+static inline void
+t4r_layernorm_bwd(const t4r_real *x, const t4r_real *dy, int n, const t4r_real *w,
+				  t4r_real mean, t4r_real rstd, t4r_real *dx, t4r_real *dw, t4r_real *db)
+{
+	double		sg = 0,
+				sgx = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		double		xh = (x[i] - (double) mean) * rstd;
+		double		g = (double) dy[i] * w[i];
+
+		if (dw)
+			dw[i] += (t4r_real) (dy[i] * xh);
+		if (db)
+			db[i] += dy[i];
+		sg += g;
+		sgx += g * xh;
+	}
+	sg /= n;
+	sgx /= n;
+	for (int i = 0; i < n; i++)
+	{
+		double		xh = (x[i] - (double) mean) * rstd;
+		double		g = (double) dy[i] * w[i];
+
+		dx[i] = (t4r_real) ((g - sg - xh * sgx) * rstd);
+	}
+}
+
+/* ---------------- causal depthwise convolution ----------------
+ * out[l] = b + sum_k w[k] * v[l-(K-1)+k], v[<0] = 0, l = 0..n-1;
+ * v and out are strided (element l at v[l*stride]). */
+static inline void
+t4r_causalconv_fwd(const t4r_real *v, int stride, int n, const t4r_real *w, t4r_real b,
+				   int K, t4r_real *out, int ostride)
+{
+	for (int l = 0; l < n; l++)
+	{
+		t4r_real	acc = b;
+
+		for (int k = 0; k < K; k++)
+		{
+			int			j = l - (K - 1) + k;
+
+			if (j >= 0)
+				acc += w[k] * v[(size_t) j * stride];
+		}
+		out[(size_t) l * ostride] = acc;
+	}
+}
+
+/* dv OVERWRITTEN; dw[K], db ACCUMULATED. dout is the gradient of out. */
+static inline void
+t4r_causalconv_bwd(const t4r_real *v, int stride, int n, const t4r_real *w, int K,
+				   const t4r_real *dout, int dostride, t4r_real *dv, int dvstride,
+				   t4r_real *dw, t4r_real *db)
+{
+	for (int j = 0; j < n; j++)
+		dv[(size_t) j * dvstride] = 0;
+	for (int l = 0; l < n; l++)
+	{
+		t4r_real	g = dout[(size_t) l * dostride];
+
+		if (db)
+			*db += g;
+		for (int k = 0; k < K; k++)
+		{
+			int			j = l - (K - 1) + k;
+
+			if (j >= 0)
+			{
+				if (dw)
+					dw[k] += g * v[(size_t) j * stride];
+				dv[(size_t) j * dvstride] += g * w[k];
+			}
+		}
+	}
+}
+
+/* ---------------- GEMM (row-major) ----------------
+ * C[M,N] = alpha * op(A) op(B) + beta * C; ta/tb nonzero = transposed. */
+static inline void
+t4r_gemm(int ta, int tb, int M, int N, int K, t4r_real alpha,
+		 const t4r_real *A, int lda, const t4r_real *B, int ldb,
+		 t4r_real beta, t4r_real *C, int ldc)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	if (K <= 0)
+	{
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < N; j++)
+				C[(size_t) i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t) i * ldc + j];
+		return;
+	}
+#ifdef T4R_DOUBLE
+	cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+				M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+				M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+/* ---------------- random numbers ----------------
+ * Sequential generator (initialisation, shuffling): splitmix64-seeded
+ * xoshiro256**.  Counter-based hash (dropout): t4r_hash64(key...) gives
+ * reproducible masks independent of thread count and micro-batching. */
+typedef struct t4r_rng
+{
+	uint64_t	s[4];
+} t4r_rng;
+
+static inline uint64_t
+t4r_splitmix64(uint64_t *x)
+{
+	uint64_t	z = (*x += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static inline void
+t4r_rng_seed(t4r_rng *r, uint64_t seed)
+{
+	uint64_t	x = seed;
+
+	for (int i = 0; i < 4; i++)
+		r->s[i] = t4r_splitmix64(&x);
+}
+
+static inline uint64_t
+t4r_rng_next(t4r_rng *r)
+{
+	uint64_t   *s = r->s;
+	uint64_t	x = s[1] * 5;
+	uint64_t	res = ((x << 7) | (x >> 57)) * 9;
+	uint64_t	t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = (s[3] << 45) | (s[3] >> 19);
+	return res;
+}
+
+/* uniform in [0, 1) with 53 bits */
+static inline double
+t4r_rng_u01(t4r_rng *r)
+{
+	return (t4r_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* standard normal (Box-Muller, one value per call) */
+static inline double
+t4r_rng_normal(t4r_rng *r)
+{
+	double		u1,
+				u2;
+
+	do
+		u1 = t4r_rng_u01(r);
+	while (u1 <= 0);
+	u2 = t4r_rng_u01(r);
+	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* uniform integer in [0, n) (n > 0), for shuffles */
+static inline uint64_t
+t4r_rng_below(t4r_rng *r, uint64_t n)
+{
+	return (uint64_t) (t4r_rng_u01(r) * (double) n) % n;
+}
+
+/* counter-based: a well-mixed 64-bit value from a key and three counters */
+static inline uint64_t
+t4r_hash64(uint64_t key, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t	x = key ^ 0x243F6A8885A308D3ULL;
+
+	(void) t4r_splitmix64(&x);
+	x ^= a * 0x9E3779B97F4A7C15ULL;
+	(void) t4r_splitmix64(&x);
+	x ^= b * 0xC2B2AE3D27D4EB4FULL;
+	(void) t4r_splitmix64(&x);
+	x ^= c * 0x165667B19E3779F9ULL;
+	return t4r_splitmix64(&x);
+}
+
+/* Fill mask[0..n-1] with dropout multipliers: 0 with probability p, else
+ * 1/(1-p).  Keyed by (seed, step, sample, site); element i uses counter i. */
+static inline void
+t4r_dropout_mask(t4r_real *mask, size_t n, double p, uint64_t seed, uint64_t step,
+				 uint64_t sample, uint64_t site)
+{
+	t4r_real	keep = (t4r_real) (1.0 / (1.0 - p));
+	uint64_t	base = t4r_hash64(seed, step, sample, site);
+	/* threshold on 32-bit uniforms */
+	uint64_t	thr = (uint64_t) (p * 4294967296.0);
+
+	for (size_t i = 0; i < n; i += 2)
+	{
+		uint64_t	x = base + (uint64_t) i * 0x9E3779B97F4A7C15ULL;
+		uint64_t	h = t4r_splitmix64(&x);
+
+		mask[i] = ((h & 0xffffffffu) < thr) ? 0 : keep;
+		if (i + 1 < n)
+			mask[i + 1] = ((h >> 32) < thr) ? 0 : keep;
+	}
+}
+
+#endif							/* T4R_OPS_H */

@@ -1,0 +1,354 @@
+/*
+ * tim4rec.h - public interface of the TiM4Rec numerical core.
+ *
+ * Plain C11, no PostgreSQL headers.  Errors are reported by return codes
+ * (T4R_OK == 0, negative on failure) and, where a function takes
+ * (char *err, size_t errlen), by a human-readable message written there.
+ * Nothing here calls exit(), palloc() or ereport(); memory comes from malloc.
+ *
+ * The maths is ../shared/docs/MODEL.md (the published model, quirks included).
+ *
+ * Build variants: by default t4r_real is float.  Compiled with -DT4R_DOUBLE the
+ * whole core computes in double; the unit tests use that build for
+ * finite-difference gradient checks.
+ */
+#ifndef TIM4REC_H
+#define TIM4REC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifdef T4R_DOUBLE
+typedef double t4r_real;
+#else
+typedef float t4r_real;
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Error codes                                                         */
+/* ------------------------------------------------------------------ */
+enum
+{
+	T4R_OK = 0,
+	T4R_EINVAL = -1,			/* invalid argument or option value */
+	T4R_ENOMEM = -2,			/* malloc failed */
+	T4R_EFORMAT = -3,			/* malformed input (file, JSON) */
+	T4R_EMISMATCH = -4,			/* input does not match the configuration */
+	T4R_ECANCELLED = -5,		/* a callback asked to stop */
+	T4R_EDATA = -6,				/* not enough data (after filtering) */
+	T4R_EIO = -7,				/* file I/O */
+	T4R_EBUDGET = -8			/* memory budget too small */
+};
+const char *t4r_strerror(int code);
+
+/* ------------------------------------------------------------------ */
+/* Configuration (src/core/config.c)                                   */
+/* ------------------------------------------------------------------ */
+typedef struct t4r_config
+{
+	/* model option keys (MODEL.md table) */
+	int			hidden_size;	/* d */
+	int			num_layers;
+	double		dropout_prob;
+	double		time_dropout;
+	int			d_state;		/* N */
+	int			d_conv;			/* K */
+	int			expand;
+	int			head_dim;		/* P */
+	int			chunk_size;
+	int			max_seq_len;	/* L */
+	double		norm_eps;
+	int			p2p_residual;	/* bool */
+	int			is_time;		/* bool */
+	int			kaiming_init;	/* bool */
+	/* training option keys */
+	double		learning_rate;
+	int			batch_size;
+	int			epochs;
+	int			patience;
+	uint64_t	seed;
+	char		preset[16];		/* "movielens" or "amazon" */
+	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
+	int			n_items;
+} t4r_config;
+
+/* Fill *c with a preset ("movielens" = default when preset is NULL, "amazon").
+ * n_items is left 0 (must be set before creating a model). */
+int			t4r_config_preset(t4r_config *c, const char *preset);
+
+/* Set one option from its text form ("64", "0.2", "true"/"false"/"1"/"0").
+ * Unknown key or unparsable value: T4R_EINVAL with a message.  Key "preset"
+ * re-applies a preset (callers apply "preset" before other keys). */
+int			t4r_config_set(t4r_config *c, const char *key, const char *value,
+						   char *err, size_t errlen);
+
+/* Check every value and the relations between them (expand*hidden_size
+ * divisible by head_dim, max_seq_len >= 2, 0 <= dropout < 1, ...).  If
+ * n_items == 0 it is not checked (config without vocabulary). */
+int			t4r_config_validate(const t4r_config *c, char *err, size_t errlen);
+
+/* NULL-terminated list of every option key accepted by t4r_config_set
+ * (model keys, training keys and "preset"). */
+const char *const *t4r_config_keys(void);
+/* the same list joined with ", " (static string), for hints */
+const char *t4r_config_keys_joined(void);
+
+/* Derived sizes */
+typedef struct t4r_dims
+{
+	int			d,				/* hidden_size */
+				Di,				/* expand * d */
+				H,				/* Di / P */
+				P,				/* head_dim */
+				N,				/* d_state */
+				K,				/* d_conv */
+				L,				/* max_seq_len */
+				V,				/* n_items (rows incl. padding) */
+				G,				/* time gate width: L if p2p_residual else 1 */
+				conv_dim,		/* Di + 2N */
+				in_dim,			/* 2*Di + 2N + H */
+				ffn_dim,		/* 4*d */
+				layers,
+				is_time,
+				p2p;
+} t4r_dims;
+void		t4r_dims_from_config(const t4r_config *c, t4r_dims *out);
+
+/* ------------------------------------------------------------------ */
+/* Parameter layout: MODEL.md's names and shapes (src/core/config.c)   */
+/* ------------------------------------------------------------------ */
+#define T4R_NAME_MAX 64
+typedef struct t4r_tensor
+{
+	char		name[T4R_NAME_MAX];
+	int			ndim;
+	int64_t		shape[3];
+	size_t		offset;			/* in elements, into the parameter buffer */
+	size_t		numel;
+} t4r_tensor;
+
+typedef struct t4r_layout
+{
+	int			n;				/* number of tensors */
+	t4r_tensor *t;				/* malloc'd array of n */
+	size_t		total;			/* total elements */
+} t4r_layout;
+
+/* Tensors in this order: item_embedding.weight, in_layer_norm.{weight,bias},
+ * [layer_norm_time.{weight,bias}], then per layer i with prefix
+ * "ssd_layers.{i}.": ssd.in_proj.{weight,bias}, ssd.conv1d.{weight,bias},
+ * [ssd.conv1d4time_1.{weight,bias}, ssd.conv1d4time_2.{weight,bias},
+ *  ssd.mlp4time_scale.1.{weight,bias}, ssd.mlp4time_scale.3.{weight,bias},
+ *  ssd.time_gate_residual.1.{weight,bias}, ssd.time_layer_norm.{weight,bias}],
+ * ssd.dt_bias, ssd.A_log, ssd.D, ssd.norm.weight, ssd.out_proj.{weight,bias},
+ * layer_norm.{weight,bias}, ffn.fc1.{weight,bias}, ffn.fc2.{weight,bias},
+ * ffn.layer_norm.{weight,bias}.  Offsets are 16-element aligned.
+ * Requires a validated config with n_items >= 2. */
+int			t4r_layout_build(const t4r_config *c, t4r_layout *out);
+void		t4r_layout_free(t4r_layout *lay);
+int			t4r_layout_find(const t4r_layout *lay, const char *name);	/* index or -1 */
+
+/* ------------------------------------------------------------------ */
+/* Model (src/core/model.c)                                            */
+/* ------------------------------------------------------------------ */
+typedef struct t4r_model
+{
+	t4r_config	cfg;
+	t4r_dims	dims;
+	t4r_layout	layout;
+	t4r_real   *params;			/* layout.total elements, one allocation */
+} t4r_model;
+
+/* Validates cfg (n_items must be >= 2), allocates zeroed parameters. */
+int			t4r_model_create(const t4r_config *cfg, t4r_model **out,
+							 char *err, size_t errlen);
+void		t4r_model_free(t4r_model *m);
+/* MODEL.md initialisation from a seed. */
+void		t4r_model_init(t4r_model *m, uint64_t seed);
+/* pointer to a named tensor's data, NULL if the model has no such tensor */
+t4r_real   *t4r_model_tensor(const t4r_model *m, const char *name);
+
+/* One training sample / one inference sequence.  items are vocabulary rows
+ * (1..V-1), ts epoch seconds, oldest first.  If n > L only the most recent L
+ * are used.  target is the vocabulary row of the next item (training only). */
+typedef struct t4r_sample
+{
+	const int32_t *items;
+	const double *ts;
+	int32_t		n;
+	int32_t		target;
+} t4r_sample;
+
+/* ---- inference ---- */
+/* A context holds the scratch memory for inference on one thread.  Not
+ * thread-safe; create one per thread.  Inference is eval mode (no dropout). */
+typedef struct t4r_infer_ctx t4r_infer_ctx;
+int			t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out);
+void		t4r_infer_ctx_free(t4r_infer_ctx *ctx);
+
+/* Final hidden vector (d values) and, if scores != NULL, the raw scores of
+ * all V rows (row 0 included).  n >= 1 (T4R_EINVAL otherwise). */
+int			t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
+					  int n, t4r_real *hidden, t4r_real *scores);
+
+/* Many sequences on `threads` threads: hidden [nseq*d] (may be NULL),
+ * scores [nseq*V] (may be NULL). */
+int			t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq,
+							int threads, t4r_real *hidden, t4r_real *scores);
+
+/* Top-k of scores[0..V-1], row 0 (padding) never returned, rows with
+ * exclude[row] != 0 skipped (exclude may be NULL).  Order: score descending,
+ * ties by smaller row.  Does not sort all rows.  Writes min(k, eligible)
+ * entries and returns that count (or a negative error). */
+int			t4r_topk(const t4r_real *scores, int V, int k, const uint8_t *exclude,
+					 int32_t *rows, t4r_real *vals);
+
+/* ---- training ---- */
+typedef struct t4r_train_opts
+{
+	int			threads;		/* >= 1 */
+	size_t		mem_budget;		/* bytes for the trainer's buffers; 0 = 1 GiB */
+	/* called from the calling thread between micro-batches (at least every
+	 * ~100 ms of work); a non-zero return aborts with T4R_ECANCELLED */
+	int			(*interrupt) (void *ud);
+	void	   *interrupt_ud;
+} t4r_train_opts;
+
+typedef struct t4r_trainer t4r_trainer;
+
+/* Bytes a trainer for this config/opts allocates (parameters copies for
+ * grads + Adam moments, activations for the chosen micro-batch size).
+ * Returns T4R_EBUDGET (with *needed = the minimum) when even a micro-batch
+ * of one sample does not fit in opts->mem_budget. */
+int			t4r_trainer_estimate(const t4r_config *cfg, const t4r_train_opts *opts,
+								 size_t *needed, int *micro_batch);
+int			t4r_trainer_create(t4r_model *m, const t4r_train_opts *opts,
+							   t4r_trainer **out, char *err, size_t errlen);
+void		t4r_trainer_free(t4r_trainer *t);
+
+/* One optimiser step over the whole batch (ns samples): training-mode
+ * forward (dropout drawn from a generator keyed by cfg.seed, the step number
+ * and the sample's index in the batch), backward, gradient = mean over the
+ * batch, Adam (lr, 0.9, 0.999, eps 1e-8).  *loss = mean cross-entropy. */
+int			t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss);
+
+/* Loss and gradient only (no update): grads = d(mean loss)/d(params), in
+ * t4r_trainer_grads().  training != 0 applies dropout (keyed as for the
+ * step number t4r_trainer_steps()), 0 = deterministic eval-mode forward. */
+int			t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns,
+								  int training, double *loss);
+t4r_real   *t4r_trainer_grads(t4r_trainer *t);		/* layout.total elements */
+int64_t		t4r_trainer_steps(const t4r_trainer *t);	/* Adam steps done */
+
+/* ------------------------------------------------------------------ */
+/* safetensors (src/core/safetensors.c)                                */
+/* ------------------------------------------------------------------ */
+/* Serialise the model: F32 tensors with the layout's names, __metadata__ =
+ * {"format": "tim4rec", "config": "<JSON object of the model option keys
+ * and preset, native JSON numbers/booleans/strings>"}.  *buf is malloc'd. */
+int			t4r_safetensors_write(const t4r_model *m, uint8_t **buf, size_t *len);
+
+/* Parse a safetensors buffer (untrusted) into a new model.  cfg == NULL:
+ * configuration from __metadata__.config (missing keys take the movielens
+ * preset, or the preset named there), n_items from item_embedding.weight's
+ * first dimension.  cfg != NULL: that configuration (n_items 0 = from the
+ * file).  Every tensor must be F32 with the expected shape, offsets inside
+ * the buffer, not overlapping, all present and none unknown. */
+int			t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
+								 t4r_model **out, char *err, size_t errlen);
+
+/* Lower level: read the tensors of `lay` from buf into dst (layout.total
+ * elements), same checks.  Used for gradient files in tests. */
+int			t4r_safetensors_read_into(const uint8_t *buf, size_t len,
+									  const t4r_layout *lay, t4r_real *dst,
+									  char *err, size_t errlen);
+
+/* Configuration <-> JSON (config.c uses jansson; strict parse) */
+char	   *t4r_config_to_json(const t4r_config *c);	/* malloc'd; model keys + preset */
+int			t4r_config_from_json(t4r_config *c, const char *json, size_t len,
+								 char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
+/* Data protocol, fitting and evaluation (src/core/data.c)             */
+/* ------------------------------------------------------------------ */
+typedef struct t4r_dataset
+{
+	int64_t		n_users;
+	int32_t		n_items;		/* V: rows including row 0 */
+	int64_t    *item_ids;		/* [V]: external id of each row (row 0: 0) */
+	int64_t    *user_ids;		/* [n_users] external user ids */
+	int64_t    *seq_off;		/* [n_users+1] into seq_items / seq_ts */
+	int32_t    *seq_items;		/* vocabulary rows, time order per user */
+	double	   *seq_ts;
+	size_t		n_interactions; /* after filtering */
+	int64_t    *item_count;		/* [V] training-part counts (popularity) */
+	int64_t		n_train_samples;
+} t4r_dataset;
+
+/* Build from raw interactions: n rows of (user, item, ts, order).  order may
+ * be NULL (tie-break for equal ts: order value, else item id).  Iterative
+ * min_user / min_item filter, leave-one-out split.  Item rows are assigned
+ * in ascending external item id order. */
+int			t4r_dataset_build(const int64_t *users, const int64_t *items,
+							  const double *ts, const int64_t *order, size_t n,
+							  int min_user, int min_item, t4r_dataset **out,
+							  char *err, size_t errlen);
+void		t4r_dataset_free(t4r_dataset *ds);
+
+#define T4R_SPLIT_VALID 0
+#define T4R_SPLIT_TEST  1
+
+typedef struct t4r_epoch_info
+{
+	int			epoch;			/* 1-based */
+	double		loss;			/* mean training loss */
+	double		valid_ndcg10;
+	double		seconds;
+	int			best_epoch;
+	double		best_ndcg10;
+} t4r_epoch_info;
+
+typedef struct t4r_fit_opts
+{
+	t4r_train_opts train;		/* threads, budget, interrupt callback */
+	int			epochs;			/* overrides cfg.epochs when > 0 */
+	int			patience;		/* overrides cfg.patience when > 0 */
+	/* progress: called from the calling thread after each step */
+	void		(*progress) (void *ud, int epoch, int64_t step, int64_t steps_per_epoch,
+							 double loss);
+	void		(*epoch_done) (void *ud, const t4r_epoch_info *info);
+	void	   *ud;
+} t4r_fit_opts;
+
+typedef struct t4r_fit_result
+{
+	int			epochs_run;
+	int			best_epoch;
+	double		best_valid_ndcg10;
+	double		seconds;
+	int64_t		train_samples;	/* per epoch */
+} t4r_fit_result;
+
+/* Train m (already initialised) on ds with early stopping on validation
+ * NDCG@10; on return m holds the best epoch's weights. */
+int			t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
+					t4r_fit_result *res, char *err, size_t errlen);
+
+/* Leave-one-out metrics over all users with a target in the split.  Rank of
+ * the target = #rows (padding excluded) with a higher score + #rows with an
+ * equal score and a smaller row.  hr/ndcg/mrr are [nk].  model == NULL gives
+ * the most-popular baseline (scores = ds->item_count). */
+int			t4r_evaluate(const t4r_model *m, const t4r_dataset *ds, int split,
+						 const int *ks, int nk, int threads,
+						 int (*interrupt) (void *ud), void *ud,
+						 double *hr, double *ndcg, double *mrr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif							/* TIM4REC_H */
