@@ -1,0 +1,1085 @@
+/*
+ * model.c - TiM4Rec initialisation and the forward/backward pass of one
+ * micro-batch (MODEL.md).  The trainer (train.c) and inference (infer.c)
+ * drive the workspace defined in model_internal.h.
+ *
+ * Item path: only the real positions of each sample are computed (packed
+ * rows); the last layer works on one row per sample after the SSD.  Time
+ * path: all L positions, R = S*H rows, in timepath.c.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include "model_internal.h"
+#include "ops.h"
+#include "ssd.h"
+#include "timepath.h"
+
+/* ------------------------------------------------------------------ */
+/* parameter views                                                     */
+/* ------------------------------------------------------------------ */
+static t4r_real *
+vptr(const t4r_model *m, t4r_real *base, const char *name)
+{
+	int			i = t4r_layout_find(&m->layout, name);
+
+	if (i < 0)
+		return NULL;
+	return base + m->layout.t[i].offset;
+}
+
+void
+t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v)
+{
+	char		nm[T4R_NAME_MAX];
+
+	memset(v, 0, sizeof(*v));
+	v->emb = vptr(m, base, "item_embedding.weight");
+	v->in_ln_w = vptr(m, base, "in_layer_norm.weight");
+	v->in_ln_b = vptr(m, base, "in_layer_norm.bias");
+	v->tln_w = vptr(m, base, "layer_norm_time.weight");
+	v->tln_b = vptr(m, base, "layer_norm_time.bias");
+	v->layers = m->dims.layers;
+	for (int i = 0; i < m->dims.layers && i < T4R_MAX_LAYERS; i++)
+	{
+		t4r_lparams *l = &v->l[i];
+
+#define LP(field, suffix) \
+		do { snprintf(nm, sizeof(nm), "ssd_layers.%d.%s", i, suffix); l->field = vptr(m, base, nm); } while (0)
+		LP(in_w, "ssd.in_proj.weight");
+		LP(in_b, "ssd.in_proj.bias");
+		LP(conv_w, "ssd.conv1d.weight");
+		LP(conv_b, "ssd.conv1d.bias");
+		LP(tp.c1w, "ssd.conv1d4time_1.weight");
+		LP(tp.c1b, "ssd.conv1d4time_1.bias");
+		LP(tp.c2w, "ssd.conv1d4time_2.weight");
+		LP(tp.c2b, "ssd.conv1d4time_2.bias");
+		LP(tp.w1, "ssd.mlp4time_scale.1.weight");
+		LP(tp.b1, "ssd.mlp4time_scale.1.bias");
+		LP(tp.w2, "ssd.mlp4time_scale.3.weight");
+		LP(tp.b2, "ssd.mlp4time_scale.3.bias");
+		LP(tp.gw, "ssd.time_gate_residual.1.weight");
+		LP(tp.gb, "ssd.time_gate_residual.1.bias");
+		LP(tp.lnw, "ssd.time_layer_norm.weight");
+		LP(tp.lnb, "ssd.time_layer_norm.bias");
+		LP(dt_bias, "ssd.dt_bias");
+		LP(A_log, "ssd.A_log");
+		LP(D, "ssd.D");
+		LP(norm_w, "ssd.norm.weight");
+		LP(out_w, "ssd.out_proj.weight");
+		LP(out_b, "ssd.out_proj.bias");
+		LP(ln_w, "layer_norm.weight");
+		LP(ln_b, "layer_norm.bias");
+		LP(fc1_w, "ffn.fc1.weight");
+		LP(fc1_b, "ffn.fc1.bias");
+		LP(fc2_w, "ffn.fc2.weight");
+		LP(fc2_b, "ffn.fc2.bias");
+		LP(fln_w, "ffn.layer_norm.weight");
+		LP(fln_b, "ffn.layer_norm.bias");
+#undef LP
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* initialisation (MODEL.md)                                           */
+/* ------------------------------------------------------------------ */
+static int
+ends_with(const char *s, const char *suf)
+{
+	size_t		a = strlen(s),
+				b = strlen(suf);
+
+	return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+void
+t4r_model_init(t4r_model *m, uint64_t seed)
+{
+	t4r_rng		rng;
+	int			K = m->dims.K;
+
+	t4r_rng_seed(&rng, seed);
+	for (int ti = 0; ti < m->layout.n; ti++)
+	{
+		const t4r_tensor *t = &m->layout.t[ti];
+		const char *nm = t->name;
+		t4r_real   *p = m->params + t->offset;
+		size_t		n = t->numel;
+
+		if (strstr(nm, "conv1d"))
+		{
+			/* ssd.conv1d, conv1d4time_1, conv1d4time_2 */
+			int			is_w = ends_with(nm, ".weight");
+
+			if (m->cfg.kaiming_init)
+			{
+				double		sd = sqrt(2.0 / K);
+
+				for (size_t i = 0; i < n; i++)
+					p[i] = is_w ? (t4r_real) (sd * t4r_rng_normal(&rng)) : 0;
+			}
+			else
+			{
+				double		bound = 1.0 / sqrt((double) K);
+
+				for (size_t i = 0; i < n; i++)
+					p[i] = (t4r_real) ((2 * t4r_rng_u01(&rng) - 1) * bound);
+			}
+		}
+		else if (ends_with(nm, "ssd.dt_bias"))
+		{
+			for (size_t i = 0; i < n; i++)
+			{
+				double		lo = log(1e-3),
+							hi = log(1e-1);
+				double		dt = exp(lo + (hi - lo) * t4r_rng_u01(&rng));
+
+				if (dt < 1e-4)
+					dt = 1e-4;
+				p[i] = (t4r_real) (dt + log(-expm1(-dt)));
+			}
+		}
+		else if (ends_with(nm, "ssd.A_log"))
+		{
+			for (size_t i = 0; i < n; i++)
+				p[i] = (t4r_real) log(1 + 15 * t4r_rng_u01(&rng));
+		}
+		else if (ends_with(nm, "ssd.D") || ends_with(nm, "ssd.norm.weight"))
+		{
+			for (size_t i = 0; i < n; i++)
+				p[i] = 1;
+		}
+		else if (strstr(nm, "layer_norm") || strstr(nm, "in_layer_norm"))
+		{
+			/* in_layer_norm, layer_norm_time, time_layer_norm, layer_norm,
+			 * ffn.layer_norm */
+			t4r_real	v = ends_with(nm, ".weight") ? 1 : 0;
+
+			for (size_t i = 0; i < n; i++)
+				p[i] = v;
+		}
+		else if (ends_with(nm, ".weight"))
+		{
+			/* embedding and every Linear */
+			for (size_t i = 0; i < n; i++)
+				p[i] = (t4r_real) (0.02 * t4r_rng_normal(&rng));
+		}
+		else
+		{
+			/* Linear biases */
+			for (size_t i = 0; i < n; i++)
+				p[i] = 0;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* workspace                                                           */
+/* ------------------------------------------------------------------ */
+#define ALIGN_E 16
+
+typedef struct carver
+{
+	t4r_real   *base;
+	size_t		cur;
+} carver;
+
+static t4r_real *
+take(carver *c, size_t n)
+{
+	t4r_real   *p = c->base ? c->base + c->cur : NULL;
+
+	c->cur += (n + ALIGN_E - 1) / ALIGN_E * ALIGN_E;
+	return p;
+}
+
+static size_t
+ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real *base)
+{
+	carver		c = {base, 0};
+	size_t		M = (size_t) Smax * D->L;
+	size_t		S = (size_t) Smax;
+	size_t		R = (size_t) Smax * D->H;
+	size_t		RL = R * D->L;
+	int			d = D->d,
+				Di = D->Di,
+				C = D->conv_dim,
+				f = D->ffn_dim;
+
+	w->emb = take(&c, M * d);
+	w->memb = train ? take(&c, M * d) : NULL;
+	w->e_mu = take(&c, M);
+	w->e_rs = take(&c, M);
+	if (D->is_time)
+	{
+		w->td = take(&c, S * D->L);
+		w->t_mu = take(&c, S);
+		w->t_rs = take(&c, S);
+	}
+	for (int i = 0; i < D->layers; i++)
+	{
+		t4r_lact   *a = &w->la[i];
+		int			last = (i == D->layers - 1);
+		size_t		rows = last ? S : M;
+
+		a->U = take(&c, M * d);
+		a->zxd = take(&c, M * D->in_dim);
+		a->cpre = take(&c, M * C);
+		a->xbc = take(&c, M * C);
+		if (D->is_time)
+		{
+			a->T = take(&c, RL);
+			a->mmlp = train ? take(&c, RL) : NULL;
+			a->mgate = (train && !last) ? take(&c, RL) : NULL;
+			a->tdt = take(&c, RL);
+			a->tcache = take(&c, t4r_time_cache_size((int) R, D->L, D->G));
+		}
+		a->delta = take(&c, M * D->H);
+		a->y = take(&c, rows * Di);
+		a->rrs = take(&c, rows);
+		a->yn = take(&c, rows * Di);
+		a->mo = train ? take(&c, rows * d) : NULL;
+		a->a = take(&c, rows * d);
+		a->a_mu = take(&c, rows);
+		a->a_rs = take(&c, rows);
+		a->hh = take(&c, rows * d);
+		a->f1 = take(&c, rows * f);
+		a->m1 = train ? take(&c, rows * f) : NULL;
+		a->h1 = take(&c, rows * f);
+		a->m2 = train ? take(&c, rows * d) : NULL;
+		a->b = take(&c, rows * d);
+		a->b_mu = take(&c, rows);
+		a->b_rs = take(&c, rows);
+	}
+	for (int i = 0; i < D->layers; i++)
+		w->la[i].F = (i + 1 < D->layers) ? w->la[i + 1].U : NULL;
+	w->hidden = take(&c, S * d);
+	if (D->layers > 0)
+		w->la[D->layers - 1].F = w->hidden;
+	w->logits = take(&c, S * D->V);
+	w->convT = take(&c, (size_t) D->K * C + D->H);
+	w->ssd_ws = take(&c, t4r_ssd_ws_size(D->L, D->H, D->P, D->N, chunk) + 16);
+	if (train)
+	{
+		w->dU0 = take(&c, M * d);
+		w->dU1 = take(&c, M * d);
+		w->db = take(&c, M * d);
+		w->df2 = take(&c, M * d);
+		w->dhh = take(&c, M * d);
+		w->da = take(&c, M * d);
+		w->dob = take(&c, M * d);
+		w->dh1 = take(&c, M * f);
+		w->dyn = take(&c, M * Di);
+		w->dy = take(&c, M * Di);
+		w->dzxd = take(&c, M * D->in_dim);
+		w->dxbc = take(&c, M * C);
+		w->ddelta = take(&c, M * D->H);
+		if (D->is_time)
+		{
+			w->dtdt = take(&c, RL);
+			w->dT0 = take(&c, RL);
+			w->dT1 = take(&c, RL);
+			w->tscratch = take(&c, t4r_time_scratch_size((int) R, D->L, D->G));
+		}
+		w->dconvT = take(&c, (size_t) D->K * C);
+		w->dA = take(&c, D->H);
+		w->dtsum = take(&c, D->L);
+		w->dtmp = take(&c, D->L);
+	}
+	return c.cur;
+}
+
+size_t
+t4r_ws_elems(const t4r_dims *D, int chunk, int Smax, int train)
+{
+	t4r_ws	   *tmp = calloc(1, sizeof(t4r_ws));
+	size_t		n;
+
+	if (!tmp)
+		return (size_t) -1;
+	n = ws_carve(tmp, D, chunk, Smax, train, NULL);
+	free(tmp);
+	return n;
+}
+
+int
+t4r_ws_create(const t4r_model *m, int Smax, int train, t4r_ws **out)
+{
+	t4r_ws	   *w;
+	size_t		n;
+
+	*out = NULL;
+	if (Smax < 1 || m->dims.layers > T4R_MAX_LAYERS)
+		return T4R_EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return T4R_ENOMEM;
+	w->m = m;
+	w->D = m->dims;
+	w->Smax = Smax;
+	w->Mmax = (size_t) Smax * m->dims.L;
+	w->train = train;
+	n = ws_carve(w, &w->D, m->cfg.chunk_size, Smax, train, NULL);
+	w->mem = malloc((n + ALIGN_E) * sizeof(t4r_real));
+	w->n = malloc(sizeof(int) * Smax);
+	w->off = malloc(sizeof(size_t) * Smax);
+	w->items = malloc(sizeof(int32_t) * w->Mmax);
+	if (!w->mem || !w->n || !w->off || !w->items)
+	{
+		t4r_ws_free(w);
+		return T4R_ENOMEM;
+	}
+	w->nreal = n;
+	ws_carve(w, &w->D, m->cfg.chunk_size, Smax, train, w->mem);
+	t4r_pview_build(m, m->params, &w->pv);
+	*out = w;
+	return T4R_OK;
+}
+
+void
+t4r_ws_free(t4r_ws *w)
+{
+	if (!w)
+		return;
+	free(w->mem);
+	free(w->n);
+	free(w->off);
+	free(w->items);
+	free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                       */
+/* ------------------------------------------------------------------ */
+static inline void
+add_bias(t4r_real *restrict X, size_t rows, int cols, const t4r_real *restrict b)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		t4r_real   *x = X + r * cols;
+
+		for (int c = 0; c < cols; c++)
+			x[c] += b[c];
+	}
+}
+
+/* out[c] += sum_r X[r*ld + c] */
+static inline void
+colsum_add(const t4r_real *restrict X, size_t rows, int cols, int ld, t4r_real *restrict out)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *x = X + r * ld;
+
+		for (int c = 0; c < cols; c++)
+			out[c] += x[c];
+	}
+}
+
+static inline void
+mask_gen(t4r_real *mask, size_t n, double p, const t4r_config *cfg, uint64_t step,
+		 uint64_t sample, uint64_t site)
+{
+	t4r_dropout_mask(mask, n, p, cfg->seed, step, sample, site);
+}
+
+/* global row of the row r of a layer's output buffers */
+static inline size_t
+out_row(const t4r_ws *w, int last, size_t r)
+{
+	return last ? w->off[r] + (size_t) w->n[r] - 1 : r;
+}
+
+/* ------------------------------------------------------------------ */
+/* forward                                                             */
+/* ------------------------------------------------------------------ */
+static void
+layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
+{
+	const t4r_dims *D = &w->D;
+	const t4r_config *cfg = &w->m->cfg;
+	const t4r_lparams *P = &w->pv.l[li];
+	t4r_lact   *A = &w->la[li];
+	int			last = (li == D->layers - 1);
+	int			S = w->S;
+	size_t		M = w->M;
+	size_t		rows = last ? (size_t) S : M;
+	int			d = D->d,
+				Di = D->Di,
+				C = D->conv_dim,
+				H = D->H,
+				L = D->L,
+				K = D->K,
+				N = D->N,
+				f = D->ffn_dim,
+				in_dim = D->in_dim;
+	int			dtc = 2 * Di + 2 * N;
+	double		pd = w->training ? cfg->dropout_prob : 0;
+	double		ptd = w->training ? cfg->time_dropout : 0;
+	int			residual = D->layers > 1;
+	t4r_real   *convT = w->convT;
+	t4r_real   *Aneg = w->convT + (size_t) K * C;
+
+	/* 1. in_proj */
+	t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 0, A->zxd, in_dim);
+	add_bias(A->zxd, M, in_dim, P->in_b);
+
+	/* 2. causal conv + hardswish on xBC */
+	for (int c = 0; c < C; c++)
+		for (int k = 0; k < K; k++)
+			convT[(size_t) k * C + c] = P->conv_w[(size_t) c * K + k];
+	for (int s = 0; s < S; s++)
+	{
+		size_t		off = w->off[s];
+		int			n = w->n[s];
+
+		for (int l = 0; l < n; l++)
+		{
+			t4r_real   *restrict o = A->cpre + (off + l) * C;
+			t4r_real   *restrict xo = A->xbc + (off + l) * C;
+
+			for (int c = 0; c < C; c++)
+				o[c] = P->conv_b[c];
+			for (int k = 0; k < K; k++)
+			{
+				int			j = l - (K - 1) + k;
+				const t4r_real *restrict v;
+				const t4r_real *restrict wk = convT + (size_t) k * C;
+
+				if (j < 0)
+					continue;
+				v = A->zxd + (off + j) * in_dim + Di;
+				for (int c = 0; c < C; c++)
+					o[c] += wk[c] * v[c];
+			}
+			for (int c = 0; c < C; c++)
+				xo[c] = t4r_hardswish(o[c]);
+		}
+	}
+
+	/* 3. time path */
+	if (D->is_time)
+	{
+		const t4r_real *mm = NULL,
+				   *mg = NULL;
+
+		if (ptd > 0)
+		{
+			for (int s = 0; s < S; s++)
+			{
+				mask_gen(A->mmlp + (size_t) s * H * L, (size_t) H * L, ptd, cfg, step,
+						 idx0 + s, T4R_SITE_LAYER(li, T4R_LSITE_TMLP));
+				if (!last)
+					mask_gen(A->mgate + (size_t) s * H * L, (size_t) H * L, ptd, cfg, step,
+							 idx0 + s, T4R_SITE_LAYER(li, T4R_LSITE_TGATE));
+			}
+			mm = A->mmlp;
+			mg = last ? NULL : A->mgate;
+		}
+		t4r_time_fwd(&P->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
+					 A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
+	}
+
+	/* 4. delta */
+	for (int h = 0; h < H; h++)
+		Aneg[h] = (t4r_real) (-exp((double) P->A_log[h]));
+	for (int s = 0; s < S; s++)
+	{
+		size_t		off = w->off[s];
+		int			n = w->n[s];
+
+		for (int l = 0; l < n; l++)
+		{
+			const t4r_real *dt = A->zxd + (off + l) * in_dim + dtc;
+			t4r_real   *dl = A->delta + (off + l) * H;
+
+			for (int h = 0; h < H; h++)
+			{
+				t4r_real	v = dt[h];
+
+				if (D->is_time)
+					v *= A->tdt[((size_t) s * H + h) * L + l];
+				dl[h] = t4r_softplus(v + P->dt_bias[h]);
+			}
+		}
+	}
+
+	/* 5. SSD */
+	for (int s = 0; s < S; s++)
+	{
+		size_t		off = w->off[s];
+		const t4r_real *x = A->xbc + off * C;
+
+		t4r_ssd_fwd(w->n[s], H, D->P, N, cfg->chunk_size, x, C, x + Di, x + Di + N, C,
+					A->delta + off * H, Aneg, P->D, last,
+					last ? A->y + (size_t) s * Di : A->y + off * Di, Di, w->ssd_ws);
+	}
+
+	/* 6. gated RMS norm */
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *z = A->zxd + out_row(w, last, r) * in_dim;
+		const t4r_real *y = A->y + r * Di;
+		t4r_real   *yn = A->yn + r * Di;
+		double		ss = 0,
+					rs;
+
+		for (int c = 0; c < Di; c++)
+		{
+			t4r_real	g = y[c] * t4r_silu(z[c]);
+
+			yn[c] = g;
+			ss += (double) g * g;
+		}
+		rs = 1.0 / sqrt(ss / Di + cfg->norm_eps);
+		A->rrs[r] = (t4r_real) rs;
+		for (int c = 0; c < Di; c++)
+			yn[c] = (t4r_real) (yn[c] * rs) * P->norm_w[c];
+	}
+
+	/* 7. out_proj, dropout, residual, LayerNorm_d */
+	t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 0, A->a, d);
+	if (pd > 0)
+	{
+		for (int s = 0; s < S; s++)
+		{
+			if (last)
+				mask_gen(A->mo + (size_t) s * d, d, pd, cfg, step, idx0 + s,
+						 T4R_SITE_LAYER(li, T4R_LSITE_O));
+			else
+				mask_gen(A->mo + w->off[s] * d, (size_t) w->n[s] * d, pd, cfg, step, idx0 + s,
+						 T4R_SITE_LAYER(li, T4R_LSITE_O));
+		}
+	}
+	for (size_t r = 0; r < rows; r++)
+	{
+		t4r_real   *a = A->a + r * d;
+		const t4r_real *u = A->U + out_row(w, last, r) * d;
+
+		for (int c = 0; c < d; c++)
+		{
+			t4r_real	v = a[c] + P->out_b[c];
+
+			if (pd > 0)
+				v *= A->mo[r * d + c];
+			if (residual)
+				v += u[c];
+			a[c] = v;
+		}
+		t4r_layernorm_fwd(a, d, P->ln_w, P->ln_b, cfg->norm_eps, A->hh + r * d,
+						  &A->a_mu[r], &A->a_rs[r]);
+	}
+
+	/* 8. FFN */
+	t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 0, A->f1, f);
+	add_bias(A->f1, rows, f, P->fc1_b);
+	if (pd > 0)
+	{
+		for (int s = 0; s < S; s++)
+		{
+			if (last)
+			{
+				mask_gen(A->m1 + (size_t) s * f, f, pd, cfg, step, idx0 + s,
+						 T4R_SITE_LAYER(li, T4R_LSITE_FFN1));
+				mask_gen(A->m2 + (size_t) s * d, d, pd, cfg, step, idx0 + s,
+						 T4R_SITE_LAYER(li, T4R_LSITE_FFN2));
+			}
+			else
+			{
+				mask_gen(A->m1 + w->off[s] * f, (size_t) w->n[s] * f, pd, cfg, step, idx0 + s,
+						 T4R_SITE_LAYER(li, T4R_LSITE_FFN1));
+				mask_gen(A->m2 + w->off[s] * d, (size_t) w->n[s] * d, pd, cfg, step, idx0 + s,
+						 T4R_SITE_LAYER(li, T4R_LSITE_FFN2));
+			}
+		}
+	}
+	{
+		size_t		tot = rows * f;
+
+		if (pd > 0)
+			for (size_t i = 0; i < tot; i++)
+				A->h1[i] = t4r_hardswish(A->f1[i]) * A->m1[i];
+		else
+			for (size_t i = 0; i < tot; i++)
+				A->h1[i] = t4r_hardswish(A->f1[i]);
+	}
+	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 0, A->b, d);
+	for (size_t r = 0; r < rows; r++)
+	{
+		t4r_real   *b = A->b + r * d;
+		const t4r_real *hh = A->hh + r * d;
+
+		for (int c = 0; c < d; c++)
+		{
+			t4r_real	v = b[c] + P->fc2_b[c];
+
+			if (pd > 0)
+				v *= A->m2[r * d + c];
+			b[c] = v + hh[c];
+		}
+		t4r_layernorm_fwd(b, d, P->fln_w, P->fln_b, 1e-12, A->F + r * d,
+						  &A->b_mu[r], &A->b_rs[r]);
+	}
+}
+
+int
+t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
+			   uint64_t step)
+{
+	const t4r_dims *D = &w->D;
+	const t4r_config *cfg = &w->m->cfg;
+	const t4r_pview *pv = &w->pv;
+	int			d = D->d,
+				L = D->L,
+				H = D->H;
+	size_t		M = 0;
+	double		pd;
+
+	if (S < 1 || S > w->Smax)
+		return T4R_EINVAL;
+	if (training && !w->train)
+		return T4R_EINVAL;
+	for (int s = 0; s < S; s++)
+	{
+		int			n = smp[s].n;
+		int			nn,
+					start;
+
+		if (n < 1 || smp[s].items == NULL || (D->is_time && smp[s].ts == NULL))
+			return T4R_EINVAL;
+		nn = n > L ? L : n;
+		start = n - nn;
+		w->n[s] = nn;
+		w->off[s] = M;
+		for (int l = 0; l < nn; l++)
+		{
+			int32_t		it = smp[s].items[start + l];
+
+			if (it < 0 || it >= D->V)
+				return T4R_EINVAL;
+			w->items[M + l] = it;
+		}
+		M += nn;
+	}
+	w->S = S;
+	w->M = M;
+	w->training = training;
+	pd = training ? cfg->dropout_prob : 0;
+
+	/* 1. embedding, dropout, in_layer_norm */
+	for (size_t r = 0; r < M; r++)
+		memcpy(w->emb + r * d, pv->emb + (size_t) w->items[r] * d, sizeof(t4r_real) * d);
+	if (pd > 0)
+	{
+		for (int s = 0; s < S; s++)
+			mask_gen(w->memb + w->off[s] * d, (size_t) w->n[s] * d, pd, cfg, step, idx0 + s,
+					 T4R_SITE_EMB);
+		for (size_t i = 0; i < M * d; i++)
+			w->emb[i] *= w->memb[i];
+	}
+	for (size_t r = 0; r < M; r++)
+		t4r_layernorm_fwd(w->emb + r * d, d, pv->in_ln_w, pv->in_ln_b, cfg->norm_eps,
+						  w->la[0].U + r * d, &w->e_mu[r], &w->e_rs[r]);
+
+	/* 2. time features */
+	if (D->is_time)
+	{
+		for (int s = 0; s < S; s++)
+		{
+			int			n = w->n[s];
+			int			start = smp[s].n - n;
+			const double *ts = smp[s].ts + start;
+			t4r_real   *td = w->td + (size_t) s * L;
+			t4r_real   *T = w->la[0].T + (size_t) s * H * L;
+
+			td[0] = 0;
+			for (int l = 1; l < L; l++)
+			{
+				double		a = l < n ? ts[l] : 0,
+							b = l - 1 < n ? ts[l - 1] : 0;
+
+				td[l] = (t4r_real) (a - b);
+			}
+			if (pd > 0)
+			{
+				/* T's first row as a temporary for the mask */
+				mask_gen(T, L, pd, cfg, step, idx0 + s, T4R_SITE_TD);
+				for (int l = 0; l < L; l++)
+					td[l] *= T[l];
+			}
+			t4r_layernorm_fwd(td, L, pv->tln_w, pv->tln_b, cfg->norm_eps, T,
+							  &w->t_mu[s], &w->t_rs[s]);
+			for (int h = 1; h < H; h++)
+				memcpy(T + (size_t) h * L, T, sizeof(t4r_real) * L);
+		}
+	}
+
+	/* 3. layers */
+	for (int li = 0; li < D->layers; li++)
+		layer_fwd(w, li, step, idx0);
+	return T4R_OK;
+}
+
+void
+t4r_ws_scores(t4r_ws *w, t4r_real *scores)
+{
+	const t4r_dims *D = &w->D;
+
+	t4r_gemm(0, 1, w->S, D->V, D->d, 1, w->hidden, D->d, w->pv.emb, D->d, 0, scores, D->V);
+}
+
+/* ------------------------------------------------------------------ */
+/* backward                                                            */
+/* ------------------------------------------------------------------ */
+
+/* dF: [rows, d] gradient of the layer output; writes dU [M, d] (gradient of
+ * the layer input); dTn: gradient of T_new (NULL for the last layer);
+ * dT: gradient of T (written) */
+static void
+layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *dU,
+		  const t4r_real *dTn, t4r_real *dT)
+{
+	const t4r_dims *D = &w->D;
+	const t4r_config *cfg = &w->m->cfg;
+	const t4r_lparams *P = &w->pv.l[li];
+	const t4r_lparams *GP = &g->l[li];
+	t4r_lact   *A = &w->la[li];
+	int			last = (li == D->layers - 1);
+	int			S = w->S;
+	size_t		M = w->M;
+	size_t		rows = last ? (size_t) S : M;
+	int			d = D->d,
+				Di = D->Di,
+				C = D->conv_dim,
+				H = D->H,
+				L = D->L,
+				K = D->K,
+				N = D->N,
+				f = D->ffn_dim,
+				in_dim = D->in_dim;
+	int			dtc = 2 * Di + 2 * N;
+	double		pd = w->training ? cfg->dropout_prob : 0;
+	double		ptd = w->training ? cfg->time_dropout : 0;
+	int			residual = D->layers > 1;
+	t4r_real   *convT = w->convT;
+	t4r_real   *Aneg = w->convT + (size_t) K * C;
+
+	/* recompute the per-layer small parameters (forward of later layers
+	 * overwrote them) */
+	for (int c = 0; c < C; c++)
+		for (int k = 0; k < K; k++)
+			convT[(size_t) k * C + c] = P->conv_w[(size_t) c * K + k];
+	for (int h = 0; h < H; h++)
+		Aneg[h] = (t4r_real) (-exp((double) P->A_log[h]));
+
+	/* FFN layer norm */
+	for (size_t r = 0; r < rows; r++)
+		t4r_layernorm_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
+						  w->db + r * d, GP->fln_w, GP->fln_b);
+	/* fc2 (after its dropout) */
+	if (pd > 0)
+		for (size_t i = 0; i < rows * d; i++)
+			w->df2[i] = w->db[i] * A->m2[i];
+	else
+		memcpy(w->df2, w->db, sizeof(t4r_real) * rows * d);
+	t4r_gemm(1, 0, d, f, (int) rows, 1, w->df2, d, A->h1, f, 1, GP->fc2_w, f);
+	colsum_add(w->df2, rows, d, d, GP->fc2_b);
+	t4r_gemm(0, 0, (int) rows, f, d, 1, w->df2, d, P->fc2_w, f, 0, w->dh1, f);
+	/* dropout + hardswish */
+	if (pd > 0)
+		for (size_t i = 0; i < rows * f; i++)
+			w->dh1[i] *= A->m1[i] * t4r_dhardswish(A->f1[i]);
+	else
+		for (size_t i = 0; i < rows * f; i++)
+			w->dh1[i] *= t4r_dhardswish(A->f1[i]);
+	/* fc1 */
+	t4r_gemm(1, 0, f, d, (int) rows, 1, w->dh1, f, A->hh, d, 1, GP->fc1_w, d);
+	colsum_add(w->dh1, rows, f, f, GP->fc1_b);
+	t4r_gemm(0, 0, (int) rows, d, f, 1, w->dh1, f, P->fc1_w, d, 0, w->dhh, d);
+	for (size_t i = 0; i < rows * d; i++)
+		w->dhh[i] += w->db[i];
+	/* residual layer norm */
+	for (size_t r = 0; r < rows; r++)
+		t4r_layernorm_bwd(A->a + r * d, w->dhh + r * d, d, P->ln_w, A->a_mu[r], A->a_rs[r],
+						  w->da + r * d, GP->ln_w, GP->ln_b);
+	/* dropout of o, out_proj */
+	if (pd > 0)
+		for (size_t i = 0; i < rows * d; i++)
+			w->dob[i] = w->da[i] * A->mo[i];
+	else
+		memcpy(w->dob, w->da, sizeof(t4r_real) * rows * d);
+	t4r_gemm(1, 0, d, Di, (int) rows, 1, w->dob, d, A->yn, Di, 1, GP->out_w, Di);
+	colsum_add(w->dob, rows, d, d, GP->out_b);
+	t4r_gemm(0, 0, (int) rows, Di, d, 1, w->dob, d, P->out_w, Di, 0, w->dyn, Di);
+
+	/* gated RMS norm -> dy, dz */
+	if (last)
+		for (size_t r = 0; r < M; r++)
+			memset(w->dzxd + r * in_dim, 0, sizeof(t4r_real) * Di);
+	for (size_t r = 0; r < rows; r++)
+	{
+		size_t		gr = out_row(w, last, r);
+		const t4r_real *z = A->zxd + gr * in_dim;
+		const t4r_real *y = A->y + r * Di;
+		const t4r_real *dyn = w->dyn + r * Di;
+		t4r_real   *dy = w->dy + r * Di;
+		t4r_real   *dz = w->dzxd + gr * in_dim;
+		double		rs = A->rrs[r];
+		double		dot = 0;
+		double		k2;
+
+		for (int c = 0; c < Di; c++)
+		{
+			double		gg = (double) y[c] * t4r_silu(z[c]);
+
+			GP->norm_w[c] += (t4r_real) (dyn[c] * gg * rs);
+			dot += (double) dyn[c] * P->norm_w[c] * gg;
+		}
+		k2 = rs * rs * rs * dot / Di;
+		for (int c = 0; c < Di; c++)
+		{
+			double		sz = t4r_silu(z[c]);
+			double		gg = (double) y[c] * sz;
+			double		dg = rs * dyn[c] * P->norm_w[c] - k2 * gg;
+
+			dy[c] = (t4r_real) (dg * sz);
+			dz[c] = (t4r_real) (dg * y[c] * t4r_dsilu(z[c]));
+		}
+	}
+
+	/* SSD */
+	memset(w->dA, 0, sizeof(t4r_real) * H);
+	for (int s = 0; s < S; s++)
+	{
+		size_t		off = w->off[s];
+		const t4r_real *x = A->xbc + off * C;
+		t4r_real   *dx = w->dxbc + off * C;
+
+		t4r_ssd_bwd(w->n[s], H, D->P, N, cfg->chunk_size, x, C, x + Di, x + Di + N, C,
+					A->delta + off * H, Aneg, P->D, last,
+					last ? w->dy + (size_t) s * Di : w->dy + off * Di, Di,
+					dx, dx + Di, dx + Di + N, w->ddelta + off * H, w->dA, GP->D, w->ssd_ws);
+	}
+	for (int h = 0; h < H; h++)
+		GP->A_log[h] += w->dA[h] * Aneg[h];
+
+	/* delta = softplus(dt * tdt + dt_bias) */
+	for (int s = 0; s < S; s++)
+	{
+		size_t		off = w->off[s];
+		int			n = w->n[s];
+
+		for (int l = 0; l < n; l++)
+		{
+			const t4r_real *dt = A->zxd + (off + l) * in_dim + dtc;
+			t4r_real   *ddt = w->dzxd + (off + l) * in_dim + dtc;
+			const t4r_real *dd = w->ddelta + (off + l) * H;
+
+			for (int h = 0; h < H; h++)
+			{
+				t4r_real	tf = D->is_time ? A->tdt[((size_t) s * H + h) * L + l] : 1;
+				t4r_real	gp = dd[h] * t4r_dsoftplus(dt[h] * tf + P->dt_bias[h]);
+
+				GP->dt_bias[h] += gp;
+				ddt[h] = gp * tf;
+				if (D->is_time)
+					w->dtdt[((size_t) s * H + h) * L + l] = gp * dt[h];
+			}
+		}
+		if (D->is_time)
+			for (int h = 0; h < H; h++)
+				for (int l = n; l < L; l++)
+					w->dtdt[((size_t) s * H + h) * L + l] = 0;
+	}
+
+	/* conv + hardswish */
+	memset(w->dconvT, 0, sizeof(t4r_real) * K * C);
+	for (int s = 0; s < S; s++)
+	{
+		size_t		off = w->off[s];
+		int			n = w->n[s];
+
+		for (int l = 0; l < n; l++)
+		{
+			t4r_real   *restrict dc = w->dxbc + (off + l) * C;
+			const t4r_real *restrict cp = A->cpre + (off + l) * C;
+
+			for (int c = 0; c < C; c++)
+				dc[c] *= t4r_dhardswish(cp[c]);
+			memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
+			colsum_add(dc, 1, C, C, GP->conv_b);
+		}
+		for (int l = 0; l < n; l++)
+		{
+			const t4r_real *restrict dc = w->dxbc + (off + l) * C;
+
+			for (int k = 0; k < K; k++)
+			{
+				int			j = l - (K - 1) + k;
+				t4r_real   *restrict dv;
+				const t4r_real *restrict v;
+				const t4r_real *restrict wk = convT + (size_t) k * C;
+				t4r_real   *restrict dwk = w->dconvT + (size_t) k * C;
+
+				if (j < 0)
+					continue;
+				dv = w->dzxd + (off + j) * in_dim + Di;
+				v = A->zxd + (off + j) * in_dim + Di;
+				for (int c = 0; c < C; c++)
+				{
+					dv[c] += dc[c] * wk[c];
+					dwk[c] += dc[c] * v[c];
+				}
+			}
+		}
+	}
+	for (int c = 0; c < C; c++)
+		for (int k = 0; k < K; k++)
+			GP->conv_w[(size_t) c * K + k] += w->dconvT[(size_t) k * C + c];
+
+	/* time path */
+	if (D->is_time)
+	{
+		const t4r_real *mm = ptd > 0 ? A->mmlp : NULL;
+		const t4r_real *mg = (ptd > 0 && !last) ? A->mgate : NULL;
+
+		t4r_time_bwd(&P->tp, &GP->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
+					 A->tcache, w->dtdt, last ? NULL : dTn, dT, w->tscratch);
+	}
+
+	/* in_proj */
+	t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
+	colsum_add(w->dzxd, M, in_dim, in_dim, GP->in_b);
+	t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
+	if (residual)
+		for (size_t r = 0; r < rows; r++)
+		{
+			t4r_real   *du = dU + out_row(w, last, r) * d;
+			const t4r_real *da = w->da + r * d;
+
+			for (int c = 0; c < d; c++)
+				du[c] += da[c];
+		}
+}
+
+int
+t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
+				double *loss_sum)
+{
+	const t4r_dims *D = &w->D;
+	const t4r_config *cfg = &w->m->cfg;
+	const t4r_pview *pv = &w->pv;
+	int			S = w->S,
+				V = D->V,
+				d = D->d,
+				L = D->L,
+				H = D->H;
+	size_t		M = w->M;
+	double		lsum = 0;
+	t4r_real   *dF,
+			   *dU;
+	t4r_real   *dTn = NULL,
+			   *dT;
+	double		pd = w->training ? cfg->dropout_prob : 0;
+
+	if (!w->train)
+		return T4R_EINVAL;
+	for (int s = 0; s < S; s++)
+		if (smp[s].target < 0 || smp[s].target >= V)
+			return T4R_EINVAL;
+
+	/* scores and fused softmax / cross-entropy */
+	t4r_ws_scores(w, w->logits);
+	for (int s = 0; s < S; s++)
+	{
+		t4r_real   *lg = w->logits + (size_t) s * V;
+		t4r_real	mx = lg[0];
+		double		sum = 0;
+		int			tg = smp[s].target;
+		t4r_real	tl = lg[tg];
+		t4r_real	inv;
+
+		for (int v = 1; v < V; v++)
+			mx = lg[v] > mx ? lg[v] : mx;
+		for (int v = 0; v < V; v++)
+		{
+			t4r_real	e = (t4r_real) exp((double) (lg[v] - mx));
+
+			lg[v] = e;
+			sum += e;
+		}
+		lsum += log(sum) + mx - tl;
+		inv = (t4r_real) (scale / sum);
+		for (int v = 0; v < V; v++)
+			lg[v] *= inv;
+		lg[tg] -= (t4r_real) scale;
+	}
+	*loss_sum = lsum;
+	/* dE += dlogits^T hidden; dhidden = dlogits E */
+	t4r_gemm(1, 0, V, d, S, 1, w->logits, V, w->hidden, d, 1, g->emb, d);
+	dF = w->dU0;
+	t4r_gemm(0, 0, S, d, V, 1, w->logits, V, pv->emb, d, 0, dF, d);
+
+	/* layers, last first */
+	dU = w->dU1;
+	dT = w->dT0;
+	for (int li = D->layers - 1; li >= 0; li--)
+	{
+		t4r_real   *tmp;
+
+		layer_bwd(w, li, g, dF, dU, dTn, dT);
+		tmp = dF;
+		dF = dU;
+		dU = tmp;
+		if (D->is_time)
+		{
+			dTn = dT;
+			dT = (dT == w->dT0) ? w->dT1 : w->dT0;
+		}
+	}
+	/* dF = gradient of the first layer's input X: in_layer_norm, dropout,
+	 * embedding (row 0 gets nothing from the lookup) */
+	for (size_t r = 0; r < M; r++)
+	{
+		t4r_real   *dx = dF + r * d;
+		int32_t		it = w->items[r];
+
+		t4r_layernorm_bwd(w->emb + r * d, dx, d, pv->in_ln_w, w->e_mu[r], w->e_rs[r], dx,
+						  g->in_ln_w, g->in_ln_b);
+		if (it != 0)
+		{
+			t4r_real   *ge = g->emb + (size_t) it * d;
+
+			if (pd > 0)
+			{
+				const t4r_real *mk = w->memb + r * d;
+
+				for (int c = 0; c < d; c++)
+					ge[c] += dx[c] * mk[c];
+			}
+			else
+				for (int c = 0; c < d; c++)
+					ge[c] += dx[c];
+		}
+	}
+	/* time features: sum over heads, layer_norm_time */
+	if (D->is_time)
+	{
+		for (int s = 0; s < S; s++)
+		{
+			const t4r_real *dTs = dTn + (size_t) s * H * L;
+
+			for (int l = 0; l < L; l++)
+			{
+				t4r_real	acc = 0;
+
+				for (int h = 0; h < H; h++)
+					acc += dTs[(size_t) h * L + l];
+				w->dtsum[l] = acc;
+			}
+			t4r_layernorm_bwd(w->td + (size_t) s * L, w->dtsum, L, pv->tln_w, w->t_mu[s],
+							  w->t_rs[s], w->dtmp, g->tln_w, g->tln_b);
+		}
+	}
+	return T4R_OK;
+}
