@@ -1,0 +1,353 @@
+/*
+ * config_json.c - configuration <-> JSON.
+ *
+ * t4r_config_to_json writes the model option keys and "preset" as one JSON
+ * object with sorted keys and native types, in the same form Python's
+ * json.dumps(..., sort_keys=True) gives (", " and ": " separators, reals in
+ * their shortest round-trip form, always with a '.' or an exponent).
+ *
+ * t4r_config_from_json parses strictly with jansson (duplicates rejected,
+ * exactly the given bytes, an object required), applies "preset" first and
+ * every other key through t4r_config_set, then validates.
+ */
+#include "tim4rec.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+set_err(char *err, size_t errlen, const char *fmt,...)
+{
+	va_list		ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
+/* writing                                                             */
+/* ------------------------------------------------------------------ */
+
+typedef struct sbuf
+{
+	char	   *p;
+	size_t		len,
+				cap;
+	int			failed;
+} sbuf;
+
+static void
+sb_put(sbuf *b, const char *s, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap)
+	{
+		size_t		ncap = b->cap ? b->cap : 256;
+		char	   *np;
+
+		while (b->len + n + 1 > ncap)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (np == NULL)
+		{
+			b->failed = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(sbuf *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+/* a JSON string literal */
+static void
+sb_jstr(sbuf *b, const char *s)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	char		tmp[8];
+
+	sb_put(b, "\"", 1);
+	for (; *u; u++)
+	{
+		if (*u == '"' || *u == '\\')
+		{
+			tmp[0] = '\\';
+			tmp[1] = (char) *u;
+			sb_put(b, tmp, 2);
+		}
+		else if (*u < 0x20)
+		{
+			snprintf(tmp, sizeof(tmp), "\\u%04x", *u);
+			sb_put(b, tmp, 6);
+		}
+		else
+			sb_put(b, (const char *) u, 1);
+	}
+	sb_put(b, "\"", 1);
+}
+
+/* shortest "%.Ng" that reads back to exactly v, with ".0" added when the
+ * text would otherwise look like an integer (as Python's repr does) */
+static int
+fmt_real(char *out, size_t outlen, double v)
+{
+	int			prec;
+
+	if (!isfinite(v))
+		return -1;
+	for (prec = 1; prec <= 17; prec++)
+	{
+		snprintf(out, outlen, "%.*g", prec, v);
+		if (strtod(out, NULL) == v)
+			break;
+	}
+	if (strpbrk(out, ".eEn") == NULL)
+	{
+		size_t		l = strlen(out);
+
+		if (l + 3 <= outlen)
+			memcpy(out + l, ".0", 3);
+	}
+	return 0;
+}
+
+static void
+kv_int(sbuf *b, const char *key, long long v, int *first)
+{
+	char		tmp[32];
+
+	if (!*first)
+		sb_str(b, ", ");
+	*first = 0;
+	sb_jstr(b, key);
+	snprintf(tmp, sizeof(tmp), ": %lld", v);
+	sb_str(b, tmp);
+}
+
+static int
+kv_real(sbuf *b, const char *key, double v, int *first)
+{
+	char		tmp[40];
+
+	if (fmt_real(tmp, sizeof(tmp), v) != 0)
+		return -1;
+	if (!*first)
+		sb_str(b, ", ");
+	*first = 0;
+	sb_jstr(b, key);
+	sb_str(b, ": ");
+	sb_str(b, tmp);
+	return 0;
+}
+
+static void
+kv_bool(sbuf *b, const char *key, int v, int *first)
+{
+	if (!*first)
+		sb_str(b, ", ");
+	*first = 0;
+	sb_jstr(b, key);
+	sb_str(b, v ? ": true" : ": false");
+}
+
+char *
+t4r_config_to_json(const t4r_config *c)
+{
+	sbuf		b = {0};
+	int			first = 1;
+	int			bad = 0;
+	char		preset[sizeof(c->preset) + 1];
+
+	if (c == NULL)
+		return NULL;
+	/* preset may not be NUL-terminated if someone filled it by hand */
+	memcpy(preset, c->preset, sizeof(c->preset));
+	preset[sizeof(c->preset)] = '\0';
+
+	/* keys in sorted (byte) order */
+	sb_str(&b, "{");
+	kv_int(&b, "chunk_size", c->chunk_size, &first);
+	kv_int(&b, "d_conv", c->d_conv, &first);
+	kv_int(&b, "d_state", c->d_state, &first);
+	bad |= kv_real(&b, "dropout_prob", c->dropout_prob, &first);
+	kv_int(&b, "expand", c->expand, &first);
+	kv_int(&b, "head_dim", c->head_dim, &first);
+	kv_int(&b, "hidden_size", c->hidden_size, &first);
+	kv_bool(&b, "is_time", c->is_time, &first);
+	kv_bool(&b, "kaiming_init", c->kaiming_init, &first);
+	kv_int(&b, "max_seq_len", c->max_seq_len, &first);
+	bad |= kv_real(&b, "norm_eps", c->norm_eps, &first);
+	kv_int(&b, "num_layers", c->num_layers, &first);
+	kv_bool(&b, "p2p_residual", c->p2p_residual, &first);
+	if (!first)
+		sb_str(&b, ", ");
+	sb_jstr(&b, "preset");
+	sb_str(&b, ": ");
+	sb_jstr(&b, preset[0] ? preset : "movielens");
+	bad |= kv_real(&b, "time_dropout", c->time_dropout, &first);
+	sb_str(&b, "}");
+
+	if (b.failed || bad)
+	{
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* ------------------------------------------------------------------ */
+/* reading                                                             */
+/* ------------------------------------------------------------------ */
+
+static int
+known_key(const char *key)
+{
+	const char *const *k = t4r_config_keys();
+
+	for (; k != NULL && *k != NULL; k++)
+		if (strcmp(*k, key) == 0)
+			return 1;
+	return 0;
+}
+
+int
+t4r_config_from_json(t4r_config *c, const char *json, size_t len,
+					 char *err, size_t errlen)
+{
+	json_t	   *root;
+	json_error_t jerr;
+	json_t	   *v;
+	const char *key;
+	t4r_config	work;
+	int			rc;
+	int			n_items;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (c == NULL || (json == NULL && len > 0))
+	{
+		set_err(err, errlen, "config JSON: NULL argument");
+		return T4R_EINVAL;
+	}
+	if (json == NULL || len == 0)
+	{
+		set_err(err, errlen, "config JSON: empty input");
+		return T4R_EFORMAT;
+	}
+	if (memchr(json, '\0', len) != NULL)
+	{
+		set_err(err, errlen, "config JSON: embedded NUL byte");
+		return T4R_EFORMAT;
+	}
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+	{
+		set_err(err, errlen, "config JSON: %s (line %d, column %d)",
+				jerr.text, jerr.line, jerr.column);
+		return T4R_EFORMAT;
+	}
+	if (!json_is_object(root))
+	{
+		set_err(err, errlen, "config JSON: expected an object");
+		json_decref(root);
+		return T4R_EFORMAT;
+	}
+
+	work = *c;
+	n_items = c->n_items;
+
+	/* the preset first: it resets every other option */
+	v = json_object_get(root, "preset");
+	if (v != NULL)
+	{
+		if (!json_is_string(v))
+		{
+			set_err(err, errlen, "config JSON: \"preset\" must be a string");
+			json_decref(root);
+			return T4R_EINVAL;
+		}
+		rc = t4r_config_set(&work, "preset", json_string_value(v), err, errlen);
+		if (rc != T4R_OK)
+		{
+			json_decref(root);
+			return rc;
+		}
+		work.n_items = n_items;
+	}
+
+	json_object_foreach(root, key, v)
+	{
+		char		text[64];
+		const char *val = text;
+
+		if (strcmp(key, "preset") == 0)
+			continue;
+		if (!known_key(key))
+		{
+			set_err(err, errlen, "config JSON: unknown key \"%.64s\" (valid keys: %s)",
+					key, t4r_config_keys_joined());
+			json_decref(root);
+			return T4R_EINVAL;
+		}
+		switch (json_typeof(v))
+		{
+			case JSON_INTEGER:
+				snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
+						 json_integer_value(v));
+				break;
+			case JSON_REAL:
+				snprintf(text, sizeof(text), "%.17g", json_real_value(v));
+				break;
+			case JSON_TRUE:
+				val = "true";
+				break;
+			case JSON_FALSE:
+				val = "false";
+				break;
+			case JSON_STRING:
+				val = json_string_value(v);
+				break;
+			default:
+				set_err(err, errlen,
+						"config JSON: key \"%s\" must be a number, a boolean or a string",
+						key);
+				json_decref(root);
+				return T4R_EINVAL;
+		}
+		rc = t4r_config_set(&work, key, val, err, errlen);
+		if (rc != T4R_OK)
+		{
+			if (err && errlen && err[0] == '\0')
+				set_err(err, errlen, "config JSON: bad value for \"%s\"", key);
+			json_decref(root);
+			return rc;
+		}
+	}
+	json_decref(root);
+
+	rc = t4r_config_validate(&work, err, errlen);
+	if (rc != T4R_OK)
+	{
+		if (err && errlen && err[0] == '\0')
+			set_err(err, errlen, "config JSON: invalid configuration");
+		return rc;
+	}
+	*c = work;
+	return T4R_OK;
+}
