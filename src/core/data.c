@@ -31,15 +31,6 @@
 #include "tim4rec.h"
 #include "ops.h"
 
-/*
- * The trainer and inference live in model.c.  Weak references keep this file
- * linkable into test binaries while that module is absent (early tree); the
- * entry points below then fail with T4R_EINVAL instead of crashing.
- */
-#pragma weak t4r_trainer_create
-#pragma weak t4r_trainer_free
-#pragma weak t4r_trainer_step
-#pragma weak t4r_infer_batch
 
 static void
 set_err(char *err, size_t errlen, const char *fmt,...)
@@ -735,8 +726,6 @@ t4r_evaluate(const t4r_model *m, const t4r_dataset *ds, int split,
 	V = ds->n_items;
 	if (m != NULL && m->cfg.n_items != V)
 		return T4R_EMISMATCH;
-	if (m != NULL && t4r_infer_batch == NULL)
-		return T4R_EINVAL;		/* inference not linked in */
 	for (int64_t u = 0; u < ds->n_users; u++)
 		if (ds->seq_off[u + 1] - ds->seq_off[u] >= 3)
 			nusers++;
@@ -939,12 +928,6 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	{
 		rc = T4R_ENOMEM;
 		set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
-		goto done;
-	}
-	if (t4r_trainer_create == NULL || t4r_trainer_step == NULL || t4r_trainer_free == NULL)
-	{
-		rc = T4R_EINVAL;
-		set_err(err, errlen, "the trainer is not linked into this build");
 		goto done;
 	}
 	rc = t4r_trainer_create(m, &o.train, &tr, err, errlen);

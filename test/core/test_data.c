@@ -1,0 +1,1049 @@
+/*
+ * test_data.c - the data protocol (src/core/data.c): dataset building
+ * (iterative filter, ordering, leave-one-out), metrics against a plain
+ * brute-force computation, top-k against a full sort, the most-popular
+ * baseline by hand, and (when the model is linked) evaluation of a model and
+ * the fitting loop's bookkeeping.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tim4rec.h"
+#include "ops.h"
+#include "tap.h"
+
+/* a growable list of interactions */
+typedef struct ilist
+{
+	size_t		n,
+				cap;
+	int64_t    *u,
+			   *i,
+			   *o;
+	double	   *t;
+} ilist;
+
+static void
+il_add(ilist *l, int64_t u, int64_t i, double t, int64_t o)
+{
+	if (l->n == l->cap)
+	{
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->u = realloc(l->u, l->cap * sizeof(int64_t));
+		l->i = realloc(l->i, l->cap * sizeof(int64_t));
+		l->o = realloc(l->o, l->cap * sizeof(int64_t));
+		l->t = realloc(l->t, l->cap * sizeof(double));
+	}
+	l->u[l->n] = u;
+	l->i[l->n] = i;
+	l->t[l->n] = t;
+	l->o[l->n] = o;
+	l->n++;
+}
+
+static void
+il_free(ilist *l)
+{
+	free(l->u);
+	free(l->i);
+	free(l->o);
+	free(l->t);
+	memset(l, 0, sizeof(*l));
+}
+
+static int64_t
+user_index(const t4r_dataset *ds, int64_t ext)
+{
+	for (int64_t u = 0; u < ds->n_users; u++)
+		if (ds->user_ids[u] == ext)
+			return u;
+	return -1;
+}
+
+static int
+row_of(const t4r_dataset *ds, int64_t ext)
+{
+	for (int r = 1; r < ds->n_items; r++)
+		if (ds->item_ids[r] == ext)
+			return r;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* filter                                                              */
+/* ------------------------------------------------------------------ */
+static void
+test_filter_chain(void)
+{
+	ilist		l = {0};
+	t4r_dataset *ds = NULL;
+	char		err[256] = "";
+	int			rc,
+				ok;
+	double		t = 1000;
+
+	/* core: users 101..105 x items 1..5 (a stable 5-core).  Around it a
+	 * chain that needs four rounds of a round-by-round filter:
+	 *   round 1: user 107 (4 interactions) and item 6 (4) go;
+	 *   round 2: item 7 (users 107, 101..103, 108) and user 106 (items 6,
+	 *            1..4) drop to 4 and go;
+	 *   round 3: user 108 (items 1, 2, 4, 7, 8) drops to 4 and goes;
+	 *   round 4: item 8 (users 108, 101..104) drops to 4 and goes. */
+	for (int u = 101; u <= 105; u++)
+		for (int i = 1; i <= 5; i++)
+			il_add(&l, u, i, t++, 0);
+	il_add(&l, 107, 1, t++, 0);
+	il_add(&l, 107, 2, t++, 0);
+	il_add(&l, 107, 3, t++, 0);
+	il_add(&l, 107, 7, t++, 0);
+	for (int u = 101; u <= 103; u++)
+		il_add(&l, u, 7, t++, 0);
+	il_add(&l, 108, 1, t++, 0);
+	il_add(&l, 108, 2, t++, 0);
+	il_add(&l, 108, 7, t++, 0);
+	il_add(&l, 108, 8, t++, 0);
+	il_add(&l, 108, 4, t++, 0);
+	for (int u = 101; u <= 104; u++)
+		il_add(&l, u, 8, t++, 0);
+	for (int u = 101; u <= 103; u++)
+		il_add(&l, u, 6, t++, 0);
+	il_add(&l, 106, 6, t++, 0);
+	for (int i = 1; i <= 4; i++)
+		il_add(&l, 106, i, t++, 0);
+
+	rc = t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 5, 5, &ds, err, sizeof(err));
+	tap_ok(rc == T4R_OK, "chain filter builds (%s)", rc ? err : "ok");
+	if (rc != T4R_OK)
+	{
+		il_free(&l);
+		return;
+	}
+	ok = ds->n_users == 5 && ds->n_items == 6 && ds->n_interactions == 25;
+	tap_ok(ok, "chain filter: 5 users, items 1..5 remain (got %lld users, V=%d, %zu interactions)",
+		   (long long) ds->n_users, ds->n_items, ds->n_interactions);
+	ok = 1;
+	for (int u = 0; u < 5 && u < ds->n_users; u++)
+		ok &= ds->user_ids[u] == 101 + u;
+	for (int r = 1; r < 6 && r < ds->n_items; r++)
+		ok &= ds->item_ids[r] == r;
+	ok &= ds->item_ids[0] == 0;
+	tap_ok(ok, "chain filter: users 101..105 ascending, rows 1..5 = items 1..5");
+	t4r_dataset_free(ds);
+
+	/* with thresholds 4 nothing goes */
+	rc = t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 4, 4, &ds, err, sizeof(err));
+	ok = rc == T4R_OK && ds->n_users == 8 && ds->n_items == 9 && ds->n_interactions == l.n;
+	tap_ok(ok, "thresholds 4: all 8 users and 8 items remain (got %lld users, V=%d)",
+		   rc ? -1LL : (long long) ds->n_users, rc ? -1 : ds->n_items);
+	if (rc == T4R_OK)
+		t4r_dataset_free(ds);
+
+	/* thresholds that remove everything */
+	err[0] = 0;
+	rc = t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 6, 6, &ds, err, sizeof(err));
+	tap_ok(rc == T4R_EDATA && ds == NULL && strstr(err, "0 users") && strstr(err, "0 items"),
+		   "6-core of the chain is empty: T4R_EDATA with counts (%s)", err);
+	il_free(&l);
+}
+
+/* plain iterative filter, round by round, over alive flags */
+static void
+naive_filter(const ilist *l, int mu, int mi, uint8_t *alive)
+{
+	int			changed = 1;
+
+	for (size_t k = 0; k < l->n; k++)
+		alive[k] = 1;
+	while (changed)
+	{
+		changed = 0;
+		for (size_t k = 0; k < l->n; k++)
+		{
+			int			cu = 0,
+						ci = 0;
+
+			if (!alive[k])
+				continue;
+			for (size_t j = 0; j < l->n; j++)
+				if (alive[j])
+				{
+					cu += l->u[j] == l->u[k];
+					ci += l->i[j] == l->i[k];
+				}
+			if (cu < mu || ci < mi)
+			{
+				/* remove all of this user's or item's interactions at once
+				 * would also be fine; removing one at a time converges to
+				 * the same fixed point, but do it per entity for clarity */
+				for (size_t j = 0; j < l->n; j++)
+					if ((cu < mu && l->u[j] == l->u[k]) || (ci < mi && l->i[j] == l->i[k]))
+						alive[j] = 0;
+				changed = 1;
+			}
+		}
+	}
+}
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+	int64_t		x = *(const int64_t *) a,
+				y = *(const int64_t *) b;
+
+	return x < y ? -1 : (x > y);
+}
+
+/* random data: the dataset must equal the naive filter + a plain sort */
+static void
+test_filter_random(void)
+{
+	int			all_ok = 1;
+
+	for (int trial = 0; trial < 40; trial++)
+	{
+		t4r_rng		r;
+		ilist		l = {0};
+		uint8_t    *alive;
+		int			mu = 1 + trial % 6,
+					mi = 1 + (trial / 6) % 6;
+		int			nusers = 5 + trial % 13,
+					nitems = 4 + trial % 11;
+		t4r_dataset *ds = NULL;
+		char		err[256];
+		int			rc;
+		int64_t    *eu,
+				   *ei;
+		size_t		neu = 0,
+					nei = 0,
+					nalive = 0;
+		int			ok = 1;
+		int			use_order = trial & 1;
+
+		t4r_rng_seed(&r, 1000 + trial);
+		{
+			int			n = 20 + (int) t4r_rng_below(&r, 200);
+
+			for (int k = 0; k < n; k++)
+			{
+				/* ids spread over negative and large values; few distinct
+				 * timestamps so ties are common */
+				int64_t		u = ((int64_t) t4r_rng_below(&r, nusers) - 3) * 7919;
+				int64_t		i = ((int64_t) t4r_rng_below(&r, nitems) - 2) * 1000003LL;
+				double		ts = (double) t4r_rng_below(&r, 6);
+
+				il_add(&l, u, i, ts, (int64_t) t4r_rng_below(&r, 3));
+			}
+		}
+		alive = malloc(l.n);
+		naive_filter(&l, mu, mi, alive);
+		eu = malloc(l.n * sizeof(int64_t));
+		ei = malloc(l.n * sizeof(int64_t));
+		for (size_t k = 0; k < l.n; k++)
+			if (alive[k])
+			{
+				eu[neu++] = l.u[k];
+				ei[nei++] = l.i[k];
+				nalive++;
+			}
+		qsort(eu, neu, sizeof(int64_t), cmp_i64);
+		qsort(ei, nei, sizeof(int64_t), cmp_i64);
+		{
+			size_t		a = 0,
+						b = 0;
+
+			for (size_t k = 0; k < neu; k++)
+				if (a == 0 || eu[k] != eu[a - 1])
+					eu[a++] = eu[k];
+			for (size_t k = 0; k < nei; k++)
+				if (b == 0 || ei[k] != ei[b - 1])
+					ei[b++] = ei[k];
+			neu = a;
+			nei = b;
+		}
+		rc = t4r_dataset_build(l.u, l.i, l.t, use_order ? l.o : NULL, l.n, mu, mi, &ds, err, sizeof(err));
+		if (nalive == 0)
+			ok = rc == T4R_EDATA && ds == NULL;
+		else if (rc != T4R_OK)
+			ok = 0;
+		else
+		{
+			int64_t		nts = 0;
+
+			ok &= ds->n_users == (int64_t) neu && ds->n_items == (int32_t) nei + 1 &&
+				ds->n_interactions == nalive;
+			for (size_t k = 0; ok && k < neu; k++)
+				ok &= ds->user_ids[k] == eu[k];
+			for (size_t k = 0; ok && k < nei; k++)
+				ok &= ds->item_ids[k + 1] == ei[k];
+			/* each user's sequence: the alive interactions of that user in
+			 * (ts, order or item, input position) order, selection sort */
+			for (int64_t u = 0; ok && u < ds->n_users; u++)
+			{
+				size_t		m = 0;
+				int64_t		off = ds->seq_off[u];
+				uint8_t    *used = calloc(l.n, 1);
+
+				for (size_t k = 0; k < l.n; k++)
+					m += alive[k] && l.u[k] == ds->user_ids[u];
+				ok &= (int64_t) m == ds->seq_off[u + 1] - off;
+				for (size_t j = 0; ok && j < m; j++)
+				{
+					size_t		best = (size_t) -1;
+
+					for (size_t k = 0; k < l.n; k++)
+					{
+						int64_t		tk,
+									tb;
+
+						if (!alive[k] || used[k] || l.u[k] != ds->user_ids[u])
+							continue;
+						if (best == (size_t) -1)
+						{
+							best = k;
+							continue;
+						}
+						tk = use_order ? l.o[k] : l.i[k];
+						tb = use_order ? l.o[best] : l.i[best];
+						if (l.t[k] < l.t[best] || (l.t[k] == l.t[best] && tk < tb))
+							best = k;
+					}
+					used[best] = 1;
+					ok &= ds->seq_items[off + j] >= 1 && ds->seq_items[off + j] < ds->n_items &&
+						ds->item_ids[ds->seq_items[off + j]] == l.i[best] &&
+						ds->seq_ts[off + j] == l.t[best];
+				}
+				free(used);
+				if (m >= 3)
+					nts += (int64_t) m - 3;
+				else if (m == 2)
+					nts += 1;
+			}
+			ok &= ds->n_train_samples == nts;
+			t4r_dataset_free(ds);
+		}
+		if (!ok)
+			tap_diag("random filter trial %d (min_user %d, min_item %d, n %zu) differs", trial, mu, mi, l.n);
+		all_ok &= ok;
+		free(alive);
+		free(eu);
+		free(ei);
+		il_free(&l);
+	}
+	tap_ok(all_ok, "40 random data sets: users, item rows, per-user order and sample counts equal a naive filter and sort");
+}
+
+/* ------------------------------------------------------------------ */
+/* ordering, leave-one-out, counts                                     */
+/* ------------------------------------------------------------------ */
+static void
+test_order_and_split(void)
+{
+	ilist		l = {0};
+	t4r_dataset *ds = NULL;
+	char		err[256];
+	int			rc,
+				ok;
+
+	/* user 5: equal timestamps in a block; items 30, 10, 20 at t=100 with
+	 * order 1, 3, 2; item 40 at t=50; item 10 again at t=200 order 0 twice
+	 * (a duplicate: input order decides) */
+	il_add(&l, 5, 30, 100, 1);
+	il_add(&l, 5, 10, 100, 3);
+	il_add(&l, 5, 20, 100, 2);
+	il_add(&l, 5, 40, 50, 9);
+	il_add(&l, 5, 10, 200, 0);
+	il_add(&l, 5, 50, 200, 0);
+	/* user 2: 2 interactions (no valid/test with min_user 1) */
+	il_add(&l, 2, 50, 7, 0);
+	il_add(&l, 2, 40, 3, 0);
+	/* user 9: 3 interactions: empty training part... m=3 -> training
+	 * part of 1 item, no training sample, valid and test targets */
+	il_add(&l, 9, 20, 1, 0);
+	il_add(&l, 9, 30, 2, 0);
+	il_add(&l, 9, 40, 3, 0);
+
+	rc = t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 1, 1, &ds, err, sizeof(err));
+	tap_ok(rc == T4R_OK, "small set without filtering builds");
+	if (rc == T4R_OK)
+	{
+		int64_t		u5 = user_index(ds, 5);
+		const int32_t *s = ds->seq_items + ds->seq_off[u5];
+		int			want[6] = {40, 10, 20, 30, 10, 50};
+
+		ok = ds->n_users == 3 && ds->user_ids[0] == 2 && ds->user_ids[1] == 5 && ds->user_ids[2] == 9 &&
+			ds->n_items == 6;
+		tap_ok(ok, "users ascending (2, 5, 9), V = 6");
+		ok = ds->seq_off[u5 + 1] - ds->seq_off[u5] == 6;
+		for (int j = 0; ok && j < 6; j++)
+			ok &= ds->item_ids[s[j]] == want[j];
+		tap_ok(ok, "without order: equal timestamps ordered by item id (40, 10, 20, 30, 10, 50)");
+		/* training parts: user 2: {50?} m=2 -> whole sequence (40, 50);
+		 * user 5: 40, 10, 20, 30; user 9: 20 */
+		ok = ds->item_count[0] == 0 &&
+			ds->item_count[row_of(ds, 10)] == 1 && ds->item_count[row_of(ds, 20)] == 2 &&
+			ds->item_count[row_of(ds, 30)] == 1 && ds->item_count[row_of(ds, 40)] == 2 &&
+			ds->item_count[row_of(ds, 50)] == 1;
+		tap_ok(ok, "item_count counts the training parts only (10:1 20:2 30:1 40:2 50:1)");
+		tap_ok(ds->n_train_samples == 1 + 3 + 0, "n_train_samples = 1 (m=2) + 3 (m=6) + 0 (m=3): %lld",
+			   (long long) ds->n_train_samples);
+		{
+			/* user 2's sequence is in time order: 40 (t=3), 50 (t=7) */
+			int64_t		u2 = user_index(ds, 2);
+			const int32_t *s2 = ds->seq_items + ds->seq_off[u2];
+
+			tap_ok(ds->item_ids[s2[0]] == 40 && ds->item_ids[s2[1]] == 50 &&
+				   ds->seq_ts[ds->seq_off[u2]] == 3, "timestamps order a user's interactions");
+		}
+		t4r_dataset_free(ds);
+	}
+	rc = t4r_dataset_build(l.u, l.i, l.t, l.o, l.n, 1, 1, &ds, err, sizeof(err));
+	if (rc == T4R_OK)
+	{
+		int64_t		u5 = user_index(ds, 5);
+		const int32_t *s = ds->seq_items + ds->seq_off[u5];
+		int			want[6] = {40, 30, 20, 10, 10, 50};
+
+		ok = 1;
+		for (int j = 0; j < 6; j++)
+			ok &= ds->item_ids[s[j]] == want[j];
+		tap_ok(ok, "with order: equal timestamps by order value, then input position (40, 30, 20, 10, 10, 50)");
+		t4r_dataset_free(ds);
+	}
+	else
+		tap_ok(0, "with order: builds");
+	il_free(&l);
+
+	/* most-popular baseline on this set by hand:
+	 * training-part counts: 10:1 20:2 30:1 40:2 50:1 -> rows by (count desc,
+	 * row asc): 20 (row 2) rank 0, 40 (row 4) rank 1, 10 (row 1) rank 2,
+	 * 30 (row 3) rank 3, 50 (row 5) rank 4.
+	 * Users with targets: 5 (valid 10, test 50), 9 (valid 30, test 40). */
+	{
+		ilist		l2 = {0};
+		int			ks[3] = {1, 2, 4};
+		double		hr[3],
+					nd[3],
+					mr[3];
+
+		il_add(&l2, 5, 30, 100, 1);
+		il_add(&l2, 5, 10, 100, 3);
+		il_add(&l2, 5, 20, 100, 2);
+		il_add(&l2, 5, 40, 50, 9);
+		il_add(&l2, 5, 10, 200, 0);
+		il_add(&l2, 5, 50, 200, 0);
+		il_add(&l2, 2, 50, 7, 0);
+		il_add(&l2, 2, 40, 3, 0);
+		il_add(&l2, 9, 20, 1, 0);
+		il_add(&l2, 9, 30, 2, 0);
+		il_add(&l2, 9, 40, 3, 0);
+		rc = t4r_dataset_build(l2.u, l2.i, l2.t, NULL, l2.n, 1, 1, &ds, err, sizeof(err));
+		if (rc == T4R_OK)
+		{
+			/* valid: user 5 target 10 rank 2, user 9 target 30 rank 3 */
+			rc = t4r_evaluate(NULL, ds, T4R_SPLIT_VALID, ks, 3, 1, NULL, NULL, hr, nd, mr);
+			ok = rc == T4R_OK &&
+				hr[0] == 0 && hr[1] == 0 && hr[2] == 1.0 &&
+				fabs(nd[2] - (1 / log2(4.0) + 1 / log2(5.0)) / 2) < 1e-12 &&
+				fabs(mr[2] - (1 / 3.0 + 1 / 4.0) / 2) < 1e-12 && nd[0] == 0 && mr[1] == 0;
+			tap_ok(ok, "most-popular valid by hand: HR@4 = 1, NDCG@4 = (1/log2 4 + 1/log2 5)/2, MRR@4 = (1/3 + 1/4)/2");
+			/* test: user 5 target 50 rank 4, user 9 target 40 rank 1 */
+			rc = t4r_evaluate(NULL, ds, T4R_SPLIT_TEST, ks, 3, 2, NULL, NULL, hr, nd, mr);
+			ok = rc == T4R_OK && hr[0] == 0 && hr[1] == 0.5 && hr[2] == 0.5 &&
+				fabs(nd[1] - 0.5 / log2(3.0)) < 1e-12 && fabs(mr[2] - 0.25) < 1e-12;
+			tap_ok(ok, "most-popular test by hand: HR@1 = 0, HR@2 = HR@4 = 1/2, NDCG@2 = 1/(2 log2 3), MRR@4 = 1/4");
+			tap_ok(t4r_evaluate(NULL, ds, 7, ks, 3, 1, NULL, NULL, hr, nd, mr) == T4R_EINVAL &&
+				   t4r_evaluate(NULL, ds, 0, ks, 0, 1, NULL, NULL, hr, nd, mr) == T4R_EINVAL,
+				   "evaluate rejects a bad split and nk = 0");
+			t4r_dataset_free(ds);
+		}
+		else
+			tap_ok(0, "popular set builds");
+		il_free(&l2);
+	}
+}
+
+static void
+test_errors(void)
+{
+	int64_t		u[3] = {1, 1, 1},
+				i[3] = {1, 2, 3};
+	double		t[3] = {1, NAN, 3};
+	t4r_dataset *ds = (t4r_dataset *) 1;
+	char		err[256] = "";
+
+	tap_ok(t4r_dataset_build(u, i, t, NULL, 3, 1, 1, &ds, err, sizeof(err)) == T4R_EINVAL && ds == NULL &&
+		   strstr(err, "finite"), "NaN timestamp: T4R_EINVAL (%s)", err);
+	tap_ok(t4r_dataset_build(u, i, t, NULL, 3, 1, 1, NULL, err, sizeof(err)) == T4R_EINVAL,
+		   "NULL out: T4R_EINVAL");
+	tap_ok(t4r_dataset_build(NULL, i, t, NULL, 3, 1, 1, &ds, err, sizeof(err)) == T4R_EINVAL,
+		   "NULL users: T4R_EINVAL");
+	tap_ok(t4r_dataset_build(u, i, t, NULL, 0, 1, 1, &ds, err, sizeof(err)) == T4R_EDATA,
+		   "no interactions: T4R_EDATA");
+}
+
+/* ------------------------------------------------------------------ */
+/* metrics vs brute force (most-popular path, many ties)               */
+/* ------------------------------------------------------------------ */
+static void
+brute_metrics(const double *sc, int V, int target, const int *ks, int nk,
+			  double *hr, double *nd, double *mr)
+{
+	/* sort rows 1..V-1 by (score desc, row asc) by selection and find the
+	 * target's position */
+	int		   *ord = malloc(V * sizeof(int));
+	int			rank = -1;
+
+	for (int r = 1; r < V; r++)
+		ord[r - 1] = r;
+	for (int a = 0; a < V - 1; a++)
+	{
+		int			b = a;
+
+		for (int c = a + 1; c < V - 1; c++)
+			if (sc[ord[c]] > sc[ord[b]] || (sc[ord[c]] == sc[ord[b]] && ord[c] < ord[b]))
+				b = c;
+		{
+			int			x = ord[a];
+
+			ord[a] = ord[b];
+			ord[b] = x;
+		}
+		if (ord[a] == target)
+		{
+			rank = a;
+			break;
+		}
+	}
+	free(ord);
+	for (int j = 0; j < nk; j++)
+		if (rank < ks[j])
+		{
+			hr[j] += 1;
+			nd[j] += 1 / log2(rank + 2.0);
+			mr[j] += 1.0 / (rank + 1);
+		}
+}
+
+static void
+test_popular_random(void)
+{
+	int			all_ok = 1;
+	int			ks[4] = {1, 3, 10, 20};
+
+	for (int trial = 0; trial < 20; trial++)
+	{
+		t4r_rng		r;
+		ilist		l = {0};
+		t4r_dataset *ds = NULL;
+		char		err[256];
+		int			nusers = 30 + trial * 3,
+					nitems = 15 + trial;
+
+		t4r_rng_seed(&r, 77 + trial);
+		for (int u = 0; u < nusers; u++)
+		{
+			int			m = 1 + (int) t4r_rng_below(&r, 12);
+
+			for (int k = 0; k < m; k++)
+				/* skewed item draw: popularity with many ties */
+				il_add(&l, u, (int64_t) (t4r_rng_below(&r, nitems) * t4r_rng_u01(&r)), k, 0);
+		}
+		if (t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 1, 1, &ds, err, sizeof(err)) != T4R_OK)
+		{
+			all_ok = 0;
+			il_free(&l);
+			continue;
+		}
+		for (int split = 0; split < 2; split++)
+		{
+			double		hr[4] = {0},
+						nd[4] = {0},
+						mr[4] = {0},
+						bh[4] = {0},
+						bn[4] = {0},
+						bm[4] = {0};
+			double	   *sc = malloc(ds->n_items * sizeof(double));
+			int			cnt = 0,
+						rc;
+
+			/* popularity recomputed here from the sequences */
+			for (int q = 0; q < ds->n_items; q++)
+				sc[q] = 0;
+			for (int64_t u = 0; u < ds->n_users; u++)
+			{
+				int64_t		m = ds->seq_off[u + 1] - ds->seq_off[u];
+				int64_t		tl = m >= 3 ? m - 2 : m;
+
+				for (int64_t j = 0; j < tl; j++)
+					sc[ds->seq_items[ds->seq_off[u] + j]] += 1;
+			}
+			for (int64_t u = 0; u < ds->n_users; u++)
+			{
+				int64_t		m = ds->seq_off[u + 1] - ds->seq_off[u];
+
+				if (m < 3)
+					continue;
+				cnt++;
+				brute_metrics(sc, ds->n_items, ds->seq_items[ds->seq_off[u] + m - (split ? 1 : 2)],
+							  ks, 4, bh, bn, bm);
+			}
+			rc = t4r_evaluate(NULL, ds, split, ks, 4, 1, NULL, NULL, hr, nd, mr);
+			if (cnt == 0)
+				all_ok &= rc == T4R_EDATA;
+			else
+			{
+				all_ok &= rc == T4R_OK;
+				for (int j = 0; j < 4; j++)
+					all_ok &= fabs(hr[j] - bh[j] / cnt) < 1e-12 && fabs(nd[j] - bn[j] / cnt) < 1e-12 &&
+						fabs(mr[j] - bm[j] / cnt) < 1e-12;
+			}
+			free(sc);
+		}
+		t4r_dataset_free(ds);
+		il_free(&l);
+	}
+	tap_ok(all_ok, "most-popular metrics on 20 random sets (ties) equal a brute-force sort, both splits");
+}
+
+/* ------------------------------------------------------------------ */
+/* top-k vs full sort                                                  */
+/* ------------------------------------------------------------------ */
+static void
+test_topk(void)
+{
+	int			all_ok = 1;
+	t4r_rng		r;
+
+	t4r_rng_seed(&r, 4242);
+	for (int trial = 0; trial < 300; trial++)
+	{
+		int			V = 1 + (int) t4r_rng_below(&r, 300);
+		int			k = (int) t4r_rng_below(&r, 90);
+		t4r_real   *sc = malloc(V * sizeof(t4r_real));
+		uint8_t    *ex = malloc(V);
+		int32_t    *rows = malloc((k + 1) * sizeof(int32_t));
+		t4r_real   *vals = malloc((k + 1) * sizeof(t4r_real));
+		int		   *ord = malloc(V * sizeof(int));
+		int			ne = 0,
+					got;
+		int			use_ex = trial % 3 != 0;
+
+		for (int q = 0; q < V; q++)
+		{
+			/* few distinct values: many ties; row 0 often the best */
+			sc[q] = (t4r_real) ((int) t4r_rng_below(&r, 7) - 3) * 0.5f;
+			if (q == 0)
+				sc[q] = 100;
+			ex[q] = use_ex && t4r_rng_u01(&r) < 0.3;
+		}
+		for (int q = 1; q < V; q++)
+			if (!use_ex || !ex[q])
+				ord[ne++] = q;
+		/* insertion sort of eligible rows by (score desc, row asc) */
+		for (int a = 1; a < ne; a++)
+		{
+			int			x = ord[a],
+						b = a;
+
+			while (b > 0 && (sc[ord[b - 1]] < sc[x] || (sc[ord[b - 1]] == sc[x] && ord[b - 1] > x)))
+			{
+				ord[b] = ord[b - 1];
+				b--;
+			}
+			ord[b] = x;
+		}
+		got = t4r_topk(sc, V, k, use_ex ? ex : NULL, rows, vals);
+		{
+			int			want = k < ne ? k : ne;
+			int			ok = got == want;
+
+			for (int j = 0; ok && j < want; j++)
+				ok &= rows[j] == ord[j] && vals[j] == sc[ord[j]];
+			if (!ok)
+				tap_diag("topk trial %d: V %d k %d eligible %d got %d", trial, V, k, ne, got);
+			all_ok &= ok;
+		}
+		free(sc);
+		free(ex);
+		free(rows);
+		free(vals);
+		free(ord);
+	}
+	tap_ok(all_ok, "t4r_topk equals a full sort on 300 random cases (ties, exclusions, k > eligible, row 0 best)");
+	{
+		t4r_real	sc[5] = {9, 1, 2, 3, 4};
+		int32_t		rows[5];
+
+		tap_ok(t4r_topk(sc, 5, -1, NULL, rows, NULL) == T4R_EINVAL && t4r_topk(NULL, 5, 1, NULL, rows, NULL) == T4R_EINVAL,
+			   "t4r_topk rejects k < 0 and NULL scores");
+		tap_ok(t4r_topk(sc, 5, 2, NULL, rows, NULL) == 2 && rows[0] == 4 && rows[1] == 3,
+			   "t4r_topk with vals == NULL");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* scale                                                               */
+/* ------------------------------------------------------------------ */
+static void
+test_scale(void)
+{
+	size_t		n = 1000000;
+	int64_t    *u = malloc(n * sizeof(int64_t)),
+			   *i = malloc(n * sizeof(int64_t));
+	double	   *t = malloc(n * sizeof(double));
+	t4r_rng		r;
+	t4r_dataset *ds = NULL;
+	char		err[256];
+	struct timespec a,
+				b;
+	int			rc;
+	double		sec;
+
+	t4r_rng_seed(&r, 9);
+	for (size_t k = 0; k < n; k++)
+	{
+		u[k] = (int64_t) t4r_rng_below(&r, 6040) * 13 + 1;
+		i[k] = (int64_t) (3706 * pow(t4r_rng_u01(&r), 2.0));
+		t[k] = 9.6e8 + (double) t4r_rng_below(&r, 90000000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	rc = t4r_dataset_build(u, i, t, NULL, n, 5, 5, &ds, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	sec = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
+	tap_ok(rc == T4R_OK && ds->n_users == 6040 && ds->n_interactions > 990000,
+		   "1M interactions build (%.3f s, %lld users, V=%d)", sec,
+		   rc ? -1LL : (long long) ds->n_users, rc ? -1 : ds->n_items);
+	/* generous bound: the target is well under a second on one core */
+	tap_ok(sec < 3.0, "1M interactions build in under 3 s (%.3f s)", sec);
+	if (rc == T4R_OK)
+		t4r_dataset_free(ds);
+	free(u);
+	free(i);
+	free(t);
+}
+
+/* ------------------------------------------------------------------ */
+/* with the model: evaluation vs brute force, fit bookkeeping          */
+/* ------------------------------------------------------------------ */
+static t4r_dataset *
+random_dataset(uint64_t seed, int nusers, int nitems, int maxlen)
+{
+	t4r_rng		r;
+	ilist		l = {0};
+	t4r_dataset *ds = NULL;
+	char		err[256];
+
+	t4r_rng_seed(&r, seed);
+	for (int u = 0; u < nusers; u++)
+	{
+		int			m = 3 + (int) t4r_rng_below(&r, maxlen - 2);
+		double		ts = 1e6 * t4r_rng_u01(&r);
+
+		for (int k = 0; k < m; k++)
+		{
+			ts += 1 + 1000 * t4r_rng_u01(&r);
+			il_add(&l, u, 1 + (int64_t) t4r_rng_below(&r, nitems), ts, 0);
+		}
+	}
+	if (t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 1, 1, &ds, err, sizeof(err)) != T4R_OK)
+		ds = NULL;
+	il_free(&l);
+	return ds;
+}
+
+static t4r_model *
+small_model(int V, int is_time, uint64_t seed)
+{
+	t4r_config	c;
+	t4r_model  *m = NULL;
+	char		err[256];
+
+	t4r_config_preset(&c, "movielens");
+	c.hidden_size = 16;
+	c.head_dim = 8;
+	c.d_state = 8;
+	c.max_seq_len = 12;
+	c.chunk_size = 4;
+	c.num_layers = 2;
+	c.is_time = is_time;
+	c.n_items = V;
+	c.batch_size = 64;
+	c.seed = seed;
+	if (t4r_model_create(&c, &m, err, sizeof(err)) != T4R_OK)
+	{
+		tap_diag("model create: %s", err);
+		return NULL;
+	}
+	t4r_model_init(m, seed);
+	return m;
+}
+
+static int
+cancel_now(void *ud)
+{
+	return 1;
+}
+
+static void
+test_model_eval(void)
+{
+	t4r_dataset *ds;
+	t4r_model  *m;
+	t4r_infer_ctx *ctx = NULL;
+	int			ks[3] = {1, 10, 50};
+
+	ds = random_dataset(31, 1300, 80, 20);
+	m = ds ? small_model(ds->n_items, 1, 5) : NULL;
+	if (!m || t4r_infer_ctx_create(m, &ctx) != T4R_OK)
+	{
+		tap_ok(0, "model for evaluation");
+		t4r_dataset_free(ds);
+		t4r_model_free(m);
+		return;
+	}
+	for (int split = 0; split < 3; split++)
+	{
+		double		bh[3] = {0},
+					bn[3] = {0},
+					bm[3] = {0},
+					hr[3],
+					nd[3],
+					mr[3];
+		double	   *sc = malloc(ds->n_items * sizeof(double));
+		t4r_real   *fs = malloc(ds->n_items * sizeof(t4r_real));
+		t4r_real   *hid = malloc(m->dims.d * sizeof(t4r_real));
+		int			cnt = 0,
+					ok = 1;
+
+		if (split == 2)
+		{
+			/* exact ties: rows with an all-zero embedding score exactly 0
+			 * whatever the summation order; the tie-break by row decides */
+			t4r_real   *E = t4r_model_tensor(m, "item_embedding.weight");
+
+			for (int q = 2; q < ds->n_items; q += 2)
+				memset(E + (size_t) q * m->dims.d, 0, m->dims.d * sizeof(t4r_real));
+		}
+		for (int64_t u = 0; u < ds->n_users; u++)
+		{
+			int64_t		off = ds->seq_off[u],
+						m_u = ds->seq_off[u + 1] - off;
+			int64_t		p = off + m_u - (split ? 1 : 2);
+			int64_t		st = p - off > 12 ? p - 12 : off;
+
+			if (m_u < 3)
+				continue;
+			cnt++;
+			ok &= t4r_infer(ctx, ds->seq_items + st, ds->seq_ts + st, (int) (p - st), hid, fs) == T4R_OK;
+			for (int q = 0; q < ds->n_items; q++)
+				sc[q] = fs[q];
+			brute_metrics(sc, ds->n_items, ds->seq_items[p], ks, 3, bh, bn, bm);
+		}
+		for (int th = 1; th <= 2; th++)
+		{
+			int			rc = t4r_evaluate(m, ds, split ? T4R_SPLIT_TEST : T4R_SPLIT_VALID, ks, 3, th,
+										  NULL, NULL, hr, nd, mr);
+
+			ok &= rc == T4R_OK;
+			for (int j = 0; j < 3; j++)
+				ok &= fabs(hr[j] - bh[j] / cnt) < 1e-12 && fabs(nd[j] - bn[j] / cnt) < 1e-12 &&
+					fabs(mr[j] - bm[j] / cnt) < 1e-12;
+		}
+		tap_ok(ok, "%s metrics of a model (%d users, several chunks, 1 and 2 threads) equal t4r_infer + brute-force ranks"
+			   " (HR@10 %.4f)", split == 2 ? "tied-score test" : split ? "test" : "valid", cnt, hr[1]);
+		free(sc);
+		free(fs);
+		free(hid);
+	}
+	{
+		double		nd[1];
+		int			k10 = 10;
+
+		tap_ok(t4r_evaluate(m, ds, 0, &k10, 1, 1, cancel_now, NULL, NULL, nd, NULL) == T4R_ECANCELLED,
+			   "evaluate honours the interrupt callback");
+	}
+	{
+		t4r_model  *m2 = small_model(ds->n_items + 1, 1, 5);
+		double		nd[1];
+		int			k10 = 10;
+
+		tap_ok(m2 && t4r_evaluate(m2, ds, 0, &k10, 1, 1, NULL, NULL, NULL, nd, NULL) == T4R_EMISMATCH,
+			   "evaluate rejects a model with another vocabulary size");
+		t4r_model_free(m2);
+	}
+	t4r_infer_ctx_free(ctx);
+	t4r_model_free(m);
+	t4r_dataset_free(ds);
+}
+
+typedef struct fit_log
+{
+	int			epochs;
+	int64_t		steps;
+	int64_t		steps_per_epoch;
+	int			bad_order;
+	double		ndcg[64];
+	int			cancel_after_steps;
+} fit_log;
+
+static void
+log_progress(void *ud, int epoch, int64_t step, int64_t spe, double loss)
+{
+	fit_log    *f = ud;
+
+	if (step < 1 || step > spe || epoch != f->epochs + 1)
+		f->bad_order = 1;
+	f->steps++;
+	f->steps_per_epoch = spe;
+}
+
+static void
+log_epoch(void *ud, const t4r_epoch_info *info)
+{
+	fit_log    *f = ud;
+
+	if (info->epoch != f->epochs + 1)
+		f->bad_order = 1;
+	if (info->epoch <= 64)
+		f->ndcg[info->epoch - 1] = info->valid_ndcg10;
+	f->epochs++;
+}
+
+static int
+log_cancel(void *ud)
+{
+	fit_log    *f = ud;
+
+	return f->cancel_after_steps >= 0 && f->steps >= f->cancel_after_steps;
+}
+
+static void
+test_fit(void)
+{
+	t4r_dataset *ds;
+	t4r_model  *m,
+			   *m2;
+	t4r_fit_opts o;
+	t4r_fit_result res;
+	fit_log		f;
+	char		err[256] = "";
+	int			rc;
+
+	ds = random_dataset(8, 60, 30, 14);
+	m = ds ? small_model(ds->n_items, 1, 11) : NULL;
+	m2 = ds ? small_model(ds->n_items, 1, 11) : NULL;
+	if (!m || !m2)
+	{
+		tap_ok(0, "fit setup");
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	memset(&f, 0, sizeof(f));
+	f.cancel_after_steps = -1;
+	o.train.threads = 1;
+	o.epochs = 4;
+	o.patience = 50;
+	o.progress = log_progress;
+	o.epoch_done = log_epoch;
+	o.ud = &f;
+	rc = t4r_fit(m, ds, &o, &res, err, sizeof(err));
+	tap_ok(rc == T4R_OK, "t4r_fit runs 4 epochs (%s)", rc ? err : "ok");
+	tap_ok(res.epochs_run == 4 && f.epochs == 4 && !f.bad_order &&
+		   res.train_samples == ds->n_train_samples &&
+		   f.steps_per_epoch == (ds->n_train_samples + 63) / 64 && f.steps == 4 * f.steps_per_epoch,
+		   "callbacks: %lld steps of %lld per epoch, 4 epoch_done, samples %lld",
+		   (long long) f.steps, (long long) f.steps_per_epoch, (long long) res.train_samples);
+	{
+		int			be = 1;
+		double		nd;
+		int			k10 = 10;
+
+		for (int e = 2; e <= 4; e++)
+			if (f.ndcg[e - 1] > f.ndcg[be - 1])
+				be = e;
+		rc = t4r_evaluate(m, ds, T4R_SPLIT_VALID, &k10, 1, 1, NULL, NULL, NULL, &nd, NULL);
+		tap_ok(res.best_epoch == be && res.best_valid_ndcg10 == f.ndcg[be - 1] && rc == T4R_OK &&
+			   nd == res.best_valid_ndcg10,
+			   "best epoch %d (first maximum of %.4f %.4f %.4f %.4f) restored: valid NDCG@10 %.4f",
+			   res.best_epoch, f.ndcg[0], f.ndcg[1], f.ndcg[2], f.ndcg[3], nd);
+	}
+	/* same seed, same thread count: identical weights */
+	memset(&f, 0, sizeof(f));
+	f.cancel_after_steps = -1;
+	rc = t4r_fit(m2, ds, &o, &res, err, sizeof(err));
+	tap_ok(rc == T4R_OK && memcmp(m->params, m2->params, m->layout.total * sizeof(t4r_real)) == 0,
+		   "a second fit with the same seed gives identical weights");
+	/* patience 1: stops at the first epoch without improvement */
+	t4r_model_init(m2, 11);
+	memset(&f, 0, sizeof(f));
+	f.cancel_after_steps = -1;
+	o.epochs = 30;
+	o.patience = 1;
+	rc = t4r_fit(m2, ds, &o, &res, err, sizeof(err));
+	{
+		int			stop = 0;
+
+		for (int e = 2; e <= f.epochs; e++)
+		{
+			double		b = 0;
+
+			for (int q = 1; q < e; q++)
+				if (f.ndcg[q - 1] > b)
+					b = f.ndcg[q - 1];
+			if (f.ndcg[e - 1] <= b && e != 1)
+			{
+				stop = e;
+				break;
+			}
+		}
+		tap_ok(rc == T4R_OK && (stop ? res.epochs_run == stop : res.epochs_run == 30),
+			   "patience 1 stops at the first epoch without a better NDCG@10 (ran %d)", res.epochs_run);
+	}
+	/* a learning rate so small that no weight changes: every epoch has the
+	 * same NDCG@10, the first stays the best (strictly better needed) and
+	 * patience 3 stops after epoch 4 */
+	{
+		t4r_model  *m3 = small_model(ds->n_items, 1, 12);
+		int			same = 1;
+
+		m3->cfg.learning_rate = 1e-30;
+		memset(&f, 0, sizeof(f));
+		f.cancel_after_steps = -1;
+		o.patience = 3;
+		rc = t4r_fit(m3, ds, &o, &res, err, sizeof(err));
+		for (int e = 2; e <= f.epochs; e++)
+			same &= f.ndcg[e - 1] == f.ndcg[0];
+		tap_ok(rc == T4R_OK && same && res.best_epoch == 1 && res.epochs_run == 4,
+			   "equal NDCG@10 is no improvement: best epoch 1, patience 3 stops at epoch 4 (ran %d, best %d)",
+			   res.epochs_run, res.best_epoch);
+		t4r_model_free(m3);
+	}
+	/* interrupt */
+	memset(&f, 0, sizeof(f));
+	f.cancel_after_steps = 2;
+	o.train.interrupt = log_cancel;
+	o.train.interrupt_ud = &f;
+	rc = t4r_fit(m2, ds, &o, &res, err, sizeof(err));
+	tap_ok(rc == T4R_ECANCELLED, "interrupt after 2 steps: T4R_ECANCELLED (%s)", err);
+	t4r_model_free(m);
+	t4r_model_free(m2);
+	t4r_dataset_free(ds);
+}
+
+int
+main(void)
+{
+	test_filter_chain();
+	test_filter_random();
+	test_order_and_split();
+	test_errors();
+	test_popular_random();
+	test_topk();
+	test_scale();
+	test_model_eval();
+	test_fit();
+	return tap_done();
+}
