@@ -102,27 +102,78 @@ sb_jstr(sbuf *b, const char *s)
 	sb_put(b, "\"", 1);
 }
 
-/* shortest "%.Ng" that reads back to exactly v, with ".0" added when the
- * text would otherwise look like an integer (as Python's repr does) */
+/* v as Python's repr() writes it: the shortest digits that read back to
+ * exactly v, fixed notation for decimal exponents -4..15 (always with a
+ * fractional part, "1.0"), otherwise d.ddde+XX */
 static int
 fmt_real(char *out, size_t outlen, double v)
 {
-	int			prec;
+	char		tmp[40];
+	char		digits[24];
+	int			nd = 0,
+				exp10,
+				prec;
+	size_t		pos = 0;
+	const char *p;
 
-	if (!isfinite(v))
+	if (!isfinite(v) || outlen < 32)
 		return -1;
 	for (prec = 1; prec <= 17; prec++)
 	{
-		snprintf(out, outlen, "%.*g", prec, v);
-		if (strtod(out, NULL) == v)
+		snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, v);
+		if (strtod(tmp, NULL) == v)
 			break;
 	}
-	if (strpbrk(out, ".eEn") == NULL)
+	/* tmp = [-]d[.ddd]e(+|-)XX */
+	p = tmp;
+	if (*p == '-')
 	{
-		size_t		l = strlen(out);
+		out[pos++] = '-';
+		p++;
+	}
+	for (; *p && *p != 'e'; p++)
+		if (*p >= '0' && *p <= '9' && nd < (int) sizeof(digits) - 1)
+			digits[nd++] = *p;
+	exp10 = (*p == 'e') ? atoi(p + 1) : 0;
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	digits[nd] = '\0';
 
-		if (l + 3 <= outlen)
-			memcpy(out + l, ".0", 3);
+	if (exp10 >= -4 && exp10 < 16)
+	{
+		if (exp10 >= 0)
+		{
+			for (int i = 0; i <= exp10; i++)
+				out[pos++] = i < nd ? digits[i] : '0';
+			out[pos++] = '.';
+			if (nd > exp10 + 1)
+				for (int i = exp10 + 1; i < nd; i++)
+					out[pos++] = digits[i];
+			else
+				out[pos++] = '0';
+		}
+		else
+		{
+			out[pos++] = '0';
+			out[pos++] = '.';
+			for (int i = 0; i < -exp10 - 1; i++)
+				out[pos++] = '0';
+			for (int i = 0; i < nd; i++)
+				out[pos++] = digits[i];
+		}
+		out[pos] = '\0';
+	}
+	else
+	{
+		out[pos++] = digits[0];
+		if (nd > 1)
+		{
+			out[pos++] = '.';
+			for (int i = 1; i < nd; i++)
+				out[pos++] = digits[i];
+		}
+		snprintf(out + pos, outlen - pos, "e%c%02d", exp10 < 0 ? '-' : '+',
+				 exp10 < 0 ? -exp10 : exp10);
 	}
 	return 0;
 }

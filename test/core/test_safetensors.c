@@ -375,6 +375,33 @@ test_config_json(void)
 			   "preset is applied before the other keys, n_items kept");
 	}
 
+	/* reals in Python's repr form (expected strings from python3 repr()) */
+	{
+		struct
+		{
+			double		v;
+			const char *py;
+		}			rr[] = {
+			{0.30000000000000004, "0.30000000000000004"}, {1e-05, "1e-05"}, {0.0, "0.0"},
+			{0.0001, "0.0001"}, {1e16, "1e+16"}, {100000.0, "100000.0"}, {2.5e-300, "2.5e-300"},
+			{123456789012345.6, "123456789012345.6"}, {0.123456789, "0.123456789"},
+		};
+
+		for (size_t i = 0; i < sizeof(rr) / sizeof(rr[0]); i++)
+		{
+			t4r_config	c;
+			char	   *js;
+			char		want[80];
+
+			t4r_config_preset(&c, "movielens");
+			c.norm_eps = rr[i].v;
+			js = t4r_config_to_json(&c);
+			snprintf(want, sizeof(want), "\"norm_eps\": %s,", rr[i].py);
+			tap_ok(js && strstr(js, want) != NULL, "to_json writes %s as Python does", rr[i].py);
+			free(js);
+		}
+	}
+
 	/* golden form of the movielens preset */
 	{
 		char		path[1024];
