@@ -476,21 +476,32 @@ run_split_case(void)
 	free(cache);
 }
 
+/* kernel variant selector in timepath.c: 1 = baseline, 0 = automatic */
+extern int	t4r_time_isa;
+
 int
 main(void)
 {
-	/* R, H, L, K, G, eps, masks, with_tnew */
-	for (int masks = 0; masks <= 1; masks++)
-		for (int tn = 1; tn >= 0; tn--)
-		{
-			run_case(6, 2, 7, 3, 1, 1e-5, masks, tn);
-			run_case(6, 2, 7, 3, 7, 1e-5, masks, tn);
-			run_case(6, 3, 12, 4, 1, 1e-12, masks, tn);
-			run_case(6, 3, 12, 4, 12, 1e-12, masks, tn);
-		}
-	run_case(5, 3, 12, 4, 12, 1e-5, 1, 1);	/* R not a multiple of H */
-	run_case(4, 2, 2, 3, 2, 1e-5, 1, 1);	/* L < K */
-	run_split_case();
+	for (int isa = 1; isa >= 0; isa--)
+	{
+		t4r_time_isa = isa;
+		tap_diag("kernels: %s", isa ? "baseline" : "automatic (AVX2+FMA where available)");
+		/* R, H, L, K, G, eps, masks, with_tnew */
+		for (int masks = 0; masks <= 1; masks++)
+			for (int tn = 1; tn >= 0; tn--)
+			{
+				run_case(6, 2, 7, 3, 1, 1e-5, masks, tn);
+				run_case(6, 2, 7, 3, 7, 1e-5, masks, tn);
+				run_case(6, 3, 12, 4, 1, 1e-12, masks, tn);
+				run_case(6, 3, 12, 4, 12, 1e-12, masks, tn);
+			}
+		run_case(5, 3, 12, 4, 12, 1e-5, 1, 1);	/* R not a multiple of H */
+		run_case(4, 2, 2, 3, 2, 1e-5, 1, 1);	/* L < K */
+		run_case(4, 2, 3, 4, 1, 1e-5, 1, 1);	/* L < K = 4 */
+		run_case(6, 3, 21, 4, 21, 1e-5, 1, 1);	/* L past the 8-wide blocks */
+		run_case(6, 3, 11, 5, 1, 1e-5, 1, 0);	/* K = 5 */
+		run_split_case();
+	}
 	tap_diag("finite-difference steps shrunk %d times to avoid hardswish kinks", fd_shrinks);
 	return tap_done();
 }

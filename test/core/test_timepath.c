@@ -399,6 +399,9 @@ case_float(int R, int H, int L, int K, int G, int masks)
 
 static int	bench_iters = 30;
 
+/* kernel variant selector in timepath.c: 1 = baseline, 0 = automatic */
+extern int	t4r_time_isa;
+
 static double
 now_us(void)
 {
@@ -471,20 +474,28 @@ main(int argc, char **argv)
 	int			bench_only = argc > 1 && strcmp(argv[1], "--bench-only") == 0;
 
 	if (!bench_only)
-	{
-		case_float(8, 4, 200, 4, 1, 0);
-		case_float(8, 4, 200, 4, 1, 1);
-		case_float(8, 4, 200, 4, 200, 1);
-		case_float(8, 4, 50, 4, 50, 0);
-	}
+		for (int isa = 1; isa >= 0; isa--)
+		{
+			t4r_time_isa = isa;
+			tap_diag("kernels: %s", isa ? "baseline" : "automatic (AVX2+FMA where available)");
+			case_float(8, 4, 200, 4, 1, 0);
+			case_float(8, 4, 200, 4, 1, 1);
+			case_float(8, 4, 200, 4, 200, 1);
+			case_float(8, 4, 50, 4, 50, 0);
+		}
 	if (!(argc > 1 && strcmp(argv[1], "--no-bench") == 0))
 	{
 		/* one thread, as the trainer runs it (one micro-batch per thread) */
 		openblas_set_num_threads(1);
 		if (bench_only)
 			bench_iters = 300;
-		bench(256, 4, 200, 4, 1);
-		bench(256, 4, 200, 4, 200);
+		for (int isa = 1; isa >= 0; isa--)
+		{
+			t4r_time_isa = isa;
+			tap_diag("kernels: %s", isa ? "baseline" : "automatic");
+			bench(256, 4, 200, 4, 1);
+			bench(256, 4, 200, 4, 200);
+		}
 	}
 	return tap_done();
 }
