@@ -283,6 +283,7 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 		}
 		w->dconvT = take(&c, (size_t) D->K * C);
 		w->dA = take(&c, D->H);
+		w->gtmp = take(&c, 2 * (size_t) Di);
 		w->dtsum = take(&c, D->L);
 		w->dtmp = take(&c, D->L);
 	}
@@ -348,6 +349,60 @@ t4r_ws_free(t4r_ws *w)
 	free(w);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* vectorisable elementwise kernels                                    */
+/* ------------------------------------------------------------------ */
+#ifdef T4R_DOUBLE
+static inline t4r_real
+m_exp(t4r_real x)
+{
+	return exp(x);
+}
+#else
+/*
+ * exp in float without calls or branches, so that loops over it vectorise:
+ * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts for exactness),
+ * exp(r) by its degree-7 Taylor/minimax polynomial, 2^n built in the
+ * exponent bits.  x is clamped to [-87, 88] (results stay normal floats);
+ * relative error about 2 ulp.
+ */
+static inline float
+m_exp(float x)
+{
+	float		n,
+				r,
+				p,
+				sc;
+	int32_t		ni;
+
+	x = x < -87.0f ? -87.0f : x;
+	x = x > 88.0f ? 88.0f : x;
+	n = x * 1.44269504088896341f + 12582912.0f;
+	memcpy(&ni, &n, 4);
+	ni -= 0x4B400000;
+	n -= 12582912.0f;
+	r = x - n * 0.693359375f;
+	r = r + n * 2.12194440e-4f;
+	p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	ni = (ni + 127) << 23;
+	memcpy(&sc, &ni, 4);
+	return p * sc;
+}
+#endif
+
+static inline t4r_real
+m_sigmoid(t4r_real x)
+{
+	return 1 / (1 + m_exp(-x));
+}
+
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
@@ -374,6 +429,88 @@ colsum_add(const t4r_real *restrict X, size_t rows, int cols, int ld, t4r_real *
 		for (int c = 0; c < cols; c++)
 			out[c] += x[c];
 	}
+}
+
+/* sum of squares / triple dot product with lane partial sums (vectorise) */
+#define NLANE 16
+static inline double
+sumsq(const t4r_real *restrict x, int n)
+{
+	t4r_real	acc[NLANE] = {0};
+	double		s = 0;
+	int			i = 0;
+
+	for (; i + NLANE <= n; i += NLANE)
+		for (int j = 0; j < NLANE; j++)
+			acc[j] += x[i + j] * x[i + j];
+	for (; i < n; i++)
+		s += (double) x[i] * x[i];
+	for (int j = 0; j < NLANE; j++)
+		s += acc[j];
+	return s;
+}
+
+static inline double
+dot3(const t4r_real *restrict a, const t4r_real *restrict b, const t4r_real *restrict c, int n)
+{
+	t4r_real	acc[NLANE] = {0};
+	double		s = 0;
+	int			i = 0;
+
+	for (; i + NLANE <= n; i += NLANE)
+		for (int j = 0; j < NLANE; j++)
+			acc[j] += a[i + j] * b[i + j] * c[i + j];
+	for (; i < n; i++)
+		s += (double) a[i] * b[i] * c[i];
+	for (int j = 0; j < NLANE; j++)
+		s += acc[j];
+	return s;
+}
+
+/* numerically stable softmax of x[0..n-1] in place (x <- exp(x - max)),
+ * returns the max in *mx and the sum of the exponentials */
+static double
+softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
+{
+	t4r_real	mxl[NLANE];
+	t4r_real	mx;
+	double		sum = 0;
+	int			i;
+
+	for (int j = 0; j < NLANE; j++)
+		mxl[j] = x[0];
+	for (i = 0; i + NLANE <= n; i += NLANE)
+		for (int j = 0; j < NLANE; j++)
+			mxl[j] = x[i + j] > mxl[j] ? x[i + j] : mxl[j];
+	mx = mxl[0];
+	for (int j = 1; j < NLANE; j++)
+		mx = mxl[j] > mx ? mxl[j] : mx;
+	for (; i < n; i++)
+		mx = x[i] > mx ? x[i] : mx;
+	/* exponentials in blocks; lane sums flushed to double per block */
+	for (int b0 = 0; b0 < n; b0 += 1024)
+	{
+		int			b1 = b0 + 1024 < n ? b0 + 1024 : n;
+		t4r_real	acc[NLANE] = {0};
+
+		for (i = b0; i + NLANE <= b1; i += NLANE)
+			for (int j = 0; j < NLANE; j++)
+			{
+				t4r_real	e = m_exp(x[i + j] - mx);
+
+				x[i + j] = e;
+				acc[j] += e;
+			}
+		for (; i < b1; i++)
+		{
+			x[i] = m_exp(x[i] - mx);
+			sum += x[i];
+		}
+		for (int j = 0; j < NLANE; j++)
+			sum += acc[j];
+	}
+	*mx_out = mx;
+	return sum;
 }
 
 static inline void
@@ -524,17 +661,16 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		double		ss = 0,
 					rs;
 
-		for (int c = 0; c < Di; c++)
-		{
-			t4r_real	g = y[c] * t4r_silu(z[c]);
+		t4r_real	rsr;
 
-			yn[c] = g;
-			ss += (double) g * g;
-		}
+		for (int c = 0; c < Di; c++)
+			yn[c] = y[c] * z[c] * m_sigmoid(z[c]);
+		ss = sumsq(yn, Di);
 		rs = 1.0 / sqrt(ss / Di + cfg->norm_eps);
 		A->rrs[r] = (t4r_real) rs;
+		rsr = (t4r_real) rs;
 		for (int c = 0; c < Di; c++)
-			yn[c] = (t4r_real) (yn[c] * rs) * P->norm_w[c];
+			yn[c] = yn[c] * rsr * P->norm_w[c];
 	}
 
 	/* 7. out_proj, dropout, residual, LayerNorm_d */
@@ -824,26 +960,30 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		const t4r_real *dyn = w->dyn + r * Di;
 		t4r_real   *dy = w->dy + r * Di;
 		t4r_real   *dz = w->dzxd + gr * in_dim;
-		double		rs = A->rrs[r];
-		double		dot = 0;
-		double		k2;
+		t4r_real	rs = A->rrs[r];
+		t4r_real   *gbuf = w->gtmp;
+		t4r_real   *sbuf = w->gtmp + Di;
+		t4r_real	k2;
+		double		dot;
 
 		for (int c = 0; c < Di; c++)
 		{
-			double		gg = (double) y[c] * t4r_silu(z[c]);
+			t4r_real	sg = m_sigmoid(z[c]);
 
-			GP->norm_w[c] += (t4r_real) (dyn[c] * gg * rs);
-			dot += (double) dyn[c] * P->norm_w[c] * gg;
+			sbuf[c] = sg;
+			gbuf[c] = y[c] * z[c] * sg;
 		}
-		k2 = rs * rs * rs * dot / Di;
+		for (int c = 0; c < Di; c++)
+			GP->norm_w[c] += dyn[c] * gbuf[c] * rs;
+		dot = dot3(dyn, P->norm_w, gbuf, Di);
+		k2 = (t4r_real) ((double) rs * rs * rs * dot / Di);
 		for (int c = 0; c < Di; c++)
 		{
-			double		sz = t4r_silu(z[c]);
-			double		gg = (double) y[c] * sz;
-			double		dg = rs * dyn[c] * P->norm_w[c] - k2 * gg;
+			t4r_real	sg = sbuf[c];
+			t4r_real	dg = rs * dyn[c] * P->norm_w[c] - k2 * gbuf[c];
 
-			dy[c] = (t4r_real) (dg * sz);
-			dz[c] = (t4r_real) (dg * y[c] * t4r_dsilu(z[c]));
+			dy[c] = dg * z[c] * sg;
+			dz[c] = dg * y[c] * sg * (1 + z[c] * (1 - sg));
 		}
 	}
 
@@ -993,21 +1133,13 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 	for (int s = 0; s < S; s++)
 	{
 		t4r_real   *lg = w->logits + (size_t) s * V;
-		t4r_real	mx = lg[0];
-		double		sum = 0;
+		t4r_real	mx;
+		double		sum;
 		int			tg = smp[s].target;
 		t4r_real	tl = lg[tg];
 		t4r_real	inv;
 
-		for (int v = 1; v < V; v++)
-			mx = lg[v] > mx ? lg[v] : mx;
-		for (int v = 0; v < V; v++)
-		{
-			t4r_real	e = (t4r_real) exp((double) (lg[v] - mx));
-
-			lg[v] = e;
-			sum += e;
-		}
+		sum = softmax_exp(lg, V, &mx);
 		lsum += log(sum) + mx - tl;
 		inv = (t4r_real) (scale / sum);
 		for (int v = 0; v < V; v++)

@@ -107,6 +107,7 @@ typedef struct t4r_ws
 	t4r_real   *tscratch;
 	t4r_real   *dconvT;			/* [K, conv_dim] */
 	t4r_real   *dA;				/* [H] */
+	t4r_real   *gtmp;			/* [2 Di] */
 	t4r_real   *dtsum;			/* [L] */
 	t4r_real   *dtmp;			/* [L] */
 } t4r_ws;
