@@ -974,8 +974,10 @@ test_hostile(void)
 			  "dtype I32 (same element size)");
 	EDIT_CASE(json_object_set_new(entry(root, D), "dtype", json_integer(32)), T4R_EFORMAT, "dtype",
 			  "dtype not a string");
-	EDIT_CASE(json_object_set_new(entry(root, D), "shape", json_integer(4)), T4R_EFORMAT, "shape",
+	EDIT_CASE(json_object_set_new(entry(root, D), "shape", json_integer(4)), T4R_EFORMAT, "shape is not an array",
 			  "shape not an array");
+	EDIT_CASE(json_object_set_new(entry(root, D), "shape", json_pack("[i,i,i,i,i,i,i,i,i]", 1, 1, 1, 1, 1, 1, 1, 1, 4)),
+			  T4R_EFORMAT, "dimensions", "shape with 9 dimensions");
 	EDIT_CASE(json_object_set_new(entry(root, D), "shape", json_pack("[i]", -4)), T4R_EFORMAT, "non-negative",
 			  "negative shape");
 	EDIT_CASE(json_object_set_new(entry(root, D), "shape", json_pack("[f]", 4.0)), T4R_EFORMAT, "non-negative integer",
