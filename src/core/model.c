@@ -258,6 +258,8 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 		w->la[D->layers - 1].F = w->hidden;
 	w->logits = take(&c, S * D->V);
 	w->convT = take(&c, (size_t) D->K * C + D->H);
+	w->ones = take(&c, d);
+	w->zeros = take(&c, d);
 	w->ssd_ws = take(&c, t4r_ssd_ws_size(D->L, D->H, D->P, D->N, chunk) + 16);
 	if (train)
 	{
@@ -332,6 +334,11 @@ t4r_ws_create(const t4r_model *m, int Smax, int train, t4r_ws **out)
 	}
 	w->nreal = n;
 	ws_carve(w, &w->D, m->cfg.chunk_size, Smax, train, w->mem);
+	for (int i = 0; i < w->D.d; i++)
+	{
+		w->ones[i] = 1;
+		w->zeros[i] = 0;
+	}
 	t4r_pview_build(m, m->params, &w->pv);
 	*out = w;
 	return T4R_OK;
@@ -354,30 +361,41 @@ t4r_ws_free(t4r_ws *w)
 /* vectorisable elementwise kernels                                    */
 /* ------------------------------------------------------------------ */
 #ifdef T4R_DOUBLE
+/* exp(-|m|) */
 static inline t4r_real
-m_exp(t4r_real x)
+m_expneg(t4r_real m)
 {
-	return exp(x);
+	return exp(-fabs(m));
+}
+
+static inline t4r_real
+m_sigmoid(t4r_real x)
+{
+	return 1 / (1 + exp(-x));
 }
 #else
 /*
- * exp in float without calls or branches, so that loops over it vectorise:
- * x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts for exactness),
- * exp(r) by its degree-7 Taylor/minimax polynomial, 2^n built in the
- * exponent bits.  x is clamped to [-87, 88] (results stay normal floats);
- * relative error about 2 ulp.
+ * exp(-|m|) in float without calls or float compares, so that loops over it
+ * vectorise: |m| clamped to 87 on its bits (results stay normal floats),
+ * -|m| = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), exp(r) by a
+ * degree-7 polynomial (Cephes coefficients), 2^n built in the exponent bits.
+ * Relative error under 1e-7.
  */
 static inline float
-m_exp(float x)
+m_expneg(float m)
 {
 	float		n,
 				r,
 				p,
-				sc;
-	int32_t		ni;
+				x;
+	int32_t		ni,
+				mb;
 
-	x = x < -87.0f ? -87.0f : x;
-	x = x > 88.0f ? 88.0f : x;
+	memcpy(&mb, &m, 4);
+	mb &= 0x7fffffff;
+	mb = mb < 0x42AE0000 ? mb : 0x42AE0000;
+	memcpy(&x, &mb, 4);
+	x = -x;
 	n = x * 1.44269504088896341f + 12582912.0f;
 	memcpy(&ni, &n, 4);
 	ni -= 0x4B400000;
@@ -392,16 +410,84 @@ m_exp(float x)
 	p = p * r + 5.0000001201e-1f;
 	p = p * r * r + r + 1.0f;
 	ni = (ni + 127) << 23;
-	memcpy(&sc, &ni, 4);
-	return p * sc;
+	memcpy(&x, &ni, 4);
+	return p * x;
+}
+
+/* sigmoid: e = exp(-|a|); 1/(1+e) for a >= 0, e/(1+e) for a < 0, selected
+ * on the sign bit with integer operations */
+static inline float
+m_sigmoid(float a)
+{
+	int32_t		ab,
+				ib,
+				nb,
+				mask;
+	float		e = m_expneg(a);
+	float		inv = 1 / (1 + e);
+	float		neg = e * inv;
+
+	memcpy(&ab, &a, 4);
+	mask = ab >> 31;
+	memcpy(&ib, &inv, 4);
+	memcpy(&nb, &neg, 4);
+	ib = (nb & mask) | (ib & ~mask);
+	memcpy(&inv, &ib, 4);
+	return inv;
 }
 #endif
 
-static inline t4r_real
-m_sigmoid(t4r_real x)
+#ifdef T4R_DOUBLE
+#define m_hardswish(x) t4r_hardswish(x)
+#define m_dhardswish(x) t4r_dhardswish(x)
+#else
+/* order-preserving integer key of a float (signed compare == float compare) */
+static inline int32_t
+fkey(float x)
 {
-	return 1 / (1 + m_exp(-x));
+	int32_t		b;
+
+	memcpy(&b, &x, 4);
+	return b ^ ((b >> 31) & 0x7fffffff);
 }
+
+static inline float
+fsel(int32_t mask, float a, float b)	/* mask all ones -> a, 0 -> b */
+{
+	int32_t		ab,
+				bb;
+
+	memcpy(&ab, &a, 4);
+	memcpy(&bb, &b, 4);
+	ab = (ab & mask) | (bb & ~mask);
+	memcpy(&a, &ab, 4);
+	return a;
+}
+
+/* hardswish / its derivative (PyTorch's conventions, as t4r_hardswish /
+ * t4r_dhardswish in ops.h) with integer selects, so that loops vectorise */
+static inline float
+m_hardswish(float x)
+{
+	int32_t		k = fkey(x);
+	float		mid = x * (x + 3) * (1.0f / 6);
+	int32_t		lo = -(k <= fkey(-3.0f));
+	int32_t		hi = -(k >= fkey(3.0f));
+
+	return fsel(lo, 0.0f, fsel(hi, x, mid));
+}
+
+static inline float
+m_dhardswish(float x)
+{
+	int32_t		k = fkey(x);
+	float		mid = (2 * x + 3) * (1.0f / 6);
+	int32_t		lo = -(k < fkey(-3.0f));
+	int32_t		hi = -(k > fkey(3.0f));
+
+	return fsel(lo, 0.0f, fsel(hi, 1.0f, mid));
+}
+#endif
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
@@ -496,14 +582,14 @@ softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
 		for (i = b0; i + NLANE <= b1; i += NLANE)
 			for (int j = 0; j < NLANE; j++)
 			{
-				t4r_real	e = m_exp(x[i + j] - mx);
+				t4r_real	e = m_expneg(mx - x[i + j]);
 
 				x[i + j] = e;
 				acc[j] += e;
 			}
 		for (; i < b1; i++)
 		{
-			x[i] = m_exp(x[i] - mx);
+			x[i] = m_expneg(mx - x[i]);
 			sum += x[i];
 		}
 		for (int j = 0; j < NLANE; j++)
@@ -590,7 +676,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 					o[c] += wk[c] * v[c];
 			}
 			for (int c = 0; c < C; c++)
-				xo[c] = t4r_hardswish(o[c]);
+				xo[c] = m_hardswish(o[c]);
 		}
 	}
 
@@ -692,16 +778,11 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		t4r_real   *a = A->a + r * d;
 		const t4r_real *u = A->U + out_row(w, last, r) * d;
 
-		for (int c = 0; c < d; c++)
-		{
-			t4r_real	v = a[c] + P->out_b[c];
+		const t4r_real *restrict mo = pd > 0 ? A->mo + r * d : w->ones;
+		const t4r_real *restrict uu = residual ? u : w->zeros;
 
-			if (pd > 0)
-				v *= A->mo[r * d + c];
-			if (residual)
-				v += u[c];
-			a[c] = v;
-		}
+		for (int c = 0; c < d; c++)
+			a[c] = (a[c] + P->out_b[c]) * mo[c] + uu[c];
 		t4r_layernorm_fwd(a, d, P->ln_w, P->ln_b, cfg->norm_eps, A->hh + r * d,
 						  &A->a_mu[r], &A->a_rs[r]);
 	}
@@ -734,10 +815,10 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 
 		if (pd > 0)
 			for (size_t i = 0; i < tot; i++)
-				A->h1[i] = t4r_hardswish(A->f1[i]) * A->m1[i];
+				A->h1[i] = m_hardswish(A->f1[i]) * A->m1[i];
 		else
 			for (size_t i = 0; i < tot; i++)
-				A->h1[i] = t4r_hardswish(A->f1[i]);
+				A->h1[i] = m_hardswish(A->f1[i]);
 	}
 	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 0, A->b, d);
 	for (size_t r = 0; r < rows; r++)
@@ -745,14 +826,10 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		t4r_real   *b = A->b + r * d;
 		const t4r_real *hh = A->hh + r * d;
 
-		for (int c = 0; c < d; c++)
-		{
-			t4r_real	v = b[c] + P->fc2_b[c];
+		const t4r_real *restrict m2 = pd > 0 ? A->m2 + r * d : w->ones;
 
-			if (pd > 0)
-				v *= A->m2[r * d + c];
-			b[c] = v + hh[c];
-		}
+		for (int c = 0; c < d; c++)
+			b[c] = (b[c] + P->fc2_b[c]) * m2[c] + hh[c];
 		t4r_layernorm_fwd(b, d, P->fln_w, P->fln_b, 1e-12, A->F + r * d,
 						  &A->b_mu[r], &A->b_rs[r]);
 	}
@@ -924,10 +1001,10 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	/* dropout + hardswish */
 	if (pd > 0)
 		for (size_t i = 0; i < rows * f; i++)
-			w->dh1[i] *= A->m1[i] * t4r_dhardswish(A->f1[i]);
+			w->dh1[i] *= A->m1[i] * m_dhardswish(A->f1[i]);
 	else
 		for (size_t i = 0; i < rows * f; i++)
-			w->dh1[i] *= t4r_dhardswish(A->f1[i]);
+			w->dh1[i] *= m_dhardswish(A->f1[i]);
 	/* fc1 */
 	t4r_gemm(1, 0, f, d, (int) rows, 1, w->dh1, f, A->hh, d, 1, GP->fc1_w, d);
 	colsum_add(w->dh1, rows, f, f, GP->fc1_b);
@@ -1045,7 +1122,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 			const t4r_real *restrict cp = A->cpre + (off + l) * C;
 
 			for (int c = 0; c < C; c++)
-				dc[c] *= t4r_dhardswish(cp[c]);
+				dc[c] *= m_dhardswish(cp[c]);
 			memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
 			colsum_add(dc, 1, C, C, GP->conv_b);
 		}

@@ -91,7 +91,8 @@ typedef struct t4r_ws
 	t4r_lact	la[T4R_MAX_LAYERS];
 	t4r_real   *hidden;			/* [S, d] = la[last].F */
 	t4r_real   *logits;			/* [S, V] (dlogits in place) */
-	t4r_real   *convT;			/* [K, conv_dim] transposed conv weights */
+	t4r_real   *convT;			/* [K, conv_dim] transposed conv weights (+ [H] A) */
+	t4r_real   *ones, *zeros;	/* [d] constants */
 	t4r_real   *ssd_ws;
 
 	/* backward scratch */
