@@ -19,6 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Messages quote names and values from untrusted input and may be cut at
+ * any byte: keep them printable ASCII so that callers can pass them on. */
+static void
+ascii_only(char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f)
+			*s = '?';
+}
+
 static void
 set_err(char *err, size_t errlen, const char *fmt,...)
 {
@@ -29,6 +39,7 @@ set_err(char *err, size_t errlen, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	ascii_only(err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -336,6 +347,8 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 		rc = t4r_config_set(&work, "preset", json_string_value(v), err, errlen);
 		if (rc != T4R_OK)
 		{
+			if (err && errlen)
+				ascii_only(err);
 			json_decref(root);
 			return rc;
 		}
@@ -384,6 +397,8 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 		rc = t4r_config_set(&work, key, val, err, errlen);
 		if (rc != T4R_OK)
 		{
+			if (err && errlen)
+				ascii_only(err);
 			if (err && errlen && err[0] == '\0')
 				set_err(err, errlen, "config JSON: bad value for \"%s\"", key);
 			json_decref(root);

@@ -20,8 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ST_MAX_HEADER	(100u * 1024u * 1024u)	/* 100 MB */
+#define ST_MAX_HEADER	100000000u	/* 100 MB, the safetensors limit */
 #define ST_MAX_NDIM		8
+
+/* Messages quote names and values from untrusted input and may be cut at
+ * any byte: keep them printable ASCII so that callers can pass them on. */
+static void
+ascii_only(char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f)
+			*s = '?';
+}
 
 static void
 set_err(char *err, size_t errlen, const char *fmt,...)
@@ -33,6 +43,7 @@ set_err(char *err, size_t errlen, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
+	ascii_only(err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -680,8 +680,16 @@ test_golden(void)
 			   "golden grads: read_into loads them (sum |g| = %g)", s);
 		if (rc != T4R_OK)
 			tap_diag("  %s", err);
-		/* the gradient file has no config: cfg NULL reads it as movielens and
-		 * finds the same layout */
+		/* the gradient file has no config: cfg NULL reads it with the
+		 * movielens preset, which is its configuration */
+		{
+			t4r_model  *gm = NULL;
+
+			rc = t4r_safetensors_read(gbuf, glen, NULL, &gm, err, sizeof(err));
+			tap_ok(rc == T4R_OK && gm && gm->cfg.n_items == 301 && params_equal(&m->layout, gm->params, g),
+				   "golden grads: read with cfg NULL (no config in the metadata) gives the same");
+			t4r_model_free(gm);
+		}
 		free(g);
 		free(gbuf);
 	}
@@ -1039,6 +1047,35 @@ test_hostile(void)
 		expect_both(b, len, &bf, T4R_EMISMATCH, "ssd_layers.2.ssd.D: not a parameter", "unknown tensor");
 		free(b);
 		free(s);
+		json_decref(root);
+		free(data2);
+	}
+
+	{
+		/* unknown tensor with a non-ASCII name: the message stays ASCII */
+		uint8_t    *data2 = malloc(bf.dlen + 16);
+		char	   *s;
+		char		err[512];
+		t4r_real   *dst = calloc(bf.m->layout.total, sizeof(t4r_real));
+		int			rc,
+					ascii = 1;
+
+		memcpy(data2, bf.data, bf.dlen);
+		memset(data2 + bf.dlen, 0, 16);
+		root = base_header(&bf);
+		json_object_set_new(root, "caf\xc3\xa9\ttensor", json_pack("{s:s,s:[i],s:[I,I]}", "dtype", "F32", "shape", 4,
+																	"data_offsets", (json_int_t) bf.dlen, (json_int_t) bf.dlen + 16));
+		s = json_dumps(root, JSON_COMPACT);
+		b = assemble(s, strlen(s), strlen(s), data2, bf.dlen + 16, &len);
+		rc = t4r_safetensors_read_into(b, len, &bf.m->layout, dst, err, sizeof(err));
+		for (const char *q = err; *q; q++)
+			if ((unsigned char) *q < 0x20 || (unsigned char) *q >= 0x7f)
+				ascii = 0;
+		tap_ok(rc == T4R_EMISMATCH && ascii && strstr(err, "caf??") != NULL,
+			   "non-ASCII tensor name: EMISMATCH with a printable ASCII message (%s)", err);
+		free(b);
+		free(s);
+		free(dst);
 		json_decref(root);
 		free(data2);
 	}
