@@ -1,0 +1,17 @@
+# test/bench/bench.mk - `make bench`: the standalone core benchmark.
+# Built from the float core (build/float/*.o, compiled with T4R_OPT) with the
+# same optimisation flags.  BENCH_QUICK=1 for a < 1 minute smoke run,
+# BENCH_CSV=path/to/interactions.csv (+ BENCH_EPOCHS) to also fit on a CSV
+# user_id,item_id,ts, BENCH_ARGS for any other option (see test/bench/bench.c).
+BENCH_ARGS ?=
+
+build/bench: test/bench/bench.c $(FLOAT_OBJS) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+
+.PHONY: bench bench-quick
+bench: build/bench
+	./build/bench $(BENCH_ARGS)
+
+bench-quick: build/bench
+	BENCH_QUICK=1 ./build/bench $(BENCH_ARGS)
