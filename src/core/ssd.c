@@ -217,6 +217,7 @@ typedef struct ssd_ws
 			   *dM;				/* [Q][Q] */
 	t4r_real   *lrow,
 			   *dtv,
+			   *wv,
 			   *colG,
 			   *colGd;			/* [Q] */
 	t4r_real   *E,
@@ -225,11 +226,14 @@ typedef struct ssd_ws
 			   *dcum,
 			   *ddt,
 			   *dw;				/* [H][Q] */
-	t4r_real   *Xw,
-			   *U,
-			   *dYE;			/* [Q][HP] */
-	t4r_real   *Wh,
-			   *dCs;			/* [Q][N] */
+	t4r_real   *Bw,
+			   *Ec,
+			   *V,
+			   *dCs,
+			   *dBs,
+			   *Bt;				/* [Q][N] */
+	t4r_real   *Xt;				/* [HP][Q] */
+	t4r_real   *dSt;			/* [N][P] */
 	t4r_real   *cb,
 			   *e,
 			   *fr,
@@ -255,6 +259,7 @@ ssd_ws_layout(ssd_ws *w, int n, int H, int P, int N, int chunk, t4r_real *base)
 	TAKE(dM, Q * Q);
 	TAKE(lrow, Q);
 	TAKE(dtv, Q);
+	TAKE(wv, Q);
 	TAKE(colG, Q);
 	TAKE(colGd, Q);
 	TAKE(E, H * Q);
@@ -263,11 +268,14 @@ ssd_ws_layout(ssd_ws *w, int n, int H, int P, int N, int chunk, t4r_real *base)
 	TAKE(dcum, H * Q);
 	TAKE(ddt, H * Q);
 	TAKE(dw, H * Q);
-	TAKE(Xw, Q * HP);
-	TAKE(U, Q * HP);
-	TAKE(dYE, Q * HP);
-	TAKE(Wh, Q * N);
+	TAKE(Bw, Q * N);
+	TAKE(Ec, Q * N);
+	TAKE(V, Q * N);
 	TAKE(dCs, Q * N);
+	TAKE(dBs, Q * N);
+	TAKE(Bt, Q * N);
+	TAKE(Xt, HP * Q);
+	TAKE(dSt, (size_t) N * P);
 	TAKE(cb, (size_t) n);
 	TAKE(e, (size_t) n);
 	TAKE(fr, (size_t) n);
@@ -332,47 +340,65 @@ ssd_chunk_scalars(int t0, int q, int H, int h, const t4r_real *delta,
 		r[j] = ssd_flush(r[j + 1] * av[(size_t) (t0 + j + 1) * H + h]);
 }
 
-/* Xw[j][h*P+p] = r_h[j] dt_h[j] x[j][h*P+p] for the chunk */
-static void
-ssd_build_xw(int t0, int q, int H, int P, const t4r_real *x, int ldx,
-			 const t4r_real *delta, const t4r_real *r, int Q, t4r_real *Xw)
+/* o[i][k] = s[i] * v[i*ldv + k] for i < q, k < N (o packed [q][N]) */
+static inline void
+ssd_rowscale(int q, int N, const t4r_real *s, const t4r_real *v, int ldv, t4r_real *o)
 {
-	int			HP = H * P;
-
-	for (int j = 0; j < q; j++)
+	for (int i = 0; i < q; i++)
 	{
-		const t4r_real *xj = x + (size_t) (t0 + j) * ldx;
-		t4r_real   *o = Xw + (size_t) j * HP;
+		t4r_real	si = s[i];
+		const t4r_real *vi = v + (size_t) i * ldv;
+		t4r_real   *oi = o + (size_t) i * N;
 
-		for (int h = 0; h < H; h++)
-		{
-			t4r_real	c = r[h * Q + j] * delta[(size_t) (t0 + j) * H + h];
-
-			for (int p = 0; p < P; p++)
-				o[h * P + p] = c * xj[h * P + p];
-		}
+#pragma omp simd
+		for (int k = 0; k < N; k++)
+			oi[k] = si * vi[k];
 	}
 }
 
-/* S_next = diag(E_last per head) S + Xw^T B_chunk (S_next may equal S) */
-static void
-ssd_state_step(int t0, int q, int H, int P, int N, const t4r_real *B, int ldbc,
-			   const t4r_real *E, int Q, const t4r_real *Xw, int first,
-			   const t4r_real *S, t4r_real *Snext)
+/* per-head chunk vectors: dtv[j] = delta, wv[j] = r[j] * delta */
+static inline void
+ssd_head_vectors(int t0, int q, int H, int h, const t4r_real *delta, const t4r_real *r,
+				 t4r_real *dtv, t4r_real *wv)
 {
-	int			HP = H * P;
+	for (int j = 0; j < q; j++)
+	{
+		dtv[j] = delta[(size_t) (t0 + j) * H + h];
+		wv[j] = r[j] * dtv[j];
+	}
+}
 
-	if (!first)
-		for (int h = 0; h < H; h++)
-		{
-			t4r_real	el = E[h * Q + q - 1];
-			size_t		o = (size_t) h * P * N;
+/* o[c][r] = a[r][c] for r < rows, c < cols */
+static void
+ssd_transpose(int rows, int cols, const t4r_real *a, int lda, t4r_real *o, int ldo)
+{
+	for (int r0 = 0; r0 < rows; r0 += 8)
+	{
+		int			r1 = r0 + 8 < rows ? r0 + 8 : rows;
 
-			for (size_t k = 0; k < (size_t) P * N; k++)
-				Snext[o + k] = el * S[o + k];
-		}
-	t4r_gemm(1, 0, HP, N, q, 1, Xw, HP, B + (size_t) t0 * ldbc, ldbc,
-			 first ? 0 : 1, Snext, N);
+		for (int c = 0; c < cols; c++)
+			for (int r = r0; r < r1; r++)
+				o[(size_t) c * ldo + r] = a[(size_t) r * lda + c];
+	}
+}
+
+/*
+ * One chunk's state step of head h, S_h <- E_last S_h + X_h^T diag(w) B,
+ * with Bw (scratch [q][N]); first: S_h is 0 before.  The forward keeps the
+ * state transposed (St [N][P]), the backward as [P][N]: each the layout
+ * whose products run as non-transposed-B GEMMs (OpenBLAS's small-matrix
+ * kernels are several times slower for row-major op(B) = B^T).
+ */
+static inline void
+ssd_state_head(int q, int P, int N, const t4r_real *xh, int ldx, const t4r_real *Bc, int ldbc,
+			   const t4r_real *wv, t4r_real elast, int first, t4r_real *Bw, t4r_real *Sh,
+			   int transposed)
+{
+	ssd_rowscale(q, N, wv, Bc, ldbc, Bw);
+	if (transposed)
+		t4r_gemm(1, 0, N, P, q, 1, Bw, N, xh, ldx, first ? 0 : elast, Sh, P);
+	else
+		t4r_gemm(1, 0, P, N, q, 1, xh, ldx, Bw, N, first ? 0 : elast, Sh, N);
 }
 
 /* ---------------- last_only ---------------- */
@@ -533,8 +559,7 @@ t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
 {
 	ssd_ws		w;
 	int			Q,
-				nc,
-				HP = H * P;
+				nc;
 
 	if (n < 1)
 		return;
@@ -557,60 +582,51 @@ t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
 				   *xc = x + (size_t) t0 * ldx;
 		t4r_real   *yc = y + (size_t) t0 * ldy;
 
-		for (int h = 0; h < H; h++)
-			ssd_chunk_scalars(t0, q, H, h, delta, w.av, w.E + h * Q, w.r + h * Q, NULL);
-
-		/* intra-chunk: y_h = ((C B^T) o L o dt) x_h */
-		t4r_gemm(0, 1, q, q, N, 1, Cc, ldbc, Bc, ldbc, 0, w.CB, Q);
+		ssd_transpose(q, N, Bc, ldbc, w.Bt, Q);
+		t4r_gemm(0, 0, q, q, N, 1, Cc, ldbc, w.Bt, Q, 0, w.CB, Q);
 		for (int h = 0; h < H; h++)
 		{
-			for (int j = 0; j < q; j++)
-				w.dtv[j] = delta[(size_t) (t0 + j) * H + h];
+			t4r_real   *E = w.E,
+					   *r = w.r,
+					   *Sh = w.S + (size_t) h * P * N;	/* [N][P] */
+			const t4r_real *xh = xc + h * P;
+			t4r_real	Dh = D[h];
+
+			ssd_chunk_scalars(t0, q, H, h, delta, w.av, E, r, NULL);
+			ssd_head_vectors(t0, q, H, h, delta, r, w.dtv, w.wv);
+
+			/* intra-chunk and D skip: y_h = M' x_h with
+			 * M' = (C B^T) o L o dt_j + D I */
 			for (int i = 0; i < q; i++)
 			{
 				t4r_real	a = w.av[(size_t) (t0 + i) * H + h];
 				t4r_real   *Mi = w.M + (size_t) i * Q;
 				const t4r_real *CBi = w.CB + (size_t) i * Q;
 
+#pragma omp simd
 				for (int j = 0; j < i; j++)
-					w.lrow[j] = ssd_flush(w.lrow[j] * a);
+				{
+					t4r_real	L = ssd_flush(w.lrow[j] * a);
+
+					w.lrow[j] = L;
+					Mi[j] = CBi[j] * L * w.dtv[j];
+				}
 				w.lrow[i] = 1;
-				for (int j = 0; j <= i; j++)
-					Mi[j] = CBi[j] * w.lrow[j] * w.dtv[j];
+				Mi[i] = CBi[i] * w.dtv[i] + Dh;
 				for (int j = i + 1; j < q; j++)
 					Mi[j] = 0;
 			}
-			t4r_gemm(0, 0, q, P, q, 1, w.M, Q, xc + h * P, ldx, 0, yc + h * P, ldy);
-		}
+			t4r_gemm(0, 0, q, P, q, 1, w.M, Q, xh, ldx, 0, yc + h * P, ldy);
 
-		/* inter-chunk: y_h += diag(E_h) C S_h^T, and the D skip */
-		if (c > 0)
-			t4r_gemm(0, 1, q, HP, N, 1, Cc, ldbc, w.S, N, 0, w.U, HP);
-		for (int i = 0; i < q; i++)
-		{
-			t4r_real   *yi = yc + (size_t) i * ldy;
-			const t4r_real *xi = xc + (size_t) i * ldx;
-			const t4r_real *Zi = w.U + (size_t) i * HP;
-
-			for (int h = 0; h < H; h++)
+			/* inter-chunk: y_h += diag(E) C S_h^T */
+			if (c > 0)
 			{
-				t4r_real	Dh = D[h],
-							Eh = w.E[h * Q + i];
-
-				if (c > 0)
-					for (int p = 0; p < P; p++)
-						yi[h * P + p] += Eh * Zi[h * P + p] + Dh * xi[h * P + p];
-				else
-					for (int p = 0; p < P; p++)
-						yi[h * P + p] += Dh * xi[h * P + p];
+				ssd_rowscale(q, N, E, Cc, ldbc, w.Ec);
+				t4r_gemm(0, 0, q, P, N, 1, w.Ec, N, Sh, P, 1, yc + h * P, ldy);
 			}
-		}
-
-		/* state passing */
-		if (c < nc - 1)
-		{
-			ssd_build_xw(t0, q, H, P, x, ldx, delta, w.r, Q, w.Xw);
-			ssd_state_step(t0, q, H, P, N, B, ldbc, w.E, Q, w.Xw, c == 0, w.S, w.S);
+			/* state passing */
+			if (c < nc - 1)
+				ssd_state_head(q, P, N, xh, ldx, Bc, ldbc, w.wv, E[q - 1], c == 0, w.Bw, Sh, 1);
 		}
 	}
 }
@@ -627,9 +643,9 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 {
 	ssd_ws		w;
 	int			Q,
-				nc,
-				HP = H * P;
-	size_t		hpn = (size_t) H * P * N;
+				nc;
+	size_t		hpn = (size_t) H * P * N,
+				pn = (size_t) P * N;
 
 	if (n < 1)
 		return;
@@ -644,16 +660,21 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 	nc = (n + Q - 1) / Q;
 	ssd_decays(n, H, delta, A, w.av);
 
-	/* recompute the states entering each chunk */
+	/* recompute the states entering each chunk: S[c+1] from S[c] */
 	for (int c = 0; c + 1 < nc; c++)
 	{
 		int			t0 = c * Q;
 
+		if (c > 0)
+			memcpy(w.S + (c + 1) * hpn, w.S + c * hpn, hpn * sizeof(t4r_real));
 		for (int h = 0; h < H; h++)
-			ssd_chunk_scalars(t0, Q, H, h, delta, w.av, w.E + h * Q, w.r + h * Q, NULL);
-		ssd_build_xw(t0, Q, H, P, x, ldx, delta, w.r, Q, w.Xw);
-		ssd_state_step(t0, Q, H, P, N, B, ldbc, w.E, Q, w.Xw, c == 0,
-					   w.S + c * hpn, w.S + (c + 1) * hpn);
+		{
+			ssd_chunk_scalars(t0, Q, H, h, delta, w.av, w.E, w.r, NULL);
+			ssd_head_vectors(t0, Q, H, h, delta, w.r, w.dtv, w.wv);
+			ssd_state_head(Q, P, N, x + (size_t) t0 * ldx + h * P, ldx, B + (size_t) t0 * ldbc,
+						   ldbc, w.wv, w.E[Q - 1], c == 0, w.Bw,
+						   w.S + (c + 1) * hpn + h * pn, 0);
+		}
 	}
 
 	for (int c = nc - 1; c >= 0; c--)
@@ -671,15 +692,12 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 				   *dCc = dC + (size_t) t0 * ldbc;
 		const t4r_real *Sp = w.S + c * hpn;
 
-		t4r_gemm(0, 1, q, q, N, 1, Cc, ldbc, Bc, ldbc, 0, w.CB, Q);
-		for (int i = 0; i < q; i++)
-			for (int j = 0; j < q; j++)
-				w.dCB[(size_t) i * Q + j] = 0;
-		if (has_dS)
-			t4r_gemm(0, 1, q, HP, N, 1, Bc, ldbc, w.dS, N, 0, w.U, HP);
-		if (has_state)
-			for (size_t k = 0; k < (size_t) q * N; k++)
-				w.dCs[k] = 0;
+		ssd_transpose(q, N, Bc, ldbc, w.Bt, Q);
+		t4r_gemm(0, 0, q, q, N, 1, Cc, ldbc, w.Bt, Q, 0, w.CB, Q);
+		ssd_transpose(q, H * P, xc, ldx, w.Xt, Q);
+		memset(w.dCB, 0, sizeof(t4r_real) * q * Q);
+		memset(w.dCs, 0, sizeof(t4r_real) * q * N);
+		memset(w.dBs, 0, sizeof(t4r_real) * q * N);
 
 		for (int h = 0; h < H; h++)
 		{
@@ -689,22 +707,28 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 					   *dcum = w.dcum + h * Q,
 					   *ddt = w.ddt + h * Q,
 					   *dw = w.dw + h * Q;
+			const t4r_real *xh = xc + h * P,
+					   *dyh = dyc + h * P,
+					   *Sh = Sp + h * pn;
+			t4r_real   *dSh = w.dS + h * pn,
+					   *dxh = dxc + h * P;
 			t4r_real	Dh = D[h],
-						Ah = A[h];
-			double		dd = 0,
-						da = 0;
+						Ah = A[h],
+						tr = 0;
+			double		da = 0;
 
 			ssd_chunk_scalars(t0, q, H, h, delta, w.av, E, r, T);
+			ssd_head_vectors(t0, q, H, h, delta, r, w.dtv, w.wv);
 			for (int j = 0; j < q; j++)
 			{
-				w.dtv[j] = delta[(size_t) (t0 + j) * H + h];
 				w.colG[j] = 0;
 				w.colGd[j] = 0;
 				dcum[j] = 0;
 			}
 
-			/* intra-chunk: dM = dY_h X_h^T, masked by L; M for dX */
-			t4r_gemm(0, 1, q, q, P, 1, dyc + h * P, lddy, xc + h * P, ldx, 0, w.dM, Q);
+			/* intra-chunk: dM = dY_h X_h^T (its trace is dD), masked by L;
+			 * M' (with D on the diagonal) for dX = M'^T dY */
+			t4r_gemm(0, 0, q, q, P, 1, dyh, lddy, w.Xt + (size_t) h * P * Q, Q, 0, w.dM, Q);
 			for (int i = 0; i < q; i++)
 			{
 				t4r_real	a = w.av[(size_t) (t0 + i) * H + h];
@@ -712,119 +736,115 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 				const t4r_real *CBi = w.CB + (size_t) i * Q,
 						   *dMi = w.dM + (size_t) i * Q;
 				t4r_real   *dCBi = w.dCB + (size_t) i * Q;
-				t4r_real	rowGd = 0;
+				t4r_real	rowGd = 0,
+							zm,
+							g;
 
+#pragma omp simd reduction(+:rowGd)
 				for (int j = 0; j < i; j++)
-					w.lrow[j] = ssd_flush(w.lrow[j] * a);
-				w.lrow[i] = 1;
-				for (int j = 0; j <= i; j++)
 				{
-					t4r_real	L = w.lrow[j],
+					t4r_real	L = ssd_flush(w.lrow[j] * a),
 								dt = w.dtv[j],
-								zm = dMi[j] * L,
-								g = zm * CBi[j];
+								zmj = dMi[j] * L,
+								gj = zmj * CBi[j];
 
+					w.lrow[j] = L;
 					Mi[j] = CBi[j] * L * dt;
-					dCBi[j] += zm * dt;
-					w.colG[j] += g;
-					w.colGd[j] += g * dt;
-					rowGd += g * dt;
+					dCBi[j] += zmj * dt;
+					w.colG[j] += gj;
+					w.colGd[j] += gj * dt;
+					rowGd += gj * dt;
 				}
+				w.lrow[i] = 1;
+				zm = dMi[i];
+				g = zm * CBi[i];
+				Mi[i] = CBi[i] * w.dtv[i] + Dh;
+				dCBi[i] += zm * w.dtv[i];
+				w.colG[i] += g;	/* L_ii = 1: the dcum terms cancel */
+				tr += zm;
 				for (int j = i + 1; j < q; j++)
 					Mi[j] = 0;
 				dcum[i] += rowGd;
 			}
+			dD[h] += tr;
 			for (int j = 0; j < q; j++)
 			{
 				ddt[j] = w.colG[j];
 				dcum[j] -= w.colGd[j];
 			}
-			t4r_gemm(1, 0, q, P, q, 1, w.M, Q, dyc + h * P, lddy, 0, dxc + h * P, ldx);
+			t4r_gemm(1, 0, q, P, q, 1, w.M, Q, dyh, lddy, 0, dxh, ldx);
 
-			/* D skip, and the state term of dX (U = B dS^T) */
-			for (int i = 0; i < q; i++)
-			{
-				const t4r_real *dyi = dyc + (size_t) i * lddy + h * P,
-						   *xi = xc + (size_t) i * ldx + h * P;
-				t4r_real   *dxi = dxc + (size_t) i * ldx + h * P;
-
-				for (int p = 0; p < P; p++)
-					dd += (double) dyi[p] * xi[p];
-				if (has_dS)
-				{
-					const t4r_real *Ui = w.U + (size_t) i * HP + h * P;
-					t4r_real	wi = r[i] * w.dtv[i],
-								s = 0;
-
-					for (int p = 0; p < P; p++)
-					{
-						dxi[p] += Dh * dyi[p] + wi * Ui[p];
-						s += xi[p] * Ui[p];
-					}
-					dw[i] = s;
-				}
-				else
-					for (int p = 0; p < P; p++)
-						dxi[p] += Dh * dyi[p];
-			}
-			dD[h] += (t4r_real) dd;
-
-			/* inter-chunk output term y += diag(E) C S^T */
-			if (has_state)
-			{
-				t4r_gemm(0, 0, q, N, P, 1, dyc + h * P, lddy, Sp + (size_t) h * P * N, N,
-						 0, w.Wh, N);
-				for (int i = 0; i < q; i++)
-				{
-					const t4r_real *Whi = w.Wh + (size_t) i * N,
-							   *Ci = Cc + (size_t) i * ldbc;
-					t4r_real   *dCsi = w.dCs + (size_t) i * N;
-					t4r_real	s = 0,
-								Ei = E[i];
-
-					for (int k = 0; k < N; k++)
-					{
-						s += Whi[k] * Ci[k];
-						dCsi[k] += Ei * Whi[k];
-					}
-					dcum[i] += s * Ei;
-				}
-				/* for dS of the previous chunk */
-				for (int i = 0; i < q; i++)
-				{
-					const t4r_real *dyi = dyc + (size_t) i * lddy + h * P;
-					t4r_real   *o = w.dYE + (size_t) i * HP + h * P;
-
-					for (int p = 0; p < P; p++)
-						o[p] = E[i] * dyi[p];
-				}
-			}
-
-			/* state passing: S' = E_last S + X^T diag(r dt) B */
+			/* state passing S' = E_last S + X^T diag(w) B, given dS' */
 			if (has_dS)
 			{
 				t4r_real	sw = 0;
 
+				/* dX_h += diag(w) B dS^T */
+				ssd_rowscale(q, N, w.wv, Bc, ldbc, w.Bw);
+				ssd_transpose(P, N, dSh, N, w.dSt, P);
+				t4r_gemm(0, 0, q, P, N, 1, w.Bw, N, w.dSt, P, 1, dxh, ldx);
+				/* V = X_h dS_h: dw_i = B_i . V_i, dB_i += w_i V_i */
+				t4r_gemm(0, 0, q, N, P, 1, xh, ldx, dSh, N, 0, w.V, N);
+				for (int i = 0; i < q; i++)
+				{
+					const t4r_real *Vi = w.V + (size_t) i * N,
+							   *Bi = Bc + (size_t) i * ldbc;
+					t4r_real   *dBsi = w.dBs + (size_t) i * N;
+					t4r_real	s = 0,
+								wi = w.wv[i];
+
+#pragma omp simd reduction(+:s)
+					for (int k = 0; k < N; k++)
+					{
+						s += Bi[k] * Vi[k];
+						dBsi[k] += wi * Vi[k];
+					}
+					dw[i] = s;
+				}
 				if (has_state)
 				{
-					const t4r_real *dSh = w.dS + (size_t) h * P * N,
-							   *Sh = Sp + (size_t) h * P * N;
 					t4r_real	de = 0;
 
-					for (size_t k = 0; k < (size_t) P * N; k++)
+#pragma omp simd reduction(+:de)
+					for (size_t k = 0; k < pn; k++)
 						de += dSh[k] * Sh[k];
 					dcum[q - 1] += de * E[q - 1];
 				}
 				for (int j = 0; j < q; j++)
 				{
-					t4r_real	wj = r[j] * w.dtv[j],
-								t = dw[j] * wj;
+					t4r_real	t = dw[j] * w.wv[j];
 
 					sw += t;
 					dcum[j] -= t;
 					ddt[j] += dw[j] * r[j];
 				}
 				dcum[q - 1] += sw;
+			}
+
+			/* inter-chunk output term y += diag(E) C S^T */
+			if (has_state)
+			{
+				t4r_gemm(0, 0, q, N, P, 1, dyh, lddy, Sh, N, 0, w.V, N);
+				for (int i = 0; i < q; i++)
+				{
+					const t4r_real *Vi = w.V + (size_t) i * N,
+							   *Ci = Cc + (size_t) i * ldbc;
+					t4r_real   *dCsi = w.dCs + (size_t) i * N;
+					t4r_real	s = 0,
+								Ei = E[i];
+
+#pragma omp simd reduction(+:s)
+					for (int k = 0; k < N; k++)
+					{
+						s += Vi[k] * Ci[k];
+						dCsi[k] += Ei * Vi[k];
+					}
+					dcum[i] += s * Ei;
+				}
+				/* dS <- gradient w.r.t. the state entering this chunk:
+				 * E_last dS + dY_h^T diag(E) C */
+				ssd_rowscale(q, N, E, Cc, ldbc, w.Ec);
+				t4r_gemm(1, 0, P, N, q, 1, dyh, lddy, w.Ec, N, has_dS ? E[q - 1] : 0, dSh, N);
 			}
 
 			/* chain to delta and A through cum_i = A T_i */
@@ -841,35 +861,13 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 			dA[h] += (t4r_real) da;
 		}
 
-		/* dC, dB of the chunk */
+		/* dC, dB of the chunk: the state parts, then the intra parts */
 		for (int i = 0; i < q; i++)
 		{
-			t4r_real   *dCi = dCc + (size_t) i * ldbc;
-
-			for (int k = 0; k < N; k++)
-				dCi[k] = has_state ? w.dCs[(size_t) i * N + k] : 0;
+			memcpy(dCc + (size_t) i * ldbc, w.dCs + (size_t) i * N, sizeof(t4r_real) * N);
+			memcpy(dBc + (size_t) i * ldbc, w.dBs + (size_t) i * N, sizeof(t4r_real) * N);
 		}
 		t4r_gemm(0, 0, q, N, q, 1, w.dCB, Q, Bc, ldbc, 1, dCc, ldbc);
-		t4r_gemm(1, 0, q, N, q, 1, w.dCB, Q, Cc, ldbc, 0, dBc, ldbc);
-		if (has_dS)
-		{
-			ssd_build_xw(t0, q, H, P, x, ldx, delta, w.r, Q, w.Xw);
-			t4r_gemm(0, 0, q, N, HP, 1, w.Xw, HP, w.dS, N, 1, dBc, ldbc);
-		}
-
-		/* dS <- gradient w.r.t. the state entering this chunk */
-		if (has_state)
-		{
-			if (has_dS)
-				for (int h = 0; h < H; h++)
-				{
-					t4r_real	el = w.E[h * Q + q - 1];
-					t4r_real   *dSh = w.dS + (size_t) h * P * N;
-
-					for (size_t k = 0; k < (size_t) P * N; k++)
-						dSh[k] *= el;
-				}
-			t4r_gemm(1, 0, HP, N, q, 1, w.dYE, HP, Cc, ldbc, has_dS ? 1 : 0, w.dS, N);
-		}
+		t4r_gemm(1, 0, q, N, q, 1, w.dCB, Q, Cc, ldbc, 1, dBc, ldbc);
 	}
 }
