@@ -172,9 +172,10 @@ TP_V(sigm) (t4r_real x)
 #else
 /*
  * sigmoid in float without branches (vectorisable): e = exp(-|a|) by range
- * reduction and a degree-6 polynomial (|a| clamped to 87 so that e stays
- * normal), then 1/(1+e) or e/(1+e) chosen by the sign bit.  Relative error
- * under 2e-7 wherever sigmoid(a) is a normal float.
+ * reduction and a degree-6 polynomial (|a| clamped to 87.3 so that e stays
+ * normal), then 1/(1+e) or e/(1+e) chosen by the sign bit; NaN passes
+ * through.  Relative error under 2e-7 wherever sigmoid(a) is a normal float
+ * (checked against double in test_timepath).
  */
 TP_TGT static inline float
 TP_V(sigm) (float a)
@@ -203,7 +204,7 @@ TP_V(sigm) (float a)
 	memcpy(&ab, &a, 4);
 	mask = ab >> 31;			/* all ones when a < 0 (or -0) */
 	mb = ab & 0x7fffffff;
-	mb = mb < 0x42AE0000 ? mb : 0x42AE0000;	/* |a| <= 87 */
+	mb = mb < 0x42AE999A ? mb : 0x42AE999A;	/* |a| <= 87.3 */
 	memcpy(&m, &mb, 4);
 	/* exp(-m): -m = n ln2 + r, |r| <= ln2/2 */
 	t = -m * 1.44269504088896341f;
@@ -228,6 +229,7 @@ TP_V(sigm) (float a)
 	memcpy(&pb, &sp, 4);
 	memcpy(&nb, &sn, 4);
 	rb = (pb & ~mask) | (nb & mask);
+	rb = (ab & 0x7fffffff) > 0x7f800000 ? ab : rb;	/* NaN stays NaN */
 	memcpy(&res, &rb, 4);
 	return res;
 }
@@ -238,7 +240,7 @@ TP_TGT static inline t4r_real
 TP_V(hsw) (t4r_real x)
 {
 	t4r_real	r = x + 3;
-	t4r_real	v = x * r / 6;
+	t4r_real	v = x * r * (t4r_real) (1.0 / 6);
 
 	v = r <= 0 ? 0 : v;
 	return r >= 6 ? x : v;
@@ -247,7 +249,7 @@ TP_V(hsw) (t4r_real x)
 TP_TGT static inline t4r_real
 TP_V(dhsw) (t4r_real x)
 {
-	t4r_real	v = (2 * x + 3) / 6;
+	t4r_real	v = x * (t4r_real) (1.0 / 3) + (t4r_real) 0.5;
 
 	v = x < -3 ? 0 : v;
 	return x > 3 ? 1 : v;
@@ -291,6 +293,21 @@ TP_V(sqdevd) (const t4r_real *restrict x, int n, double m)
 
 		a[i & 7] += c * c;
 	}
+	return LANES_SUM(a);
+}
+
+/* sum x y in 8 double lanes */
+TP_TGT static double
+TP_V(dotd) (const t4r_real *restrict x, const t4r_real *restrict y, int n)
+{
+	double		a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (int j = 0; j < 8; j++)
+			a[j] += (double) x[i + j] * y[i + j];
+	for (; i < n; i++)
+		a[i & 7] += (double) x[i] * y[i];
 	return LANES_SUM(a);
 }
 
@@ -679,8 +696,8 @@ TP_V(ln_bwd_row) (const t4r_real *restrict x, const t4r_real *restrict dy,
 		glw[l] += dy[l] * xv;
 		glb[l] += dy[l];
 	}
-	sgf = TP_V(sumr) (dm, L) / L;
-	sgxf = TP_V(dotr) (dm, xh, L) / L;
+	sgf = (t4r_real) (TP_V(sumd) (dm, L) / L);
+	sgxf = (t4r_real) (TP_V(dotd) (dm, xh, L) / L);
 	for (int l = 0; l < L; l++)
 		dm[l] = (dm[l] - sgf - xh[l] * sgxf) * rf;
 }
@@ -847,18 +864,18 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 			TP_V(mix_fwd) (c.GT + o, 0, t, td, L, x);
 		else
 		{
-			t4r_real	z;
+			double		z;
 			t4r_real	gv;
 
 			if (mask_gate)
 			{
 				/* Tg staged in x */
 				TP_V(mul) (t, mask_gate + o, L, x);
-				z = TP_V(dotr) (p->gw, x, L);
+				z = TP_V(dotd) (p->gw, x, L);
 			}
 			else
-				z = TP_V(dotr) (p->gw, t, L);
-			gv = TP_V(sigm) (z + p->gb[0]);
+				z = TP_V(dotd) (p->gw, t, L);
+			gv = TP_V(sigm) ((t4r_real) (z + p->gb[0]));
 			c.GT[r] = gv;
 			TP_V(mix_fwd) (NULL, gv, t, td, L, x);
 		}
@@ -936,7 +953,7 @@ TP_V(time_bwd) (const t4r_time_params *p, const t4r_time_params *g,
 		if (dTnew && !pgl)
 		{
 			t4r_real	gv = c.GT[r];
-			t4r_real	dz = TP_V(dotr) (dm, xh, L) * gv * (1 - gv);
+			t4r_real	dz = (t4r_real) (TP_V(dotd) (dm, xh, L) * gv * (1 - gv));
 
 			dgb += dz;
 			TP_V(gate_scalar_bwd) (dz, t, mask_gate ? mask_gate + o : NULL, p->gw, L,

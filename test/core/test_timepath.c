@@ -402,6 +402,55 @@ static int	bench_iters = 30;
 /* kernel variant selector in timepath.c: 1 = baseline, 0 = automatic */
 extern int	t4r_time_isa;
 
+/*
+ * The float sigmoid of timepath.c against double: with W1 = 0 the cached
+ * sigmoid(a1) block (offset 2 R L of the cache, see timepath.c) holds
+ * sigmoid(b1).  Also NaN and infinities.
+ */
+static void
+case_sigmoid(void)
+{
+	int			R = 1,
+				H = 1,
+				L = 4096,
+				K = 4,
+				G = 1;
+	pset		ps;
+	float	   *T = calloc(L, sizeof(float)),
+			   *tdt = malloc(sizeof(float) * L),
+			   *cache = malloc(sizeof(float) * t4r_time_cache_size(R, L, G));
+	const float *sg;
+	double		worst = 0,
+				at = 0;
+	int			special_ok;
+
+	pset_init(&ps, R, H, L, K, G);
+	for (int l = 0; l < L - 3; l++)
+		ps.p.b1[l] = (float) (-87.0 + 174.0 * l / (L - 4)) + (float) (1e-3 * nrand());
+	ps.p.b1[L - 3] = NAN;
+	ps.p.b1[L - 2] = INFINITY;
+	ps.p.b1[L - 1] = -INFINITY;
+	t4r_time_fwd(&ps.p, R, H, L, K, G, 1e-12, T, NULL, NULL, tdt, NULL, cache);
+	sg = cache + 2 * (size_t) R * L;
+	for (int l = 0; l < L - 3; l++)
+	{
+		double		x = ps.p.b1[l];
+		double		ref = 1 / (1 + exp(-x));
+		double		e = fabs(sg[l] - ref) / ref;
+
+		if (e > worst)
+			worst = e, at = x;
+	}
+	special_ok = isnan(sg[L - 3]) && sg[L - 2] == 1 && sg[L - 1] >= 0 && sg[L - 1] < 1e-37;
+	tap_ok(worst < 1e-6 && special_ok,
+		   "float sigmoid vs double on [-87, 87]: max rel err %.3g (at %.4g); NaN -> %g, +inf -> %g, -inf -> %g",
+		   worst, at, sg[L - 3], sg[L - 2], sg[L - 1]);
+	pset_free(&ps);
+	free(T);
+	free(tdt);
+	free(cache);
+}
+
 static double
 now_us(void)
 {
@@ -478,6 +527,7 @@ main(int argc, char **argv)
 		{
 			t4r_time_isa = isa;
 			tap_diag("kernels: %s", isa ? "baseline" : "automatic (AVX2+FMA where available)");
+			case_sigmoid();
 			case_float(8, 4, 200, 4, 1, 0);
 			case_float(8, 4, 200, 4, 1, 1);
 			case_float(8, 4, 200, 4, 200, 1);
