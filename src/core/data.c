@@ -834,11 +834,24 @@ t4r_evaluate(const t4r_model *m, const t4r_dataset *ds, int split,
 /* ------------------------------------------------------------------ */
 /* fitting                                                             */
 /* ------------------------------------------------------------------ */
-typedef struct fit_sample
+/* user owning position p of seq_items (binary search over seq_off) */
+static int64_t
+user_of_pos(const t4r_dataset *ds, int64_t p)
 {
-	int64_t		p;				/* position of the target in seq_items */
-	int32_t		n;				/* input length (<= L), input ends at p */
-} fit_sample;
+	int64_t		lo = 0,
+				hi = ds->n_users;
+
+	while (hi - lo > 1)
+	{
+		int64_t		mid = lo + (hi - lo) / 2;
+
+		if (ds->seq_off[mid] <= p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
 
 int
 t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
@@ -846,7 +859,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 {
 	t4r_fit_opts o;
 	t4r_trainer *tr = NULL;
-	fit_sample *all = NULL;
+	uint32_t   *all = NULL;		/* target positions: 4 bytes per sample */
 	t4r_sample *batch = NULL;
 	t4r_real   *best = NULL;
 	int64_t		S = 0,
@@ -921,7 +934,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		return T4R_EDATA;
 	}
 
-	all = malloc((size_t) S * sizeof(fit_sample));
+	all = malloc((size_t) S * sizeof(uint32_t));
 	batch = malloc((size_t) (B < S ? B : S) * sizeof(t4r_sample));
 	best = malloc(m->layout.total * sizeof(t4r_real));
 	if (!all || !batch || !best)
@@ -952,17 +965,13 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 						tl = train_len(ds, u);
 
 			for (int64_t j = 1; j < tl; j++)
-			{
-				all[si].p = off + j;
-				all[si].n = (int32_t) (j < L ? j : L);
-				si++;
-			}
+				all[si++] = (uint32_t) (off + j);
 		}
 		t4r_rng_seed(&rng, t4r_hash64(m->cfg.seed, (uint64_t) epoch, 0x73687566666c65ULL, 0));
 		for (int64_t i = S - 1; i > 0; i--)
 		{
 			int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
-			fit_sample	t = all[i];
+			uint32_t	t = all[i];
 
 			all[i] = all[j];
 			all[j] = t;
@@ -981,12 +990,14 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			}
 			for (int i = 0; i < ns; i++)
 			{
-				const fit_sample *f = &all[b0 + i];
+				int64_t		p = all[b0 + i];
+				int64_t		j = p - ds->seq_off[user_of_pos(ds, p)];
+				int32_t		n = (int32_t) (j < L ? j : L);
 
-				batch[i].items = ds->seq_items + f->p - f->n;
-				batch[i].ts = ds->seq_ts + f->p - f->n;
-				batch[i].n = f->n;
-				batch[i].target = ds->seq_items[f->p];
+				batch[i].items = ds->seq_items + p - n;
+				batch[i].ts = ds->seq_ts + p - n;
+				batch[i].n = n;
+				batch[i].target = ds->seq_items[p];
 			}
 			rc = t4r_trainer_step(tr, batch, ns, &loss);
 			if (rc != T4R_OK)

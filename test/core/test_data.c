@@ -754,6 +754,8 @@ random_dataset(uint64_t seed, int nusers, int nitems, int maxlen)
 	return ds;
 }
 
+static int	small_L = 12;
+
 static t4r_model *
 small_model(int V, int is_time, uint64_t seed)
 {
@@ -765,7 +767,7 @@ small_model(int V, int is_time, uint64_t seed)
 	c.hidden_size = 16;
 	c.head_dim = 8;
 	c.d_state = 8;
-	c.max_seq_len = 12;
+	c.max_seq_len = small_L;
 	c.chunk_size = 4;
 	c.num_layers = 2;
 	c.is_time = is_time;
@@ -887,6 +889,7 @@ typedef struct fit_log
 	int			bad_order;
 	double		ndcg[64];
 	int			cancel_after_steps;
+	double		loss1;
 } fit_log;
 
 static void
@@ -910,6 +913,15 @@ log_epoch(void *ud, const t4r_epoch_info *info)
 	if (info->epoch <= 64)
 		f->ndcg[info->epoch - 1] = info->valid_ndcg10;
 	f->epochs++;
+}
+
+static void
+log_epoch_loss(void *ud, const t4r_epoch_info *info)
+{
+	fit_log    *f = ud;
+
+	f->loss1 = info->loss;
+	log_epoch(ud, info);
 }
 
 static int
@@ -1020,6 +1032,73 @@ test_fit(void)
 			   "equal NDCG@10 is no improvement: best epoch 1, patience 3 stops at epoch 4 (ran %d, best %d)",
 			   res.epochs_run, res.best_epoch);
 		t4r_model_free(m3);
+	}
+	/* the samples fit forms: every prefix of each training part (its last L
+	 * items) predicting the next item.  Without dropout and with one batch
+	 * holding all samples, the first epoch's loss is the loss of the
+	 * untrained model on exactly those samples, whatever their order. */
+	{
+		t4r_dataset *ds4 = random_dataset(9, 40, 30, 30);
+		t4r_model  *m4;
+
+		small_L = 4;			/* most samples are cut to L */
+		m4 = small_model(ds4->n_items, 1, 13);
+		small_L = 12;
+		t4r_trainer *tr = NULL;
+		t4r_train_opts to;
+		t4r_sample *smp = malloc(ds4->n_train_samples * sizeof(t4r_sample));
+		int64_t		k = 0;
+		int			L = m4->cfg.max_seq_len,
+					truncated = 0;
+		double		want = 0;
+
+		/* large embeddings: the loss then depends visibly on every input */
+		{
+			t4r_real   *E = t4r_model_tensor(m4, "item_embedding.weight");
+
+			for (size_t q = 0; q < (size_t) ds4->n_items * m4->dims.d; q++)
+				E[q] *= 50;
+		}
+		m4->cfg.dropout_prob = 0;
+		m4->cfg.time_dropout = 0;
+		m4->cfg.batch_size = (int) ds4->n_train_samples;
+		for (int64_t u = 0; u < ds4->n_users; u++)
+		{
+			int64_t		off = ds4->seq_off[u],
+						mu = ds4->seq_off[u + 1] - off;
+
+			for (int64_t t = 1; t < mu - 2; t++)
+			{
+				int64_t		st = t > L ? off + t - L : off;
+
+				truncated += t > L;
+				smp[k].items = ds4->seq_items + st;
+				smp[k].ts = ds4->seq_ts + st;
+				smp[k].n = (int32_t) (off + t - st);
+				smp[k].target = ds4->seq_items[off + t];
+				k++;
+			}
+		}
+		memset(&to, 0, sizeof(to));
+		to.threads = 1;
+		rc = t4r_trainer_create(m4, &to, &tr, err, sizeof(err));
+		if (rc == T4R_OK)
+			rc = t4r_trainer_loss_grad(tr, smp, (int) k, 0, &want);
+		t4r_trainer_free(tr);
+		memset(&f, 0, sizeof(f));
+		f.cancel_after_steps = -1;
+		o.epochs = 1;
+		o.epoch_done = log_epoch_loss;
+		if (rc == T4R_OK)
+			rc = t4r_fit(m4, ds4, &o, &res, err, sizeof(err));
+		o.epoch_done = log_epoch;
+		tap_ok(rc == T4R_OK && k == ds4->n_train_samples && truncated > 0 && f.steps == 1 &&
+			   fabs(f.loss1 - want) < 1e-5 * fabs(want),
+			   "fit's samples are the prefixes (%lld, %d cut to L): first loss %.7f = loss of the enumerated samples %.7f",
+			   (long long) k, truncated, f.loss1, want);
+		free(smp);
+		t4r_model_free(m4);
+		t4r_dataset_free(ds4);
 	}
 	/* interrupt */
 	memset(&f, 0, sizeof(f));
