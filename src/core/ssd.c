@@ -6,6 +6,9 @@
 #include <string.h>
 #include "ssd.h"
 #include "ops.h"
+#if defined(__SSE__) && !defined(T4R_DOUBLE)
+#include <xmmintrin.h>
+#endif
 
 /* ------------------------------------------------------------------------
  * Reference: the plain recurrence.
@@ -368,11 +371,38 @@ ssd_head_vectors(int t0, int q, int H, int h, const t4r_real *delta, const t4r_r
 	}
 }
 
-/* o[c][r] = a[r][c] for r < rows, c < cols */
+/* o[c][r] = a[r][c] for r < rows, c < cols (4x4 SSE blocks in the float
+ * build on x86-64, plain loops otherwise) */
 static void
 ssd_transpose(int rows, int cols, const t4r_real *a, int lda, t4r_real *o, int ldo)
 {
-	for (int r0 = 0; r0 < rows; r0 += 8)
+	int			r0 = 0;
+
+#if defined(__SSE__) && !defined(T4R_DOUBLE)
+	for (; r0 + 4 <= rows; r0 += 4)
+	{
+		const float *a0 = a + (size_t) r0 * lda;
+		int			c = 0;
+
+		for (; c + 4 <= cols; c += 4)
+		{
+			__m128		v0 = _mm_loadu_ps(a0 + c),
+						v1 = _mm_loadu_ps(a0 + lda + c),
+						v2 = _mm_loadu_ps(a0 + 2 * (size_t) lda + c),
+						v3 = _mm_loadu_ps(a0 + 3 * (size_t) lda + c);
+
+			_MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+			_mm_storeu_ps(o + (size_t) c * ldo + r0, v0);
+			_mm_storeu_ps(o + (size_t) (c + 1) * ldo + r0, v1);
+			_mm_storeu_ps(o + (size_t) (c + 2) * ldo + r0, v2);
+			_mm_storeu_ps(o + (size_t) (c + 3) * ldo + r0, v3);
+		}
+		for (; c < cols; c++)
+			for (int r = r0; r < r0 + 4; r++)
+				o[(size_t) c * ldo + r] = a[(size_t) r * lda + c];
+	}
+#endif
+	for (; r0 < rows; r0 += 8)
 	{
 		int			r1 = r0 + 8 < rows ? r0 + 8 : rows;
 
