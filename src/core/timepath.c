@@ -15,7 +15,7 @@
  * 0 = automatic, 1 = baseline, 2 = AVX2 if the CPU has it.
  *
  * Cache layout (t4r_real elements, R*L blocks unless noted):
- *   U   u = T * mask_mlp (a copy of T when mask_mlp == NULL)
+ *   U   u = T * mask_mlp (unused when mask_mlp == NULL: u = T)
  *   A1  a1 = u W1^T + b1
  *   SG  sigmoid(a1)                      (silu(a1) = a1 * SG)
  *   S   s = silu(a1) W2^T + b2
@@ -803,13 +803,11 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 
 	cache_split(cache, R, L, G, &c);
 
-	/* u = T * mask_mlp; a1 = b1 + U W1^T */
+	/* u = T * mask_mlp (T itself without a mask); a1 = b1 + U W1^T */
 	if (mask_mlp)
 		TP_V(mul) (T, mask_mlp, RL, c.U);
-	else
-		memcpy(c.U, T, sizeof(t4r_real) * RL);
 	TP_V(bcast) (p->b1, R, L, c.A1);
-	t4r_gemm(0, 1, R, L, L, 1, c.U, L, p->w1, L, 1, c.A1, L);
+	t4r_gemm(0, 1, R, L, L, 1, mask_mlp ? c.U : T, L, p->w1, L, 1, c.A1, L);
 
 	/* sg = sigmoid(a1); h = a1 * sg staged in P1; s = b2 + h W2^T */
 	TP_V(silu_fwd) (c.A1, RL, c.SG, c.P1);
@@ -1024,7 +1022,7 @@ TP_V(time_bwd) (const t4r_time_params *p, const t4r_time_params *g,
 	/* da1 = dh * silu'(a1); db1 += colsum; dW1 += da1^T u; du = da1 W1 (B1) */
 	TP_V(dsilu) (c.A1, c.SG, RL, B0);
 	TP_V(colsum_add) (B0, R, L, acc, g->b1);
-	t4r_gemm(1, 0, L, L, R, 1, B0, L, c.U, L, 1, g->w1, L);
+	t4r_gemm(1, 0, L, L, R, 1, B0, L, mask_mlp ? c.U : T, L, 1, g->w1, L);
 	t4r_gemm(0, 0, R, L, L, 1, B0, L, p->w1, L, 0, B1, L);
 	/* dT += du * mask_mlp */
 	TP_V(addm) (B1, mask_mlp, RL, dT);

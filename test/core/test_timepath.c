@@ -5,9 +5,10 @@
  * micro-benchmark (printed, never asserted).
  *
  * Micro-benchmark, R = 256 rows (64 samples x 4 heads), L = 200, K = 4,
- * float, on the 2-core development machine (OpenBLAS): see the "# bench"
- * lines this program prints; numbers measured while writing it are in the
- * comment at the end of this file.
+ * float (OpenBLAS, one thread): see the "# bench" lines this program prints
+ * (--bench-only: benchmark only, more repetitions; --no-bench: tests only);
+ * numbers measured while writing it are in the comment at the end of this
+ * file.
  */
 #include <math.h>
 #include <stdio.h>
@@ -504,6 +505,22 @@ bench(int R, int H, int L, int K, int G)
 	}
 	tap_diag("bench R=%d L=%d H=%d K=%d G=%d (masks on): fwd %.0f us, bwd %.0f us (best of %d)",
 			 R, L, H, K, G, tf, tb, bench_iters);
+	if (G == 1)
+	{
+		/* the floor: one of the [R, L] x [L, L] products (fwd does 2, bwd 4;
+		 * with G == L one and two more) */
+		double		tg = 1e30;
+
+		for (int it = 0; it < bench_iters; it++)
+		{
+			double		t0 = now_us();
+
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, L, L, 1, T, L,
+						ps.p.w1, L, 0, tdt, L);
+			tg = fmin(tg, now_us() - t0);
+		}
+		tap_diag("bench one sgemm [%d x %d] x [%d x %d]^T: %.0f us", R, L, L, L, tg);
+	}
 	pset_free(&ps);
 	pset_free(&gs);
 	free(T);
@@ -551,6 +568,14 @@ main(int argc, char **argv)
 }
 
 /*
- * Measured (2-core dev machine, OpenBLAS, gcc -O3, float):
- *   (filled in below by the author after each optimisation step)
+ * Measured with --bench-only (best of 300; one OpenBLAS thread as in the
+ * trainer; R = 256 rows = 64 samples x 4 heads, L = 200, K = 4, float, masks
+ * on; 2-core Xeon @ 2.5 GHz development VM shared with other builds, so
+ * +-10%):
+ *                          G = 1 fwd / bwd     G = L fwd / bwd
+ *   first version           1650 / 2650 us      2330 / 3130 us
+ *   baseline kernels        1000 / 1400 us      1450 / 2100 us
+ *   AVX2+FMA kernels         700 / 1200 us      1000 / 1650 us
+ * One [256 x 200] x [200 x 200] sgemm takes about 205 us, so the GEMMs alone
+ * are about 410 / 820 us (G = 1) and 615 / 1230 us (G = L).
  */
