@@ -182,7 +182,9 @@ t4r_ssd_bwd_ref(int n, int H, int P, int N,
  * carrying dS; every scalar gradient is first collected as dcum (the
  * gradient w.r.t. the chunk-local log decay cum_i = A T_i, T_i = sum_{k<=i}
  * dt_k) plus the direct dt terms, then ddelta_k = direct_k + A sum_{i>=k}
- * dcum_i and dA += sum_i dcum_i T_i.
+ * dcum_i.  dA = sum_i dcum_i T_i is accumulated term by term with the
+ * segment sums themselves (sum dt over (j, i], kept as running sums), not
+ * as differences T_i - T_j of cumulative sums, which would cancel.
  *
  * last_only uses the attention form of the last row instead:
  *   y = D x_{n-1} + sum_j (C_{n-1} . B_j) dt_j R_j x_j,
@@ -219,6 +221,7 @@ typedef struct ssd_ws
 			   *M,
 			   *dM;				/* [Q][Q] */
 	t4r_real   *lrow,
+			   *srow,
 			   *dtv,
 			   *wv,
 			   *colG,
@@ -261,6 +264,7 @@ ssd_ws_layout(ssd_ws *w, int n, int H, int P, int N, int chunk, t4r_real *base)
 	TAKE(M, Q * Q);
 	TAKE(dM, Q * Q);
 	TAKE(lrow, Q);
+	TAKE(srow, Q);
 	TAKE(dtv, Q);
 	TAKE(wv, Q);
 	TAKE(colG, Q);
@@ -448,6 +452,7 @@ ssd_fwd_last(int n, int H, int P, int N,
 		const t4r_real *Bj = B + (size_t) j * ldbc;
 		t4r_real	s = 0;
 
+#pragma omp simd reduction(+:s)
 		for (int k = 0; k < N; k++)
 			s += Cl[k] * Bj[k];
 		cb[j] = s;
@@ -494,6 +499,7 @@ ssd_bwd_last(int n, int H, int P, int N,
 		const t4r_real *Bj = B + (size_t) j * ldbc;
 		t4r_real	s = 0;
 
+#pragma omp simd reduction(+:s)
 		for (int k = 0; k < N; k++)
 			s += Cl[k] * Bj[k];
 		cb[j] = s;
@@ -523,6 +529,7 @@ ssd_bwd_last(int n, int H, int P, int N,
 			t4r_real	rho = 0,
 						f;
 
+#pragma omp simd reduction(+:rho)
 			for (int p = 0; p < P; p++)
 			{
 				rho += g[p] * xj[p];
@@ -767,18 +774,23 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 						   *dMi = w.dM + (size_t) i * Q;
 				t4r_real   *dCBi = w.dCB + (size_t) i * Q;
 				t4r_real	rowGd = 0,
+							rowA = 0,
+							dti = w.dtv[i],
 							zm,
 							g;
 
-#pragma omp simd reduction(+:rowGd)
+#pragma omp simd reduction(+:rowGd,rowA)
 				for (int j = 0; j < i; j++)
 				{
 					t4r_real	L = ssd_flush(w.lrow[j] * a),
+								sg = w.srow[j] + dti,	/* sum dt over (j, i] */
 								dt = w.dtv[j],
 								zmj = dMi[j] * L,
 								gj = zmj * CBi[j];
 
 					w.lrow[j] = L;
+					w.srow[j] = sg;
+					rowA += gj * dt * sg;
 					Mi[j] = CBi[j] * L * dt;
 					dCBi[j] += zmj * dt;
 					w.colG[j] += gj;
@@ -786,6 +798,8 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 					rowGd += gj * dt;
 				}
 				w.lrow[i] = 1;
+				w.srow[i] = 0;
+				da += rowA;
 				zm = dMi[i];
 				g = zm * CBi[i];
 				Mi[i] = CBi[i] * w.dtv[i] + Dh;
@@ -839,14 +853,19 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 					for (size_t k = 0; k < pn; k++)
 						de += dSh[k] * Sh[k];
 					dcum[q - 1] += de * E[q - 1];
+					da += (double) de * E[q - 1] * T[q - 1];
 				}
-				for (int j = 0; j < q; j++)
+				t4r_real	sdt = 0;	/* sum dt over (j, q) */
+
+				for (int j = q - 1; j >= 0; j--)
 				{
 					t4r_real	t = dw[j] * w.wv[j];
 
 					sw += t;
 					dcum[j] -= t;
 					ddt[j] += dw[j] * r[j];
+					da += (double) t * sdt;
+					sdt += w.dtv[j];
 				}
 				dcum[q - 1] += sw;
 			}
@@ -870,6 +889,7 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 						dCsi[k] += Ei * Vi[k];
 					}
 					dcum[i] += s * Ei;
+					da += (double) s * Ei * T[i];
 				}
 				/* dS <- gradient w.r.t. the state entering this chunk:
 				 * E_last dS + dY_h^T diag(E) C */
@@ -885,7 +905,6 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 				{
 					suf += dcum[k];
 					ddelta[(size_t) (t0 + k) * H + h] = ddt[k] + Ah * suf;
-					da += (double) dcum[k] * T[k];
 				}
 			}
 			dA[h] += (t4r_real) da;

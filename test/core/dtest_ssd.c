@@ -36,7 +36,8 @@ nrand(void)
 	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-#define SENT 1234567.0			/* sentinel for "must not be written" */
+#define SENT 1234567.0
+static const char *const decay_name[] = {"model", "strong", "extreme", "none"};			/* sentinel for "must not be written" */
 
 /* one problem: inputs and strides */
 typedef struct prob
@@ -61,7 +62,9 @@ typedef struct prob
 #define PC(p) ((p)->bc + (p)->N + 1)
 
 /* decay: 0 = model-like (delta in [1e-3, 0.5], A in [-16, -1]),
- *        1 = strong (delta up to 6, so delta*A down to -96 per step) */
+ *        1 = strong (delta up to 6, so delta*A down to -96 per step),
+ *        2 = extreme (delta up to 100: delta*A down to -1600, exp underflows),
+ *        3 = almost none (A in [-1e-3, -1e-4]: the state keeps everything) */
 static void
 prob_init(prob *p, int n, int H, int P, int Nst, int pad, int decay)
 {
@@ -84,10 +87,10 @@ prob_init(prob *p, int n, int H, int P, int Nst, int pad, int decay)
 	for (int i = 0; i < n * p->ldbc; i++)
 		p->bc[i] = 0.5 * nrand();
 	for (int i = 0; i < n * H; i++)
-		p->delta[i] = exp(log(1e-3) + urand() * (log(decay ? 6.0 : 0.5) - log(1e-3)));
+		p->delta[i] = exp(log(1e-3) + urand() * (log(decay == 0 ? 0.5 : decay == 2 ? 100.0 : 6.0) - log(1e-3)));
 	for (int h = 0; h < H; h++)
 	{
-		p->A[h] = -exp(urand() * log(16.0));
+		p->A[h] = decay == 3 ? -exp(log(1e-4) + urand() * log(10.0)) : -exp(urand() * log(16.0));
 		p->D[h] = nrand();
 	}
 	for (int i = 0; i < n * p->lddy; i++)
@@ -353,7 +356,7 @@ fd_check(int n, int H, int P, int Nst, int pad, int decay, int last_only, int us
 		   acc_rel(&ed) < tol && acc_rel(&ea) < tol && acc_rel(&eD) < tol,
 		   "%s bwd vs finite differences (n=%d H=%d P=%d N=%d pad=%d decay=%s last_only=%d%s): "
 		   "rel err dx %.1e dB %.1e dC %.1e ddelta %.1e dA(accum) %.1e dD(accum) %.1e",
-		   name, n, H, P, Nst, pad, decay ? "strong" : "model", last_only, csuf,
+		   name, n, H, P, Nst, pad, decay_name[decay], last_only, csuf,
 		   acc_rel(&ex), acc_rel(&eb), acc_rel(&ec), acc_rel(&ed), acc_rel(&ea), acc_rel(&eD));
 	tap_ok(padding_intact(&g, &p), "%s bwd leaves stride padding of dx/dB/dC untouched (n=%d last_only=%d)",
 		   name, n, last_only);
@@ -517,7 +520,7 @@ chunk_vs_ref(int n, int H, int P, int Nst, int pad, int decay, int chunk, int la
 	tap_ok(ef < tol && eb_all < tol && finite && sent_ok,
 		   "chunked == reference (n=%d H=%d P=%d N=%d chunk=%d last_only=%d decay=%s): "
 		   "y %.1e dx %.1e dB %.1e dC %.1e ddelta %.1e dA %.1e dD %.1e%s",
-		   n, H, P, Nst, chunk, last_only, decay ? "strong" : "model",
+		   n, H, P, Nst, chunk, last_only, decay_name[decay],
 		   ef, ex, eb, ec, ed, ea, eD,
 		   !finite ? " NON-FINITE" : !sent_ok ? " WROTE OUTSIDE ITS BUFFERS" : "");
 	free(dyl);
@@ -561,6 +564,16 @@ main(void)
 		for (int li = 0; li < 9; li += 2)
 			for (int lo = 0; lo <= 1; lo++)
 				chunk_vs_ref(lens[li], 3, 5, 7, 2, (li + ci + 1) % 2, chunks[ci], lo);
+	/* extreme and vanishing decay: nothing overflows, nothing is lost */
+	for (int lo = 0; lo <= 1; lo++)
+	{
+		chunk_vs_ref(200, 4, 32, 32, 1, 2, 32, lo);
+		chunk_vs_ref(100, 3, 5, 7, 2, 2, 64, lo);
+		chunk_vs_ref(200, 4, 32, 32, 1, 3, 32, lo);
+		chunk_vs_ref(77, 3, 5, 7, 2, 3, 8, lo);
+		fd_check(8, 2, 3, 4, 1, 2, lo, 1, 3);
+		fd_check(8, 2, 3, 4, 1, 3, lo, 1, 3);
+	}
 	tap_diag("worst chunked-vs-reference relative error: forward %.2e, backward %.2e",
 			 worst_fwd, worst_bwd);
 	return tap_done();
