@@ -492,16 +492,116 @@ m_dhardswish(float x)
 /* ------------------------------------------------------------------ */
 /* small helpers                                                       */
 /* ------------------------------------------------------------------ */
+#define NLANE 16
+
 static inline void
-add_bias(t4r_real *restrict X, size_t rows, int cols, const t4r_real *restrict b)
+fill_rows(t4r_real *restrict X, size_t rows, int cols, const t4r_real *restrict b)
 {
 	for (size_t r = 0; r < rows; r++)
-	{
-		t4r_real   *x = X + r * cols;
+		memcpy(X + r * cols, b, sizeof(t4r_real) * cols);
+}
 
-		for (int c = 0; c < cols; c++)
-			x[c] += b[c];
+/*
+ * Layer norm over one row of n values (n small: the hidden size), float
+ * lanes so that the loops vectorise; mean and variance two-pass.  Same
+ * contract as t4r_layernorm_fwd/_bwd in ops.h (which the double build and
+ * the long time rows use).
+ */
+static inline void
+ln_fwd(const t4r_real *restrict x, int n, const t4r_real *restrict w,
+	   const t4r_real *restrict b, double eps, t4r_real *restrict y, t4r_real *mu_out,
+	   t4r_real *rs_out)
+{
+#ifdef T4R_DOUBLE
+	t4r_layernorm_fwd(x, n, w, b, eps, y, mu_out, rs_out);
+#else
+	float		acc[NLANE] = {0};
+	double		s = 0,
+				v = 0;
+	float		mu,
+				rs;
+	int			i;
+
+	for (i = 0; i + NLANE <= n; i += NLANE)
+		for (int j = 0; j < NLANE; j++)
+			acc[j] += x[i + j];
+	for (; i < n; i++)
+		s += x[i];
+	for (int j = 0; j < NLANE; j++)
+		s += acc[j];
+	mu = (float) (s / n);
+	for (int j = 0; j < NLANE; j++)
+		acc[j] = 0;
+	for (i = 0; i + NLANE <= n; i += NLANE)
+		for (int j = 0; j < NLANE; j++)
+		{
+			float		c = x[i + j] - mu;
+
+			acc[j] += c * c;
+		}
+	for (; i < n; i++)
+		v += (double) (x[i] - mu) * (x[i] - mu);
+	for (int j = 0; j < NLANE; j++)
+		v += acc[j];
+	rs = (float) (1.0 / sqrt(v / n + eps));
+	for (i = 0; i < n; i++)
+		y[i] = (x[i] - mu) * rs * w[i] + b[i];
+	*mu_out = mu;
+	*rs_out = rs;
+#endif
+}
+
+/* dx OVERWRITTEN (may alias dy), dw/db ACCUMULATED */
+static inline void
+ln_bwd(const t4r_real *restrict x, const t4r_real *dy, int n, const t4r_real *restrict w,
+	   t4r_real mu, t4r_real rs, t4r_real *dx, t4r_real *restrict dw, t4r_real *restrict db)
+{
+#ifdef T4R_DOUBLE
+	t4r_layernorm_bwd(x, dy, n, w, mu, rs, dx, dw, db);
+#else
+	float		a1[NLANE] = {0},
+				a2[NLANE] = {0};
+	double		sg = 0,
+				sgx = 0;
+	float		msg,
+				msgx;
+	int			i;
+
+	for (i = 0; i + NLANE <= n; i += NLANE)
+		for (int j = 0; j < NLANE; j++)
+		{
+			float		xh = (x[i + j] - mu) * rs;
+			float		g = dy[i + j] * w[i + j];
+
+			dw[i + j] += dy[i + j] * xh;
+			db[i + j] += dy[i + j];
+			a1[j] += g;
+			a2[j] += g * xh;
+		}
+	for (; i < n; i++)
+	{
+		float		xh = (x[i] - mu) * rs;
+		float		g = dy[i] * w[i];
+
+		dw[i] += dy[i] * xh;
+		db[i] += dy[i];
+		sg += g;
+		sgx += (double) g * xh;
 	}
+	for (int j = 0; j < NLANE; j++)
+	{
+		sg += a1[j];
+		sgx += a2[j];
+	}
+	msg = (float) (sg / n);
+	msgx = (float) (sgx / n);
+	for (i = 0; i < n; i++)
+	{
+		float		xh = (x[i] - mu) * rs;
+
+		dx[i] = (dy[i] * w[i] - msg - xh * msgx) * rs;
+	}
+#endif
 }
 
 /* out[c] += sum_r X[r*ld + c] */
@@ -518,7 +618,6 @@ colsum_add(const t4r_real *restrict X, size_t rows, int cols, int ld, t4r_real *
 }
 
 /* sum of squares / triple dot product with lane partial sums (vectorise) */
-#define NLANE 16
 static inline double
 sumsq(const t4r_real *restrict x, int n)
 {
@@ -644,8 +743,8 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	t4r_real   *Aneg = w->convT + (size_t) K * C;
 
 	/* 1. in_proj */
-	t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 0, A->zxd, in_dim);
-	add_bias(A->zxd, M, in_dim, P->in_b);
+	fill_rows(A->zxd, M, in_dim, P->in_b);
+	t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
 
 	/* 2. causal conv + hardswish on xBC */
 	for (int c = 0; c < C; c++)
@@ -760,7 +859,8 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	}
 
 	/* 7. out_proj, dropout, residual, LayerNorm_d */
-	t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 0, A->a, d);
+	fill_rows(A->a, rows, d, P->out_b);
+	t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d);
 	if (pd > 0)
 	{
 		for (int s = 0; s < S; s++)
@@ -782,14 +882,14 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		const t4r_real *restrict uu = residual ? u : w->zeros;
 
 		for (int c = 0; c < d; c++)
-			a[c] = (a[c] + P->out_b[c]) * mo[c] + uu[c];
-		t4r_layernorm_fwd(a, d, P->ln_w, P->ln_b, cfg->norm_eps, A->hh + r * d,
+			a[c] = a[c] * mo[c] + uu[c];
+		ln_fwd(a, d, P->ln_w, P->ln_b, cfg->norm_eps, A->hh + r * d,
 						  &A->a_mu[r], &A->a_rs[r]);
 	}
 
 	/* 8. FFN */
-	t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 0, A->f1, f);
-	add_bias(A->f1, rows, f, P->fc1_b);
+	fill_rows(A->f1, rows, f, P->fc1_b);
+	t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f);
 	if (pd > 0)
 	{
 		for (int s = 0; s < S; s++)
@@ -820,7 +920,8 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 			for (size_t i = 0; i < tot; i++)
 				A->h1[i] = m_hardswish(A->f1[i]);
 	}
-	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 0, A->b, d);
+	fill_rows(A->b, rows, d, P->fc2_b);
+	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d);
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *b = A->b + r * d;
@@ -829,8 +930,8 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		const t4r_real *restrict m2 = pd > 0 ? A->m2 + r * d : w->ones;
 
 		for (int c = 0; c < d; c++)
-			b[c] = (b[c] + P->fc2_b[c]) * m2[c] + hh[c];
-		t4r_layernorm_fwd(b, d, P->fln_w, P->fln_b, 1e-12, A->F + r * d,
+			b[c] = b[c] * m2[c] + hh[c];
+		ln_fwd(b, d, P->fln_w, P->fln_b, 1e-12, A->F + r * d,
 						  &A->b_mu[r], &A->b_rs[r]);
 	}
 }
@@ -891,7 +992,7 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 			w->emb[i] *= w->memb[i];
 	}
 	for (size_t r = 0; r < M; r++)
-		t4r_layernorm_fwd(w->emb + r * d, d, pv->in_ln_w, pv->in_ln_b, cfg->norm_eps,
+		ln_fwd(w->emb + r * d, d, pv->in_ln_w, pv->in_ln_b, cfg->norm_eps,
 						  w->la[0].U + r * d, &w->e_mu[r], &w->e_rs[r]);
 
 	/* 2. time features */
@@ -987,7 +1088,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 
 	/* FFN layer norm */
 	for (size_t r = 0; r < rows; r++)
-		t4r_layernorm_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
+		ln_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
 						  w->db + r * d, GP->fln_w, GP->fln_b);
 	/* fc2 (after its dropout) */
 	if (pd > 0)
@@ -1013,7 +1114,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		w->dhh[i] += w->db[i];
 	/* residual layer norm */
 	for (size_t r = 0; r < rows; r++)
-		t4r_layernorm_bwd(A->a + r * d, w->dhh + r * d, d, P->ln_w, A->a_mu[r], A->a_rs[r],
+		ln_bwd(A->a + r * d, w->dhh + r * d, d, P->ln_w, A->a_mu[r], A->a_rs[r],
 						  w->da + r * d, GP->ln_w, GP->ln_b);
 	/* dropout of o, out_proj */
 	if (pd > 0)
@@ -1253,7 +1354,7 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 		t4r_real   *dx = dF + r * d;
 		int32_t		it = w->items[r];
 
-		t4r_layernorm_bwd(w->emb + r * d, dx, d, pv->in_ln_w, w->e_mu[r], w->e_rs[r], dx,
+		ln_bwd(w->emb + r * d, dx, d, pv->in_ln_w, w->e_mu[r], w->e_rs[r], dx,
 						  g->in_ln_w, g->in_ln_b);
 		if (it != 0)
 		{
