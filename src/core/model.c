@@ -15,6 +15,17 @@
 #include "ssd.h"
 #include "timepath.h"
 
+/*
+ * The hot loops are written to vectorise; on x86-64 with GCC they are built
+ * for the baseline and for AVX2 / AVX-512 and chosen at load time (ifunc).
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+	!defined(T4R_DOUBLE) && !defined(T4R_NO_CLONES)
+#define T4R_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define T4R_CLONES
+#endif
+
 /* ------------------------------------------------------------------ */
 /* parameter views                                                     */
 /* ------------------------------------------------------------------ */
@@ -654,7 +665,7 @@ dot3(const t4r_real *restrict a, const t4r_real *restrict b, const t4r_real *res
 
 /* numerically stable softmax of x[0..n-1] in place (x <- exp(x - max)),
  * returns the max in *mx and the sum of the exponentials */
-static double
+T4R_CLONES static double
 softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
 {
 	t4r_real	mxl[NLANE];
@@ -715,7 +726,7 @@ out_row(const t4r_ws *w, int last, size_t r)
 /* ------------------------------------------------------------------ */
 /* forward                                                             */
 /* ------------------------------------------------------------------ */
-static void
+T4R_CLONES static void
 layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 {
 	const t4r_dims *D = &w->D;
@@ -936,7 +947,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	}
 }
 
-int
+T4R_CLONES int
 t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 			   uint64_t step)
 {
@@ -1049,7 +1060,7 @@ t4r_ws_scores(t4r_ws *w, t4r_real *scores)
 /* dF: [rows, d] gradient of the layer output; writes dU [M, d] (gradient of
  * the layer input); dTn: gradient of T_new (NULL for the last layer);
  * dT: gradient of T (written) */
-static void
+T4R_CLONES static void
 layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *dU,
 		  const t4r_real *dTn, t4r_real *dT)
 {
@@ -1280,7 +1291,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		}
 }
 
-int
+T4R_CLONES int
 t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
 				double *loss_sum)
 {
