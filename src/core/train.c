@@ -2,11 +2,11 @@
  * train.c - the trainer: micro-batched, multi-threaded loss/gradient and
  * Adam (torch.optim.Adam semantics, no weight decay).
  *
- * A batch of ns samples is cut into contiguous chunks of at most mb samples
- * (mb from the memory budget, and no more than ns/threads so that every
- * thread gets work).  In each round, thread t runs chunk round*threads + t on
- * its own workspace and accumulates into its own gradient buffer; the
- * buffers are reduced in thread order.  Results are therefore deterministic
+ * A batch of ns samples is cut into one contiguous part per thread, of about
+ * equal cost (rows of the item path plus a per-sample share for the time
+ * path and scoring); thread t runs its part in micro-batches of at most mb
+ * samples (mb from the memory budget) on its own workspace and accumulates
+ * into its own gradient buffer; the buffers are reduced in thread order.  Results are therefore deterministic
  * for a fixed thread count, and micro-batching changes only the float
  * summation order.  Dropout masks are keyed by (seed, step, sample index in
  * the batch, site), so they do not depend on the split either.
@@ -235,69 +235,101 @@ t4r_trainer_steps(const t4r_trainer *t)
 	return t->steps;
 }
 
+/* relative cost of one sample: its item-path rows plus the time path and
+ * scoring, which every sample pays whatever its length */
+static inline double
+sample_cost(const t4r_sample *s, int L)
+{
+	int			n = s->n < L ? s->n : L;
+
+	return (double) (n > 0 ? n : 1) + L / 16.0 + 4.0;
+}
+
 int
 t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 					  double *loss)
 {
 	size_t		total = t->m->layout.total;
 	int			nt = t->threads;
-	int			chunk,
-				nch;
+	int			L = t->m->dims.L;
+	int		   *part;
 	double	   *tl;
 	int		   *trc;
 	int			rc = T4R_OK;
+	volatile int stop = 0;
 	uint64_t	step = (uint64_t) t->steps;
 
 	if (loss)
 		*loss = 0;
 	if (!s || ns < 1)
 		return T4R_EINVAL;
-	chunk = (ns + nt - 1) / nt;
-	if (chunk > t->mb)
-		chunk = t->mb;
-	nch = (ns + chunk - 1) / chunk;
 	tl = calloc(nt, sizeof(double));
 	trc = calloc(nt, sizeof(int));
-	if (!tl || !trc)
+	part = calloc(nt + 1, sizeof(int));
+	if (!tl || !trc || !part)
 	{
 		free(tl);
 		free(trc);
+		free(part);
 		return T4R_ENOMEM;
+	}
+	/* contiguous parts of about equal cost, one per thread (deterministic
+	 * for a given batch and thread count) */
+	{
+		double		tot = 0,
+					acc = 0;
+		int			k = 1;
+
+		for (int i = 0; i < ns; i++)
+			tot += sample_cost(&s[i], L);
+		part[0] = 0;
+		for (int i = 0; i < ns && k < nt; i++)
+		{
+			acc += sample_cost(&s[i], L);
+			while (k < nt && acc >= tot * k / nt)
+				part[k++] = i + 1;
+		}
+		while (k <= nt)
+			part[k++] = ns;
 	}
 	openblas_set_num_threads(1);
 	for (int i = 0; i < nt; i++)
 		memset(t->tg[i], 0, sizeof(t4r_real) * total);
 
-	for (int r0 = 0; r0 < nch && rc == T4R_OK; r0 += nt)
-	{
 #pragma omp parallel num_threads(nt)
+	{
+		int			tid = omp_get_thread_num();
+		int			i0 = part[tid],
+					i1 = part[tid + 1];
+
+		while (i0 < i1 && !stop)
 		{
-			int			tid = omp_get_thread_num();
-			int			c = r0 + tid;
+			int			cnt = i1 - i0 < t->mb ? i1 - i0 : t->mb;
+			double		ls = 0;
+			int			e;
 
-			if (c < nch && trc[tid] == T4R_OK)
+			e = t4r_ws_forward(t->ws[tid], s + i0, cnt, i0, training, step);
+			if (e == T4R_OK)
+				e = t4r_ws_backward(t->ws[tid], s + i0, &t->gv[tid], 1.0 / ns, &ls);
+			if (e != T4R_OK)
 			{
-				int			i0 = c * chunk;
-				int			cnt = ns - i0 < chunk ? ns - i0 : chunk;
-				double		ls = 0;
-				int			e;
-
-				e = t4r_ws_forward(t->ws[tid], s + i0, cnt, i0, training, step);
-				if (e == T4R_OK)
-					e = t4r_ws_backward(t->ws[tid], s + i0, &t->gv[tid], 1.0 / ns, &ls);
-				if (e == T4R_OK)
-					tl[tid] += ls;
-				else
-					trc[tid] = e;
+				trc[tid] = e;
+				stop = 1;
+				break;
+			}
+			tl[tid] += ls;
+			i0 += cnt;
+			/* the calling thread polls the interrupt callback */
+			if (tid == 0 && t->opts.interrupt && t->opts.interrupt(t->opts.interrupt_ud))
+			{
+				trc[0] = T4R_ECANCELLED;
+				stop = 1;
 			}
 		}
-		for (int i = 0; i < nt; i++)
-			if (trc[i] != T4R_OK)
-				rc = trc[i];
-		if (rc == T4R_OK && r0 + nt < nch && t->opts.interrupt &&
-			t->opts.interrupt(t->opts.interrupt_ud))
-			rc = T4R_ECANCELLED;
 	}
+	for (int i = 0; i < nt; i++)
+		if (trc[i] != T4R_OK && rc == T4R_OK)
+			rc = trc[i];
 	if (rc == T4R_OK)
 	{
 		double		ls = 0;
@@ -324,6 +356,7 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 	}
 	free(tl);
 	free(trc);
+	free(part);
 	return rc;
 }
 

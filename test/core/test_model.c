@@ -674,6 +674,72 @@ test_trainer(void)
 	t4r_model_free(m2);
 }
 
+static int	n_interrupt_calls = 0;
+static int
+interrupt_after_two(void *ud)
+{
+	(void) ud;
+	return ++n_interrupt_calls >= 2;
+}
+
+static void
+test_interrupt(void)
+{
+	int			V = 40,
+				L = 16,
+				ns = 64;
+	int		   *lens = malloc(sizeof(int) * ns);
+	seqset		q;
+	t4r_model  *m = make_model("movielens", 1, 0, 2, L, V, 8, 0);
+	t4r_train_opts o;
+	t4r_trainer *t = NULL;
+	char		err[256];
+	double		loss = 0;
+	t4r_real   *p0 = malloc(sizeof(t4r_real) * m->layout.total);
+	int			rc;
+
+	for (int i = 0; i < ns; i++)
+		lens[i] = 1 + i % L;
+	make_seqs(&q, ns, lens, V);
+	memset(&o, 0, sizeof o);
+	o.threads = 2;
+	/* budget for about 2 samples per micro-batch: many micro-batches */
+	{
+		size_t		need = 0;
+		int			mb = 0;
+
+		o.mem_budget = 1;
+		t4r_trainer_estimate(&m->cfg, &o, &need, &mb);
+		o.mem_budget = need * 2;
+	}
+	o.interrupt = interrupt_after_two;
+	t4r_trainer_create(m, &o, &t, err, sizeof err);
+	memcpy(p0, m->params, sizeof(t4r_real) * m->layout.total);
+	rc = t4r_trainer_step(t, q.s, ns, &loss);
+	tap_ok(rc == T4R_ECANCELLED && n_interrupt_calls == 2 && t4r_trainer_steps(t) == 0 &&
+		   memcmp(p0, m->params, sizeof(t4r_real) * m->layout.total) == 0,
+		   "interrupt callback: polled between micro-batches, cancels the step without an update (rc %d, %d calls)",
+		   rc, n_interrupt_calls);
+	o.interrupt = NULL;
+	t4r_trainer_free(t);
+	t = NULL;
+	t4r_trainer_create(m, &o, &t, err, sizeof err);
+	tap_ok(t4r_trainer_step(t, q.s, ns, &loss) == T4R_OK && t4r_trainer_steps(t) == 1,
+		   "without the callback the same step completes");
+	{
+		t4r_sample	bad = q.s[0];
+
+		bad.target = V;
+		tap_ok(t4r_trainer_step(t, &bad, 1, &loss) == T4R_EINVAL && t4r_trainer_steps(t) == 1,
+			   "target out of range -> T4R_EINVAL, no step");
+	}
+	t4r_trainer_free(t);
+	free(p0);
+	free(lens);
+	free_seqs(&q);
+	t4r_model_free(m);
+}
+
 static void
 test_init(void)
 {
@@ -755,6 +821,7 @@ main(void)
 	test_reference("amazon", 1, 1, 3, 17);
 	test_long_and_batch();
 	test_trainer();
+	test_interrupt();
 	test_init();
 	return tap_done();
 }
