@@ -95,6 +95,23 @@ peak_rss_mib(void)
 }
 
 static void
+loadavg(char *buf, size_t len)
+{
+	FILE	   *f = fopen("/proc/loadavg", "r");
+	double		a = -1,
+				b = -1,
+				c = -1;
+
+	if (f)
+	{
+		if (fscanf(f, "%lf %lf %lf", &a, &b, &c) != 3)
+			a = b = c = -1;
+		fclose(f);
+	}
+	snprintf(buf, len, "%.2f %.2f %.2f", a, b, c);
+}
+
+static void
 die(const char *what, int rc, const char *err)
 {
 	fprintf(stderr, "bench: %s failed: %s%s%s\n", what, t4r_strerror(rc),
@@ -632,7 +649,9 @@ main(int argc, char **argv)
 	const char *thr_env = getenv("BENCH_THREADS");
 	int			maxthr;
 	char		cpu[256],
-				fig[128];
+				fig[128],
+				load0[64],
+				load1[64];
 	struct utsname un;
 	time_t		tnow = time(NULL);
 	char		date[64];
@@ -691,6 +710,7 @@ main(int argc, char **argv)
 		steps = quick ? 2 : 5;
 
 	cpu_model(cpu, sizeof(cpu));
+	loadavg(load0, sizeof(load0));
 	uname(&un);
 	strftime(date, sizeof(date), "%Y-%m-%d %H:%M UTC", gmtime(&tnow));
 	printf("# tim4rec bench, %s, %s, %s, threads %d..%d, %s mode\n", date, un.machine, cpu, thr[0],
@@ -771,7 +791,19 @@ main(int argc, char **argv)
 	for (int i = 0; i < nthr; i++)
 	{
 		int			T = thr[i];
-		train_result a = train_throughput(mml, full, nfull, batch, steps, T);
+		train_result a;
+		double		again;
+
+		/* the peak again right before this block: on a shared machine the
+		 * ratio uses the better of the two measurements */
+		again = sgemm_gflops(quick ? 1024 : 2048, quick ? 1024 : 2048, quick ? 1024 : 2048, 0, T, 3);
+		openblas_set_num_threads(1);
+		if (again > peak_sq[i])
+		{
+			printf("#   %d-thr sgemm peak re-measured: %.1f GFLOP/s (used for the ratios below)\n", T, again);
+			peak_sq[i] = again;
+		}
+		a = train_throughput(mml, full, nfull, batch, steps, T);
 		train_result b,
 					c;
 
@@ -851,6 +883,9 @@ main(int argc, char **argv)
 		csv_run(csv, preset, epochs > 0 ? epochs : 2, maxthr);
 	add_row("peak RSS of the bench process (MiB)", peak_rss_mib(), "%.0f", 1024, 0, "%.0f");
 
+	loadavg(load1, sizeof(load1));
+	printf("# load average at start %s, at end %s (2 cores: above ~0.5 others were running)\n", load0, load1);
+
 	/* ---- RESULTS.md ---- */
 	if (append)
 	{
@@ -866,8 +901,10 @@ main(int argc, char **argv)
 			fprintf(f, "| figure | value | target | ratio |\n|---|---:|---:|---:|\n");
 			for (int i = 0; i < nrows; i++)
 				fprintf(f, "| %s | %s | %s | %s |\n", rows[i].figure, rows[i].value, rows[i].target, rows[i].ratio);
-			fprintf(f, "\nBench wall time %.0f s. Ratio >= 1 means the target is met (value/target for rates, target/value for times).\n",
-					now() - t_start);
+			fprintf(f, "\nBench wall time %.0f s; load average at start %s, at end %s. Ratio >= 1 means the target is met "
+					"(value/target for rates, target/value for times). sgemm peak used for a ratio: the better of the "
+					"measurement at the start and one right before that thread count's training figures.\n",
+					now() - t_start, load0, load1);
 			fclose(f);
 			printf("# appended to %s\n", results);
 		}
