@@ -186,6 +186,15 @@ t4r_ssd_bwd_ref(int n, int H, int P, int N,
  * segment sums themselves (sum dt over (j, i], kept as running sums), not
  * as differences T_i - T_j of cumulative sums, which would cancel.
  *
+ * Every product is a t4r_gemm per head (32x32x32 at the preset sizes, the
+ * shape OpenBLAS's small-matrix kernels handle at ~70% of peak): D_h sits on
+ * the diagonal of M (M' = M + D_h I, so dD_h = trace(dY_h X_h^T) comes from
+ * the dM product), decays of the state are GEMM betas, and row scalings are
+ * applied to the small [q][N] operands (diag(E) C, diag(r dt) B).  Row-major
+ * op(B) = B^T runs 3-4x slower there, so the operands are transposed
+ * explicitly instead (B per chunk, X per chunk in the backward, dS per head)
+ * and the forward keeps its state as S^T.
+ *
  * last_only uses the attention form of the last row instead:
  *   y = D x_{n-1} + sum_j (C_{n-1} . B_j) dt_j R_j x_j,
  *   R_j = prod_{k>j} a_k,
