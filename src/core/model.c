@@ -269,7 +269,7 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 		w->la[D->layers - 1].F = w->hidden;
 	w->logits = take(&c, S * D->V);
 	w->convT = take(&c, (size_t) D->K * C + D->H);
-	w->ones = take(&c, d);
+	w->ones = take(&c, f > d ? f : d);
 	w->zeros = take(&c, d);
 	w->ssd_ws = take(&c, t4r_ssd_ws_size(D->L, D->H, D->P, D->N, chunk) + 16);
 	if (train)
@@ -345,11 +345,10 @@ t4r_ws_create(const t4r_model *m, int Smax, int train, t4r_ws **out)
 	}
 	w->nreal = n;
 	ws_carve(w, &w->D, m->cfg.chunk_size, Smax, train, w->mem);
-	for (int i = 0; i < w->D.d; i++)
-	{
+	for (int i = 0; i < w->D.ffn_dim || i < w->D.d; i++)
 		w->ones[i] = 1;
+	for (int i = 0; i < w->D.d; i++)
 		w->zeros[i] = 0;
-	}
 	t4r_pview_build(m, m->params, &w->pv);
 	*out = w;
 	return T4R_OK;
@@ -1101,40 +1100,60 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	for (size_t r = 0; r < rows; r++)
 		ln_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
 						  w->db + r * d, GP->fln_w, GP->fln_b);
-	/* fc2 (after its dropout) */
-	if (pd > 0)
-		for (size_t i = 0; i < rows * d; i++)
-			w->df2[i] = w->db[i] * A->m2[i];
-	else
-		memcpy(w->df2, w->db, sizeof(t4r_real) * rows * d);
+	/* fc2 (after its dropout); bias gradient in the same pass */
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *restrict m2 = pd > 0 ? A->m2 + r * d : w->ones;
+		const t4r_real *restrict db = w->db + r * d;
+		t4r_real   *restrict df2 = w->df2 + r * d;
+		t4r_real   *restrict gb = GP->fc2_b;
+
+		for (int c = 0; c < d; c++)
+		{
+			df2[c] = db[c] * m2[c];
+			gb[c] += df2[c];
+		}
+	}
 	t4r_gemm(1, 0, d, f, (int) rows, 1, w->df2, d, A->h1, f, 1, GP->fc2_w, f);
-	colsum_add(w->df2, rows, d, d, GP->fc2_b);
 	t4r_gemm(0, 0, (int) rows, f, d, 1, w->df2, d, P->fc2_w, f, 0, w->dh1, f);
-	/* dropout + hardswish */
-	if (pd > 0)
-		for (size_t i = 0; i < rows * f; i++)
-			w->dh1[i] *= A->m1[i] * m_dhardswish(A->f1[i]);
-	else
-		for (size_t i = 0; i < rows * f; i++)
-			w->dh1[i] *= m_dhardswish(A->f1[i]);
+	/* dropout + hardswish; fc1 bias gradient */
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *restrict m1 = pd > 0 ? A->m1 + r * f : w->ones;
+		const t4r_real *restrict f1 = A->f1 + r * f;
+		t4r_real   *restrict dh = w->dh1 + r * f;
+		t4r_real   *restrict gb = GP->fc1_b;
+
+		for (int c = 0; c < f; c++)
+		{
+			dh[c] *= m1[c] * m_dhardswish(f1[c]);
+			gb[c] += dh[c];
+		}
+	}
 	/* fc1 */
 	t4r_gemm(1, 0, f, d, (int) rows, 1, w->dh1, f, A->hh, d, 1, GP->fc1_w, d);
-	colsum_add(w->dh1, rows, f, f, GP->fc1_b);
 	t4r_gemm(0, 0, (int) rows, d, f, 1, w->dh1, f, P->fc1_w, d, 0, w->dhh, d);
-	for (size_t i = 0; i < rows * d; i++)
-		w->dhh[i] += w->db[i];
-	/* residual layer norm */
+	/* + FFN residual, residual layer norm, dropout of o; out_proj bias */
 	for (size_t r = 0; r < rows; r++)
-		ln_bwd(A->a + r * d, w->dhh + r * d, d, P->ln_w, A->a_mu[r], A->a_rs[r],
-						  w->da + r * d, GP->ln_w, GP->ln_b);
-	/* dropout of o, out_proj */
-	if (pd > 0)
-		for (size_t i = 0; i < rows * d; i++)
-			w->dob[i] = w->da[i] * A->mo[i];
-	else
-		memcpy(w->dob, w->da, sizeof(t4r_real) * rows * d);
+	{
+		t4r_real   *restrict dhh = w->dhh + r * d;
+		const t4r_real *restrict db = w->db + r * d;
+		const t4r_real *restrict mo = pd > 0 ? A->mo + r * d : w->ones;
+		const t4r_real *restrict da = w->da + r * d;
+		t4r_real   *restrict dob = w->dob + r * d;
+		t4r_real   *restrict gb = GP->out_b;
+
+		for (int c = 0; c < d; c++)
+			dhh[c] += db[c];
+		ln_bwd(A->a + r * d, dhh, d, P->ln_w, A->a_mu[r], A->a_rs[r], w->da + r * d,
+			   GP->ln_w, GP->ln_b);
+		for (int c = 0; c < d; c++)
+		{
+			dob[c] = da[c] * mo[c];
+			gb[c] += dob[c];
+		}
+	}
 	t4r_gemm(1, 0, d, Di, (int) rows, 1, w->dob, d, A->yn, Di, 1, GP->out_w, Di);
-	colsum_add(w->dob, rows, d, d, GP->out_b);
 	t4r_gemm(0, 0, (int) rows, Di, d, 1, w->dob, d, P->out_w, Di, 0, w->dyn, Di);
 
 	/* gated RMS norm -> dy, dz */

@@ -92,7 +92,7 @@ typedef struct t4r_ws
 	t4r_real   *hidden;			/* [S, d] = la[last].F */
 	t4r_real   *logits;			/* [S, V] (dlogits in place) */
 	t4r_real   *convT;			/* [K, conv_dim] transposed conv weights (+ [H] A) */
-	t4r_real   *ones, *zeros;	/* [d] constants */
+	t4r_real   *ones, *zeros;	/* constants: ones [max(4d, d)], zeros [d] */
 	t4r_real   *ssd_ws;
 
 	/* backward scratch */
