@@ -554,6 +554,24 @@ main(void)
 		fd_check(9, 2, 3, 4, 1, 1, lo, 1, 4);
 	}
 
+	/* the workspace size never decreases with n (callers size it once for
+	 * the maximum length), and chunk 1 covers the reference */
+	{
+		int			mono = 1,
+					refok = 1;
+
+		for (int ci = 0; ci < 5; ci++)
+			for (int n = 1; n < 300; n++)
+				if (t4r_ssd_ws_size(n + 1, 4, 32, 32, chunks[ci]) < t4r_ssd_ws_size(n, 4, 32, 32, chunks[ci]) ||
+					t4r_ssd_ws_size(n + 1, 3, 5, 7, chunks[ci]) < t4r_ssd_ws_size(n, 3, 5, 7, chunks[ci]))
+					mono = 0;
+		for (int n = 1; n < 300; n++)
+			if (t4r_ssd_ws_size(n, 4, 32, 32, 1) < (size_t) (n + 1) * 4 * 32 * 32)
+				refok = 0;
+		tap_ok(mono, "t4r_ssd_ws_size is nondecreasing in n (chunk 1..64, n 1..300)");
+		tap_ok(refok, "t4r_ssd_ws_size(n, .., chunk 1) holds the reference's n+1 states");
+	}
+
 	/* 2. chunked vs reference */
 	for (int ci = 0; ci < 5; ci++)
 		for (int li = 0; li < 9; li++)
