@@ -21,7 +21,8 @@
  *
  * ws: scratch of t4r_ssd_ws_size(...) elements, no alignment needs beyond
  * t4r_real; the size never decreases with n, so one ws sized for the
- * maximum length serves every shorter sequence.  Functions are thread-safe given distinct outputs and ws.
+ * maximum length serves every shorter sequence.  Functions are thread-safe
+ * given distinct outputs and ws.
  */
 #ifndef T4R_SSD_H
 #define T4R_SSD_H
