@@ -1,0 +1,105 @@
+-- 30_recommend.sql (PG-B): recommendations, the sequence aggregate, evaluation.
+--
+-- Recommendations read the model from tim4rec_models (cached per backend and
+-- re-checked on every call, so a deploy or drop in any session is seen at
+-- once) and never write: STABLE PARALLEL SAFE, usable on a hot standby.
+
+-- An interaction sequence, oldest first: vocabulary-independent item ids and
+-- epoch seconds.  Built by the aggregate tim4rec_seq or by hand.
+CREATE TYPE tim4rec_sequence AS (items bigint[], times float8[]);
+
+-- Top-k items for a user from the user's most recent max_seq_len interactions
+-- in the model's source relation, read at call time (an index on
+-- (user_column, time_column) makes that an index scan).  Items unknown to the
+-- model are skipped; a user without usable history gets the most popular
+-- items of the training data (score = training count).  exclude_seen
+-- excludes every item of the user's history, exclude more items; both are
+-- applied inside the top-k selection, so min(k, eligible) rows come back.
+-- Ranks start at 1; equal scores are ordered by item id.
+CREATE FUNCTION tim4rec_recommend(user_id bigint, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude bigint[] DEFAULT NULL)
+RETURNS TABLE(item_id bigint, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+
+-- Ad-hoc sequence (anonymous session): items with their times, in any order;
+-- they are sorted by time, equal times keeping array order, and the most
+-- recent max_seq_len count.  exclude_seen excludes the items of the sequence.
+CREATE FUNCTION tim4rec_recommend(items bigint[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude bigint[] DEFAULT NULL)
+RETURNS TABLE(item_id bigint, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+
+-- The same with times as epoch seconds.
+CREATE FUNCTION tim4rec_recommend(items bigint[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude bigint[] DEFAULT NULL)
+RETURNS TABLE(item_id bigint, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+
+-- The same for a tim4rec_sequence (e.g. from tim4rec_seq in a LATERAL join).
+CREATE FUNCTION tim4rec_recommend(seq tim4rec_sequence, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude bigint[] DEFAULT NULL)
+RETURNS TABLE(item_id bigint, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+
+-- tim4rec_seq(item, ts [, max_len]): the time-ordered sequence of a group.
+-- Equal times are ordered by item id (aggregate input order is not defined);
+-- rows with a NULL item or time are skipped; with max_len only the most
+-- recent max_len events are kept (and held).  Parallel aggregation capable.
+CREATE FUNCTION tim4rec_seq_finalfn(internal) RETURNS tim4rec_sequence
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tim4rec_seq_combinefn(internal, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'tim4rec_seq_combinefn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tim4rec_seq_serialfn(internal) RETURNS bytea
+AS 'MODULE_PATHNAME', 'tim4rec_seq_serialfn' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+CREATE FUNCTION tim4rec_seq_deserialfn(bytea, internal) RETURNS internal
+AS 'MODULE_PATHNAME', 'tim4rec_seq_deserialfn' LANGUAGE C IMMUTABLE PARALLEL SAFE STRICT;
+
+DO $do$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['timestamptz', 'timestamp', 'date', 'bigint', 'integer', 'double precision', 'numeric']
+    LOOP
+        EXECUTE format($f$
+            CREATE FUNCTION tim4rec_seq_transfn(internal, bigint, %1$s) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            CREATE FUNCTION tim4rec_seq_transfn(internal, bigint, %1$s, integer) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            CREATE AGGREGATE tim4rec_seq(item bigint, ts %1$s) (
+                SFUNC = tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = tim4rec_seq_finalfn,
+                COMBINEFUNC = tim4rec_seq_combinefn,
+                SERIALFUNC = tim4rec_seq_serialfn, DESERIALFUNC = tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            CREATE AGGREGATE tim4rec_seq(item bigint, ts %1$s, max_len integer) (
+                SFUNC = tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = tim4rec_seq_finalfn,
+                COMBINEFUNC = tim4rec_seq_combinefn,
+                SERIALFUNC = tim4rec_seq_serialfn, DESERIALFUNC = tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+        $f$, t);
+    END LOOP;
+END
+$do$;
+
+-- Leave-one-out HR / NDCG / MRR at each k on the validation and test
+-- targets, for the model and a most-popular baseline, on the model's source
+-- relation as it is now (interactions of items unknown to the model are left
+-- out, with a NOTICE).  No masking of seen items (MODEL.md's protocol).
+CREATE FUNCTION tim4rec_evaluate(model_name text DEFAULT 'default',
+                                 ks int[] DEFAULT '{10,20,50}')
+RETURNS TABLE(model text, split text, metric text, k int, value float8)
+AS 'MODULE_PATHNAME', 'tim4rec_evaluate'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;

@@ -1,0 +1,260 @@
+/*
+ * evaluate.c - tim4rec_evaluate(model_name, ks) (PG-B).
+ *
+ * Reads the model's source relation as it is now, keeps the interactions of
+ * items the model knows (the others are dropped, with a NOTICE giving the
+ * count), builds the dataset with MODEL.md's protocol (min_user / min_item
+ * filter from the model's config, leave-one-out), expresses it in the model's
+ * vocabulary rows and computes HR, NDCG and MRR at each k on the validation
+ * and test targets for the model and for the most-popular baseline (training
+ * part counts of the current data).  No masking of seen items.
+ */
+#include "postgres.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/tuplestore.h"
+
+#include "tim4rec_pg.h"
+
+PG_FUNCTION_INFO_V1(tim4rec_evaluate);
+
+static int
+eval_interrupt(void *ud)
+{
+	return InterruptPending ? 1 : 0;
+}
+
+/* min_user / min_item interactions from the current row's config (default 5) */
+static void
+model_filter_options(FunctionCallInfo fcinfo, const char *name, int32 version,
+					 int *min_user, int *min_item)
+{
+	const char *schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
+	char	   *q;
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		vals[2];
+	int			rc;
+
+	*min_user = 5;
+	*min_item = 5;
+	q = psprintf("SELECT (config->>'min_user_interactions')::int, (config->>'min_item_interactions')::int "
+				 "FROM %s.%s WHERE model_name = $1 AND version = $2",
+				 quote_identifier(schema), T4R_CATALOG_TABLE);
+	vals[0] = CStringGetTextDatum(name);
+	vals[1] = Int32GetDatum(version);
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
+	rc = SPI_execute_with_args(q, 2, types, vals, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d;
+
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*min_user = DatumGetInt32(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			*min_item = DatumGetInt32(d);
+	}
+	SPI_finish();
+}
+
+static Oid
+eval_source_relation(T4rLoadedModel *lm)
+{
+	Oid			nsp,
+				relid;
+
+	if (lm->source_table == NULL || lm->source_table[0] == '\0' ||
+		lm->user_column == NULL || lm->user_column[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" has no source relation", lm->name),
+				 errdetail("The model was imported, not trained on a table, so there is no data to evaluate it on.")));
+	nsp = get_namespace_oid(lm->source_schema ? lm->source_schema : "", true);
+	relid = OidIsValid(nsp) ? get_relname_relid(lm->source_table, nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("source relation %s.%s of model \"%s\" does not exist",
+						quote_identifier(lm->source_schema ? lm->source_schema : ""),
+						quote_identifier(lm->source_table), lm->name)));
+	return relid;
+}
+
+Datum
+tim4rec_evaluate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	T4rLoadedModel *lm;
+	Oid			relid;
+	int		   *ks;
+	int			nk;
+	int			min_user,
+				min_item;
+	T4rInteractions in;
+	size_t		kept = 0,
+				dropped = 0;
+	t4r_dataset *volatile ds = NULL;
+	double	   *res;			/* [2 models][2 splits][3 metrics][nk] */
+	int			V;
+	char		err[256] = "";
+	int			rc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("model_name must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("ks must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	{
+		ArrayType  *a = PG_GETARG_ARRAYTYPE_P(1);
+		Datum	   *el;
+		bool	   *nulls;
+
+		deconstruct_array(a, INT4OID, 4, true, TYPALIGN_INT, &el, &nulls, &nk);
+		if (nk == 0)
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							errmsg("ks must not be empty")));
+		ks = palloc(sizeof(int) * nk);
+		for (int i = 0; i < nk; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+								errmsg("ks must not contain NULL elements")));
+			ks[i] = DatumGetInt32(el[i]);
+			if (ks[i] <= 0)
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								errmsg("every k in ks must be positive"),
+								errdetail("ks[%d] = %d.", i + 1, ks[i])));
+		}
+	}
+
+	lm = t4r_pg_get_model(name, 0);
+	relid = eval_source_relation(lm);
+	model_filter_options(fcinfo, lm->name, lm->version, &min_user, &min_item);
+	V = lm->model->cfg.n_items;
+
+	memset(&in, 0, sizeof(in));
+	t4r_pg_read_interactions(relid, lm->user_column, lm->item_column, lm->time_column,
+							 lm->order_column, &in);
+	/* keep the interactions of known items (compacting in place) */
+	for (size_t i = 0; i < in.n; i++)
+	{
+		if (t4r_pg_item_row(lm, in.items[i]) <= 0)
+		{
+			dropped++;
+			continue;
+		}
+		in.users[kept] = in.users[i];
+		in.items[kept] = in.items[i];
+		in.ts[kept] = in.ts[i];
+		if (in.order)
+			in.order[kept] = in.order[i];
+		kept++;
+	}
+	if (dropped > 0)
+		ereport(NOTICE,
+				(errmsg("%zu interactions with items unknown to model \"%s\" version %d were left out of the evaluation",
+						dropped, lm->name, lm->version)));
+
+	res = palloc0(sizeof(double) * 12 * nk);
+	PG_TRY();
+	{
+		t4r_dataset *d = NULL;
+		int32	   *map;
+		int64_t    *cnt,
+				   *ids;
+
+		rc = t4r_dataset_build(in.users, in.items, in.ts, in.order, kept,
+							   min_user, min_item, &d, err, sizeof(err));
+		ds = d;
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "building the evaluation data", err);
+
+		/* dataset rows -> model rows (the dataset's items are a subset) */
+		map = palloc(sizeof(int32) * ds->n_items);
+		map[0] = 0;
+		for (int r = 1; r < ds->n_items; r++)
+			map[r] = t4r_pg_item_row(lm, ds->item_ids[r]);
+		cnt = calloc(V, sizeof(int64_t));
+		ids = malloc(sizeof(int64_t) * V);
+		if (!cnt || !ids)
+		{
+			free(cnt);
+			free(ids);
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		}
+		for (int r = 1; r < ds->n_items; r++)
+			cnt[map[r]] = ds->item_count[r];
+		memcpy(ids, lm->item_ids, sizeof(int64_t) * V);
+		for (int64_t i = 0; i < ds->seq_off[ds->n_users]; i++)
+			ds->seq_items[i] = map[ds->seq_items[i]];
+		free(ds->item_count);
+		free(ds->item_ids);
+		ds->item_count = cnt;
+		ds->item_ids = ids;
+		ds->n_items = V;
+
+		for (int m = 0; m < 2; m++)
+			for (int sp = 0; sp < 2; sp++)
+			{
+				double	   *o = res + (size_t) ((m * 2 + sp) * 3) * nk;
+
+				CHECK_FOR_INTERRUPTS();
+				rc = t4r_evaluate(m == 0 ? lm->model : NULL, ds,
+								  sp == 0 ? T4R_SPLIT_VALID : T4R_SPLIT_TEST,
+								  ks, nk, t4r_pg_threads(), eval_interrupt, NULL,
+								  o, o + nk, o + 2 * nk);
+				if (rc == T4R_ECANCELLED)
+					CHECK_FOR_INTERRUPTS();
+				if (rc != T4R_OK)
+					t4r_pg_core_error(rc, "evaluating the model", NULL);
+			}
+	}
+	PG_FINALLY();
+	{
+		if (ds)
+			t4r_dataset_free(ds);
+	}
+	PG_END_TRY();
+
+	InitMaterializedSRF(fcinfo, 0);
+	{
+		static const char *const models[2] = {"tim4rec", "most_popular"};
+		static const char *const splits[2] = {"valid", "test"};
+		static const char *const metrics[3] = {"hr", "ndcg", "mrr"};
+
+		for (int m = 0; m < 2; m++)
+			for (int sp = 0; sp < 2; sp++)
+				for (int me = 0; me < 3; me++)
+					for (int j = 0; j < nk; j++)
+					{
+						Datum		values[5];
+						bool		nulls[5] = {0, 0, 0, 0, 0};
+
+						values[0] = CStringGetTextDatum(models[m]);
+						values[1] = CStringGetTextDatum(splits[sp]);
+						values[2] = CStringGetTextDatum(metrics[me]);
+						values[3] = Int32GetDatum(ks[j]);
+						values[4] = Float8GetDatum(res[(size_t) ((m * 2 + sp) * 3 + me) * nk + j]);
+						tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+					}
+	}
+	PG_RETURN_NULL();
+}

@@ -1,0 +1,291 @@
+/*
+ * seqagg.c - aggregate tim4rec_seq(item bigint, ts <time type> [, max_len int])
+ * returning tim4rec_sequence(items bigint[], times float8[]) (PG-B).
+ *
+ * The state is a compact array of (epoch seconds, item) pairs, 16 bytes per
+ * row, in the aggregate's memory context.  The final function sorts it by
+ * time, equal times by item id (aggregate input order is not guaranteed, so
+ * that is the deterministic tie rule; it is also the training's rule when the
+ * model has no order column), and keeps the most recent max_len events when
+ * max_len is given.  With max_len the state is pruned as it grows, so it never
+ * holds more than about 2 * max_len events.  Rows whose item or time is NULL
+ * are skipped.  Parallel aggregation: combine, serialize and deserialize
+ * functions are provided.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "libpq/pqformat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "tim4rec_pg.h"
+
+PG_FUNCTION_INFO_V1(tim4rec_seq_transfn);
+PG_FUNCTION_INFO_V1(tim4rec_seq_finalfn);
+PG_FUNCTION_INFO_V1(tim4rec_seq_combinefn);
+PG_FUNCTION_INFO_V1(tim4rec_seq_serialfn);
+PG_FUNCTION_INFO_V1(tim4rec_seq_deserialfn);
+
+typedef struct SeqPair
+{
+	double		ts;
+	int64		item;
+} SeqPair;
+
+typedef struct SeqState
+{
+	int64		n;
+	int64		cap;
+	int32		max_len;		/* 0 = keep everything */
+	Oid			time_type;
+	SeqPair    *ev;
+} SeqState;
+
+static int
+cmp_pair(const void *pa, const void *pb)
+{
+	const SeqPair *a = pa,
+			   *b = pb;
+
+	if (a->ts != b->ts)
+		return a->ts < b->ts ? -1 : 1;
+	return (a->item > b->item) - (a->item < b->item);
+}
+
+static SeqState *
+state_new(MemoryContext aggcxt, int32 max_len, int64 cap)
+{
+	SeqState   *s = MemoryContextAlloc(aggcxt, sizeof(SeqState));
+
+	s->n = 0;
+	s->cap = cap < 16 ? 16 : cap;
+	s->max_len = max_len;
+	s->time_type = InvalidOid;
+	s->ev = MemoryContextAllocHuge(aggcxt, (size_t) s->cap * sizeof(SeqPair));
+	return s;
+}
+
+/* keep the most recent max_len events (sorted) */
+static void
+state_prune(SeqState *s)
+{
+	if (s->max_len <= 0 || s->n <= s->max_len)
+		return;
+	qsort(s->ev, s->n, sizeof(SeqPair), cmp_pair);
+	memmove(s->ev, s->ev + (s->n - s->max_len), (size_t) s->max_len * sizeof(SeqPair));
+	s->n = s->max_len;
+}
+
+static void
+state_reserve(SeqState *s, int64 extra)
+{
+	if (s->n + extra <= s->cap)
+		return;
+	if (s->max_len > 0 && s->n >= 2 * (int64) s->max_len)
+	{
+		state_prune(s);
+		if (s->n + extra <= s->cap)
+			return;
+	}
+	{
+		int64		nc = s->cap * 2;
+
+		while (nc < s->n + extra)
+			nc *= 2;
+		s->ev = repalloc_huge(s->ev, (size_t) nc * sizeof(SeqPair));
+		s->cap = nc;
+	}
+}
+
+/* (internal, bigint, anytime [, int]) */
+Datum
+tim4rec_seq_transfn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	SeqState   *s;
+	double		t;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "tim4rec_seq_transfn called in a non-aggregate context");
+	s = PG_ARGISNULL(0) ? NULL : (SeqState *) PG_GETARG_POINTER(0);
+	if (s == NULL)
+	{
+		int32		max_len = 0;
+
+		if (PG_NARGS() > 3)
+		{
+			if (PG_ARGISNULL(3))
+				max_len = 0;
+			else
+			{
+				max_len = PG_GETARG_INT32(3);
+				if (max_len <= 0)
+					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+									errmsg("max_len must be positive"),
+									errdetail("max_len = %d.", max_len)));
+			}
+		}
+		s = state_new(aggcxt, max_len, max_len > 0 ? 2 * (int64) max_len : 64);
+		s->time_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		if (!t4r_pg_time_type_ok(s->time_type))
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("unsupported time type %s", format_type_be(s->time_type))));
+	}
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_POINTER(s);
+	switch (s->time_type)
+	{
+		case FLOAT8OID:
+			t = PG_GETARG_FLOAT8(2);
+			break;
+		case INT8OID:
+			t = (double) PG_GETARG_INT64(2);
+			break;
+		case INT4OID:
+			t = (double) PG_GETARG_INT32(2);
+			break;
+		default:
+			t = t4r_pg_time_to_epoch(PG_GETARG_DATUM(2), s->time_type);
+			break;
+	}
+	if (isnan(t) || isinf(t))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("tim4rec_seq: times must be finite")));
+	state_reserve(s, 1);
+	s->ev[s->n].ts = t;
+	s->ev[s->n].item = PG_GETARG_INT64(1);
+	s->n++;
+	PG_RETURN_POINTER(s);
+}
+
+Datum
+tim4rec_seq_combinefn(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	SeqState   *a,
+			   *b;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "tim4rec_seq_combinefn called in a non-aggregate context");
+	a = PG_ARGISNULL(0) ? NULL : (SeqState *) PG_GETARG_POINTER(0);
+	b = PG_ARGISNULL(1) ? NULL : (SeqState *) PG_GETARG_POINTER(1);
+	if (b == NULL)
+	{
+		if (a == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_POINTER(a);
+	}
+	if (a == NULL)
+	{
+		a = state_new(aggcxt, b->max_len, b->n);
+		a->time_type = b->time_type;
+	}
+	state_reserve(a, b->n);
+	memcpy(a->ev + a->n, b->ev, (size_t) b->n * sizeof(SeqPair));
+	a->n += b->n;
+	if (a->max_len > 0 && a->n >= 2 * (int64) a->max_len)
+		state_prune(a);
+	PG_RETURN_POINTER(a);
+}
+
+Datum
+tim4rec_seq_serialfn(PG_FUNCTION_ARGS)
+{
+	SeqState   *s = (SeqState *) PG_GETARG_POINTER(0);
+	StringInfoData buf;
+
+	state_prune(s);
+	pq_begintypsend(&buf);
+	pq_sendint64(&buf, s->n);
+	pq_sendint32(&buf, s->max_len);
+	pq_sendint32(&buf, s->time_type);
+	for (int64 i = 0; i < s->n; i++)
+	{
+		pq_sendfloat8(&buf, s->ev[i].ts);
+		pq_sendint64(&buf, s->ev[i].item);
+	}
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+Datum
+tim4rec_seq_deserialfn(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	MemoryContext aggcxt;
+	StringInfoData buf;
+	SeqState   *s;
+	int64		n;
+	int32		max_len;
+
+	if (!AggCheckCallContext(fcinfo, &aggcxt))
+		elog(ERROR, "tim4rec_seq_deserialfn called in a non-aggregate context");
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
+	n = pq_getmsgint64(&buf);
+	max_len = pq_getmsgint(&buf, 4);
+	if (n < 0 || (size_t) n > (buf.len - buf.cursor) / 16)
+		elog(ERROR, "tim4rec_seq_deserialfn: malformed state");
+	s = state_new(aggcxt, max_len, n);
+	s->time_type = pq_getmsgint(&buf, 4);
+	for (int64 i = 0; i < n; i++)
+	{
+		s->ev[i].ts = pq_getmsgfloat8(&buf);
+		s->ev[i].item = pq_getmsgint64(&buf);
+	}
+	s->n = n;
+	pq_getmsgend(&buf);
+	pfree(buf.data);
+	PG_RETURN_POINTER(s);
+}
+
+Datum
+tim4rec_seq_finalfn(PG_FUNCTION_ARGS)
+{
+	SeqState   *s = PG_ARGISNULL(0) ? NULL : (SeqState *) PG_GETARG_POINTER(0);
+	TupleDesc	tupdesc;
+	Datum	   *items,
+			   *times;
+	int64		n = 0,
+				start = 0;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	HeapTuple	tup;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "tim4rec_seq_finalfn: return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	if (s != NULL && s->n > 0)
+	{
+		/* sorting in place is fine: the final function may be called again
+		 * on the same state only for identical results (sorting is idempotent) */
+		qsort(s->ev, s->n, sizeof(SeqPair), cmp_pair);
+		n = s->n;
+		if (s->max_len > 0 && n > s->max_len)
+		{
+			start = n - s->max_len;
+			n = s->max_len;
+		}
+		if (n > (int64) MaxAllocSize / sizeof(Datum))
+			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							errmsg("tim4rec_seq: sequence too long (" INT64_FORMAT " events)", n)));
+	}
+	items = palloc((size_t) (n > 0 ? n : 1) * sizeof(Datum));
+	times = palloc((size_t) (n > 0 ? n : 1) * sizeof(Datum));
+	for (int64 i = 0; i < n; i++)
+	{
+		items[i] = Int64GetDatum(s->ev[start + i].item);
+		times[i] = Float8GetDatum(s->ev[start + i].ts);
+	}
+	values[0] = PointerGetDatum(construct_array(items, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(times, (int) n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	tup = heap_form_tuple(tupdesc, values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tup));
+}
