@@ -21,7 +21,7 @@
  */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
 	!defined(T4R_DOUBLE) && !defined(T4R_NO_CLONES)
-#define T4R_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#define T4R_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #else
 #define T4R_CLONES
 #endif
@@ -708,11 +708,44 @@ softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
 	return sum;
 }
 
+/*
+ * t4r_dropout_mask (ops.h) with the pairs loop written so that it vectorises
+ * (64-bit multiplies: AVX-512DQ); the values are exactly the same function
+ * of (seed, step, sample, site, element index).
+ */
+void
+t4r_model_dropout_mask(t4r_real *restrict mask, size_t n, double p, uint64_t seed,
+					   uint64_t step, uint64_t sample, uint64_t site)
+{
+	t4r_real	keep = (t4r_real) (1.0 / (1.0 - p));
+	uint64_t	base = t4r_hash64(seed, step, sample, site);
+	uint64_t	thr = (uint64_t) (p * 4294967296.0);
+	size_t		np = n / 2;
+
+	for (size_t j = 0; j < np; j++)
+	{
+		uint64_t	z = base + (uint64_t) (2 * j) * 0x9E3779B97F4A7C15ULL + 0x9E3779B97F4A7C15ULL;
+
+		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+		z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+		z = z ^ (z >> 31);
+		mask[2 * j] = ((z & 0xffffffffu) < thr) ? 0 : keep;
+		mask[2 * j + 1] = ((z >> 32) < thr) ? 0 : keep;
+	}
+	if (n & 1)
+	{
+		uint64_t	x = base + (uint64_t) (n - 1) * 0x9E3779B97F4A7C15ULL;
+		uint64_t	h = t4r_splitmix64(&x);
+
+		mask[n - 1] = ((h & 0xffffffffu) < thr) ? 0 : keep;
+	}
+}
+
 static inline void
 mask_gen(t4r_real *mask, size_t n, double p, const t4r_config *cfg, uint64_t step,
 		 uint64_t sample, uint64_t site)
 {
-	t4r_dropout_mask(mask, n, p, cfg->seed, step, sample, site);
+	t4r_model_dropout_mask(mask, n, p, cfg->seed, step, sample, site);
 }
 
 /* global row of the row r of a layer's output buffers */

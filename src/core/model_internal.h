@@ -137,6 +137,10 @@ int			t4r_ws_backward(t4r_ws *w, const t4r_sample *s, const t4r_pview *gview,
 /* scores [S, V] = hidden E^T (ld V) */
 void		t4r_ws_scores(t4r_ws *w, t4r_real *scores);
 
+/* t4r_dropout_mask (ops.h), same values, vectorisable loop */
+void		t4r_model_dropout_mask(t4r_real *mask, size_t n, double p, uint64_t seed,
+								   uint64_t step, uint64_t sample, uint64_t site);
+
 /* dropout site ids */
 #define T4R_SITE_EMB 1
 #define T4R_SITE_TD 2

@@ -17,6 +17,8 @@
 #include <string.h>
 #include "tap.h"
 #include "tim4rec.h"
+#include "ops.h"
+#include "model_internal.h"
 
 static uint64_t rs = 0x243F6A8885A308D3ULL;
 static double
@@ -741,6 +743,32 @@ test_interrupt(void)
 }
 
 static void
+test_masks(void)
+{
+	t4r_real	a[777],
+				b[777];
+	int			bad = 0;
+	double		kept = 0;
+	int			cnt = 0;
+
+	for (int n = 1; n <= 777; n += 31)
+		for (int site = 0; site < 6; site++)
+		{
+			double		p = 0.15 * site;
+
+			t4r_dropout_mask(a, n, p, 2020, 11, 3 * site + n, site + 1);
+			t4r_model_dropout_mask(b, n, p, 2020, 11, 3 * site + n, site + 1);
+			if (memcmp(a, b, sizeof(t4r_real) * n) != 0)
+				bad++;
+			if (site == 2)
+				for (int i = 0; i < n; i++, cnt++)
+					kept += b[i] != 0;
+		}
+	tap_ok(bad == 0, "the model's vectorised dropout masks equal t4r_dropout_mask (ops.h)");
+	tap_ok(fabs(kept / cnt - 0.7) < 0.02, "dropout p = 0.3 keeps %.3f of the elements", kept / cnt);
+}
+
+static void
 test_init(void)
 {
 	t4r_model  *m = make_model("movielens", 1, 0, 2, 200, 3707, 2020, 0);
@@ -822,6 +850,7 @@ main(void)
 	test_long_and_batch();
 	test_trainer();
 	test_interrupt();
+	test_masks();
 	test_init();
 	return tap_done();
 }
