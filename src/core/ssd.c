@@ -234,7 +234,7 @@ typedef struct ssd_ws
 			   *dtv,
 			   *wv,
 			   *colG,
-			   *colGd;			/* [Q] */
+			   *colA;			/* [Q] */
 	t4r_real   *E,
 			   *r,
 			   *T,
@@ -277,7 +277,7 @@ ssd_ws_layout(ssd_ws *w, int n, int H, int P, int N, int chunk, t4r_real *base)
 	TAKE(dtv, Q);
 	TAKE(wv, Q);
 	TAKE(colG, Q);
-	TAKE(colGd, Q);
+	TAKE(colA, Q);
 	TAKE(E, H * Q);
 	TAKE(r, H * Q);
 	TAKE(T, H * Q);
@@ -768,7 +768,7 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 			for (int j = 0; j < q; j++)
 			{
 				w.colG[j] = 0;
-				w.colGd[j] = 0;
+				w.colA[j] = 0;
 				dcum[j] = 0;
 			}
 
@@ -783,12 +783,11 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 						   *dMi = w.dM + (size_t) i * Q;
 				t4r_real   *dCBi = w.dCB + (size_t) i * Q;
 				t4r_real	rowGd = 0,
-							rowA = 0,
 							dti = w.dtv[i],
 							zm,
 							g;
 
-#pragma omp simd reduction(+:rowGd,rowA)
+#pragma omp simd reduction(+:rowGd)
 				for (int j = 0; j < i; j++)
 				{
 					t4r_real	L = ssd_flush(w.lrow[j] * a),
@@ -799,31 +798,32 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 
 					w.lrow[j] = L;
 					w.srow[j] = sg;
-					rowA += gj * dt * sg;
+					w.colA[j] += gj * dt * sg;
 					Mi[j] = CBi[j] * L * dt;
 					dCBi[j] += zmj * dt;
 					w.colG[j] += gj;
-					w.colGd[j] += gj * dt;
 					rowGd += gj * dt;
 				}
 				w.lrow[i] = 1;
 				w.srow[i] = 0;
-				da += rowA;
 				zm = dMi[i];
 				g = zm * CBi[i];
-				Mi[i] = CBi[i] * w.dtv[i] + Dh;
-				dCBi[i] += zm * w.dtv[i];
-				w.colG[i] += g;	/* L_ii = 1: the dcum terms cancel */
+				Mi[i] = CBi[i] * dti + Dh;
+				dCBi[i] += zm * dti;
+				/* L_ii = 1: the diagonal enters rowGd and colG dt alike and
+				 * cancels in dcum */
+				w.colG[i] += g;
 				tr += zm;
 				for (int j = i + 1; j < q; j++)
 					Mi[j] = 0;
-				dcum[i] += rowGd;
+				dcum[i] += rowGd + g * dti;
 			}
 			dD[h] += tr;
 			for (int j = 0; j < q; j++)
 			{
 				ddt[j] = w.colG[j];
-				dcum[j] -= w.colGd[j];
+				dcum[j] -= w.dtv[j] * w.colG[j];
+				da += w.colA[j];
 			}
 			t4r_gemm(1, 0, q, P, q, 1, w.M, Q, dyh, lddy, 0, dxh, ldx);
 
