@@ -43,8 +43,6 @@ mb_cap(const t4r_config *cfg)
 
 	if (cap < 8)
 		cap = 8;
-	if (getenv("T4R_MB_CAP"))
-		cap = atoi(getenv("T4R_MB_CAP"));
 	if (cap > cfg->batch_size)
 		cap = cfg->batch_size;
 	if (cap < 1)
