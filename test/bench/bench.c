@@ -815,6 +815,8 @@ main(int argc, char **argv)
 		b = train_throughput(mml, sml, nml, batch, steps, T);
 		snprintf(fig, sizeof(fig), "train movielens ML-1M prefixes, mean n %.0f (samples/s, %d thr)", b.mean_n, T);
 		add_row(fig, b.samples_per_s, "%.1f", 600, 1, "%.0f");
+		snprintf(fig, sizeof(fig), "  => one ML-1M-like epoch, %lld samples, training only (s, %d thr)", (long long) nml, T);
+		add_row(fig, nml / b.samples_per_s, "%.0f", 0, 0, "");
 		snprintf(fig, sizeof(fig), "  useful GFLOP/s vs 30%% of %d-thr sgemm peak", T);
 		add_row(fig, b.gflops, "%.1f", 0.3 * peak_sq[i], 1, "%.1f");
 		c = train_throughput(mam, sam, nam, batch, steps, T);

@@ -988,6 +988,27 @@ test_fit(void)
 	rc = t4r_fit(m2, ds, &o, &res, err, sizeof(err));
 	tap_ok(rc == T4R_OK && memcmp(m->params, m2->params, m->layout.total * sizeof(t4r_real)) == 0,
 		   "a second fit with the same seed gives identical weights");
+	/* and with 2 threads: two runs identical to each other */
+	{
+		t4r_model  *a = small_model(ds->n_items, 1, 11),
+				   *b = small_model(ds->n_items, 1, 11);
+		int			rca,
+					rcb;
+
+		o.train.threads = 2;
+		memset(&f, 0, sizeof(f));
+		f.cancel_after_steps = -1;
+		rca = t4r_fit(a, ds, &o, &res, err, sizeof(err));
+		memset(&f, 0, sizeof(f));
+		f.cancel_after_steps = -1;
+		rcb = t4r_fit(b, ds, &o, &res, err, sizeof(err));
+		tap_ok(rca == T4R_OK && rcb == T4R_OK &&
+			   memcmp(a->params, b->params, a->layout.total * sizeof(t4r_real)) == 0,
+			   "two fits with the same seed on 2 threads give identical weights");
+		o.train.threads = 1;
+		t4r_model_free(a);
+		t4r_model_free(b);
+	}
 	/* patience 1: stops at the first epoch without improvement */
 	t4r_model_init(m2, 11);
 	memset(&f, 0, sizeof(f));
