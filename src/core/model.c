@@ -713,7 +713,7 @@ softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
  * (64-bit multiplies: AVX-512DQ); the values are exactly the same function
  * of (seed, step, sample, site, element index).
  */
-void
+T4R_CLONES void
 t4r_model_dropout_mask(t4r_real *restrict mask, size_t n, double p, uint64_t seed,
 					   uint64_t step, uint64_t sample, uint64_t site)
 {
@@ -1285,10 +1285,14 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 			t4r_real   *restrict dc = w->dxbc + (off + l) * C;
 			const t4r_real *restrict cp = A->cpre + (off + l) * C;
 
+			t4r_real   *restrict gcb = GP->conv_b;
+
 			for (int c = 0; c < C; c++)
+			{
 				dc[c] *= m_dhardswish(cp[c]);
+				gcb[c] += dc[c];
+			}
 			memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
-			colsum_add(dc, 1, C, C, GP->conv_b);
 		}
 		for (int l = 0; l < n; l++)
 		{
@@ -1313,6 +1317,9 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 				}
 			}
 		}
+		/* the sample's rows of dzxd are complete: in_proj bias gradient
+		 * while they are in cache */
+		colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
 	}
 	for (int c = 0; c < C; c++)
 		for (int k = 0; k < K; k++)
@@ -1330,7 +1337,6 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 
 	/* in_proj */
 	t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
-	colsum_add(w->dzxd, M, in_dim, in_dim, GP->in_b);
 	t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
 	if (residual)
 		for (size_t r = 0; r < rows; r++)
