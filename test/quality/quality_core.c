@@ -1,0 +1,336 @@
+/*
+ * quality_core.c - the quality pipeline of `make quality` on the C core
+ * directly (fallback of the SQL path and a cross-check of it).
+ *
+ *   build/quality_core --csv FILE [--preset movielens|amazon] [--threads T]
+ *                      [--epochs E] [--patience P] [--seed S]
+ *                      [--set key=value ...] [--max-epochs-only]
+ *
+ * Reads a CSV user_id,item_id,ts (header line optional; a 4th column, if
+ * present, is the tie-break order, else the line number = file order, like
+ * the seq column of test/scripts/load_interactions.sh), builds the data set
+ * (5-core, leave-one-out: t4r_dataset_build), fits with early stopping on
+ * validation NDCG@10 (t4r_fit keeps the best epoch's weights), and prints
+ * valid/test HR/NDCG/MRR at 10/20/50 for the model and for most-popular.
+ * The final lines are machine readable: "RESULT key=value ...".
+ * Options --set apply any option key of tim4rec_train (t4r_config_set),
+ * after the preset, e.g. --set is_time=false --set batch_size=512.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/resource.h>
+
+#include "tim4rec.h"
+
+static double
+now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double
+peak_rss_mib(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024.0;
+}
+
+static void
+die(const char *what, int rc, const char *err)
+{
+	fprintf(stderr, "quality_core: %s: %s (%s)\n", what, t4r_strerror(rc), err ? err : "");
+	exit(1);
+}
+
+static int
+read_csv(const char *path, int64_t **u, int64_t **it, double **ts, int64_t **ord, size_t *n)
+{
+	FILE	   *f = fopen(path, "r");
+	char		line[512];
+	size_t		cap = 1 << 16,
+				k = 0;
+	long		lineno = 0;
+
+	if (!f)
+		return -1;
+	*u = malloc(cap * sizeof(int64_t));
+	*it = malloc(cap * sizeof(int64_t));
+	*ts = malloc(cap * sizeof(double));
+	*ord = malloc(cap * sizeof(int64_t));
+	while (fgets(line, sizeof(line), f))
+	{
+		long long	a,
+					b,
+					o;
+		double		t;
+		int			got;
+
+		lineno++;
+		got = sscanf(line, "%lld,%lld,%lf,%lld", &a, &b, &t, &o);
+		if (got < 3)
+		{
+			if (lineno == 1 || line[0] == '\n')
+				continue;		/* header or empty line */
+			fprintf(stderr, "quality_core: %s:%ld: cannot parse \"%s\"\n", path, lineno, line);
+			fclose(f);
+			return -1;
+		}
+		if (k == cap)
+		{
+			cap *= 2;
+			*u = realloc(*u, cap * sizeof(int64_t));
+			*it = realloc(*it, cap * sizeof(int64_t));
+			*ts = realloc(*ts, cap * sizeof(double));
+			*ord = realloc(*ord, cap * sizeof(int64_t));
+			if (!*u || !*it || !*ts || !*ord)
+			{
+				fclose(f);
+				return -1;
+			}
+		}
+		(*u)[k] = a;
+		(*it)[k] = b;
+		(*ts)[k] = t;
+		(*ord)[k] = got == 4 ? o : (int64_t) k;
+		k++;
+	}
+	fclose(f);
+	*n = k;
+	return 0;
+}
+
+typedef struct run_log
+{
+	double		t_start;
+	double		train_seconds;	/* sum of the epochs' seconds */
+	double		max_seconds;	/* wall-clock cap of the fit (0 = none) */
+	int			stop;			/* set when the next epoch would pass the cap */
+	int			epochs_done;
+	int			best_epoch;
+	double		best_ndcg10;
+	t4r_model  *m;
+	t4r_real   *best;			/* copy of the best epoch's weights */
+} run_log;
+
+static int
+on_interrupt(void *ud)
+{
+	return ((run_log *) ud)->stop;
+}
+
+static void
+on_epoch(void *ud, const t4r_epoch_info *info)
+{
+	run_log    *r = ud;
+
+	r->train_seconds += info->seconds;
+	r->epochs_done = info->epoch;
+	if (info->best_epoch == info->epoch)
+	{
+		memcpy(r->best, r->m->params, r->m->layout.total * sizeof(t4r_real));
+		r->best_epoch = info->best_epoch;
+		r->best_ndcg10 = info->best_ndcg10;
+	}
+	/* stop at this epoch boundary when one more epoch would pass the cap */
+	if (r->max_seconds > 0 && now() - r->t_start + info->seconds > r->max_seconds)
+		r->stop = 1;
+	printf("epoch %d: loss %.4f valid NDCG@10 %.4f (%.1f s, best epoch %d, %.4f) peak RSS %.0f MiB\n",
+		   info->epoch, info->loss, info->valid_ndcg10, info->seconds, info->best_epoch,
+		   info->best_ndcg10, peak_rss_mib());
+	fflush(stdout);
+}
+
+static void
+print_metrics(const char *tag, const double *hr, const double *nd, const double *mr)
+{
+	printf("RESULT %s hr10=%.6f ndcg10=%.6f mrr10=%.6f hr20=%.6f ndcg20=%.6f mrr20=%.6f "
+		   "hr50=%.6f ndcg50=%.6f mrr50=%.6f\n", tag, hr[0], nd[0], mr[0], hr[1], nd[1], mr[1],
+		   hr[2], nd[2], mr[2]);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *csv = NULL,
+			   *preset = "movielens";
+	int			threads = 2,
+				epochs = 0,
+				patience = 0,
+				nset = 0,
+				rc,
+				ks[3] = {10, 20, 50};
+	long long	seed = -1;
+	double		max_seconds = 0;
+	const char *sets[64];
+	int64_t    *u,
+			   *it,
+			   *ord;
+	double	   *ts,
+				t0,
+				tbuild;
+	size_t		n;
+	t4r_dataset *ds = NULL;
+	t4r_config	c;
+	t4r_model  *m = NULL;
+	t4r_fit_opts o;
+	t4r_fit_result res;
+	run_log		rl;
+	char		err[512] = "";
+	double		hr[3],
+				nd[3],
+				mr[3];
+
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--csv") == 0 && i + 1 < argc)
+			csv = argv[++i];
+		else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc)
+			preset = argv[++i];
+		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+			threads = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--epochs") == 0 && i + 1 < argc)
+			epochs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--patience") == 0 && i + 1 < argc)
+			patience = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+			seed = atoll(argv[++i]);
+		else if (strcmp(argv[i], "--max-seconds") == 0 && i + 1 < argc)
+			max_seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && nset < 64)
+			sets[nset++] = argv[++i];
+		else
+		{
+			fprintf(stderr, "usage: %s --csv FILE [--preset movielens|amazon] [--threads T] "
+					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--set key=value ...]\n", argv[0]);
+			return 2;
+		}
+	}
+	if (!csv || threads < 1)
+	{
+		fprintf(stderr, "quality_core: --csv FILE is required (threads >= 1)\n");
+		return 2;
+	}
+
+	rc = t4r_config_preset(&c, preset);
+	if (rc != T4R_OK)
+		die("preset", rc, preset);
+	for (int i = 0; i < nset; i++)
+	{
+		char		key[64];
+		const char *eq = strchr(sets[i], '=');
+
+		if (!eq || eq - sets[i] >= (long) sizeof(key))
+		{
+			fprintf(stderr, "quality_core: --set wants key=value, got %s\n", sets[i]);
+			return 2;
+		}
+		memcpy(key, sets[i], eq - sets[i]);
+		key[eq - sets[i]] = 0;
+		rc = t4r_config_set(&c, key, eq + 1, err, sizeof(err));
+		if (rc != T4R_OK)
+			die("--set", rc, err);
+	}
+	if (seed >= 0)
+		c.seed = (uint64_t) seed;
+
+	if (read_csv(csv, &u, &it, &ts, &ord, &n) != 0)
+	{
+		fprintf(stderr, "quality_core: cannot read %s\n", csv);
+		return 1;
+	}
+	t0 = now();
+	rc = t4r_dataset_build(u, it, ts, ord, n, 5, 5, &ds, err, sizeof(err));
+	tbuild = now() - t0;
+	free(u);
+	free(it);
+	free(ts);
+	free(ord);
+	if (rc != T4R_OK)
+		die("t4r_dataset_build", rc, err);
+	printf("data %s: %zu rows -> %lld users, %d items (V incl. padding), %zu interactions after "
+		   "5-core, %lld training samples, built in %.3f s\n", csv, n, (long long) ds->n_users,
+		   ds->n_items, ds->n_interactions, (long long) ds->n_train_samples, tbuild);
+
+	c.n_items = ds->n_items;
+	rc = t4r_model_create(&c, &m, err, sizeof(err));
+	if (rc != T4R_OK)
+		die("t4r_model_create", rc, err);
+	t4r_model_init(m, c.seed);
+	{
+		char	   *js = t4r_config_to_json(&c);
+
+		printf("config %s epochs=%d patience=%d lr=%g batch_size=%d seed=%llu threads=%d\n",
+			   js ? js : "?", epochs > 0 ? epochs : c.epochs, patience > 0 ? patience : c.patience,
+			   c.learning_rate, c.batch_size, (unsigned long long) c.seed, threads);
+		free(js);
+	}
+	fflush(stdout);
+
+	memset(&o, 0, sizeof(o));
+	memset(&rl, 0, sizeof(rl));
+	o.train.threads = threads;
+	o.epochs = epochs;
+	o.patience = patience;
+	o.epoch_done = on_epoch;
+	o.ud = &rl;
+	o.train.interrupt = on_interrupt;
+	o.train.interrupt_ud = &rl;
+	rl.m = m;
+	rl.max_seconds = max_seconds;
+	rl.best = malloc(m->layout.total * sizeof(t4r_real));
+	if (!rl.best)
+		die("malloc", T4R_ENOMEM, NULL);
+	rl.t_start = now();
+	rc = t4r_fit(m, ds, &o, &res, err, sizeof(err));
+	if (rc == T4R_ECANCELLED && rl.stop && rl.epochs_done > 0)
+	{
+		/* wall-clock cap reached at an epoch boundary: keep the best epoch */
+		memcpy(m->params, rl.best, m->layout.total * sizeof(t4r_real));
+		res.epochs_run = rl.epochs_done;
+		res.best_epoch = rl.best_epoch;
+		res.best_valid_ndcg10 = rl.best_ndcg10;
+		res.seconds = now() - rl.t_start;
+		res.train_samples = ds->n_train_samples;
+		printf("stopped by --max-seconds %.0f after %d epochs (not by early stopping)\n",
+			   max_seconds, rl.epochs_done);
+		rc = T4R_OK;
+	}
+	if (rc != T4R_OK)
+		die("t4r_fit", rc, err);
+
+	printf("RESULT fit capped=%d epochs_run=%d best_epoch=%d best_valid_ndcg10=%.6f seconds=%.2f "
+		   "train_samples=%lld samples_per_s=%.1f peak_rss_mib=%.0f n_users=%lld n_items=%d "
+		   "n_interactions=%zu\n", rl.stop, res.epochs_run, res.best_epoch, res.best_valid_ndcg10,
+		   res.seconds, (long long) res.train_samples,
+		   res.seconds > 0 ? res.train_samples * (double) res.epochs_run / res.seconds : 0.0,
+		   peak_rss_mib(), (long long) ds->n_users, ds->n_items - 1, ds->n_interactions);
+
+	rc = t4r_evaluate(m, ds, T4R_SPLIT_VALID, ks, 3, threads, NULL, NULL, hr, nd, mr);
+	if (rc != T4R_OK)
+		die("t4r_evaluate", rc, NULL);
+	print_metrics("model_valid", hr, nd, mr);
+	rc = t4r_evaluate(m, ds, T4R_SPLIT_TEST, ks, 3, threads, NULL, NULL, hr, nd, mr);
+	if (rc != T4R_OK)
+		die("t4r_evaluate", rc, NULL);
+	print_metrics("model_test", hr, nd, mr);
+	rc = t4r_evaluate(NULL, ds, T4R_SPLIT_VALID, ks, 3, threads, NULL, NULL, hr, nd, mr);
+	if (rc != T4R_OK)
+		die("t4r_evaluate", rc, NULL);
+	print_metrics("pop_valid", hr, nd, mr);
+	rc = t4r_evaluate(NULL, ds, T4R_SPLIT_TEST, ks, 3, threads, NULL, NULL, hr, nd, mr);
+	if (rc != T4R_OK)
+		die("t4r_evaluate", rc, NULL);
+	print_metrics("pop_test", hr, nd, mr);
+	printf("RESULT end peak_rss_mib=%.0f\n", peak_rss_mib());
+	free(rl.best);
+	t4r_model_free(m);
+	t4r_dataset_free(ds);
+	return 0;
+}
