@@ -270,7 +270,7 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 	w->logits = take(&c, S * D->V);
 	w->convT = take(&c, (size_t) D->K * C + D->H);
 	w->ones = take(&c, f > d ? f : d);
-	w->zeros = take(&c, d);
+	w->zeros = take(&c, C > d ? C : d);
 	w->ssd_ws = take(&c, t4r_ssd_ws_size(D->L, D->H, D->P, D->N, chunk) + 16);
 	if (train)
 	{
@@ -347,7 +347,7 @@ t4r_ws_create(const t4r_model *m, int Smax, int train, t4r_ws **out)
 	ws_carve(w, &w->D, m->cfg.chunk_size, Smax, train, w->mem);
 	for (int i = 0; i < w->D.ffn_dim || i < w->D.d; i++)
 		w->ones[i] = 1;
-	for (int i = 0; i < w->D.d; i++)
+	for (int i = 0; i < w->D.d || i < w->D.conv_dim; i++)
 		w->zeros[i] = 0;
 	t4r_pview_build(m, m->params, &w->pv);
 	*out = w;
@@ -798,6 +798,35 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		size_t		off = w->off[s];
 		int			n = w->n[s];
 
+		if (K == 4)
+		{
+			/* the default width: one fused pass per row */
+			const t4r_real *w0 = convT,
+					   *w1 = convT + C,
+					   *w2 = convT + 2 * C,
+					   *w3 = convT + 3 * C;
+
+			for (int l = 0; l < n; l++)
+			{
+				t4r_real   *restrict o = A->cpre + (off + l) * C;
+				t4r_real   *restrict xo = A->xbc + (off + l) * C;
+				const t4r_real *restrict v0 = l >= 3 ? A->zxd + (off + l - 3) * in_dim + Di : w->zeros;
+				const t4r_real *restrict v1 = l >= 2 ? A->zxd + (off + l - 2) * in_dim + Di : w->zeros;
+				const t4r_real *restrict v2 = l >= 1 ? A->zxd + (off + l - 1) * in_dim + Di : w->zeros;
+				const t4r_real *restrict v3 = A->zxd + (off + l) * in_dim + Di;
+				const t4r_real *restrict cb = P->conv_b;
+
+				for (int c = 0; c < C; c++)
+				{
+					t4r_real	acc = cb[c] + w0[c] * v0[c] + w1[c] * v1[c] + w2[c] * v2[c] +
+						w3[c] * v3[c];
+
+					o[c] = acc;
+					xo[c] = m_hardswish(acc);
+				}
+			}
+			continue;
+		}
 		for (int l = 0; l < n; l++)
 		{
 			t4r_real   *restrict o = A->cpre + (off + l) * C;
@@ -1292,8 +1321,42 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 				dc[c] *= m_dhardswish(cp[c]);
 				gcb[c] += dc[c];
 			}
-			memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
 		}
+		if (K == 4)
+		{
+			/* gather form: each input row's gradient written once */
+			const t4r_real *w0 = convT,
+					   *w1 = convT + C,
+					   *w2 = convT + 2 * C,
+					   *w3 = convT + 3 * C;
+			t4r_real   *dw0 = w->dconvT,
+					   *dw1 = w->dconvT + C,
+					   *dw2 = w->dconvT + 2 * C,
+					   *dw3 = w->dconvT + 3 * C;
+
+			for (int j = 0; j < n; j++)
+			{
+				t4r_real   *restrict dv = w->dzxd + (off + j) * in_dim + Di;
+				const t4r_real *restrict v = A->zxd + (off + j) * in_dim + Di;
+				const t4r_real *restrict d3 = w->dxbc + (off + j) * C;
+				const t4r_real *restrict d2 = j + 1 < n ? d3 + C : w->zeros;
+				const t4r_real *restrict d1 = j + 2 < n ? d3 + 2 * C : w->zeros;
+				const t4r_real *restrict d0 = j + 3 < n ? d3 + 3 * C : w->zeros;
+
+				for (int c = 0; c < C; c++)
+				{
+					dv[c] = d0[c] * w0[c] + d1[c] * w1[c] + d2[c] * w2[c] + d3[c] * w3[c];
+					dw0[c] += d0[c] * v[c];
+					dw1[c] += d1[c] * v[c];
+					dw2[c] += d2[c] * v[c];
+					dw3[c] += d3[c] * v[c];
+				}
+			}
+			colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
+			continue;
+		}
+		for (int l = 0; l < n; l++)
+			memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
 		for (int l = 0; l < n; l++)
 		{
 			const t4r_real *restrict dc = w->dxbc + (off + l) * C;
