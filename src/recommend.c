@@ -250,7 +250,6 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 						errmsg("items and times must have the same length"),
 						errdetail("items has %d elements, times has %d.", ni, nt)));
-	lm = t4r_pg_get_model(a->model_name, 0);
 
 	ev = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(SeqEv));
 	for (int i = 0; i < ni; i++)
@@ -267,6 +266,7 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 		ev[i].item = DatumGetInt64(ie[i]);
 	}
 	qsort(ev, ni, sizeof(SeqEv), cmp_ev);
+	lm = t4r_pg_get_model(a->model_name, 0);
 	rows = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(int32));
 	seen = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(int32));
 	ts = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(double));
