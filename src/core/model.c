@@ -786,8 +786,27 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	t4r_real   *Aneg = w->convT + (size_t) K * C;
 
 	/* 1. in_proj */
-	fill_rows(A->zxd, M, in_dim, P->in_b);
-	t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
+	if (!last)
+	{
+		fill_rows(A->zxd, M, in_dim, P->in_b);
+		t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
+	}
+	else
+	{
+		/* last layer: z is read only at each sample's last position */
+		for (size_t r = 0; r < M; r++)
+			memcpy(A->zxd + r * in_dim + Di, P->in_b + Di, sizeof(t4r_real) * (in_dim - Di));
+		t4r_gemm(0, 1, (int) M, in_dim - Di, d, 1, A->U, d, P->in_w + (size_t) Di * d, d, 1,
+				 A->zxd + Di, in_dim);
+		for (int s = 0; s < S; s++)
+		{
+			size_t		gr = w->off[s] + w->n[s] - 1;
+
+			memcpy(A->zxd + gr * in_dim, P->in_b, sizeof(t4r_real) * Di);
+			t4r_gemm(0, 1, 1, Di, d, 1, A->U + gr * d, d, P->in_w, d, 1, A->zxd + gr * in_dim,
+					 in_dim);
+		}
+	}
 
 	/* 2. causal conv + hardswish on xBC */
 	for (int c = 0; c < C; c++)
@@ -1219,9 +1238,6 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	t4r_gemm(0, 0, (int) rows, Di, d, 1, w->dob, d, P->out_w, Di, 0, w->dyn, Di);
 
 	/* gated RMS norm -> dy, dz */
-	if (last)
-		for (size_t r = 0; r < M; r++)
-			memset(w->dzxd + r * in_dim, 0, sizeof(t4r_real) * Di);
 	for (size_t r = 0; r < rows; r++)
 	{
 		size_t		gr = out_row(w, last, r);
@@ -1352,7 +1368,13 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 					dw3[c] += d3[c] * v[c];
 				}
 			}
-			colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
+			if (last)
+			{
+				colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
+				colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
+			}
+			else
+				colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
 			continue;
 		}
 		for (int l = 0; l < n; l++)
@@ -1382,7 +1404,13 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		}
 		/* the sample's rows of dzxd are complete: in_proj bias gradient
 		 * while they are in cache */
-		colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
+		if (last)
+		{
+			colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
+			colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
+		}
+		else
+			colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
 	}
 	for (int c = 0; c < C; c++)
 		for (int k = 0; k < K; k++)
@@ -1399,8 +1427,28 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	}
 
 	/* in_proj */
-	t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
-	t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
+	if (!last)
+	{
+		t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
+		t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
+	}
+	else
+	{
+		/* z columns hold a gradient only at each sample's last row */
+		t4r_gemm(1, 0, in_dim - Di, d, (int) M, 1, w->dzxd + Di, in_dim, A->U, d, 1,
+				 GP->in_w + (size_t) Di * d, d);
+		t4r_gemm(0, 0, (int) M, d, in_dim - Di, 1, w->dzxd + Di, in_dim,
+				 P->in_w + (size_t) Di * d, d, 0, dU, d);
+		for (int s = 0; s < S; s++)
+		{
+			size_t		gr = w->off[s] + w->n[s] - 1;
+
+			t4r_gemm(1, 0, Di, d, 1, 1, w->dzxd + gr * in_dim, in_dim, A->U + gr * d, d, 1,
+					 GP->in_w, d);
+			t4r_gemm(0, 0, 1, d, Di, 1, w->dzxd + gr * in_dim, in_dim, P->in_w, d, 1,
+					 dU + gr * d, d);
+		}
+	}
 	if (residual)
 		for (size_t r = 0; r < rows; r++)
 		{
