@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "utils/jsonb.h"
 #include "tim4rec.h"
 
 /* ---- GUCs (defined in src/tim4rec.c, _PG_init) ---- */
@@ -45,6 +46,69 @@ bool		t4r_pg_time_type_ok(Oid typid);
 
 /* ereport(ERROR) with a message for a core error code (SQLSTATE chosen by code) */
 void		t4r_pg_core_error(int code, const char *what, const char *msg) pg_attribute_noreturn();
+
+/* ---- training progress (src/progress.c, PG-A) ----
+ * Reported through the backend progress API under PROGRESS_COMMAND_COPY in
+ * parameter slots 10..19 (slot 10 holds T4R_PROGRESS_MAGIC), shown by the
+ * view tim4rec_progress. */
+#define T4R_PROGRESS_MAGIC 0x74347200	/* "t4r\0" */
+enum
+{
+	T4R_PHASE_READING = 1, T4R_PHASE_BUILDING, T4R_PHASE_TRAINING,
+	T4R_PHASE_EVALUATING, T4R_PHASE_SAVING
+};
+void		t4r_pg_progress_start(Oid relid, int epochs);
+void		t4r_pg_progress_phase(int phase);
+void		t4r_pg_progress_rows(int64 rows);
+void		t4r_pg_progress_step(int epoch, int64 step, int64 steps_per_epoch, double loss);
+void		t4r_pg_progress_epoch(int epoch, double valid_ndcg10);
+void		t4r_pg_progress_end(void);
+
+/* ---- catalog writes (src/catalog.c, PG-A) ---- */
+typedef struct T4rNewVersion
+{
+	const char *model_name;
+	const char *source_schema;	/* "" for imported models */
+	const char *source_table;
+	const char *user_column;
+	const char *item_column;
+	const char *time_column;
+	const char *order_column;	/* NULL if none */
+	const char *config_json;	/* jsonb text */
+	const int64 *item_ids;		/* [V]; element 0 (padding) not stored */
+	const int64 *item_counts;	/* [V]; NULL = zeros */
+	int32		n_items;		/* V */
+	const char *metrics_json;	/* may be NULL */
+	const char *history_json;	/* may be NULL */
+	const uint8 *weights;
+	size_t		weights_len;
+	int			deploy;			/* 0 = never, 1 = always, 2 = if validation NDCG@10 improves */
+	double		valid_ndcg10;	/* for deploy = 2 */
+} T4rNewVersion;
+
+/* options jsonb of tim4rec_train / config of tim4rec_import (src/train.c):
+ * "preset" first, then the core keys (t4r_config_set) and the keys below;
+ * ERROR 22023 with a hint listing the valid keys on anything unknown/bad. */
+typedef struct T4rTrainOptions
+{
+	t4r_config	cfg;
+	int			threads;		/* 0 = tim4rec.threads */
+	int			min_user;
+	int			min_item;
+	int			deploy;			/* 1 always, 2 if_better */
+	char		device[8];		/* "cpu", "cuda", "auto" */
+	char	   *order_column;	/* NULL if none */
+} T4rTrainOptions;
+void		t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname);
+/* palloc'd JSON text of every option (catalog column config) */
+char	   *t4r_pg_options_json(const T4rTrainOptions *o);
+
+/* Inserts the next version of a model (max + 1) into the catalog in the
+ * caller's transaction; returns the version.  *deployed tells whether it
+ * became the current version. */
+int32		t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed);
+/* schema of the extension (where the catalog lives) */
+const char *t4r_pg_extension_schema(void);
 
 /* ---- loaded-model cache (src/model_cache.c) ---- */
 typedef struct T4rLoadedModel

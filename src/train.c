@@ -1,0 +1,628 @@
+/*
+ * train.c - tim4rec_train: read the interactions, build the dataset (5-core
+ * filter, leave-one-out), check the memory budget, fit with early stopping,
+ * evaluate, and store the new version in the catalog, all in the caller's
+ * transaction with the caller's privileges.
+ *
+ * Core memory (dataset, model, serialised weights) is malloc'd; it is freed
+ * in PG_FINALLY so that errors and cancellation leak nothing.  The core calls
+ * interrupt_cb between micro-batches on this (the backend's) thread; it only
+ * reads the pending-interrupt flags, and after the core returns
+ * T4R_ECANCELLED and everything is freed, CHECK_FOR_INTERRUPTS() raises the
+ * cancel (statement_timeout, pg_cancel_backend, termination).
+ */
+#include "tim4rec_pg.h"
+
+#include <math.h>
+#include <sys/time.h>
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+
+PG_FUNCTION_INFO_V1(tim4rec_train);
+
+#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device"
+
+/* ------------------------------------------------------------------ */
+/* options                                                             */
+/* ------------------------------------------------------------------ */
+static char *
+valid_keys_hint(void)
+{
+	return psprintf("Valid keys: %s, %s.", t4r_config_keys_joined(), EXTRA_KEYS);
+}
+
+static void
+bad_option(const char *argname, const char *key, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for %s key \"%s\"", argname, key),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 errhint("%s", valid_keys_hint())));
+}
+
+/* text form of a scalar jsonb value (numbers, booleans, strings) */
+static char *
+scalar_text(JsonbValue *v, const char *argname, const char *key)
+{
+	switch (v->type)
+	{
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		default:
+			bad_option(argname, key, "Values must be numbers, booleans or strings.");
+	}
+	return NULL;
+}
+
+static int
+int_option(const char *text, const char *argname, const char *key, long lo, long hi)
+{
+	char	   *end;
+	long		v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
+		bad_option(argname, key,
+				   psprintf("\"%s\" is not an integer between %ld and %ld.", text, lo, hi));
+	return (int) v;
+}
+
+void
+t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+	char		err[512];
+
+	memset(o, 0, sizeof(*o));
+	t4r_config_preset(&o->cfg, NULL);
+	o->min_user = 5;
+	o->min_item = 5;
+	o->deploy = 1;
+	strlcpy(o->device, "cpu", sizeof(o->device));
+	if (opts == NULL)
+		return;
+	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", argname),
+				 errhint("%s", valid_keys_hint())));
+
+	/* pass 0: "preset" (resets every model/training key); pass 1: the rest */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		it = JsonbIteratorInit(&opts->root);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *key,
+					   *val;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			tok = JsonbIteratorNext(&it, &v, true);
+			if ((strcmp(key, "preset") == 0) != (pass == 0))
+				continue;
+			if (v.type == jbvNull)
+				bad_option(argname, key, "Values must not be null.");
+			val = scalar_text(&v, argname, key);
+
+			if (strcmp(key, "threads") == 0)
+				o->threads = int_option(val, argname, key, 0, 64);
+			else if (strcmp(key, "min_user_interactions") == 0)
+				o->min_user = int_option(val, argname, key, 1, INT_MAX);
+			else if (strcmp(key, "min_item_interactions") == 0)
+				o->min_item = int_option(val, argname, key, 1, INT_MAX);
+			else if (strcmp(key, "deploy") == 0)
+			{
+				if (strcmp(val, "always") == 0)
+					o->deploy = 1;
+				else if (strcmp(val, "if_better") == 0)
+					o->deploy = 2;
+				else
+					bad_option(argname, key, "deploy is 'always' or 'if_better'.");
+			}
+			else if (strcmp(key, "order_column") == 0)
+			{
+				if (v.type != jbvString || val[0] == '\0' || strlen(val) >= NAMEDATALEN)
+					bad_option(argname, key, "order_column is the name of an integer column.");
+				o->order_column = val;
+			}
+			else if (strcmp(key, "device") == 0)
+			{
+				if (strcmp(val, "cpu") != 0 && strcmp(val, "cuda") != 0 && strcmp(val, "auto") != 0)
+					bad_option(argname, key, "device is 'cpu', 'cuda' or 'auto'.");
+				strlcpy(o->device, val, sizeof(o->device));
+			}
+			else
+			{
+				int			nitems = o->cfg.n_items;
+				bool		known = false;
+
+				for (const char *const *kk = t4r_config_keys(); *kk; kk++)
+					if (strcmp(*kk, key) == 0)
+						known = true;
+				if (!known)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown %s key \"%s\"", argname, key),
+							 errhint("%s", valid_keys_hint())));
+				err[0] = '\0';
+				if (t4r_config_set(&o->cfg, key, val, err, sizeof(err)) != T4R_OK)
+					bad_option(argname, key, err[0] ? err : NULL);
+				o->cfg.n_items = nitems;
+			}
+		}
+	}
+	err[0] = '\0';
+	if (t4r_config_validate(&o->cfg, err, sizeof(err)) != T4R_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: %s", argname, err),
+				 errhint("%s", valid_keys_hint())));
+}
+
+char *
+t4r_pg_options_json(const T4rTrainOptions *o)
+{
+	char	   *core = t4r_config_to_json(&o->cfg);
+	StringInfoData s;
+	size_t		len;
+
+	if (core == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not serialise the configuration")));
+	initStringInfo(&s);
+	len = strlen(core);
+	while (len > 0 && core[len - 1] != '}')
+		len--;
+	appendBinaryStringInfo(&s, core, len > 0 ? len - 1 : 0);
+	free(core);
+	appendStringInfo(&s, ", \"learning_rate\": %s, \"batch_size\": %d, \"epochs\": %d, "
+					 "\"patience\": %d, \"seed\": " UINT64_FORMAT ", "
+					 "\"min_user_interactions\": %d, \"min_item_interactions\": %d, "
+					 "\"deploy\": \"%s\", \"device\": \"%s\"",
+					 float8out_internal(o->cfg.learning_rate), o->cfg.batch_size, o->cfg.epochs,
+					 o->cfg.patience, (uint64) o->cfg.seed, o->min_user, o->min_item,
+					 o->deploy == 2 ? "if_better" : "always", o->device);
+	if (o->threads > 0)
+		appendStringInfo(&s, ", \"threads\": %d", o->threads);
+	if (o->order_column)
+	{
+		appendStringInfoString(&s, ", \"order_column\": ");
+		escape_json(&s, o->order_column);
+	}
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
+/* ------------------------------------------------------------------ */
+/* callbacks                                                           */
+/* ------------------------------------------------------------------ */
+typedef struct TrainState
+{
+	int			max_epochs;
+	int			n_hist;
+	t4r_epoch_info *hist;		/* [max_epochs] */
+	double		t_start;
+} TrainState;
+
+static double
+now_s(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static int
+interrupt_cb(void *ud)
+{
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
+}
+
+static void
+progress_cb(void *ud, int epoch, int64_t step, int64_t steps_per_epoch, double loss)
+{
+	t4r_pg_progress_step(epoch, step, steps_per_epoch, loss);
+}
+
+static void
+epoch_cb(void *ud, const t4r_epoch_info *info)
+{
+	TrainState *st = (TrainState *) ud;
+	double		per,
+				left;
+
+	if (st->n_hist < st->max_epochs)
+		st->hist[st->n_hist++] = *info;
+	t4r_pg_progress_epoch(info->epoch, info->valid_ndcg10);
+	per = 0;
+	for (int i = 0; i < st->n_hist; i++)
+		per += st->hist[i].seconds;
+	per /= st->n_hist > 0 ? st->n_hist : 1;
+	left = per * (st->max_epochs - info->epoch);
+	ereport(NOTICE,
+			(errmsg("epoch %d/%d: loss %.4f, validation NDCG@10 %.4f (best %.4f at epoch %d), %.1f s, at most %.0f s left",
+					info->epoch, st->max_epochs, info->loss, info->valid_ndcg10,
+					info->best_ndcg10, info->best_epoch, info->seconds, ceil(left))));
+}
+
+/* ------------------------------------------------------------------ */
+/* helpers                                                             */
+/* ------------------------------------------------------------------ */
+static void
+check_catalog_writable(void)
+{
+	const char *schema = t4r_pg_extension_schema();
+	Oid			nsp = get_namespace_oid(schema, false);
+	Oid			cat = get_relname_relid(T4R_CATALOG_TABLE, nsp);
+
+	if (!OidIsValid(cat))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("catalog table %s.%s does not exist", schema, T4R_CATALOG_TABLE)));
+	if (pg_class_aclcheck(cat, GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
+		pg_class_aclcheck(cat, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
+		pg_class_aclcheck(cat, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", T4R_CATALOG_TABLE),
+				 errdetail("Training stores a new model version in the catalog."),
+				 errhint("GRANT SELECT, INSERT, UPDATE ON %s.%s TO the training role.",
+						 quote_identifier(schema), T4R_CATALOG_TABLE)));
+}
+
+static char *
+bytes_text(double b)
+{
+	if (b >= 1024.0 * 1024 * 1024)
+		return psprintf("%.1f GB", b / (1024.0 * 1024 * 1024));
+	return psprintf("%.0f MB", ceil(b / (1024.0 * 1024)));
+}
+
+static void
+metric_json(StringInfo s, const char *split, double hr, double ndcg, double mrr)
+{
+	appendStringInfo(s, "\"%s\": {\"hr@10\": %s, \"ndcg@10\": %s, \"mrr@10\": %s}", split,
+					 float8out_internal(hr), float8out_internal(ndcg), float8out_internal(mrr));
+}
+
+/* ------------------------------------------------------------------ */
+/* tim4rec_train                                                       */
+/* ------------------------------------------------------------------ */
+Datum
+tim4rec_train(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			relid;
+	char	   *model_name;
+	char	   *user_col,
+			   *item_col,
+			   *time_col;
+	T4rTrainOptions opts;
+	T4rInteractions in;
+	t4r_dataset *volatile ds = NULL;
+	t4r_model  *volatile model = NULL;
+	uint8_t    *volatile wbuf = NULL;
+	TrainState	st;
+	t4r_fit_result fres;
+	double		t0 = now_s();
+	double		vhr = 0,
+				vndcg = 0,
+				vmrr = 0,
+				thr = 0,
+				tndcg = 0,
+				tmrr = 0;
+	int32		version = 0;
+	bool		deployed = false;
+	int			threads;
+	char		err[512] = "";
+	int64		n_users = 0,
+				n_items = 0,
+				n_inter = 0;
+
+	for (int i = 0; i < 5; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %s of tim4rec_train must not be NULL",
+							i == 0 ? "relation" : i == 1 ? "model_name" : i == 2 ? "user_column" :
+							i == 3 ? "item_column" : "time_column")));
+	relid = PG_GETARG_OID(0);
+	model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	user_col = NameStr(*PG_GETARG_NAME(2));
+	item_col = NameStr(*PG_GETARG_NAME(3));
+	time_col = NameStr(*PG_GETARG_NAME(4));
+	if (model_name[0] == '\0' || strlen(model_name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
+	t4r_pg_parse_options(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &opts, "options");
+
+	if (strcmp(opts.device, "cuda") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+#ifdef T4R_USE_CUDA
+				 errmsg("CUDA training is not available in this version"),
+#else
+				 errmsg("this build of tim4rec has no CUDA support"),
+#endif
+				 errhint("Use \"device\": \"cpu\" or \"auto\" (auto uses the CPU when no GPU can be used).")));
+	if (strcmp(opts.device, "auto") == 0)
+		strlcpy(opts.device, "cpu", sizeof(opts.device));
+	threads = opts.threads > 0 ? opts.threads : t4r_pg_threads();
+	opts.threads = threads;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tim4rec_train must be called in a context that accepts a set")));
+
+	check_catalog_writable();
+	t4r_pg_progress_start(relid, opts.cfg.epochs);
+
+	/* ---- read ---- */
+	t4r_pg_read_interactions(relid, user_col, item_col, time_col, opts.order_column, &in);
+	t4r_pg_progress_rows((int64) in.n);
+	if (in.n_null > 0)
+		ereport(NOTICE,
+				(errmsg("skipped %zu rows with a NULL user, item, time%s", in.n_null,
+						opts.order_column ? " or order value" : "")));
+	if (in.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("relation \"%s\" has no interactions to train on", get_rel_name(relid))));
+
+	memset(&fres, 0, sizeof(fres));
+	memset(&st, 0, sizeof(st));
+	PG_TRY();
+	{
+		int			rc;
+		t4r_dataset *d = NULL;
+		t4r_model  *m = NULL;
+		size_t		budget = (size_t) tim4rec_memory_budget_mb * 1024 * 1024;
+		size_t		used,
+					need = 0;
+		int			mb = 0;
+		t4r_layout	lay;
+		t4r_fit_opts fo;
+		int			V;
+
+		/* ---- dataset ---- */
+		t4r_pg_progress_phase(T4R_PHASE_BUILDING);
+		rc = t4r_dataset_build(in.users, in.items, in.ts, in.order, in.n,
+							   opts.min_user, opts.min_item, &d, err, sizeof(err));
+		ds = d;
+		pfree(in.users);
+		pfree(in.items);
+		pfree(in.ts);
+		if (in.order)
+			pfree(in.order);
+		if (rc == T4R_EDATA || (rc == T4R_OK && (ds->n_users == 0 || ds->n_items < 2)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("too little data to train on after filtering"),
+					 errdetail("%s", err[0] ? err : "No user and item pass the filters."),
+					 errhint("Every user needs at least 4 interactions; lower min_user_interactions / min_item_interactions (now %d / %d) or add data.",
+							 opts.min_user, opts.min_item)));
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "building the training data", err);
+		V = ds->n_items;
+		n_users = ds->n_users;
+		n_items = V - 1;
+		n_inter = (int64) ds->n_interactions;
+		CHECK_FOR_INTERRUPTS();
+
+		/* ---- memory estimate, before the model exists ---- */
+		opts.cfg.n_items = V;
+		err[0] = '\0';
+		if ((rc = t4r_config_validate(&opts.cfg, err, sizeof(err))) != T4R_OK)
+			t4r_pg_core_error(rc, "invalid options", err);
+		if ((rc = t4r_layout_build(&opts.cfg, &lay)) != T4R_OK)
+			t4r_pg_core_error(rc, "invalid options", NULL);
+		used = ds->n_interactions * (sizeof(int32_t) + sizeof(double)) +
+			(size_t) V * (2 * sizeof(int64_t)) +
+			(size_t) ds->n_users * (3 * sizeof(int64_t)) +
+			2 * lay.total * sizeof(t4r_real) +			/* model + best weights */
+			(size_t) ds->n_train_samples * sizeof(uint32_t) +
+			(size_t) opts.cfg.batch_size * sizeof(t4r_sample) +
+			(size_t) threads * V * sizeof(t4r_real) * 2 +	/* evaluation scores */
+			lay.total * sizeof(float) + 4096 * 1024;	/* serialised weights */
+		t4r_layout_free(&lay);
+		memset(&fo, 0, sizeof(fo));
+		fo.train.threads = threads;
+		fo.train.mem_budget = used < budget ? budget - used : 1;
+		rc = t4r_trainer_estimate(&opts.cfg, &fo.train, &need, &mb);
+		if (rc == T4R_EBUDGET || used >= budget)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("training needs more memory than tim4rec.memory_budget allows"),
+					 errdetail("The data and model need about %s and the trainer at least %s; the budget is %d MB.",
+							   bytes_text((double) used), bytes_text((double) need),
+							   tim4rec_memory_budget_mb),
+					 errhint("Raise tim4rec.memory_budget (e.g. SET tim4rec.memory_budget = '4GB') or use smaller batch_size, max_seq_len or hidden_size.")));
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "estimating the training memory", NULL);
+
+		/* ---- model ---- */
+		err[0] = '\0';
+		rc = t4r_model_create(&opts.cfg, &m, err, sizeof(err));
+		model = m;
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "creating the model", err);
+		t4r_model_init(model, opts.cfg.seed);
+
+		/* ---- fit ---- */
+		t4r_pg_progress_phase(T4R_PHASE_TRAINING);
+		st.max_epochs = opts.cfg.epochs;
+		st.hist = palloc0(sizeof(t4r_epoch_info) * (st.max_epochs > 0 ? st.max_epochs : 1));
+		st.t_start = now_s();
+		fo.train.interrupt = interrupt_cb;
+		fo.progress = progress_cb;
+		fo.epoch_done = epoch_cb;
+		fo.ud = &st;
+		err[0] = '\0';
+		rc = t4r_fit(model, ds, &fo, &fres, err, sizeof(err));
+		if (rc == T4R_ECANCELLED)
+		{
+			CHECK_FOR_INTERRUPTS();
+			ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
+							errmsg("canceling statement due to user request")));
+		}
+		if (rc == T4R_EDATA)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("too little data to train on after filtering"),
+					 errdetail("%s", err),
+					 errhint("Lower min_user_interactions / min_item_interactions (now %d / %d) or add data.",
+							 opts.min_user, opts.min_item)));
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "training failed", err);
+
+		/* ---- evaluate ---- */
+		t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
+		{
+			const int	k10 = 10;
+
+			rc = t4r_evaluate(model, ds, T4R_SPLIT_VALID, &k10, 1, threads, interrupt_cb, NULL,
+							  &vhr, &vndcg, &vmrr);
+			if (rc == T4R_OK)
+				rc = t4r_evaluate(model, ds, T4R_SPLIT_TEST, &k10, 1, threads, interrupt_cb, NULL,
+								  &thr, &tndcg, &tmrr);
+			if (rc == T4R_ECANCELLED)
+				CHECK_FOR_INTERRUPTS();
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "evaluating the model", NULL);
+		}
+
+		/* ---- save ---- */
+		t4r_pg_progress_phase(T4R_PHASE_SAVING);
+		{
+			uint8_t    *b = NULL;
+			size_t		len = 0;
+			T4rNewVersion nv;
+			StringInfoData metrics,
+						hist;
+			Oid			nsp = get_rel_namespace(relid);
+
+			rc = t4r_safetensors_write(model, &b, &len);
+			wbuf = b;
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "serialising the model", NULL);
+
+			initStringInfo(&metrics);
+			appendStringInfoChar(&metrics, '{');
+			metric_json(&metrics, "valid", vhr, vndcg, vmrr);
+			appendStringInfoString(&metrics, ", ");
+			metric_json(&metrics, "test", thr, tndcg, tmrr);
+			appendStringInfo(&metrics, ", \"users\": " INT64_FORMAT ", \"items\": " INT64_FORMAT
+							 ", \"interactions\": " INT64_FORMAT ", \"train_samples\": " INT64_FORMAT
+							 ", \"epochs_run\": %d, \"best_epoch\": %d, \"threads\": %d, \"seconds\": %s}",
+							 n_users, n_items, n_inter, (int64) fres.train_samples,
+							 fres.epochs_run, fres.best_epoch, threads,
+							 float8out_internal(now_s() - t0));
+			initStringInfo(&hist);
+			appendStringInfoChar(&hist, '[');
+			for (int i = 0; i < st.n_hist; i++)
+				appendStringInfo(&hist, "%s{\"epoch\": %d, \"loss\": %s, \"valid_ndcg10\": %s, \"seconds\": %s}",
+								 i ? ", " : "", st.hist[i].epoch,
+								 isfinite(st.hist[i].loss) ? float8out_internal(st.hist[i].loss) : "null",
+								 float8out_internal(st.hist[i].valid_ndcg10),
+								 float8out_internal(st.hist[i].seconds));
+			appendStringInfoChar(&hist, ']');
+
+			memset(&nv, 0, sizeof(nv));
+			nv.model_name = model_name;
+			nv.source_schema = get_namespace_name(nsp);
+			nv.source_table = get_rel_name(relid);
+			nv.user_column = user_col;
+			nv.item_column = item_col;
+			nv.time_column = time_col;
+			nv.order_column = opts.order_column;
+			nv.config_json = t4r_pg_options_json(&opts);
+			nv.item_ids = ds->item_ids;
+			nv.item_counts = ds->item_count;
+			nv.n_items = V;
+			nv.metrics_json = metrics.data;
+			nv.history_json = hist.data;
+			nv.weights = wbuf;
+			nv.weights_len = len;
+			nv.deploy = opts.deploy;
+			nv.valid_ndcg10 = vndcg;
+			version = t4r_pg_catalog_insert(&nv, &deployed);
+		}
+	}
+	PG_FINALLY();
+	{
+		if (model)
+			t4r_model_free(model);
+		if (ds)
+			t4r_dataset_free(ds);
+		free(wbuf);
+	}
+	PG_END_TRY();
+	t4r_pg_progress_end();
+
+	if (!deployed)
+		ereport(NOTICE,
+				(errmsg("model \"%s\" version %d was not deployed: its validation NDCG@10 does not beat the current version's",
+						model_name, version)));
+
+	/* ---- the result row ---- */
+	{
+		TupleDesc	tupdesc;
+		Tuplestorestate *ts;
+		MemoryContext old;
+		Datum		vals[15];
+		bool		nulls[15] = {0};
+
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "tim4rec_train: return type must be a row type");
+		old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+		tupdesc = CreateTupleDescCopy(tupdesc);
+		ts = tuplestore_begin_heap(true, false, work_mem);
+		vals[0] = CStringGetTextDatum(model_name);
+		vals[1] = Int32GetDatum(version);
+		vals[2] = Int64GetDatum(n_users);
+		vals[3] = Int64GetDatum(n_items);
+		vals[4] = Int64GetDatum(n_inter);
+		vals[5] = Int64GetDatum((int64) fres.train_samples);
+		vals[6] = Int32GetDatum(fres.epochs_run);
+		vals[7] = Int32GetDatum(fres.best_epoch);
+		vals[8] = Float8GetDatum(vhr);
+		vals[9] = Float8GetDatum(vndcg);
+		vals[10] = Float8GetDatum(vmrr);
+		vals[11] = Float8GetDatum(thr);
+		vals[12] = Float8GetDatum(tndcg);
+		vals[13] = Float8GetDatum(tmrr);
+		vals[14] = Float8GetDatum(now_s() - t0);
+		tuplestore_putvalues(ts, tupdesc, vals, nulls);
+		MemoryContextSwitchTo(old);
+		rsinfo->returnMode = SFRM_Materialize;
+		rsinfo->setResult = ts;
+		rsinfo->setDesc = tupdesc;
+	}
+	return (Datum) 0;
+}
