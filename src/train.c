@@ -388,8 +388,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	t4r_pg_progress_rows((int64) in.n);
 	if (in.n_null > 0)
 		ereport(NOTICE,
-				(errmsg("skipped %zu rows with a NULL user, item, time%s", in.n_null,
-						opts.order_column ? " or order value" : "")));
+				(errmsg("skipped %zu rows with a NULL %s", in.n_null,
+						opts.order_column ? "user, item, time or order value" : "user, item or time")));
 	if (in.n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
