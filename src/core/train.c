@@ -254,7 +254,7 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 	double	   *tl;
 	int		   *trc;
 	int			rc = T4R_OK;
-	volatile int stop = 0;
+	int			stop = 0;
 	uint64_t	step = (uint64_t) t->steps;
 
 	if (loss)
@@ -300,11 +300,17 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 		int			i0 = part[tid],
 					i1 = part[tid + 1];
 
-		while (i0 < i1 && !stop)
+		for (;;)
 		{
 			int			cnt = i1 - i0 < t->mb ? i1 - i0 : t->mb;
 			double		ls = 0;
-			int			e;
+			int			e,
+						stopped;
+
+#pragma omp atomic read
+			stopped = stop;
+			if (stopped || i0 >= i1)
+				break;
 
 			e = t4r_ws_forward(t->ws[tid], s + i0, cnt, i0, training, step);
 			if (e == T4R_OK)
@@ -312,6 +318,7 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 			if (e != T4R_OK)
 			{
 				trc[tid] = e;
+#pragma omp atomic write
 				stop = 1;
 				break;
 			}
@@ -321,6 +328,7 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 			if (tid == 0 && t->opts.interrupt && t->opts.interrupt(t->opts.interrupt_ud))
 			{
 				trc[0] = T4R_ECANCELLED;
+#pragma omp atomic write
 				stop = 1;
 			}
 		}
