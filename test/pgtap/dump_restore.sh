@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# pg_dump of a database with a trained model, restored into a new database,
+# gives identical recommendations (the catalog is marked with
+# pg_extension_config_dump).  Prints TAP.  Uses PGHOST/PGPORT/PGUSER (and
+# PGDATABASE when set) from the environment; T4R_PG_BINDIR for the tools.
+set -u -o pipefail
+BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+SRC=t4r_dump_src_$$
+DST=t4r_dump_dst_$$
+DUMP=$(mktemp "${TMPDIR:-/tmp}/t4r_dump.XXXXXX")
+n=0
+fails=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+q() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+cleanup() {
+    "$BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS $SRC" -c "DROP DATABASE IF EXISTS $DST" >/dev/null 2>&1
+    rm -f "$DUMP"
+}
+trap cleanup EXIT
+
+echo "1..7"
+q -d postgres -c "CREATE DATABASE $SRC" -c "CREATE DATABASE $DST" >/dev/null 2>&1
+ok $? "create two databases"
+
+q -d "$SRC" >/dev/null 2>&1 <<'SQL'
+SET client_min_messages = warning;
+SET tim4rec.threads = 1;
+CREATE EXTENSION tim4rec;
+CREATE TABLE interactions AS
+SELECT u AS user_id, ((u + s) % 30 + 1)::int AS item_id,
+       timestamptz '2024-01-01' + (u * 7 + s) * interval '1 hour' AS ts
+FROM generate_series(1, 60) u, generate_series(1, 15) s;
+CREATE INDEX ON interactions (user_id, ts);
+SELECT tim4rec_train('interactions', options => '{"epochs": 2, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}');
+SELECT tim4rec_train('interactions', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "seed": 5}');
+SELECT tim4rec_deploy('default', 1);
+SQL
+ok $? "train two versions and deploy version 1 in the source database"
+
+RECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
+      FROM generate_series(1, 60) u, LATERAL tim4rec_recommend(u::bigint, 10) r"
+CAT="SELECT string_agg(model_name || ':' || version || ':' || is_current || ':' || md5(weights) || ':' ||
+                       md5(item_ids::text) || ':' || md5(config::text) || ':' || md5(coalesce(metrics::text, '')), ',' ORDER BY version)
+     FROM tim4rec_models"
+before=$(q -d "$SRC" -c "$RECS" 2>&1)
+cat_before=$(q -d "$SRC" -c "$CAT" 2>&1)
+
+"$BIN/pg_dump" -Fc -f "$DUMP" "$SRC" 2>/dev/null
+ok $? "pg_dump -Fc"
+"$BIN/pg_restore" --exit-on-error -d "$DST" "$DUMP" 2>/dev/null
+ok $? "pg_restore into a new database"
+
+cat_after=$(q -d "$DST" -c "$CAT" 2>&1)
+[ -n "$cat_before" ] && [ "$cat_before" = "$cat_after" ]
+ok $? "the catalog (versions, current flag, weights, vocabulary, config, metrics) survives"
+
+after=$(q -d "$DST" -c "$RECS" 2>&1)
+[ -n "$before" ] && [ "$(echo "$before" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$before" = "$after" ]
+ok $? "identical recommendations for 60 users (600 rows) after the restore"
+
+# training in the restored database continues the version sequence
+v=$(q -d "$DST" -c "SET client_min_messages = warning" -c "SELECT version FROM tim4rec_train('interactions', options => '{\"epochs\": 1, \"hidden_size\": 16, \"max_seq_len\": 20, \"batch_size\": 64}')" 2>&1)
+[ "$v" = "3" ]
+ok $? "training in the restored database makes version 3 (got: $v)"
+
+exit $((fails > 0))
