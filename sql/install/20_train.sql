@@ -26,7 +26,7 @@ CREATE VIEW tim4rec_progress AS
 SELECT s.pid,
        s.datid,
        d.datname,
-       s.relid AS relation_oid,
+       s.relid::regclass AS relation,
        CASE s.param12 WHEN 1 THEN 'reading interactions'
                       WHEN 2 THEN 'building dataset'
                       WHEN 3 THEN 'training'
