@@ -3,6 +3,10 @@
 -- Recommendations read the model from tim4rec_models (cached per backend and
 -- re-checked on every call, so a deploy or drop in any session is seen at
 -- once) and never write: STABLE PARALLEL SAFE, usable on a hot standby.
+-- COST 10000 (about a millisecond per call) lets the planner put calls in
+-- parallel workers, e.g. recommendations for all users of a table with
+-- ALTER TABLE users SET (parallel_workers = 2) (small tables are otherwise
+-- below min_parallel_table_scan_size).
 
 -- An interaction sequence, oldest first: vocabulary-independent item ids and
 -- epoch seconds.  Built by the aggregate tim4rec_seq or by hand.
@@ -22,7 +26,7 @@ CREATE FUNCTION tim4rec_recommend(user_id bigint, k int DEFAULT 10,
                                   exclude bigint[] DEFAULT NULL)
 RETURNS TABLE(item_id bigint, score real, rank int)
 AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
-LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 
 -- Ad-hoc sequence (anonymous session): items with their times, in any order;
 -- they are sorted by time, equal times keeping array order, and the most
@@ -33,7 +37,7 @@ CREATE FUNCTION tim4rec_recommend(items bigint[], times timestamptz[], k int DEF
                                   exclude bigint[] DEFAULT NULL)
 RETURNS TABLE(item_id bigint, score real, rank int)
 AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
-LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 
 -- The same with times as epoch seconds.
 CREATE FUNCTION tim4rec_recommend(items bigint[], times float8[], k int DEFAULT 10,
@@ -42,7 +46,7 @@ CREATE FUNCTION tim4rec_recommend(items bigint[], times float8[], k int DEFAULT 
                                   exclude bigint[] DEFAULT NULL)
 RETURNS TABLE(item_id bigint, score real, rank int)
 AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
-LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 
 -- The same for a tim4rec_sequence (e.g. from tim4rec_seq in a LATERAL join).
 CREATE FUNCTION tim4rec_recommend(seq tim4rec_sequence, k int DEFAULT 10,
@@ -51,7 +55,7 @@ CREATE FUNCTION tim4rec_recommend(seq tim4rec_sequence, k int DEFAULT 10,
                                   exclude bigint[] DEFAULT NULL)
 RETURNS TABLE(item_id bigint, score real, rank int)
 AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
-LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT ROWS 10;
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 
 -- tim4rec_seq(item, ts [, max_len]): the time-ordered sequence of a group.
 -- Equal times are ordered by item id (aggregate input order is not defined);

@@ -1,0 +1,121 @@
+-- pg_latency.sql - recommendation latency on a warm backend (PG-B).
+-- Run by test/bench/pg_latency.sh with psql variables: model_hex_file (a
+-- file holding the safetensors bytes of a movielens-preset model with 3,706
+-- items, hex), n_calls.  Prints a markdown table.
+\set QUIET 1
+\set model_hex `cat :model_hex_file`
+\pset pager off
+SET client_min_messages = warning;
+SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'tim4rec_import') AS have_import \gset
+
+-- ML-1M-like synthetic interactions: 6,040 users, 3,706 items, lengths
+-- 20 + LogNormal(median 76, sigma 1.137) capped at 2,314, popularity-skewed
+-- items, increasing times per user
+SELECT setseed(0.4242);
+DROP TABLE IF EXISTS bench_ix;
+CREATE TABLE bench_ix AS
+WITH u AS (
+  SELECT g AS user_id,
+         least(2314, 20 + floor(exp(ln(76) + 1.137 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()))))::int AS n
+  FROM generate_series(1, 6040) g)
+SELECT u.user_id, (1 + floor(3706 * random() ^ 2))::int AS item_id,
+       timestamptz '2001-01-01' + make_interval(secs => u.user_id * 10 + j * (60 + 600 * random())) AS ts
+FROM u, generate_series(1, u.n) j;
+CREATE INDEX bench_ix_user_ts ON bench_ix (user_id, ts);
+VACUUM ANALYZE bench_ix;
+SELECT count(*) AS bench_rows FROM bench_ix \gset
+
+DELETE FROM tim4rec_models WHERE model_name = 'bench';
+\o /dev/null
+\if :have_import
+SELECT tim4rec_import('bench', decode(:'model_hex', 'hex'), ARRAY(SELECT g::bigint FROM generate_series(1, 3706) g));
+UPDATE tim4rec_models SET source_schema = current_schema(), source_table = 'bench_ix', user_column = 'user_id',
+       item_column = 'item_id', time_column = 'ts' WHERE model_name = 'bench';
+\else
+INSERT INTO tim4rec_models (model_name, version, is_current, source_schema, source_table,
+                            user_column, item_column, time_column, config, item_ids, item_counts, weights)
+VALUES ('bench', 1, true, current_schema(), 'bench_ix', 'user_id', 'item_id', 'ts', '{}',
+        ARRAY(SELECT g::bigint FROM generate_series(1, 3706) g), array_fill(0::bigint, ARRAY[3706]),
+        decode(:'model_hex', 'hex'));
+\endif
+UPDATE tim4rec_models SET item_counts = ARRAY(SELECT count(b.item_id) FROM generate_series(1, 3706) g
+                                              LEFT JOIN bench_ix b ON b.item_id = g GROUP BY g ORDER BY g)
+WHERE model_name = 'bench';
+\o
+
+CREATE TEMP TABLE bench_seqs AS
+SELECT user_id, tim4rec_seq(item_id, ts, 200) AS s FROM bench_ix GROUP BY user_id;
+CREATE INDEX ON bench_seqs (user_id);
+CREATE TABLE bench_users AS SELECT DISTINCT user_id FROM bench_ix;
+ANALYZE bench_users;
+ANALYZE bench_seqs;
+
+-- per-call latency (ms) of one form, n calls over users spread over the table
+CREATE FUNCTION pg_temp.lat(form text, n int) RETURNS TABLE(p50 float8, p99 float8, mean float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  d float8[] := array_fill(0::float8, ARRAY[n]);
+  t0 timestamptz;
+  u int;
+  c int;
+  sq tim4rec_sequence;
+BEGIN
+  FOR i IN 1..n LOOP
+    u := 1 + (i * 7919) % 6040;
+    IF form = 'user' THEN
+      t0 := clock_timestamp();
+      SELECT count(*) INTO c FROM tim4rec_recommend(u, 10, 'bench');
+    ELSE
+      sq := (SELECT s FROM bench_seqs WHERE user_id = u);
+      t0 := clock_timestamp();
+      SELECT count(*) INTO c FROM tim4rec_recommend(sq, 10, 'bench');
+    END IF;
+    d[i] := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    IF c <> 10 THEN RAISE EXCEPTION 'expected 10 rows, got %', c; END IF;
+  END LOOP;
+  RETURN QUERY SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), percentile_cont(0.99) WITHIN GROUP (ORDER BY x), avg(x)
+               FROM unnest(d) x;
+END $$;
+
+CREATE FUNCTION pg_temp.secs(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); BEGIN
+  EXECUTE q;
+  RETURN extract(epoch FROM clock_timestamp() - t0);
+END $$;
+
+-- warm-up: model load, plan caches
+SELECT * FROM pg_temp.lat('user', 300) \gset warm_
+SELECT * FROM pg_temp.lat('seq', 300) \gset warm_
+SELECT * FROM pg_temp.lat('user', :n_calls) \gset user_
+SELECT * FROM pg_temp.lat('seq', :n_calls) \gset seq_
+
+SET max_parallel_workers_per_gather = 0;
+SELECT pg_temp.secs($$ SELECT count(*) FROM bench_ix $$) AS scan_s \gset
+SELECT pg_temp.secs($$ SELECT count(*) FROM (SELECT user_id, tim4rec_seq(item_id, ts) FROM bench_ix GROUP BY user_id) q $$) AS agg_s \gset
+SELECT pg_temp.secs($$ SELECT count(*) FROM (SELECT user_id, count(item_id), max(ts) FROM bench_ix GROUP BY user_id) q $$) AS countagg_s \gset
+SELECT pg_temp.secs($$ SELECT count(*) FROM (SELECT user_id, tim4rec_seq(item_id, ts) s FROM bench_ix GROUP BY user_id) q,
+                       LATERAL tim4rec_recommend(q.s, 10, 'bench') r $$) AS bulk_seq_s \gset
+SELECT pg_temp.secs($$ SELECT count(*) FROM bench_users u, LATERAL tim4rec_recommend(u.user_id, 10, 'bench') r $$) AS bulk_user_s \gset
+RESET max_parallel_workers_per_gather;
+ALTER TABLE bench_users SET (parallel_workers = 2);
+SELECT pg_temp.secs($$ SELECT count(*) FROM bench_users u, LATERAL tim4rec_recommend(u.user_id, 10, 'bench') r $$) AS bulk_user_par_s \gset
+SELECT pg_temp.secs($$ SELECT count(*) FROM (SELECT user_id, tim4rec_seq(item_id, ts) FROM bench_ix GROUP BY user_id) q $$) AS agg_par_s \gset
+
+\pset format unaligned
+\pset tuples_only on
+SELECT format('| recommend(user, 10) p50, warm backend, index on (user, ts) | %s ms | <= 1 ms | %s |', round(:user_p50::numeric, 3), round(1 / :user_p50::numeric, 2));
+SELECT format('| recommend(user, 10) p99 | %s ms | <= 3 ms | %s |', round(:user_p99::numeric, 3), round(3 / :user_p99::numeric, 2));
+SELECT format('| recommend(user, 10) mean | %s ms | | |', round(:user_mean::numeric, 3));
+SELECT format('| recommend(seq, 10) p50 (ad-hoc sequence, L <= 200) | %s ms | <= 1 ms | %s |', round(:seq_p50::numeric, 3), round(1 / :seq_p50::numeric, 2));
+SELECT format('| recommend(seq, 10) p99 | %s ms | <= 3 ms | %s |', round(:seq_p99::numeric, 3), round(3 / :seq_p99::numeric, 2));
+SELECT format('| bulk: all 6,040 users, tim4rec_seq + LATERAL recommend(seq, 10) | %s s | <= 5 s | %s |', round(:bulk_seq_s::numeric, 2), round(5 / :bulk_seq_s::numeric, 2));
+SELECT format('| bulk: all 6,040 users, LATERAL recommend(user, 10) | %s s | <= 5 s | %s |', round(:bulk_user_s::numeric, 2), round(5 / :bulk_user_s::numeric, 2));
+SELECT format('| bulk: the same, users table with parallel_workers = 2 | %s s | <= 5 s | %s |', round(:bulk_user_par_s::numeric, 2), round(5 / :bulk_user_par_s::numeric, 2));
+SELECT format('| tim4rec_seq GROUP BY user over %s rows (serial) | %s M rows/s | >= 2 M rows/s | %s |', :bench_rows,
+              round(:bench_rows / :agg_s::numeric / 1e6, 2), round(:bench_rows / :agg_s::numeric / 2e6, 2));
+SELECT format('| same, parallel workers allowed | %s M rows/s | | |', round(:bench_rows / :agg_par_s::numeric / 1e6, 2));
+SELECT format('| reference: count(item), max(ts) GROUP BY user (serial) | %s M rows/s | | |', round(:bench_rows / :countagg_s::numeric / 1e6, 2));
+SELECT format('| reference: count(*) seq scan | %s M rows/s | | |', round(:bench_rows / :scan_s::numeric / 1e6, 2));
+
+DROP TABLE bench_ix, bench_users CASCADE;
+DELETE FROM tim4rec_models WHERE model_name = 'bench';
