@@ -64,6 +64,16 @@ SELECT version, users FROM tim4rec_train('t_inter3', 't_model3', time_column => 
 -- a view is read through SPI (so row-level security and view logic apply)
 CREATE VIEW t_view AS SELECT * FROM t_inter WHERE user_id <= 40;
 SELECT version, users, interactions FROM tim4rec_train('t_view', 't_model4', options => :'opts');
+-- partitioned tables are read through SPI too; an unpopulated materialized view is an error
+CREATE TABLE t_part (user_id int, item_id int, ts timestamptz) PARTITION BY RANGE (user_id);
+CREATE TABLE t_part1 PARTITION OF t_part FOR VALUES FROM (0) TO (30);
+CREATE TABLE t_part2 PARTITION OF t_part FOR VALUES FROM (30) TO (1000);
+INSERT INTO t_part SELECT user_id, item_id, ts FROM t_inter;
+SELECT version, users, interactions FROM tim4rec_train('t_part', 't_model4', options => :'opts');
+CREATE MATERIALIZED VIEW t_mv AS SELECT * FROM t_inter WITH NO DATA;
+SELECT train_err($$ SELECT tim4rec_train('t_mv') $$);
+REFRESH MATERIALIZED VIEW t_mv;
+SELECT version, users FROM tim4rec_train('t_mv', 't_model4', options => :'opts');
 -- deploy 'if_better': same data and seed give the same NDCG, which does not improve
 SELECT version FROM tim4rec_train('t_inter', 't_model', options => :'opts'::jsonb || '{"deploy": "if_better"}');
 SELECT version, is_current FROM tim4rec_models WHERE model_name = 't_model' ORDER BY version;
@@ -135,6 +145,8 @@ SELECT count(*) AS running FROM tim4rec_progress;
 -- clean up (the regression database is shared by the other test files)
 SELECT tim4rec_drop('t_model'), tim4rec_drop('t_model2'), tim4rec_drop('t_model3'), tim4rec_drop('t_model4');
 DROP VIEW t_view;
+DROP MATERIALIZED VIEW t_mv;
+DROP TABLE t_part;
 DROP TABLE t_inter, t_inter2, t_inter3, t_badtypes, t_empty;
 DROP SEQUENCE t_seq;
 DROP FUNCTION train_err(text, boolean);
