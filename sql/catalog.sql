@@ -98,6 +98,11 @@ SELECT version, is_current FROM tim4rec_models WHERE model_name = 'c_model' ORDE
 SELECT cat_err($$ SELECT tim4rec_drop('c_model', 2) $$);
 SELECT cat_err($$ SELECT tim4rec_drop('nope') $$);
 SELECT cat_err($$ SELECT tim4rec_drop(NULL) $$);
+BEGIN READ ONLY;
+SELECT cat_err($$ SELECT tim4rec_drop('c_model') $$);
+SELECT cat_err($$ SELECT tim4rec_deploy('c_model', 3) $$);
+SELECT cat_err($$ SELECT tim4rec_import('c_model', '\x00'::bytea) $$);
+ROLLBACK;
 SELECT tim4rec_drop('c_model');
 SELECT cat_err($$ SELECT tim4rec_export('c_model') $$);
 SELECT tim4rec_drop('c_copy'), tim4rec_drop('c_rows'), tim4rec_drop('c_cfg');

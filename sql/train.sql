@@ -128,6 +128,10 @@ SELECT train_err($$ SELECT tim4rec_train('t_empty') $$);
 SET client_min_messages = warning;
 INSERT INTO t_empty VALUES (1, 1, 'infinity');
 SELECT train_err($$ SELECT tim4rec_train('t_empty') $$);
+-- a read-only transaction is refused before any work
+BEGIN READ ONLY;
+SELECT train_err($$ SELECT tim4rec_train('t_inter') $$);
+ROLLBACK;
 -- memory budget: refused before anything large is allocated
 SET tim4rec.memory_budget = '16MB';
 SELECT regexp_replace(train_err($$ SELECT tim4rec_train('t_inter', options => '{"hidden_size": 512, "head_dim": 64, "max_seq_len": 200, "batch_size": 2048}') $$),

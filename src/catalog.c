@@ -20,6 +20,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -236,6 +237,8 @@ tim4rec_deploy(PG_FUNCTION_ARGS)
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		vals[2];
 
+	PreventCommandIfReadOnly("tim4rec_deploy()");
+
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -287,6 +290,8 @@ tim4rec_drop(PG_FUNCTION_ARGS)
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		vals[2];
 	bool		all = PG_ARGISNULL(1);
+
+	PreventCommandIfReadOnly("tim4rec_drop()");
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -403,6 +408,8 @@ tim4rec_import(PG_FUNCTION_ARGS)
 	T4rTrainOptions opts;
 	bool		have_cfg = !PG_ARGISNULL(3);
 	char		err[512] = "";
+
+	PreventCommandIfReadOnly("tim4rec_import()");
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,

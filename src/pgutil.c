@@ -496,5 +496,6 @@ t4r_pg_read_interactions(Oid relid, const char *user_col, const char *item_col,
 	else
 		read_spi(rel, cols, ncols, &r);
 
-	table_close(rel, AccessShareLock);
+	/* keep the lock until the end of the transaction */
+	table_close(rel, NoLock);
 }

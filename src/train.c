@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
@@ -380,6 +381,9 @@ tim4rec_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("tim4rec_train must be called in a context that accepts a set")));
 
+	/* fail now rather than after the training */
+	PreventCommandIfReadOnly("tim4rec_train()");
+	PreventCommandDuringRecovery("tim4rec_train()");
 	check_catalog_writable();
 	t4r_pg_progress_start(relid, opts.cfg.epochs);
 
