@@ -136,7 +136,10 @@ ROLLBACK;
 SET tim4rec.memory_budget = '16MB';
 SELECT regexp_replace(train_err($$ SELECT tim4rec_train('t_inter', options => '{"hidden_size": 512, "head_dim": 64, "max_seq_len": 200, "batch_size": 2048}') $$),
                       'about [0-9.]+ [MG]B and the trainer at least [0-9.]+ [MG]B', 'about N MB and the trainer at least M MB') AS budget_error;
+CREATE TABLE t_many AS SELECT g / 20 AS user_id, g % 1000 AS item_id, g::bigint AS ts FROM generate_series(1, 250000) g;
+SELECT train_err($$ SELECT tim4rec_train('t_many') $$);
 RESET tim4rec.memory_budget;
+DROP TABLE t_many;
 SELECT train_err($$ SET tim4rec.memory_budget = '1MB' $$);
 SELECT train_err($$ SET tim4rec.threads = 100 $$);
 SELECT train_err($$ SET tim4rec.no_such_setting = 1 $$);

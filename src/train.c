@@ -400,6 +400,21 @@ tim4rec_train(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("relation \"%s\" has no interactions to train on", get_rel_name(relid))));
 
+	/* building the dataset needs the raw rows plus about 64 bytes a row
+	 * (indexes, filters, the compact sequences): check before it starts */
+	{
+		double		raw = (double) in.n * (3 + (in.order ? 1 : 0)) * sizeof(int64);
+		double		build = raw + (double) in.n * 64;
+
+		if (build > (double) tim4rec_memory_budget_mb * 1024 * 1024)
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("training needs more memory than tim4rec.memory_budget allows"),
+					 errdetail("Building the training data from %zu interactions needs about %s; the budget is %d MB.",
+							   in.n, bytes_text(build), tim4rec_memory_budget_mb),
+					 errhint("Raise tim4rec.memory_budget (e.g. SET tim4rec.memory_budget = '4GB') or train on fewer rows.")));
+	}
+
 	memset(&fres, 0, sizeof(fres));
 	memset(&st, 0, sizeof(st));
 	PG_TRY();
