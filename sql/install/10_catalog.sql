@@ -9,8 +9,9 @@
 -- Privileges: functions run with the caller's rights.  SELECT on the
 -- catalog is granted to PUBLIC (recommend reads it; recommend also checks
 -- SELECT on the model's source relation); training, deploy, drop and import
--- write to it, which needs INSERT / UPDATE / DELETE granted by its owner,
--- e.g. GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO app_trainer;
+-- write to it, which needs INSERT / UPDATE / DELETE: granted to the
+-- database owner at CREATE EXTENSION, to other roles by hand, e.g.
+-- GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO app_trainer;
 CREATE TABLE tim4rec_models (
   model_name      text        NOT NULL,
   version         int         NOT NULL,
@@ -33,6 +34,14 @@ CREATE TABLE tim4rec_models (
 CREATE UNIQUE INDEX tim4rec_models_current ON tim4rec_models (model_name) WHERE is_current;
 SELECT pg_catalog.pg_extension_config_dump('tim4rec_models', '');
 GRANT SELECT ON tim4rec_models TO PUBLIC;
+-- the database owner may train and manage models from the start
+DO $grant$
+BEGIN
+  EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO %I',
+                 (SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database
+                  WHERE datname = pg_catalog.current_database()));
+END
+$grant$;
 
 COMMENT ON TABLE tim4rec_models IS
   'tim4rec models: one row per version; item_ids[r] is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors';

@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(15);
+SELECT plan(16);
 
 CREATE ROLE t4r_alice NOLOGIN;
 CREATE TABLE tp AS
@@ -24,6 +24,8 @@ SELECT is((SELECT superuser FROM pg_available_extension_versions WHERE name = 't
           'installing the extension needs a superuser');
 SELECT is((SELECT trusted FROM pg_available_extension_versions WHERE name = 'tim4rec' AND version = '0.1'), false,
           'the extension is not trusted');
+SELECT ok(has_table_privilege((SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()),
+                               'tim4rec_models', 'INSERT, UPDATE, DELETE'), 'the database owner may write the catalog');
 SELECT is((SELECT bool_or(prosecdef) FROM pg_proc WHERE proname LIKE 'tim4rec\_%'), false, 'no SECURITY DEFINER function');
 
 GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO t4r_alice;
