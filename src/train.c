@@ -302,11 +302,18 @@ bytes_text(double b)
 	return psprintf("%.0f MB", ceil(b / (1024.0 * 1024)));
 }
 
+/* a JSON number, null when not finite */
+static char *
+jnum(double v)
+{
+	return isfinite(v) ? float8out_internal(v) : pstrdup("null");
+}
+
 static void
 metric_json(StringInfo s, const char *split, double hr, double ndcg, double mrr)
 {
 	appendStringInfo(s, "\"%s\": {\"hr@10\": %s, \"ndcg@10\": %s, \"mrr@10\": %s}", split,
-					 float8out_internal(hr), float8out_internal(ndcg), float8out_internal(mrr));
+					 jnum(hr), jnum(ndcg), jnum(mrr));
 }
 
 /* ------------------------------------------------------------------ */
@@ -562,15 +569,14 @@ tim4rec_train(PG_FUNCTION_ARGS)
 							 ", \"epochs_run\": %d, \"best_epoch\": %d, \"threads\": %d, \"seconds\": %s}",
 							 n_users, n_items, n_inter, (int64) fres.train_samples,
 							 fres.epochs_run, fres.best_epoch, threads,
-							 float8out_internal(now_s() - t0));
+							 jnum(now_s() - t0));
 			initStringInfo(&hist);
 			appendStringInfoChar(&hist, '[');
 			for (int i = 0; i < st.n_hist; i++)
 				appendStringInfo(&hist, "%s{\"epoch\": %d, \"loss\": %s, \"valid_ndcg10\": %s, \"seconds\": %s}",
 								 i ? ", " : "", st.hist[i].epoch,
-								 isfinite(st.hist[i].loss) ? float8out_internal(st.hist[i].loss) : "null",
-								 float8out_internal(st.hist[i].valid_ndcg10),
-								 float8out_internal(st.hist[i].seconds));
+								 jnum(st.hist[i].loss), jnum(st.hist[i].valid_ndcg10),
+								 jnum(st.hist[i].seconds));
 			appendStringInfoChar(&hist, ']');
 
 			memset(&nv, 0, sizeof(nv));
