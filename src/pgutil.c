@@ -382,7 +382,10 @@ read_direct(Relation rel, ColInfo *cols, int ncols, Reader *r)
 		}
 		add_row(r, v, isnull);
 		if ((++count & 0xffff) == 0)
+		{
+			t4r_pg_progress_rows((int64) count);
 			CHECK_FOR_INTERRUPTS();
+		}
 	}
 	table_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
@@ -432,6 +435,7 @@ read_spi(Relation rel, ColInfo *cols, int ncols, Reader *r)
 			}
 		}
 		SPI_freetuptable(SPI_tuptable);
+		t4r_pg_progress_rows((int64) (r->out->n + r->out->n_null));
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);

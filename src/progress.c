@@ -23,6 +23,7 @@
 #include "commands/progress.h"
 #include "pgstat.h"
 #include "utils/backend_progress.h"
+#include "utils/backend_status.h"
 
 #define SLOT_MAGIC   10
 #define SLOT_PHASE   11
@@ -73,7 +74,9 @@ t4r_pg_progress_phase(int phase)
 void
 t4r_pg_progress_rows(int64 rows)
 {
-	if (active)
+	/* also called by the reader outside training: only while reporting */
+	if (active && MyBEEntry && MyBEEntry->st_progress_command == PROGRESS_COMMAND_COPY &&
+		MyBEEntry->st_progress_param[SLOT_MAGIC] == T4R_PROGRESS_MAGIC)
 		pgstat_progress_update_param(SLOT_ROWS, rows);
 }
 
