@@ -12,7 +12,7 @@ SELECT (pg_stat_file(:'fixtures' || '/golden_movielens.safetensors', true)).size
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(13);
+SELECT plan(15);
 
 CREATE TABLE te AS
 SELECT u AS user_id, ((u * 5 + s * 2) % 50 + 1000)::int AS item_id,
@@ -56,8 +56,24 @@ SELECT is((SELECT n_items FROM tim4rec_model_list WHERE model_name = 'golden'), 
 SELECT is((SELECT count(*)::int FROM tim4rec_recommend(ARRAY[1, 2, 3]::bigint[], ARRAY[0, 60, 120]::float8[], k => 300,
                                                     model_name => 'golden', exclude_seen => false)), 300,
           'golden model scores the whole catalogue');
+-- the export of the imported golden model has the official state dict's
+-- tensors: same names, dtypes, shapes and identical data bytes
+CREATE TEMP TABLE gf AS
+SELECT 'golden' AS which, pg_read_binary_file(:'fixtures' || '/golden_movielens.safetensors') AS b
+UNION ALL SELECT 'export', tim4rec_export('golden');
+CREATE TEMP TABLE gt AS
+SELECT which, k AS name, v->>'dtype' AS dtype, v->'shape' AS shape,
+       md5(substr(b, 9 + n + (v->'data_offsets'->>0)::int,
+                  (v->'data_offsets'->>1)::int - (v->'data_offsets'->>0)::int)) AS data
+FROM gf, LATERAL (SELECT get_byte(b, 0) + get_byte(b, 1) * 256 + get_byte(b, 2) * 65536 + get_byte(b, 3) * 16777216 AS n) x,
+     LATERAL jsonb_each(convert_from(substr(b, 9, n), 'UTF8')::jsonb) e(k, v)
+WHERE k <> '__metadata__';
+SELECT ok((SELECT count(*) FROM gt WHERE which = 'golden') > 10, 'the golden file has the model tensors');
+SELECT set_eq($$ SELECT name, dtype, shape::text, data FROM gt WHERE which = 'export' $$,
+              $$ SELECT name, dtype, shape::text, data FROM gt WHERE which = 'golden' $$,
+              'export of the imported golden model: same tensor names, dtypes, shapes and bytes as the PyTorch file');
 \else
-SELECT skip('golden fixture not available', 3);
+SELECT skip('golden fixture not available', 5);
 \endif
 
 SELECT * FROM finish();
