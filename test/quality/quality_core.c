@@ -117,7 +117,32 @@ typedef struct run_log
 	double		best_ndcg10;
 	t4r_model  *m;
 	t4r_real   *best;			/* copy of the best epoch's weights */
+	int64_t		max_steps;		/* --max-steps: stop after this many steps */
+	int64_t		steps;
+	int64_t		steps_per_epoch;
+	double		t_steps;		/* time of the first step's end (warm-up excluded) */
+	double		t_last;
+	int			every;			/* progress line every this many steps */
 } run_log;
+
+static void
+on_progress(void *ud, int epoch, int64_t step, int64_t spe, double loss)
+{
+	run_log    *r = ud;
+
+	r->steps++;
+	r->steps_per_epoch = spe;
+	r->t_last = now();
+	if (r->steps == 1)
+		r->t_steps = r->t_last;
+	if (r->every > 0 && (step % r->every == 0 || step == spe))
+	{
+		fprintf(stderr, "  epoch %d step %lld/%lld loss %.4f, %.0f s\n", epoch, (long long) step,
+				(long long) spe, loss, r->t_last - r->t_start);
+	}
+	if (r->max_steps > 0 && r->steps >= r->max_steps)
+		r->stop = 2;
+}
 
 static int
 on_interrupt(void *ud)
@@ -168,6 +193,8 @@ main(int argc, char **argv)
 				ks[3] = {10, 20, 50};
 	long long	seed = -1;
 	double		max_seconds = 0;
+	long long	max_steps = 0;
+	int			every = 0;
 	const char *sets[64];
 	int64_t    *u,
 			   *it,
@@ -203,12 +230,16 @@ main(int argc, char **argv)
 			seed = atoll(argv[++i]);
 		else if (strcmp(argv[i], "--max-seconds") == 0 && i + 1 < argc)
 			max_seconds = atof(argv[++i]);
+		else if (strcmp(argv[i], "--max-steps") == 0 && i + 1 < argc)
+			max_steps = atoll(argv[++i]);
+		else if (strcmp(argv[i], "--progress") == 0 && i + 1 < argc)
+			every = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && nset < 64)
 			sets[nset++] = argv[++i];
 		else
 		{
 			fprintf(stderr, "usage: %s --csv FILE [--preset movielens|amazon] [--threads T] "
-					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--set key=value ...]\n", argv[0]);
+					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--max-steps N] [--progress EVERY] [--set key=value ...]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -287,8 +318,27 @@ main(int argc, char **argv)
 	rl.best = malloc(m->layout.total * sizeof(t4r_real));
 	if (!rl.best)
 		die("malloc", T4R_ENOMEM, NULL);
+	rl.max_steps = max_steps;
+	rl.every = every;
+	o.progress = on_progress;
 	rl.t_start = now();
 	rc = t4r_fit(m, ds, &o, &res, err, sizeof(err));
+	if (rc == T4R_ECANCELLED && rl.stop == 2)
+	{
+		/* --max-steps: a throughput measurement, no evaluation */
+		double		per_step = rl.steps > 1 ? (rl.t_last - rl.t_steps) / (rl.steps - 1) : 0;
+		double		sps = per_step > 0 ? c.batch_size / per_step : 0;
+
+		printf("RESULT partial steps=%lld steps_per_epoch=%lld batch_size=%d seconds=%.2f "
+			   "first_step_s=%.2f samples_per_s=%.1f projected_epoch_s=%.0f peak_rss_mib=%.0f\n",
+			   (long long) rl.steps, (long long) rl.steps_per_epoch, c.batch_size,
+			   rl.t_last - rl.t_start, rl.t_steps - rl.t_start, sps,
+			   sps > 0 ? ds->n_train_samples / sps : 0.0, peak_rss_mib());
+		free(rl.best);
+		t4r_model_free(m);
+		t4r_dataset_free(ds);
+		return 0;
+	}
 	if (rc == T4R_ECANCELLED && rl.stop && rl.epochs_done > 0)
 	{
 		/* wall-clock cap reached at an epoch boundary: keep the best epoch */
