@@ -1,0 +1,41 @@
+# src/cuda/cuda.mk - extra rules of the optional CUDA path (USE_CUDA=1 only).
+#
+#   make USE_CUDA=1              the extension with src/cuda/*.cu (main Makefile)
+#   make USE_CUDA=1 cuda-tests   build/cuda_parity and build/cuda_bench
+#
+# The test binaries link the float core (build/float/*.o), the CUDA objects
+# compiled into build/cuda/, the CUDA runtime STATICALLY (libcudart_static)
+# and cuBLAS dynamically (this toolkit ships no libcublas_static; the rpath
+# points at $(CUDA_HOME)/lib64, where the GPU machines' CUDA 13 toolkit has
+# libcublas.so.13).  Without a GPU both binaries print a SKIP line, exit 0.
+ifeq ($(USE_CUDA),1)
+CUDA_TEST_OBJS = $(patsubst src/cuda/%.cu,build/cuda/%.o,$(CUDA_SRCS))
+CUDA_TEST_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
+                 -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
+
+build/cuda/%.o: src/cuda/%.cu $(wildcard src/cuda/*.h) $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+build/cuda_%: test/cuda/%.c $(CUDA_TEST_OBJS) $(FLOAT_OBJS) $(wildcard src/cuda/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/cuda -Itest/core $< $(CUDA_TEST_OBJS) $(FLOAT_OBJS) \
+	  -o $@ $(CUDA_TEST_LIBS) $(CORE_LIBS)
+
+# PGXS builds LLVM bitcode of every object for JIT inlining when the server
+# has LLVM; there is none of CUDA code: an empty module stands in for it.
+src/cuda/%.bc: src/cuda/%.cu
+	$(CLANG) -x c -c -emit-llvm -flto=thin -o $@ /dev/null
+
+.PHONY: cuda-tests cuda-parity cuda-bench
+cuda-tests: build/cuda_parity build/cuda_bench
+
+cuda-parity: build/cuda_parity
+	./build/cuda_parity
+
+cuda-bench: build/cuda_bench
+	./build/cuda_bench
+else
+.PHONY: cuda-tests
+cuda-tests:
+	@echo "cuda-tests needs make USE_CUDA=1" >&2; exit 1
+endif

@@ -1,0 +1,2340 @@
+/*
+ * model.cu - TiM4Rec forward, backward, Adam and inference on a CUDA GPU.
+ *
+ * Mirrors src/core/model.c (the oracle) with full-L rows per sample: row
+ * r = s*L + l of the item-path buffers.  Positions l >= n of a right-padded
+ * sample are computed (item 0) but cannot reach the output (the item path
+ * is causal) and receive exactly zero gradient.  The last layer keeps one
+ * row per sample (position n-1) after the SSD, as the CPU does, and its
+ * dropout masks are indexed like the CPU's (per sample, d or 4d values).
+ * The time path runs over all L positions, R = S*H rows of length L.
+ *
+ * Products go through cuBLAS in full FP32 (CUBLAS_PEDANTIC_MATH: no TF32).
+ * Column sums (bias and norm-weight gradients) are GEMVs with a ones vector,
+ * so they are deterministic; the embedding scatter-add uses atomics.
+ */
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+
+extern "C" {
+#include "model_internal.h"
+}
+#include "t4r_cuda.h"
+
+#define SSD_CH 16				/* SSD checkpoint interval (positions) */
+#define CONV_PARTS 256			/* row chunks of the conv weight gradient */
+#define G64 0x9E3779B97F4A7C15ULL
+
+/* ------------------------------------------------------------------ */
+/* device helpers                                                      */
+/* ------------------------------------------------------------------ */
+__device__ __forceinline__ uint64_t
+d_splitmix(uint64_t *x)
+{
+	uint64_t	z = (*x += G64);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+__device__ __forceinline__ uint64_t
+d_hash64(uint64_t key, uint64_t a, uint64_t b, uint64_t c)
+{
+	uint64_t	x = key ^ 0x243F6A8885A308D3ULL;
+
+	(void) d_splitmix(&x);
+	x ^= a * 0x9E3779B97F4A7C15ULL;
+	(void) d_splitmix(&x);
+	x ^= b * 0xC2B2AE3D27D4EB4FULL;
+	(void) d_splitmix(&x);
+	x ^= c * 0x165667B19E3779F9ULL;
+	return d_splitmix(&x);
+}
+
+/* dropout key: on == 0 means identity */
+struct DK
+{
+	uint64_t	seed, step, thr;
+	float		keep;
+	int			on;
+	int			idx0;			/* batch index of sample 0 */
+};
+
+/* element i of t4r_dropout_mask(seed, step, sample, site) */
+__device__ __forceinline__ float
+d_mask(const DK &k, int s, uint64_t site, uint64_t i)
+{
+	if (!k.on)
+		return 1.0f;
+	uint64_t	base = d_hash64(k.seed, k.step, (uint64_t) (k.idx0 + s), site);
+	uint64_t	x = base + (i & ~1ULL) * G64;
+	uint64_t	z = d_splitmix(&x);
+	uint64_t	bits = (i & 1) ? (z >> 32) : (z & 0xffffffffULL);
+
+	return bits < k.thr ? 0.0f : k.keep;
+}
+
+__device__ __forceinline__ float
+d_hsw(float x)
+{
+	float		r = x + 3;
+
+	if (r <= 0)
+		return 0;
+	if (r >= 6)
+		return x;
+	return x * r / 6;
+}
+
+__device__ __forceinline__ float
+d_dhsw(float x)
+{
+	if (x < -3)
+		return 0;
+	if (x <= 3)
+		return (2 * x + 3) / 6;
+	return 1;
+}
+
+__device__ __forceinline__ float
+d_sigmoid(float x)
+{
+	return 1.0f / (1.0f + expf(-x));
+}
+
+__device__ __forceinline__ float
+d_softplus(float x)
+{
+	if (x > 20)
+		return x;
+	return log1pf(expf(x));
+}
+
+__device__ __forceinline__ float
+warp_sum(float v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+__device__ __forceinline__ double
+warp_sumd(double v)
+{
+	for (int o = 16; o > 0; o >>= 1)
+		v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+/* two-pass layer norm of x[0..n-1] by one warp (double accumulation) */
+__device__ void
+warp_ln_fwd(const float *x, int n, const float *w, const float *b, double eps,
+			float *y, float *mu_out, float *rs_out)
+{
+	int			lane = threadIdx.x & 31;
+	double		s = 0,
+				v = 0,
+				mean,
+				rstd;
+
+	for (int i = lane; i < n; i += 32)
+		s += x[i];
+	s = warp_sumd(s);
+	mean = s / n;
+	for (int i = lane; i < n; i += 32)
+	{
+		double		c = x[i] - mean;
+
+		v += c * c;
+	}
+	v = warp_sumd(v) / n;
+	rstd = 1.0 / sqrt(v + eps);
+	for (int i = lane; i < n; i += 32)
+		y[i] = (float) ((x[i] - mean) * rstd * w[i] + b[i]);
+	if (lane == 0)
+	{
+		*mu_out = (float) mean;
+		*rs_out = (float) rstd;
+	}
+}
+
+/* layer norm backward by one warp: dx written (may be NULL), prod[i] =
+ * dy*xhat (for the weight gradient; may be NULL) */
+__device__ void
+warp_ln_bwd(const float *x, const float *dy, int n, const float *w, float mu, float rs,
+			float *dx, float *prod)
+{
+	int			lane = threadIdx.x & 31;
+	double		sg = 0,
+				sgx = 0;
+
+	for (int i = lane; i < n; i += 32)
+	{
+		double		xh = (x[i] - (double) mu) * rs;
+		double		g = (double) dy[i] * w[i];
+
+		if (prod)
+			prod[i] = (float) (dy[i] * xh);
+		sg += g;
+		sgx += g * xh;
+	}
+	sg = warp_sumd(sg) / n;
+	sgx = warp_sumd(sgx) / n;
+	if (dx)
+		for (int i = lane; i < n; i += 32)
+		{
+			double		xh = (x[i] - (double) mu) * rs;
+			double		g = (double) dy[i] * w[i];
+
+			dx[i] = (float) ((g - sg - xh * sgx) * rs);
+		}
+}
+
+#define GRID1(total, bs) ((unsigned) (((total) + (bs) - 1) / (bs)))
+#define WARP_GRID(rows) ((unsigned) (((rows) + 7) / 8))
+
+/* ------------------------------------------------------------------ */
+/* forward kernels                                                     */
+/* ------------------------------------------------------------------ */
+__global__ void
+k_fill_bias(float *X, size_t rows, int cols, const float *b)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < rows * cols)
+		X[i] = b[i % cols];
+}
+
+/* embedding gather, dropout, in_layer_norm: one warp per row */
+__global__ void
+k_embed(int R0, int L, int d, const int32_t *items, const float *E, DK dk,
+		const float *lw, const float *lb, double eps, float *emb, float *U,
+		float *mu, float *rs)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= R0)
+		return;
+	int			s = r / L,
+				l = r % L;
+	const float *e = E + (size_t) items[r] * d;
+	float	   *o = emb + (size_t) r * d;
+
+	for (int c = lane; c < d; c += 32)
+		o[c] = e[c] * d_mask(dk, s, T4R_SITE_EMB, (uint64_t) l * d + c);
+	__syncwarp();
+	warp_ln_fwd(o, d, lw, lb, eps, U + (size_t) r * d, mu + r, rs + r);
+}
+
+/* time differences (given), dropout, layer_norm_time, copy to H heads */
+__global__ void
+k_td_ln(int S, int L, int H, const float *td, DK dk, const float *lw, const float *lb,
+		double eps, float *tdm, float *T0, float *mu, float *rs)
+{
+	int			s = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (s >= S)
+		return;
+	float	   *x = tdm + (size_t) s * L;
+	float	   *T = T0 + (size_t) s * H * L;
+
+	for (int l = lane; l < L; l += 32)
+		x[l] = td[(size_t) s * L + l] * d_mask(dk, s, T4R_SITE_TD, l);
+	__syncwarp();
+	warp_ln_fwd(x, L, lw, lb, eps, T, mu + s, rs + s);
+	__syncwarp();
+	for (int h = 1; h < H; h++)
+		for (int l = lane; l < L; l += 32)
+			T[(size_t) h * L + l] = T[l];
+}
+
+/* causal depthwise conv + hardswish over the xBC columns of zxd */
+__global__ void
+k_conv_fwd(size_t R0, int L, int in_dim, int Di, int C, int K, const float *zxd,
+		   const float *w, const float *b, float *cpre, float *xbc)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= R0 * C)
+		return;
+	size_t		r = i / C;
+	int			c = (int) (i % C);
+	int			l = (int) (r % L);
+	float		acc = b[c];
+
+	for (int k = 0; k < K; k++)
+	{
+		int			j = l - (K - 1) + k;
+
+		if (j >= 0)
+			acc += w[c * K + k] * zxd[(r - (K - 1) + k) * in_dim + Di + c];
+	}
+	cpre[i] = acc;
+	xbc[i] = d_hsw(acc);
+}
+
+/* out[r, l] = in[r, l] * time-dropout mask (rows r = s*H + h, index h*L+l) */
+__global__ void
+k_time_mask(int R, int L, int H, const float *in, DK dk, uint64_t site, float *out, int add)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= (size_t) R * L)
+		return;
+	int			r = (int) (i / L),
+				l = (int) (i % L);
+	float		v = in[i] * d_mask(dk, r / H, site, (uint64_t) (r % H) * L + l);
+
+	if (add)
+		out[i] += v;
+	else
+		out[i] = v;
+}
+
+__global__ void
+k_silu(size_t n, const float *a, float *o)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		o[i] = a[i] * d_sigmoid(a[i]);
+}
+
+/* per time row: q = T*s, two causal convs with hardswish */
+__global__ void
+k_time_conv(int L, int H, int K, const float *T, const float *Sc, const float *c1w,
+			const float *c1b, const float *c2w, const float *c2b, float *P1, float *P2,
+			float *tdt)
+{
+	extern __shared__ float sm[];
+	float	   *q = sm,
+			   *r1 = sm + L;
+	int			r = blockIdx.x,
+				h = r % H;
+	size_t		o = (size_t) r * L;
+
+	for (int l = threadIdx.x; l < L; l += blockDim.x)
+		q[l] = T[o + l] * Sc[o + l];
+	__syncthreads();
+	for (int l = threadIdx.x; l < L; l += blockDim.x)
+	{
+		float		acc = c1b[h];
+
+		for (int k = 0; k < K; k++)
+		{
+			int			j = l - (K - 1) + k;
+
+			if (j >= 0)
+				acc += c1w[h * K + k] * q[j];
+		}
+		P1[o + l] = acc;
+		r1[l] = d_hsw(acc);
+	}
+	__syncthreads();
+	for (int l = threadIdx.x; l < L; l += blockDim.x)
+	{
+		float		acc = c2b[h];
+
+		for (int k = 0; k < K; k++)
+		{
+			int			j = l - (K - 1) + k;
+
+			if (j >= 0)
+				acc += c2w[h * K + k] * r1[j];
+		}
+		P2[o + l] = acc;
+		tdt[o + l] = d_hsw(acc);
+	}
+}
+
+/* gate mix and time_layer_norm: one warp per time row */
+__global__ void
+k_gate_fwd(int R, int L, int G, const float *gpre, const float *T, const float *tdt,
+		   const float *lw, const float *lb, double eps, float *GT, float *X,
+		   float *Tn, float *mu, float *rs)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= R)
+		return;
+	size_t		o = (size_t) r * L;
+
+	for (int l = lane; l < L; l += 32)
+	{
+		float		g = d_sigmoid(gpre[(size_t) r * G + (G == 1 ? 0 : l)]);
+
+		if (G != 1 || l == 0)
+			GT[(size_t) r * G + (G == 1 ? 0 : l)] = g;
+		X[o + l] = g * T[o + l] + (1 - g) * tdt[o + l];
+	}
+	__syncwarp();
+	warp_ln_fwd(X + o, L, lw, lb, eps, Tn + o, mu + r, rs + r);
+}
+
+/* delta = softplus(dt * tdt + dt_bias) */
+__global__ void
+k_delta(size_t R0, int L, int H, int in_dim, int dtc, int is_time, const float *zxd,
+		const float *tdt, const float *dtb, float *delta)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= R0 * H)
+		return;
+	size_t		r = i / H;
+	int			h = (int) (i % H);
+	int			s = (int) (r / L),
+				l = (int) (r % L);
+	float		v = zxd[r * in_dim + dtc + h];
+
+	if (is_time)
+		v *= tdt[((size_t) s * H + h) * L + l];
+	delta[i] = d_softplus(v + dtb[h]);
+}
+
+/* SSD recurrence forward, one block per (sample, head): warp w holds rows
+ * p = w + nw*k of the state, lane the columns n = lane + 32*j. */
+template <int PPW, int NPL>
+__global__ void
+k_ssd_fwd(int L, int H, int P, int N, int C, int Di, int nch, const float *xbc,
+		  const float *delta, const float *A_log, const float *Dp, float *y, float *ckpt)
+{
+	int			sh = blockIdx.x,
+				s = sh / H,
+				h = sh % H;
+	int			warp = threadIdx.x >> 5,
+				lane = threadIdx.x & 31,
+				nw = blockDim.x >> 5;
+	float		a = (float) (-exp((double) A_log[h]));
+	float		Dh = Dp[h];
+	float		st[PPW][NPL];
+
+#pragma unroll
+	for (int k = 0; k < PPW; k++)
+#pragma unroll
+		for (int j = 0; j < NPL; j++)
+			st[k][j] = 0;
+	for (int l = 0; l < L; l++)
+	{
+		size_t		row = (size_t) s * L + l;
+		const float *xr = xbc + row * C;
+		float		dl = delta[row * H + h];
+		float		dA = expf(dl * a);
+		float		Bv[NPL],
+					Cv[NPL];
+
+#pragma unroll
+		for (int j = 0; j < NPL; j++)
+		{
+			int			n = lane + 32 * j;
+
+			Bv[j] = n < N ? xr[Di + n] : 0;
+			Cv[j] = n < N ? xr[Di + N + n] : 0;
+		}
+#pragma unroll
+		for (int k = 0; k < PPW; k++)
+		{
+			int			p = warp + nw * k;
+			float		xv = p < P ? xr[h * P + p] : 0;
+			float		acc = 0;
+
+#pragma unroll
+			for (int j = 0; j < NPL; j++)
+			{
+				st[k][j] = dA * st[k][j] + dl * xv * Bv[j];
+				acc += Cv[j] * st[k][j];
+			}
+			acc = warp_sum(acc);
+			if (p < P && lane == 0)
+				y[row * Di + h * P + p] = acc + Dh * xv;
+		}
+		if ((l % SSD_CH) == SSD_CH - 1 || l == L - 1)
+		{
+			int			c = l / SSD_CH;
+
+#pragma unroll
+			for (int k = 0; k < PPW; k++)
+#pragma unroll
+				for (int j = 0; j < NPL; j++)
+				{
+					int			p = warp + nw * k,
+								n = lane + 32 * j;
+
+					if (p < P && n < N)
+						ckpt[(((size_t) sh * nch + c) * P + p) * N + n] = st[k][j];
+				}
+		}
+	}
+}
+
+/* SSD backward, same mapping; states recomputed per chunk from the
+ * checkpoints.  dB/dC per head (summed over heads later), ddelta, dA and dD
+ * partials per (sample, head). */
+template <int PPW, int NPL>
+__global__ void
+k_ssd_bwd(int L, int H, int P, int N, int C, int Di, int nch, const float *xbc,
+		  const float *delta, const float *A_log, const float *Dp, const float *ckpt,
+		  const float *dy, float *dx, float *dBh, float *dCh, float *ddelta,
+		  float *dAp, float *dDp)
+{
+	extern __shared__ float sm[];
+	int			sh = blockIdx.x,
+				s = sh / H,
+				h = sh % H;
+	int			warp = threadIdx.x >> 5,
+				lane = threadIdx.x & 31,
+				nw = blockDim.x >> 5;
+	float	   *sB = sm,
+			   *sC = sm + nw * N,
+			   *sdd = sm + 2 * nw * N;
+	float		a = (float) (-exp((double) A_log[h]));
+	float		Dh = Dp[h];
+	float		dS[PPW][NPL];
+	float		anext = 0,
+				dAacc = 0,
+				dDacc = 0;
+
+#pragma unroll
+	for (int k = 0; k < PPW; k++)
+#pragma unroll
+		for (int j = 0; j < NPL; j++)
+			dS[k][j] = 0;
+
+	for (int c = nch - 1; c >= 0; c--)
+	{
+		int			l0 = c * SSD_CH;
+		float		sp[PPW][NPL];
+		float		stc[SSD_CH][PPW][NPL];
+
+#pragma unroll
+		for (int k = 0; k < PPW; k++)
+#pragma unroll
+			for (int j = 0; j < NPL; j++)
+			{
+				int			p = warp + nw * k,
+							n = lane + 32 * j;
+
+				sp[k][j] = (c > 0 && p < P && n < N) ?
+					ckpt[(((size_t) sh * nch + c - 1) * P + p) * N + n] : 0;
+			}
+		/* recompute the chunk's states */
+#pragma unroll
+		for (int t = 0; t < SSD_CH; t++)
+		{
+			int			l = l0 + t;
+
+			if (l < L)
+			{
+				size_t		row = (size_t) s * L + l;
+				const float *xr = xbc + row * C;
+				float		dl = delta[row * H + h];
+				float		dA = expf(dl * a);
+
+#pragma unroll
+				for (int k = 0; k < PPW; k++)
+				{
+					int			p = warp + nw * k;
+					float		xv = p < P ? xr[h * P + p] : 0;
+
+#pragma unroll
+					for (int j = 0; j < NPL; j++)
+					{
+						int			n = lane + 32 * j;
+						float		Bv = n < N ? xr[Di + n] : 0;
+						float		prev = t > 0 ? stc[t > 0 ? t - 1 : 0][k][j] : sp[k][j];
+
+						stc[t][k][j] = dA * prev + dl * xv * Bv;
+					}
+				}
+			}
+		}
+		/* backward through the chunk */
+#pragma unroll
+		for (int t = SSD_CH - 1; t >= 0; t--)
+		{
+			int			l = l0 + t;
+
+			if (l >= L)
+				continue;
+			size_t		row = (size_t) s * L + l;
+			const float *xr = xbc + row * C;
+			float		dl = delta[row * H + h];
+			float		al = expf(dl * a);
+			float		Bv[NPL],
+						Cv[NPL],
+						bpart[NPL],
+						cpart[NPL];
+			float		ddp = 0;
+
+#pragma unroll
+			for (int j = 0; j < NPL; j++)
+			{
+				int			n = lane + 32 * j;
+
+				Bv[j] = n < N ? xr[Di + n] : 0;
+				Cv[j] = n < N ? xr[Di + N + n] : 0;
+				bpart[j] = 0;
+				cpart[j] = 0;
+			}
+#pragma unroll
+			for (int k = 0; k < PPW; k++)
+			{
+				int			p = warp + nw * k;
+				bool		pv = p < P;
+				float		xv = pv ? xr[h * P + p] : 0;
+				float		dyv = pv ? dy[row * Di + h * P + p] : 0;
+				float		dxs = 0;
+
+#pragma unroll
+				for (int j = 0; j < NPL; j++)
+				{
+					float		sprev = t > 0 ? stc[t > 0 ? t - 1 : 0][k][j] : sp[k][j];
+					float		ds = dS[k][j] * anext + dyv * Cv[j];
+					float		ta;
+
+					dS[k][j] = ds;
+					cpart[j] += dyv * stc[t][k][j];
+					dxs += ds * Bv[j];
+					bpart[j] += xv * ds;
+					ta = ds * al * sprev;
+					ddp += ds * xv * Bv[j] + a * ta;
+					dAacc += dl * ta;
+				}
+				dxs = warp_sum(dxs);
+				if (pv && lane == 0)
+				{
+					dx[row * C + h * P + p] = Dh * dyv + dl * dxs;
+					dDacc += dyv * xv;
+				}
+			}
+			anext = al;
+#pragma unroll
+			for (int j = 0; j < NPL; j++)
+			{
+				int			n = lane + 32 * j;
+
+				if (n < N)
+				{
+					sB[warp * N + n] = bpart[j] * dl;
+					sC[warp * N + n] = cpart[j];
+				}
+			}
+			ddp = warp_sum(ddp);
+			if (lane == 0)
+				sdd[warp] = ddp;
+			__syncthreads();
+			for (int n = threadIdx.x; n < N; n += blockDim.x)
+			{
+				float		b = 0,
+							cc = 0;
+
+				for (int w = 0; w < nw; w++)
+				{
+					b += sB[w * N + n];
+					cc += sC[w * N + n];
+				}
+				dBh[((size_t) sh * L + l) * N + n] = b;
+				dCh[((size_t) sh * L + l) * N + n] = cc;
+			}
+			if (threadIdx.x == 0)
+			{
+				float		dd = 0;
+
+				for (int w = 0; w < nw; w++)
+					dd += sdd[w];
+				ddelta[row * H + h] = dd;
+			}
+			__syncthreads();
+		}
+	}
+	/* block sums of dA, dD */
+	dAacc = warp_sum(dAacc);
+	dDacc = warp_sum(dDacc);
+	if (lane == 0)
+	{
+		sB[warp] = dAacc;
+		sC[warp] = dDacc;
+	}
+	__syncthreads();
+	if (threadIdx.x == 0)
+	{
+		float		x1 = 0,
+					x2 = 0;
+
+		for (int w = 0; w < nw; w++)
+		{
+			x1 += sB[w];
+			x2 += sC[w];
+		}
+		dAp[sh] = x1;
+		dDp[sh] = x2;
+	}
+}
+
+/* dst[s, 0..cols) = src[(s*L + n[s]-1), 0..cols) */
+__global__ void
+k_gather_last(int S, int L, const int *nv, const float *src, int lds, int cols,
+			  float *dst, int ldd)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= (size_t) S * cols)
+		return;
+	int			s = (int) (i / cols),
+				c = (int) (i % cols);
+
+	dst[(size_t) s * ldd + c] = src[((size_t) s * L + nv[s] - 1) * lds + c];
+}
+
+/* gated RMS norm forward: one warp per row */
+__global__ void
+k_rms_fwd(int rows, int Di, const float *y, const float *z, int ldz, const float *nw,
+		  double eps, float *rrs, float *yn)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= rows)
+		return;
+	const float *yr = y + (size_t) r * Di;
+	const float *zr = z + (size_t) r * ldz;
+	float	   *o = yn + (size_t) r * Di;
+	double		ss = 0;
+
+	for (int c = lane; c < Di; c += 32)
+	{
+		float		g = yr[c] * zr[c] * d_sigmoid(zr[c]);
+
+		o[c] = g;
+		ss += (double) g * g;
+	}
+	ss = warp_sumd(ss);
+	double		rs = 1.0 / sqrt(ss / Di + eps);
+	float		rsr = (float) rs;
+
+	if (lane == 0)
+		rrs[r] = rsr;
+	for (int c = lane; c < Di; c += 32)
+		o[c] = o[c] * rsr * nw[c];
+}
+
+/* row r -> sample, position */
+__device__ __forceinline__ void
+row_sl(int r, int last, int L, const int *nv, int *s, int *l)
+{
+	if (last)
+	{
+		*s = r;
+		*l = nv[r] - 1;
+	}
+	else
+	{
+		*s = r / L;
+		*l = r % L;
+	}
+}
+
+/* a = a * mask_o + U (residual), LayerNorm_d: one warp per row */
+__global__ void
+k_res_ln(int rows, int d, int L, int last, const int *nv, DK dk, uint64_t site,
+		 float *a, const float *U, int residual, const float *lw, const float *lb,
+		 double eps, float *out, float *mu, float *rs)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= rows)
+		return;
+	int			s,
+				l;
+
+	row_sl(r, last, L, nv, &s, &l);
+	float	   *ar = a + (size_t) r * d;
+	const float *u = U + (size_t) r * d;
+
+	for (int c = lane; c < d; c += 32)
+	{
+		uint64_t	i = last ? (uint64_t) c : (uint64_t) l * d + c;
+
+		ar[c] = ar[c] * d_mask(dk, s, site, i) + (residual ? u[c] : 0.0f);
+	}
+	__syncwarp();
+	warp_ln_fwd(ar, d, lw, lb, eps, out + (size_t) r * d, mu + r, rs + r);
+}
+
+/* mode 0: out = hardswish(in) * mask; 1: out = in * mask; 2: out *= mask *
+ * dhardswish(aux) */
+__global__ void
+k_rowmask(size_t rows, int w, int L, int last, const int *nv, DK dk, uint64_t site,
+		  const float *in, const float *aux, float *out, int mode)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= rows * w)
+		return;
+	int			r = (int) (i / w),
+				c = (int) (i % w),
+				s,
+				l;
+
+	row_sl(r, last, L, nv, &s, &l);
+	float		m = d_mask(dk, s, site, last ? (uint64_t) c : (uint64_t) l * w + c);
+
+	if (mode == 0)
+		out[i] = d_hsw(in[i]) * m;
+	else if (mode == 1)
+		out[i] = in[i] * m;
+	else
+		out[i] = out[i] * m * d_dhsw(aux[i]);
+}
+
+/* softmax cross-entropy over V rows: one block per sample; dlogits in
+ * place, scaled by `scale` */
+__global__ void
+k_softmax_ce(int V, float *lg, const int *tgt, float scale, double *loss)
+{
+	__shared__ float smax[32];
+	__shared__ double ssum[32];
+	int			s = blockIdx.x;
+	float	   *x = lg + (size_t) s * V;
+	int			lane = threadIdx.x & 31,
+				warp = threadIdx.x >> 5,
+				nw = blockDim.x >> 5;
+	float		mx = -INFINITY;
+
+	for (int v = threadIdx.x; v < V; v += blockDim.x)
+		mx = fmaxf(mx, x[v]);
+	for (int o = 16; o > 0; o >>= 1)
+		mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+	if (lane == 0)
+		smax[warp] = mx;
+	__syncthreads();
+	mx = smax[0];
+	for (int w = 1; w < nw; w++)
+		mx = fmaxf(mx, smax[w]);
+	double		sum = 0;
+
+	for (int v = threadIdx.x; v < V; v += blockDim.x)
+	{
+		float		e = expf(x[v] - mx);
+
+		sum += e;
+	}
+	sum = warp_sumd(sum);
+	if (lane == 0)
+		ssum[warp] = sum;
+	__syncthreads();
+	sum = 0;
+	for (int w = 0; w < nw; w++)
+		sum += ssum[w];
+	int			tg = tgt[s];
+	float		tl = x[tg];
+
+	__syncthreads();
+	if (threadIdx.x == 0)
+		loss[s] = log(sum) + mx - tl;
+	float		inv = (float) (scale / sum);
+
+	for (int v = threadIdx.x; v < V; v += blockDim.x)
+	{
+		float		e = expf(x[v] - mx) * inv;
+
+		x[v] = v == tg ? e - scale : e;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* backward kernels                                                    */
+/* ------------------------------------------------------------------ */
+/* layer norm backward over rows (one warp per row): dx, prod = dy*xhat */
+__global__ void
+k_ln_bwd(int rows, int n, const float *x, const float *dy, const float *w, const float *mu,
+		 const float *rs, float *dx, float *prod)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+
+	if (r >= rows)
+		return;
+	warp_ln_bwd(x + (size_t) r * n, dy + (size_t) r * n, n, w, mu[r], rs[r],
+				dx ? dx + (size_t) r * n : NULL, prod + (size_t) r * n);
+}
+
+__global__ void
+k_add(size_t n, float *a, const float *b)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		a[i] += b[i];
+}
+
+/* gated RMS norm backward: one warp per row; dy/dz rows mapped (last: to
+ * s*L + n-1 of full-row buffers) */
+__global__ void
+k_rms_bwd(int rows, int Di, int L, int last, const int *nv, const float *y,
+		  const float *z, int ldz, const float *rrs, const float *dyn, const float *nw,
+		  float *dy, float *dz, int lddz, float *prod)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= rows)
+		return;
+	size_t		gr = last ? (size_t) r * L + nv[r] - 1 : (size_t) r;
+	const float *yr = y + (size_t) r * Di;
+	const float *zr = z + (size_t) r * ldz;
+	const float *dn = dyn + (size_t) r * Di;
+	float		rs = rrs[r];
+	double		dot = 0;
+
+	for (int c = lane; c < Di; c += 32)
+	{
+		float		g = yr[c] * zr[c] * d_sigmoid(zr[c]);
+
+		prod[(size_t) r * Di + c] = dn[c] * g * rs;
+		dot += (double) dn[c] * nw[c] * g;
+	}
+	dot = warp_sumd(dot);
+	float		k2 = (float) ((double) rs * rs * rs * dot / Di);
+
+	for (int c = lane; c < Di; c += 32)
+	{
+		float		sg = d_sigmoid(zr[c]);
+		float		g = yr[c] * zr[c] * sg;
+		float		dg = rs * dn[c] * nw[c] - k2 * g;
+
+		dy[gr * Di + c] = dg * zr[c] * sg;
+		dz[gr * lddz + c] = dg * yr[c] * sg * (1 + zr[c] * (1 - sg));
+	}
+}
+
+/* sum the per-head dB, dC into dxbc */
+__global__ void
+k_bc_reduce(size_t R0, int L, int H, int N, int C, int Di, const float *dBh,
+			const float *dCh, float *dxbc)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= R0 * N)
+		return;
+	size_t		r = i / N;
+	int			n = (int) (i % N);
+	int			s = (int) (r / L),
+				l = (int) (r % L);
+	float		b = 0,
+				c = 0;
+
+	for (int h = 0; h < H; h++)
+	{
+		size_t		o = (((size_t) s * H + h) * L + l) * N + n;
+
+		b += dBh[o];
+		c += dCh[o];
+	}
+	dxbc[r * C + Di + n] = b;
+	dxbc[r * C + Di + N + n] = c;
+}
+
+/* A_log and D gradients from the per-(sample, head) partials */
+__global__ void
+k_ad_reduce(int S, int H, const float *dAp, const float *dDp, const float *A_log,
+			float *gA, float *gD)
+{
+	int			h = blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (h >= H)
+		return;
+	double		x1 = 0,
+				x2 = 0;
+
+	for (int s = 0; s < S; s++)
+	{
+		x1 += dAp[(size_t) s * H + h];
+		x2 += dDp[(size_t) s * H + h];
+	}
+	float		a = (float) (-exp((double) A_log[h]));
+
+	gA[h] += (float) x1 * a;
+	gD[h] += (float) x2;
+}
+
+/* delta backward */
+__global__ void
+k_delta_bwd(size_t R0, int L, int H, int in_dim, int dtc, int is_time, const float *zxd,
+			const float *tdt, const float *dtb, const float *dd, float *gp,
+			float *dzxd, float *dtdt)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= R0 * H)
+		return;
+	size_t		r = i / H;
+	int			h = (int) (i % H);
+	int			s = (int) (r / L),
+				l = (int) (r % L);
+	float		dt = zxd[r * in_dim + dtc + h];
+	size_t		ti = ((size_t) s * H + h) * L + l;
+	float		tf = is_time ? tdt[ti] : 1.0f;
+	float		x = dt * tf + dtb[h];
+	float		g = dd[i] * (x > 20 ? 1.0f : d_sigmoid(x));
+
+	gp[i] = g;
+	dzxd[r * in_dim + dtc + h] = g * tf;
+	if (is_time)
+		dtdt[ti] = g * dt;
+}
+
+/* conv: dc = dxbc * dhardswish(cpre) in place */
+__global__ void
+k_conv_dc(size_t n, float *dc, const float *cpre)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		dc[i] *= d_dhsw(cpre[i]);
+}
+
+/* conv input gradient into dzxd's xBC columns */
+__global__ void
+k_conv_dv(size_t R0, int L, int in_dim, int Di, int C, int K, const float *dc,
+		  const float *w, float *dzxd)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= R0 * C)
+		return;
+	size_t		r = i / C;
+	int			c = (int) (i % C);
+	int			j = (int) (r % L);
+	float		acc = 0;
+
+	for (int k = 0; k < K; k++)
+	{
+		int			l = j + (K - 1) - k;
+
+		if (l < L)
+			acc += dc[(r + (K - 1) - k) * C + c] * w[c * K + k];
+	}
+	dzxd[r * in_dim + Di + c] = acc;
+}
+
+/* conv weight gradient partials: part[chunk][c*K + k] */
+__global__ void
+k_conv_dw(size_t R0, int L, int in_dim, int Di, int C, int K, const float *dc,
+		  const float *zxd, float *part)
+{
+	int			chunk = blockIdx.y;
+	size_t		per = (R0 + gridDim.y - 1) / gridDim.y;
+	size_t		r0 = chunk * per,
+				r1 = r0 + per < R0 ? r0 + per : R0;
+
+	for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < C; c += gridDim.x * blockDim.x)
+	{
+		float		acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+
+		for (size_t r = r0; r < r1; r++)
+		{
+			int			l = (int) (r % L);
+			float		g = dc[r * C + c];
+
+			for (int k = 0; k < K; k++)
+			{
+				int			j = l - (K - 1) + k;
+
+				if (j >= 0)
+					acc[k] += g * zxd[(r - (K - 1) + k) * in_dim + Di + c];
+			}
+		}
+		for (int k = 0; k < K; k++)
+			part[(size_t) chunk * C * K + (size_t) c * K + k] = acc[k];
+	}
+}
+
+/* time gate / time_layer_norm backward: one warp per time row */
+__global__ void
+k_gate_bwd(int R, int L, int G, const float *dTn, const float *X, const float *mu,
+		   const float *rs, const float *lw, const float *GT, const float *T,
+		   const float *tdt, float *prod, float *dmix, float *dT, float *dtdt,
+		   float *dgpre)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= R)
+		return;
+	size_t		o = (size_t) r * L;
+
+	warp_ln_bwd(X + o, dTn + o, L, lw, mu[r], rs[r], dmix + o, prod + o);
+	__syncwarp();
+	float		acc = 0;
+
+	for (int l = lane; l < L; l += 32)
+	{
+		float		g = GT[(size_t) r * G + (G == 1 ? 0 : l)];
+		float		dm = dmix[o + l];
+		float		dg = dm * (T[o + l] - tdt[o + l]);
+
+		dT[o + l] = dm * g;
+		dtdt[o + l] += dm * (1 - g);
+		if (G == 1)
+			acc += dg;
+		else
+			dgpre[o + l] = dg * g * (1 - g);
+	}
+	if (G == 1)
+	{
+		acc = warp_sum(acc);
+		if (lane == 0)
+		{
+			float		g = GT[r];
+
+			dgpre[r] = acc * g * (1 - g);
+		}
+	}
+}
+
+/* time convs backward, one block per time row; ds = dq * T, dT += dq * s,
+ * per-row conv parameter partials part[r][2K+2] */
+__global__ void
+k_time_conv_bwd(int L, int H, int K, const float *T, const float *Sc, const float *P1,
+				const float *P2, const float *c1w, const float *c2w, const float *dtdt,
+				float *ds, float *dT, float *part)
+{
+	extern __shared__ float sm[];
+	float	   *dc2 = sm,
+			   *r1 = sm + L,
+			   *dc1 = sm + 2 * L,
+			   *q = sm + 3 * L;
+	int			r = blockIdx.x,
+				h = r % H;
+	size_t		o = (size_t) r * L;
+
+	for (int l = threadIdx.x; l < L; l += blockDim.x)
+	{
+		r1[l] = d_hsw(P1[o + l]);
+		q[l] = T[o + l] * Sc[o + l];
+		dc2[l] = dtdt[o + l] * d_dhsw(P2[o + l]);
+	}
+	__syncthreads();
+	for (int j = threadIdx.x; j < L; j += blockDim.x)
+	{
+		float		acc = 0;
+
+		for (int k = 0; k < K; k++)
+		{
+			int			l = j + (K - 1) - k;
+
+			if (l < L)
+				acc += dc2[l] * c2w[h * K + k];
+		}
+		dc1[j] = acc * d_dhsw(P1[o + j]);
+	}
+	__syncthreads();
+	for (int j = threadIdx.x; j < L; j += blockDim.x)
+	{
+		float		dq = 0;
+
+		for (int k = 0; k < K; k++)
+		{
+			int			l = j + (K - 1) - k;
+
+			if (l < L)
+				dq += dc1[l] * c1w[h * K + k];
+		}
+		ds[o + j] = dq * T[o + j];
+		dT[o + j] += dq * Sc[o + j];
+	}
+	int			t = threadIdx.x;
+
+	if (t < 2 * K + 2)
+	{
+		const float *g = t <= K ? dc2 : dc1;
+		const float *v = t <= K ? r1 : q;
+		int			k = t <= K ? t : t - K - 1;
+		double		acc = 0;
+
+		if (k == K)				/* bias */
+			for (int l = 0; l < L; l++)
+				acc += g[l];
+		else
+			for (int l = 0; l < L; l++)
+			{
+				int			j = l - (K - 1) + k;
+
+				if (j >= 0)
+					acc += (double) g[l] * v[j];
+			}
+		part[(size_t) r * (2 * K + 2) + t] = (float) acc;
+	}
+}
+
+/* per-head conv parameter gradients from the row partials */
+__global__ void
+k_tconv_reduce(int S, int H, int K, const float *part, float *gc1w, float *gc1b,
+			   float *gc2w, float *gc2b)
+{
+	int			i = blockIdx.x * blockDim.x + threadIdx.x;
+	int			W = 2 * K + 2;
+
+	if (i >= H * W)
+		return;
+	int			h = i / W,
+				t = i % W;
+	double		acc = 0;
+
+	for (int s = 0; s < S; s++)
+		acc += part[((size_t) s * H + h) * W + t];
+	if (t < K)
+		gc2w[h * K + t] += (float) acc;
+	else if (t == K)
+		gc2b[h] += (float) acc;
+	else if (t < 2 * K + 1)
+		gc1w[h * K + t - K - 1] += (float) acc;
+	else
+		gc1b[h] += (float) acc;
+}
+
+/* da1 = dsl * dsilu(a1), in place */
+__global__ void
+k_dsilu(size_t n, float *g, const float *a)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+	{
+		float		s = d_sigmoid(a[i]);
+
+		g[i] *= s * (1 + a[i] * (1 - s));
+	}
+}
+
+/* dU[row of r] += da[r] */
+__global__ void
+k_add_rows(int rows, int d, int L, int last, const int *nv, float *dU, const float *da)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= (size_t) rows * d)
+		return;
+	int			r = (int) (i / d),
+				c = (int) (i % d);
+	size_t		gr = last ? (size_t) r * L + nv[r] - 1 : (size_t) r;
+
+	dU[gr * d + c] += da[i];
+}
+
+/* in_layer_norm backward and embedding scatter-add (row 0 skipped) */
+__global__ void
+k_embed_bwd(int R0, int L, int d, const int32_t *items, const float *emb, const float *dF,
+			const float *lw, const float *mu, const float *rs, DK dk, float *dx,
+			float *prod, float *gE)
+{
+	int			r = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (r >= R0)
+		return;
+	float	   *x = dx + (size_t) r * d;
+
+	warp_ln_bwd(emb + (size_t) r * d, dF + (size_t) r * d, d, lw, mu[r], rs[r], x,
+				prod + (size_t) r * d);
+	__syncwarp();
+	int			it = items[r];
+
+	if (it == 0)
+		return;
+	int			s = r / L,
+				l = r % L;
+
+	for (int c = lane; c < d; c += 32)
+		atomicAdd(gE + (size_t) it * d + c,
+				  x[c] * d_mask(dk, s, T4R_SITE_EMB, (uint64_t) l * d + c));
+}
+
+/* layer_norm_time backward: dtsum = sum over heads, prod = dtsum * xhat */
+__global__ void
+k_td_bwd(int S, int L, int H, const float *dT, const float *tdm, const float *lw,
+		 const float *mu, const float *rs, float *dtsum, float *prod)
+{
+	int			s = blockIdx.x * 8 + (threadIdx.x >> 5);
+	int			lane = threadIdx.x & 31;
+
+	if (s >= S)
+		return;
+	float	   *o = dtsum + (size_t) s * L;
+
+	for (int l = lane; l < L; l += 32)
+	{
+		float		acc = 0;
+
+		for (int h = 0; h < H; h++)
+			acc += dT[((size_t) s * H + h) * L + l];
+		o[l] = acc;
+	}
+	__syncwarp();
+	warp_ln_bwd(tdm + (size_t) s * L, o, L, lw, mu[s], rs[s], NULL, prod + (size_t) s * L);
+}
+
+__global__ void
+k_adam(size_t n, float *p, const float *g, float *m, float *v, double lrbc1, double bc2s)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i >= n)
+		return;
+	const double b1 = 0.9,
+				b2 = 0.999,
+				eps = 1e-8;
+	double		gi = g[i];
+	double		mi = b1 * m[i] + (1 - b1) * gi;
+	double		vi = b2 * v[i] + (1 - b2) * gi * gi;
+
+	m[i] = (float) mi;
+	v[i] = (float) vi;
+	p[i] -= (float) (lrbc1 * mi / (sqrt(vi) / bc2s + eps));
+}
+
+/* ------------------------------------------------------------------ */
+/* host side                                                           */
+/* ------------------------------------------------------------------ */
+struct LAct
+{
+	float	   *U, *zxd, *cpre, *xbc, *delta, *y, *ckpt;
+	float	   *T, *Tm, *A1, *SL, *Sc, *P1, *P2, *tdt, *Tg, *gpre, *GT, *X, *tmu, *trs;
+	float	   *yr, *zr, *Ur;
+	float	   *rrs, *yn, *a, *a_mu, *a_rs, *hh, *f1, *h1, *b, *b_mu, *b_rs, *F;
+};
+
+struct t4r_cuda_trainer
+{
+	t4r_model  *m;
+	t4r_dims	D;
+	int			Smax,
+				train,
+				nch;
+	int64_t		steps;
+	cublasHandle_t cb;
+	char		err[256];
+	size_t		total;
+	float	   *p, *g, *am, *av;	/* device parameter-shaped buffers */
+	t4r_pview	pv, gv;			/* device views */
+	size_t		ws_bytes;
+	char	   *ws;
+	/* batch inputs */
+	int32_t    *items;
+	int		   *nv, *tgt;
+	float	   *td;
+	/* forward */
+	float	   *emb, *e_mu, *e_rs, *tdm, *t_mu, *t_rs, *logits, *ones;
+	double	   *lossv;
+	LAct		la[T4R_MAX_LAYERS];
+	/* backward */
+	float	   *dzxd, *dxbc, *ddelta, *gp, *dyfull, *dyn, *db, *df2, *dhh, *da, *dob, *dh1;
+	float	   *dUa, *dUb, *prod, *dBh, *dCh, *dAp, *dDp, *cpart, *tpart;
+	float	   *dtdt, *dTa, *dTb, *dmix, *dgpre, *ts1, *ts2, *dtsum;
+	/* host staging */
+	int32_t    *h_items;
+	int		   *h_n, *h_tgt;
+	float	   *h_td;
+	double	   *h_loss;
+};
+
+static int
+cuerr(t4r_cuda_trainer *t, cudaError_t e, const char *what)
+{
+	if (e == cudaSuccess)
+		return T4R_OK;
+	if (t)
+		snprintf(t->err, sizeof(t->err), "%s: %s", what, cudaGetErrorString(e));
+	return e == cudaErrorMemoryAllocation ? T4R_ENOMEM : T4R_EIO;
+}
+
+static int
+cberr(t4r_cuda_trainer *t, cublasStatus_t e, const char *what)
+{
+	if (e == CUBLAS_STATUS_SUCCESS)
+		return T4R_OK;
+	if (t)
+		snprintf(t->err, sizeof(t->err), "%s: cuBLAS status %d", what, (int) e);
+	return e == CUBLAS_STATUS_ALLOC_FAILED ? T4R_ENOMEM : T4R_EIO;
+}
+
+#define CK(x) do { int rc_ = cuerr(t, (x), #x); if (rc_) return rc_; } while (0)
+#define CB(x) do { int rc_ = cberr(t, (x), #x); if (rc_) return rc_; } while (0)
+#define KCHECK(what) do { int rc_ = cuerr(t, cudaGetLastError(), what); if (rc_) return rc_; } while (0)
+
+/* row-major C[M,N] = alpha op(A) op(B) + beta C */
+static int
+gemm(t4r_cuda_trainer *t, int ta, int tb, int M, int N, int K, float alpha,
+	 const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+	if (M <= 0 || N <= 0 || K <= 0)
+		return T4R_OK;
+	CB(cublasSgemm(t->cb, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+				   N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
+	return T4R_OK;
+}
+
+/* out[c] += sum_r X[r*ld + c] */
+static int
+colsum(t4r_cuda_trainer *t, const float *X, size_t rows, int cols, int ld, float *out)
+{
+	const float one = 1.0f;
+
+	if (rows == 0 || cols == 0)
+		return T4R_OK;
+	CB(cublasSgemv(t->cb, CUBLAS_OP_N, cols, (int) rows, &one, X, ld, t->ones, 1, &one, out, 1));
+	return T4R_OK;
+}
+
+/* bump allocator over one device allocation (base NULL: size only) */
+struct Carve
+{
+	char	   *base;
+	size_t		off;
+	template <typename T> T *take(size_t n)
+	{
+		size_t		o = off;
+
+		off += (n * sizeof(T) + 255) & ~(size_t) 255;
+		return base ? (T *) (base + o) : (T *) NULL;
+	}
+};
+
+static void
+carve(t4r_cuda_trainer *t, Carve &c)
+{
+	const t4r_dims *D = &t->D;
+	size_t		S = t->Smax,
+				L = D->L,
+				R0 = S * L,
+				R = S * D->H;
+	int			d = D->d,
+				Di = D->Di,
+				C = D->conv_dim,
+				H = D->H,
+				N = D->N,
+				f = D->ffn_dim;
+	int			tr = t->train;
+
+	t->items = c.take<int32_t>(R0);
+	t->nv = c.take<int>(S);
+	t->tgt = c.take<int>(S);
+	t->td = c.take<float>(S * L);
+	t->emb = c.take<float>(R0 * d);
+	t->e_mu = c.take<float>(R0);
+	t->e_rs = c.take<float>(R0);
+	t->tdm = c.take<float>(S * L);
+	t->t_mu = c.take<float>(S);
+	t->t_rs = c.take<float>(S);
+	t->logits = c.take<float>(S * D->V);
+	t->lossv = c.take<double>(S);
+	t->ones = c.take<float>((R0 > R ? R0 : R) + 16);
+	for (int li = 0; li < D->layers; li++)
+	{
+		LAct	   *A = &t->la[li];
+		int			last = li == D->layers - 1;
+		size_t		rows = last ? S : R0;
+
+		A->U = li == 0 ? c.take<float>(R0 * d) : t->la[li - 1].F;
+		A->zxd = c.take<float>(R0 * D->in_dim);
+		A->cpre = c.take<float>(R0 * C);
+		A->xbc = c.take<float>(R0 * C);
+		A->delta = c.take<float>(R0 * H);
+		A->y = c.take<float>(R0 * Di);
+		A->ckpt = c.take<float>(R * t->nch * D->P * N);
+		if (D->is_time)
+		{
+			A->T = c.take<float>(R * L);
+			A->Tm = c.take<float>(R * L);
+			A->A1 = c.take<float>(R * L);
+			A->SL = c.take<float>(R * L);
+			A->Sc = c.take<float>(R * L);
+			A->P1 = c.take<float>(R * L);
+			A->P2 = c.take<float>(R * L);
+			A->tdt = c.take<float>(R * L);
+			if (!last)
+			{
+				A->Tg = c.take<float>(R * L);
+				A->gpre = c.take<float>(R * D->G);
+				A->GT = c.take<float>(R * D->G);
+				A->X = c.take<float>(R * L);
+				A->tmu = c.take<float>(R);
+				A->trs = c.take<float>(R);
+			}
+		}
+		if (last)
+		{
+			A->yr = c.take<float>(S * Di);
+			A->zr = c.take<float>(S * Di);
+			A->Ur = c.take<float>(S * d);
+		}
+		A->rrs = c.take<float>(rows);
+		A->yn = c.take<float>(rows * Di);
+		A->a = c.take<float>(rows * d);
+		A->a_mu = c.take<float>(rows);
+		A->a_rs = c.take<float>(rows);
+		A->hh = c.take<float>(rows * d);
+		A->f1 = c.take<float>(rows * f);
+		A->h1 = c.take<float>(rows * f);
+		A->b = c.take<float>(rows * d);
+		A->b_mu = c.take<float>(rows);
+		A->b_rs = c.take<float>(rows);
+		A->F = c.take<float>(rows * d);
+	}
+	if (!tr)
+		return;
+	{
+		size_t		pw = (size_t) Di > (size_t) D->in_dim ? Di : D->in_dim;
+		size_t		np = R0 * pw;
+
+		if (R * L > np)
+			np = R * L;
+		t->prod = c.take<float>(np);
+	}
+	t->dzxd = c.take<float>(R0 * D->in_dim);
+	t->dxbc = c.take<float>(R0 * C);
+	t->ddelta = c.take<float>(R0 * H);
+	t->gp = c.take<float>(R0 * H);
+	t->dyfull = c.take<float>(R0 * Di);
+	t->dyn = c.take<float>(R0 * Di);
+	t->db = c.take<float>(R0 * d);
+	t->df2 = c.take<float>(R0 * d);
+	t->dhh = c.take<float>(R0 * d);
+	t->da = c.take<float>(R0 * d);
+	t->dob = c.take<float>(R0 * d);
+	t->dh1 = c.take<float>(R0 * f);
+	t->dUa = c.take<float>(R0 * d);
+	t->dUb = c.take<float>(R0 * d);
+	t->dBh = c.take<float>(R * L * N);
+	t->dCh = c.take<float>(R * L * N);
+	t->dAp = c.take<float>(R);
+	t->dDp = c.take<float>(R);
+	t->cpart = c.take<float>((size_t) CONV_PARTS * C * D->K);
+	t->tpart = c.take<float>(R * (2 * D->K + 2));
+	if (D->is_time)
+	{
+		t->dtdt = c.take<float>(R * L);
+		t->dTa = c.take<float>(R * L);
+		t->dTb = c.take<float>(R * L);
+		t->dmix = c.take<float>(R * L);
+		t->dgpre = c.take<float>(R * L);
+		t->ts1 = c.take<float>(R * L);
+		t->ts2 = c.take<float>(R * L);
+		t->dtsum = c.take<float>(S * L);
+	}
+}
+
+__global__ void
+k_set(size_t n, float *x, float v)
+{
+	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
+
+	if (i < n)
+		x[i] = v;
+}
+
+extern "C" int
+t4r_cuda_available(char *err, size_t errlen)
+{
+	int			n = 0,
+				drv = 0,
+				rt = 0;
+	cudaError_t e = cudaGetDeviceCount(&n);
+
+	cudaDriverGetVersion(&drv);
+	cudaRuntimeGetVersion(&rt);
+	if (e != cudaSuccess || n < 1)
+	{
+		if (err && errlen)
+		{
+			if (drv == 0)
+				snprintf(err, errlen, "no CUDA driver or device (%s)",
+						 e != cudaSuccess ? cudaGetErrorString(e) : "device count 0");
+			else if (e == cudaErrorInsufficientDriver || drv < rt)
+				snprintf(err, errlen, "CUDA driver too old (driver %d, runtime %d)", drv, rt);
+			else
+				snprintf(err, errlen, "no usable CUDA device (%s)",
+						 e != cudaSuccess ? cudaGetErrorString(e) : "device count 0");
+		}
+		(void) cudaGetLastError();
+		return T4R_EIO;
+	}
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_mem_info(size_t *used, size_t *total)
+{
+	size_t		fr = 0,
+				tot = 0;
+
+	if (cudaMemGetInfo(&fr, &tot) != cudaSuccess)
+		return T4R_EIO;
+	if (used)
+		*used = tot - fr;
+	if (total)
+		*total = tot;
+	return T4R_OK;
+}
+
+static int
+setup(t4r_cuda_trainer *t)
+{
+	const t4r_dims *D = &t->D;
+	size_t		total = t->total;
+	Carve		c = {NULL, 0};
+	size_t		S = t->Smax,
+				R0 = S * D->L,
+				R = S * D->H;
+
+	CB(cublasCreate(&t->cb));
+	CB(cublasSetMathMode(t->cb, CUBLAS_PEDANTIC_MATH));
+	CK(cudaMalloc((void **) &t->p, total * sizeof(float)));
+	CK(cudaMemcpy(t->p, t->m->params, total * sizeof(float), cudaMemcpyHostToDevice));
+	if (t->train)
+	{
+		CK(cudaMalloc((void **) &t->g, total * sizeof(float)));
+		CK(cudaMalloc((void **) &t->am, total * sizeof(float)));
+		CK(cudaMalloc((void **) &t->av, total * sizeof(float)));
+		CK(cudaMemset(t->g, 0, total * sizeof(float)));
+		CK(cudaMemset(t->am, 0, total * sizeof(float)));
+		CK(cudaMemset(t->av, 0, total * sizeof(float)));
+		t4r_pview_build(t->m, t->g, &t->gv);
+	}
+	t4r_pview_build(t->m, t->p, &t->pv);
+	carve(t, c);
+	t->ws_bytes = c.off;
+	CK(cudaMalloc((void **) &t->ws, c.off));
+	c.base = t->ws;
+	c.off = 0;
+	carve(t, c);
+	{
+		size_t		no = (R0 > R ? R0 : R) + 16;
+
+		k_set<<<GRID1(no, 256), 256>>>(no, t->ones, 1.0f);
+		KCHECK("k_set");
+	}
+	t->h_items = (int32_t *) malloc(sizeof(int32_t) * R0);
+	t->h_n = (int *) malloc(sizeof(int) * S);
+	t->h_tgt = (int *) malloc(sizeof(int) * S);
+	t->h_td = (float *) malloc(sizeof(float) * S * D->L);
+	t->h_loss = (double *) malloc(sizeof(double) * S);
+	if (!t->h_items || !t->h_n || !t->h_tgt || !t->h_td || !t->h_loss)
+		return T4R_ENOMEM;
+	CK(cudaDeviceSynchronize());
+	return T4R_OK;
+}
+
+extern "C" void
+t4r_cuda_trainer_free(t4r_cuda_trainer *t)
+{
+	if (!t)
+		return;
+	if (t->cb)
+		cublasDestroy(t->cb);
+	cudaFree(t->p);
+	cudaFree(t->g);
+	cudaFree(t->am);
+	cudaFree(t->av);
+	cudaFree(t->ws);
+	free(t->h_items);
+	free(t->h_n);
+	free(t->h_tgt);
+	free(t->h_td);
+	free(t->h_loss);
+	free(t);
+}
+
+extern "C" int
+t4r_cuda_trainer_create(t4r_model *m, int max_batch, int train, t4r_cuda_trainer **out,
+						char *err, size_t errlen)
+{
+	t4r_cuda_trainer *t;
+	int			rc;
+	int			nw, ppw, npl;
+
+	*out = NULL;
+	if (!m)
+		return T4R_EINVAL;
+	rc = t4r_cuda_available(err, errlen);
+	if (rc)
+		return rc;
+	nw = m->dims.P < 32 ? m->dims.P : 32;
+	ppw = (m->dims.P + nw - 1) / nw;
+	npl = (m->dims.N + 31) / 32;
+	if (ppw > 4 || npl > 4 || m->dims.K > 8 || m->dims.layers > T4R_MAX_LAYERS)
+	{
+		if (err && errlen)
+			snprintf(err, errlen, "configuration not supported by the CUDA path "
+					 "(head_dim <= 128, d_state <= 128, d_conv <= 8)");
+		return T4R_EINVAL;
+	}
+	t = (t4r_cuda_trainer *) calloc(1, sizeof(*t));
+	if (!t)
+		return T4R_ENOMEM;
+	t->m = m;
+	t->D = m->dims;
+	t->Smax = max_batch > 0 ? max_batch : m->cfg.batch_size;
+	if (t->Smax < 1)
+		t->Smax = 1;
+	t->train = train ? 1 : 0;
+	t->total = m->layout.total;
+	t->nch = (t->D.L + SSD_CH - 1) / SSD_CH;
+	rc = setup(t);
+	if (rc)
+	{
+		if (err && errlen)
+			snprintf(err, errlen, "%s", t->err);
+		t4r_cuda_trainer_free(t);
+		return rc;
+	}
+	*out = t;
+	return T4R_OK;
+}
+
+extern "C" const char *
+t4r_cuda_trainer_error(const t4r_cuda_trainer *t)
+{
+	return t ? t->err : "no trainer";
+}
+
+extern "C" int64_t
+t4r_cuda_trainer_steps(const t4r_cuda_trainer *t)
+{
+	return t->steps;
+}
+
+extern "C" size_t
+t4r_cuda_trainer_device_bytes(const t4r_cuda_trainer *t)
+{
+	return t->ws_bytes + t->total * sizeof(float) * (t->train ? 4 : 1);
+}
+
+/* upload S samples (host side validation, td as the CPU computes it) */
+static int
+upload(t4r_cuda_trainer *t, const t4r_sample *smp, int S, int need_target)
+{
+	const t4r_dims *D = &t->D;
+	int			L = D->L;
+
+	for (int s = 0; s < S; s++)
+	{
+		int			n = smp[s].n,
+					nn,
+					start;
+
+		if (n < 1 || !smp[s].items || (D->is_time && !smp[s].ts))
+		{
+			snprintf(t->err, sizeof(t->err), "sample %d: bad length or missing arrays", s);
+			return T4R_EINVAL;
+		}
+		if (need_target && (smp[s].target < 0 || smp[s].target >= D->V))
+		{
+			snprintf(t->err, sizeof(t->err), "sample %d: target out of range", s);
+			return T4R_EINVAL;
+		}
+		nn = n > L ? L : n;
+		start = n - nn;
+		t->h_n[s] = nn;
+		t->h_tgt[s] = need_target ? smp[s].target : 0;
+		for (int l = 0; l < L; l++)
+		{
+			int32_t		it = l < nn ? smp[s].items[start + l] : 0;
+
+			if (it < 0 || it >= D->V)
+			{
+				snprintf(t->err, sizeof(t->err), "sample %d: item out of range", s);
+				return T4R_EINVAL;
+			}
+			t->h_items[(size_t) s * L + l] = it;
+		}
+		if (D->is_time)
+		{
+			const double *ts = smp[s].ts + start;
+			float	   *td = t->h_td + (size_t) s * L;
+
+			td[0] = 0;
+			for (int l = 1; l < L; l++)
+			{
+				double		a = l < nn ? ts[l] : 0,
+							b = l - 1 < nn ? ts[l - 1] : 0;
+
+				td[l] = (float) (a - b);
+			}
+		}
+	}
+	CK(cudaMemcpy(t->items, t->h_items, sizeof(int32_t) * S * L, cudaMemcpyHostToDevice));
+	CK(cudaMemcpy(t->nv, t->h_n, sizeof(int) * S, cudaMemcpyHostToDevice));
+	CK(cudaMemcpy(t->tgt, t->h_tgt, sizeof(int) * S, cudaMemcpyHostToDevice));
+	if (D->is_time)
+		CK(cudaMemcpy(t->td, t->h_td, sizeof(float) * S * L, cudaMemcpyHostToDevice));
+	return T4R_OK;
+}
+
+static DK
+make_dk(const t4r_cuda_trainer *t, double p, int training, uint64_t step, int idx0)
+{
+	DK			k;
+
+	k.seed = t->m->cfg.seed;
+	k.step = step;
+	k.thr = (uint64_t) (p * 4294967296.0);
+	k.keep = (float) (1.0 / (1.0 - p));
+	k.on = training && p > 0;
+	k.idx0 = idx0;
+	return k;
+}
+
+static int
+ssd_fwd_launch(t4r_cuda_trainer *t, int S, LAct *A, const t4r_lparams *P)
+{
+	const t4r_dims *D = &t->D;
+	int			nw = D->P < 32 ? D->P : 32;
+	int			ppw = (D->P + nw - 1) / nw,
+				npl = (D->N + 31) / 32;
+	int			sel = (ppw <= 1 ? 1 : ppw <= 2 ? 2 : 4) * 10 + (npl <= 1 ? 1 : npl <= 2 ? 2 : 4);
+	dim3		g(S * D->H),
+				b(32 * nw);
+
+#define SF(A_, B_) k_ssd_fwd<A_, B_><<<g, b>>>(D->L, D->H, D->P, D->N, D->conv_dim, D->Di, t->nch, \
+		A->xbc, A->delta, P->A_log, P->D, A->y, A->ckpt)
+	switch (sel)
+	{
+		case 11: SF(1, 1); break;
+		case 12: SF(1, 2); break;
+		case 14: SF(1, 4); break;
+		case 21: SF(2, 1); break;
+		case 22: SF(2, 2); break;
+		case 24: SF(2, 4); break;
+		case 41: SF(4, 1); break;
+		case 42: SF(4, 2); break;
+		default: SF(4, 4); break;
+	}
+#undef SF
+	KCHECK("k_ssd_fwd");
+	return T4R_OK;
+}
+
+static int
+ssd_bwd_launch(t4r_cuda_trainer *t, int S, LAct *A, const t4r_lparams *P)
+{
+	const t4r_dims *D = &t->D;
+	int			nw = D->P < 32 ? D->P : 32;
+	int			ppw = (D->P + nw - 1) / nw,
+				npl = (D->N + 31) / 32;
+	int			sel = (ppw <= 1 ? 1 : ppw <= 2 ? 2 : 4) * 10 + (npl <= 1 ? 1 : npl <= 2 ? 2 : 4);
+	dim3		g(S * D->H),
+				b(32 * nw);
+	size_t		shm = sizeof(float) * (2 * nw * D->N + nw + 64);
+
+#define SB(A_, B_) k_ssd_bwd<A_, B_><<<g, b, shm>>>(D->L, D->H, D->P, D->N, D->conv_dim, D->Di, \
+		t->nch, A->xbc, A->delta, P->A_log, P->D, A->ckpt, t->dyfull, t->dxbc, t->dBh, t->dCh, \
+		t->ddelta, t->dAp, t->dDp)
+	switch (sel)
+	{
+		case 11: SB(1, 1); break;
+		case 12: SB(1, 2); break;
+		case 14: SB(1, 4); break;
+		case 21: SB(2, 1); break;
+		case 22: SB(2, 2); break;
+		case 24: SB(2, 4); break;
+		case 41: SB(4, 1); break;
+		case 42: SB(4, 2); break;
+		default: SB(4, 4); break;
+	}
+#undef SB
+	KCHECK("k_ssd_bwd");
+	return T4R_OK;
+}
+
+/* forward of S uploaded samples */
+static int
+forward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0)
+{
+	const t4r_dims *D = &t->D;
+	const t4r_config *cfg = &t->m->cfg;
+	const t4r_pview *pv = &t->pv;
+	int			L = D->L,
+				d = D->d,
+				Di = D->Di,
+				C = D->conv_dim,
+				H = D->H,
+				N = D->N,
+				K = D->K,
+				f = D->ffn_dim,
+				in_dim = D->in_dim,
+				G = D->G;
+	size_t		R0 = (size_t) S * L;
+	int			R = S * H;
+	int			dtc = 2 * Di + 2 * N;
+	DK			dk = make_dk(t, cfg->dropout_prob, training, step, idx0);
+	DK			dkt = make_dk(t, cfg->time_dropout, training, step, idx0);
+	int			residual = D->layers > 1;
+	int			rc;
+
+	k_embed<<<WARP_GRID(R0), 256>>>((int) R0, L, d, t->items, pv->emb, dk, pv->in_ln_w,
+									pv->in_ln_b, cfg->norm_eps, t->emb, t->la[0].U,
+									t->e_mu, t->e_rs);
+	KCHECK("k_embed");
+	if (D->is_time)
+	{
+		k_td_ln<<<WARP_GRID(S), 256>>>(S, L, H, t->td, dk, pv->tln_w, pv->tln_b,
+									   cfg->norm_eps, t->tdm, t->la[0].T, t->t_mu, t->t_rs);
+		KCHECK("k_td_ln");
+	}
+	for (int li = 0; li < D->layers; li++)
+	{
+		const t4r_lparams *P = &pv->l[li];
+		LAct	   *A = &t->la[li];
+		int			last = li == D->layers - 1;
+		int			rows = last ? S : (int) R0;
+		const float *U = A->U;
+		const float *z = A->zxd;
+		const float *y = A->y;
+		int			ldz = in_dim;
+
+		k_fill_bias<<<GRID1(R0 * in_dim, 256), 256>>>(A->zxd, R0, in_dim, P->in_b);
+		if ((rc = gemm(t, 0, 1, (int) R0, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim)))
+			return rc;
+		k_conv_fwd<<<GRID1(R0 * C, 256), 256>>>(R0, L, in_dim, Di, C, K, A->zxd, P->conv_w,
+												 P->conv_b, A->cpre, A->xbc);
+		KCHECK("k_conv_fwd");
+		if (D->is_time)
+		{
+			const t4r_time_params *tp = &P->tp;
+			const float *Tm = A->T;
+			size_t		RL = (size_t) R * L;
+
+			if (dkt.on)
+			{
+				k_time_mask<<<GRID1(RL, 256), 256>>>(R, L, H, A->T, dkt,
+													 T4R_SITE_LAYER(li, T4R_LSITE_TMLP), A->Tm, 0);
+				Tm = A->Tm;
+			}
+			k_fill_bias<<<GRID1(RL, 256), 256>>>(A->A1, R, L, tp->b1);
+			if ((rc = gemm(t, 0, 1, R, L, L, 1, Tm, L, tp->w1, L, 1, A->A1, L)))
+				return rc;
+			k_silu<<<GRID1(RL, 256), 256>>>(RL, A->A1, A->SL);
+			k_fill_bias<<<GRID1(RL, 256), 256>>>(A->Sc, R, L, tp->b2);
+			if ((rc = gemm(t, 0, 1, R, L, L, 1, A->SL, L, tp->w2, L, 1, A->Sc, L)))
+				return rc;
+			k_time_conv<<<R, 128, 2 * L * sizeof(float)>>>(L, H, K, A->T, A->Sc, tp->c1w, tp->c1b,
+															tp->c2w, tp->c2b, A->P1, A->P2, A->tdt);
+			KCHECK("k_time_conv");
+			if (!last)
+			{
+				const float *Tg = A->T;
+
+				if (dkt.on)
+				{
+					k_time_mask<<<GRID1(RL, 256), 256>>>(R, L, H, A->T, dkt,
+														 T4R_SITE_LAYER(li, T4R_LSITE_TGATE), A->Tg, 0);
+					Tg = A->Tg;
+				}
+				k_fill_bias<<<GRID1((size_t) R * G, 256), 256>>>(A->gpre, R, G, tp->gb);
+				if ((rc = gemm(t, 0, 1, R, G, L, 1, Tg, L, tp->gw, L, 1, A->gpre, G)))
+					return rc;
+				k_gate_fwd<<<WARP_GRID(R), 256>>>(R, L, G, A->gpre, A->T, A->tdt, tp->lnw, tp->lnb,
+												  cfg->norm_eps, A->GT, A->X, t->la[li + 1].T,
+												  A->tmu, A->trs);
+				KCHECK("k_gate_fwd");
+			}
+		}
+		k_delta<<<GRID1(R0 * H, 256), 256>>>(R0, L, H, in_dim, dtc, D->is_time, A->zxd, A->tdt,
+											 P->dt_bias, A->delta);
+		KCHECK("k_delta");
+		if ((rc = ssd_fwd_launch(t, S, A, P)))
+			return rc;
+		if (last)
+		{
+			k_gather_last<<<GRID1((size_t) S * Di, 256), 256>>>(S, L, t->nv, A->y, Di, Di, A->yr, Di);
+			k_gather_last<<<GRID1((size_t) S * Di, 256), 256>>>(S, L, t->nv, A->zxd, in_dim, Di, A->zr, Di);
+			k_gather_last<<<GRID1((size_t) S * d, 256), 256>>>(S, L, t->nv, A->U, d, d, A->Ur, d);
+			KCHECK("k_gather_last");
+			U = A->Ur;
+			z = A->zr;
+			y = A->yr;
+			ldz = Di;
+		}
+		k_rms_fwd<<<WARP_GRID(rows), 256>>>(rows, Di, y, z, ldz, P->norm_w, cfg->norm_eps, A->rrs, A->yn);
+		KCHECK("k_rms_fwd");
+		k_fill_bias<<<GRID1((size_t) rows * d, 256), 256>>>(A->a, rows, d, P->out_b);
+		if ((rc = gemm(t, 0, 1, rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d)))
+			return rc;
+		k_res_ln<<<WARP_GRID(rows), 256>>>(rows, d, L, last, t->nv, dk, T4R_SITE_LAYER(li, T4R_LSITE_O),
+										   A->a, U, residual, P->ln_w, P->ln_b, cfg->norm_eps,
+										   A->hh, A->a_mu, A->a_rs);
+		KCHECK("k_res_ln");
+		k_fill_bias<<<GRID1((size_t) rows * f, 256), 256>>>(A->f1, rows, f, P->fc1_b);
+		if ((rc = gemm(t, 0, 1, rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f)))
+			return rc;
+		k_rowmask<<<GRID1((size_t) rows * f, 256), 256>>>(rows, f, L, last, t->nv, dk,
+														  T4R_SITE_LAYER(li, T4R_LSITE_FFN1),
+														  A->f1, NULL, A->h1, 0);
+		k_fill_bias<<<GRID1((size_t) rows * d, 256), 256>>>(A->b, rows, d, P->fc2_b);
+		if ((rc = gemm(t, 0, 1, rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d)))
+			return rc;
+		/* b = b * m2 + hh, LayerNorm eps 1e-12 */
+		k_res_ln<<<WARP_GRID(rows), 256>>>(rows, d, L, last, t->nv, dk, T4R_SITE_LAYER(li, T4R_LSITE_FFN2),
+										   A->b, A->hh, 1, P->fln_w, P->fln_b, 1e-12,
+										   A->F, A->b_mu, A->b_rs);
+		KCHECK("k_res_ln 2");
+	}
+	return T4R_OK;
+}
+
+static int
+layer_bwd(t4r_cuda_trainer *t, int S, int li, int training, uint64_t step, int idx0,
+		  const float *dF, float *dU, const float *dTn, float *dT)
+{
+	const t4r_dims *D = &t->D;
+	const t4r_config *cfg = &t->m->cfg;
+	const t4r_lparams *P = &t->pv.l[li];
+	const t4r_lparams *GP = &t->gv.l[li];
+	LAct	   *A = &t->la[li];
+	int			L = D->L,
+				d = D->d,
+				Di = D->Di,
+				C = D->conv_dim,
+				H = D->H,
+				N = D->N,
+				K = D->K,
+				f = D->ffn_dim,
+				in_dim = D->in_dim,
+				G = D->G;
+	size_t		R0 = (size_t) S * L;
+	int			R = S * H;
+	size_t		RL = (size_t) R * L;
+	int			dtc = 2 * Di + 2 * N;
+	int			last = li == D->layers - 1;
+	int			rows = last ? S : (int) R0;
+	DK			dk = make_dk(t, cfg->dropout_prob, training, step, idx0);
+	DK			dkt = make_dk(t, cfg->time_dropout, training, step, idx0);
+	const float *z = last ? A->zr : A->zxd;
+	const float *y = last ? A->yr : A->y;
+	int			ldz = last ? Di : in_dim;
+	int			rc;
+
+	/* FFN layer norm */
+	k_ln_bwd<<<WARP_GRID(rows), 256>>>(rows, d, A->b, dF, P->fln_w, A->b_mu, A->b_rs, t->db, t->prod);
+	KCHECK("k_ln_bwd ffn");
+	if ((rc = colsum(t, t->prod, rows, d, d, GP->fln_w)) || (rc = colsum(t, dF, rows, d, d, GP->fln_b)))
+		return rc;
+	/* fc2 after its dropout */
+	k_rowmask<<<GRID1((size_t) rows * d, 256), 256>>>(rows, d, L, last, t->nv, dk,
+													  T4R_SITE_LAYER(li, T4R_LSITE_FFN2),
+													  t->db, NULL, t->df2, 1);
+	if ((rc = colsum(t, t->df2, rows, d, d, GP->fc2_b)) ||
+		(rc = gemm(t, 1, 0, d, f, rows, 1, t->df2, d, A->h1, f, 1, GP->fc2_w, f)) ||
+		(rc = gemm(t, 0, 0, rows, f, d, 1, t->df2, d, P->fc2_w, f, 0, t->dh1, f)))
+		return rc;
+	k_rowmask<<<GRID1((size_t) rows * f, 256), 256>>>(rows, f, L, last, t->nv, dk,
+													  T4R_SITE_LAYER(li, T4R_LSITE_FFN1),
+													  NULL, A->f1, t->dh1, 2);
+	KCHECK("k_rowmask");
+	if ((rc = colsum(t, t->dh1, rows, f, f, GP->fc1_b)) ||
+		(rc = gemm(t, 1, 0, f, d, rows, 1, t->dh1, f, A->hh, d, 1, GP->fc1_w, d)) ||
+		(rc = gemm(t, 0, 0, rows, d, f, 1, t->dh1, f, P->fc1_w, d, 0, t->dhh, d)))
+		return rc;
+	k_add<<<GRID1((size_t) rows * d, 256), 256>>>((size_t) rows * d, t->dhh, t->db);
+	k_ln_bwd<<<WARP_GRID(rows), 256>>>(rows, d, A->a, t->dhh, P->ln_w, A->a_mu, A->a_rs, t->da, t->prod);
+	KCHECK("k_ln_bwd res");
+	if ((rc = colsum(t, t->prod, rows, d, d, GP->ln_w)) || (rc = colsum(t, t->dhh, rows, d, d, GP->ln_b)))
+		return rc;
+	k_rowmask<<<GRID1((size_t) rows * d, 256), 256>>>(rows, d, L, last, t->nv, dk,
+													  T4R_SITE_LAYER(li, T4R_LSITE_O),
+													  t->da, NULL, t->dob, 1);
+	if ((rc = colsum(t, t->dob, rows, d, d, GP->out_b)) ||
+		(rc = gemm(t, 1, 0, d, Di, rows, 1, t->dob, d, A->yn, Di, 1, GP->out_w, Di)) ||
+		(rc = gemm(t, 0, 0, rows, Di, d, 1, t->dob, d, P->out_w, Di, 0, t->dyn, Di)))
+		return rc;
+	/* gated RMS norm */
+	if (last)
+	{
+		CK(cudaMemsetAsync(t->dyfull, 0, sizeof(float) * R0 * Di));
+		CK(cudaMemsetAsync(t->dzxd, 0, sizeof(float) * R0 * in_dim));
+	}
+	k_rms_bwd<<<WARP_GRID(rows), 256>>>(rows, Di, L, last, t->nv, y, z, ldz, A->rrs, t->dyn,
+										P->norm_w, t->dyfull, t->dzxd, in_dim, t->prod);
+	KCHECK("k_rms_bwd");
+	if ((rc = colsum(t, t->prod, rows, Di, Di, GP->norm_w)))
+		return rc;
+	/* SSD */
+	if ((rc = ssd_bwd_launch(t, S, A, P)))
+		return rc;
+	k_bc_reduce<<<GRID1(R0 * N, 256), 256>>>(R0, L, H, N, C, Di, t->dBh, t->dCh, t->dxbc);
+	k_ad_reduce<<<GRID1(H, 32), 32>>>(S, H, t->dAp, t->dDp, P->A_log, GP->A_log, GP->D);
+	KCHECK("ssd reduce");
+	/* delta */
+	k_delta_bwd<<<GRID1(R0 * H, 256), 256>>>(R0, L, H, in_dim, dtc, D->is_time, A->zxd, A->tdt,
+											 P->dt_bias, t->ddelta, t->gp, t->dzxd, t->dtdt);
+	KCHECK("k_delta_bwd");
+	if ((rc = colsum(t, t->gp, R0, H, H, GP->dt_bias)))
+		return rc;
+	/* conv + hardswish */
+	k_conv_dc<<<GRID1(R0 * C, 256), 256>>>(R0 * C, t->dxbc, A->cpre);
+	if ((rc = colsum(t, t->dxbc, R0, C, C, GP->conv_b)))
+		return rc;
+	k_conv_dv<<<GRID1(R0 * C, 256), 256>>>(R0, L, in_dim, Di, C, K, t->dxbc, P->conv_w, t->dzxd);
+	{
+		dim3		g((C + 127) / 128, CONV_PARTS);
+
+		k_conv_dw<<<g, 128>>>(R0, L, in_dim, Di, C, K, t->dxbc, A->zxd, t->cpart);
+	}
+	KCHECK("conv bwd");
+	if ((rc = colsum(t, t->cpart, CONV_PARTS, C * K, C * K, GP->conv_w)))
+		return rc;
+	/* time path */
+	if (D->is_time)
+	{
+		const t4r_time_params *tp = &P->tp;
+		const t4r_time_params *gt = &GP->tp;
+		const float *Tm = dkt.on ? A->Tm : A->T;
+
+		if (!last)
+		{
+			const float *Tg = dkt.on ? A->Tg : A->T;
+
+			k_gate_bwd<<<WARP_GRID(R), 256>>>(R, L, G, dTn, A->X, A->tmu, A->trs, tp->lnw, A->GT,
+											  A->T, A->tdt, t->prod, t->dmix, dT, t->dtdt, t->dgpre);
+			KCHECK("k_gate_bwd");
+			if ((rc = colsum(t, t->prod, R, L, L, gt->lnw)) || (rc = colsum(t, dTn, R, L, L, gt->lnb)) ||
+				(rc = gemm(t, 1, 0, G, L, R, 1, t->dgpre, G, Tg, L, 1, gt->gw, L)) ||
+				(rc = colsum(t, t->dgpre, R, G, G, gt->gb)) ||
+				(rc = gemm(t, 0, 0, R, L, G, 1, t->dgpre, G, tp->gw, L, 0, t->ts1, L)))
+				return rc;
+			k_time_mask<<<GRID1(RL, 256), 256>>>(R, L, H, t->ts1, dkt,
+												 T4R_SITE_LAYER(li, T4R_LSITE_TGATE), dT, 1);
+		}
+		else
+			CK(cudaMemsetAsync(dT, 0, sizeof(float) * RL));
+		k_time_conv_bwd<<<R, 128, 4 * L * sizeof(float)>>>(L, H, K, A->T, A->Sc, A->P1, A->P2,
+															 tp->c1w, tp->c2w, t->dtdt, t->ts1, dT,
+															 t->tpart);
+		KCHECK("k_time_conv_bwd");
+		k_tconv_reduce<<<GRID1(H * (2 * K + 2), 64), 64>>>(S, H, K, t->tpart, gt->c1w, gt->c1b,
+															gt->c2w, gt->c2b);
+		/* ds = ts1: mlp4time_scale.3 */
+		if ((rc = colsum(t, t->ts1, R, L, L, gt->b2)) ||
+			(rc = gemm(t, 1, 0, L, L, R, 1, t->ts1, L, A->SL, L, 1, gt->w2, L)) ||
+			(rc = gemm(t, 0, 0, R, L, L, 1, t->ts1, L, tp->w2, L, 0, t->ts2, L)))
+			return rc;
+		k_dsilu<<<GRID1(RL, 256), 256>>>(RL, t->ts2, A->A1);
+		if ((rc = colsum(t, t->ts2, R, L, L, gt->b1)) ||
+			(rc = gemm(t, 1, 0, L, L, R, 1, t->ts2, L, Tm, L, 1, gt->w1, L)) ||
+			(rc = gemm(t, 0, 0, R, L, L, 1, t->ts2, L, tp->w1, L, 0, t->ts1, L)))
+			return rc;
+		if (dkt.on)
+			k_time_mask<<<GRID1(RL, 256), 256>>>(R, L, H, t->ts1, dkt,
+												 T4R_SITE_LAYER(li, T4R_LSITE_TMLP), dT, 1);
+		else
+			k_add<<<GRID1(RL, 256), 256>>>(RL, dT, t->ts1);
+		KCHECK("time bwd");
+	}
+	/* in_proj */
+	if ((rc = gemm(t, 1, 0, in_dim, d, (int) R0, 1, t->dzxd, in_dim, A->U, d, 1, GP->in_w, d)) ||
+		(rc = colsum(t, t->dzxd, R0, in_dim, in_dim, GP->in_b)) ||
+		(rc = gemm(t, 0, 0, (int) R0, d, in_dim, 1, t->dzxd, in_dim, P->in_w, d, 0, dU, d)))
+		return rc;
+	if (D->layers > 1)
+		k_add_rows<<<GRID1((size_t) rows * d, 256), 256>>>(rows, d, L, last, t->nv, dU, t->da);
+	KCHECK("in_proj bwd");
+	return T4R_OK;
+}
+
+static int
+backward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0, double scale)
+{
+	const t4r_dims *D = &t->D;
+	const t4r_config *cfg = &t->m->cfg;
+	int			L = D->L,
+				d = D->d,
+				V = D->V,
+				H = D->H;
+	size_t		R0 = (size_t) S * L;
+	float	   *hidden = t->la[D->layers - 1].F;
+	float	   *dF = t->dUa,
+			   *dU = t->dUb,
+			   *dT = t->dTa,
+			   *dTn = NULL;
+	DK			dk = make_dk(t, cfg->dropout_prob, training, step, idx0);
+	int			rc;
+
+	if ((rc = gemm(t, 0, 1, S, V, d, 1, hidden, d, t->pv.emb, d, 0, t->logits, V)))
+		return rc;
+	k_softmax_ce<<<S, 256>>>(V, t->logits, t->tgt, (float) scale, t->lossv);
+	KCHECK("k_softmax_ce");
+	if ((rc = gemm(t, 1, 0, V, d, S, 1, t->logits, V, hidden, d, 1, t->gv.emb, d)) ||
+		(rc = gemm(t, 0, 0, S, d, V, 1, t->logits, V, t->pv.emb, d, 0, dF, d)))
+		return rc;
+	for (int li = D->layers - 1; li >= 0; li--)
+	{
+		float	   *tmp;
+
+		if ((rc = layer_bwd(t, S, li, training, step, idx0, dF, dU, dTn, dT)))
+			return rc;
+		tmp = dF;
+		dF = dU;
+		dU = tmp;
+		if (D->is_time)
+		{
+			dTn = dT;
+			dT = dT == t->dTa ? t->dTb : t->dTa;
+		}
+	}
+	/* in_layer_norm + embedding; dU is free scratch now */
+	k_embed_bwd<<<WARP_GRID(R0), 256>>>((int) R0, L, d, t->items, t->emb, dF, t->pv.in_ln_w,
+										t->e_mu, t->e_rs, dk, dU, t->prod, t->gv.emb);
+	KCHECK("k_embed_bwd");
+	if ((rc = colsum(t, t->prod, R0, d, d, t->gv.in_ln_w)) ||
+		(rc = colsum(t, dF, R0, d, d, t->gv.in_ln_b)))
+		return rc;
+	if (D->is_time)
+	{
+		k_td_bwd<<<WARP_GRID(S), 256>>>(S, L, H, dTn, t->tdm, t->pv.tln_w, t->t_mu, t->t_rs,
+										t->dtsum, t->prod);
+		KCHECK("k_td_bwd");
+		if ((rc = colsum(t, t->prod, S, L, L, t->gv.tln_w)) ||
+			(rc = colsum(t, t->dtsum, S, L, L, t->gv.tln_b)))
+			return rc;
+	}
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_trainer_loss_grad(t4r_cuda_trainer *t, const t4r_sample *s, int ns, int training,
+						   double *loss)
+{
+	double		lsum = 0;
+	int			rc;
+
+	if (loss)
+		*loss = 0;
+	if (!t || !s || ns < 1)
+		return T4R_EINVAL;
+	if (!t->train)
+	{
+		snprintf(t->err, sizeof(t->err), "inference-only context");
+		return T4R_EINVAL;
+	}
+	CK(cudaMemset(t->g, 0, t->total * sizeof(float)));
+	for (int i0 = 0; i0 < ns; i0 += t->Smax)
+	{
+		int			S = ns - i0 < t->Smax ? ns - i0 : t->Smax;
+
+		if ((rc = upload(t, s + i0, S, 1)))
+			return rc;
+		if ((rc = forward(t, S, training, (uint64_t) t->steps, i0)))
+			return rc;
+		if ((rc = backward(t, S, training, (uint64_t) t->steps, i0, 1.0 / ns)))
+			return rc;
+		CK(cudaMemcpy(t->h_loss, t->lossv, sizeof(double) * S, cudaMemcpyDeviceToHost));
+		for (int i = 0; i < S; i++)
+			lsum += t->h_loss[i];
+	}
+	CK(cudaDeviceSynchronize());
+	if (loss)
+		*loss = lsum / ns;
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_trainer_step(t4r_cuda_trainer *t, const t4r_sample *s, int ns, double *loss)
+{
+	int			rc = t4r_cuda_trainer_loss_grad(t, s, ns, 1, loss);
+	double		lr = t->m->cfg.learning_rate,
+				k,
+				bc1,
+				bc2s;
+
+	if (rc)
+		return rc;
+	k = (double) (t->steps + 1);
+	bc1 = 1 - pow(0.9, k);
+	bc2s = sqrt(1 - pow(0.999, k));
+	k_adam<<<GRID1(t->total, 256), 256>>>(t->total, t->p, t->g, t->am, t->av, lr / bc1, bc2s);
+	KCHECK("k_adam");
+	t->steps++;
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_trainer_grads(t4r_cuda_trainer *t, float *host)
+{
+	if (!t->train)
+		return T4R_EINVAL;
+	CK(cudaMemcpy(host, t->g, t->total * sizeof(float), cudaMemcpyDeviceToHost));
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_trainer_sync_to_host(t4r_cuda_trainer *t)
+{
+	CK(cudaMemcpy(t->m->params, t->p, t->total * sizeof(float), cudaMemcpyDeviceToHost));
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_trainer_sync_from_host(t4r_cuda_trainer *t)
+{
+	CK(cudaMemcpy(t->p, t->m->params, t->total * sizeof(float), cudaMemcpyHostToDevice));
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_trainer_infer(t4r_cuda_trainer *t, const t4r_sample *seqs, int nseq,
+					   float *hidden, float *scores)
+{
+	const t4r_dims *D = &t->D;
+	int			rc;
+
+	if (!t || !seqs || nseq < 0)
+		return T4R_EINVAL;
+	for (int i0 = 0; i0 < nseq; i0 += t->Smax)
+	{
+		int			S = nseq - i0 < t->Smax ? nseq - i0 : t->Smax;
+		float	   *hd = t->la[D->layers - 1].F;
+
+		if ((rc = upload(t, seqs + i0, S, 0)))
+			return rc;
+		if ((rc = forward(t, S, 0, 0, i0)))
+			return rc;
+		if (hidden)
+			CK(cudaMemcpy(hidden + (size_t) i0 * D->d, hd, sizeof(float) * S * D->d,
+						  cudaMemcpyDeviceToHost));
+		if (scores)
+		{
+			if ((rc = gemm(t, 0, 1, S, D->V, D->d, 1, hd, D->d, t->pv.emb, D->d, 0, t->logits, D->V)))
+				return rc;
+			CK(cudaMemcpy(scores + (size_t) i0 * D->V, t->logits, sizeof(float) * S * D->V,
+						  cudaMemcpyDeviceToHost));
+		}
+	}
+	CK(cudaDeviceSynchronize());
+	return T4R_OK;
+}
+
+extern "C" int
+t4r_cuda_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq, float *hidden,
+					 float *scores, char *err, size_t errlen)
+{
+	t4r_cuda_trainer *t;
+	int			mb = nseq < 1024 ? (nseq > 0 ? nseq : 1) : 1024;
+	int			rc = t4r_cuda_trainer_create((t4r_model *) m, mb, 0, &t, err, errlen);
+
+	if (rc)
+		return rc;
+	rc = t4r_cuda_trainer_infer(t, seqs, nseq, hidden, scores);
+	if (rc && err && errlen)
+		snprintf(err, errlen, "%s", t->err);
+	t4r_cuda_trainer_free(t);
+	return rc;
+}

@@ -1,0 +1,417 @@
+/*
+ * parity.c - the CUDA path against the CPU core (the oracle), TAP output.
+ *
+ * Same random configurations on both: is_time on/off, p2p on/off, 1 and 2
+ * layers, padded / full / truncated lengths, dropout off and on.  Checks:
+ * inference hidden and scores (relative L2 < 1e-4), eval- and training-mode
+ * loss (relative < 1e-5) and every parameter gradient (relative L2 < 1e-3),
+ * and a 20-step training run whose loss curve and final weights match.
+ * Without a usable GPU: "1..0 # SKIP <reason>", exit 0.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tap.h"
+#include "tim4rec.h"
+#include "t4r_cuda.h"
+
+typedef struct pcfg
+{
+	const char *name;
+	int			d, layers, is_time, p2p, P, N, L, V, K;
+	double		drop, tdrop;
+	int			full;			/* every sample n >= L */
+	int			ns;
+} pcfg;
+
+static uint64_t rs_ = 88172645463325252ULL;
+static double
+urand(void)
+{
+	rs_ ^= rs_ << 13;
+	rs_ ^= rs_ >> 7;
+	rs_ ^= rs_ << 17;
+	return (rs_ >> 11) * (1.0 / 9007199254740992.0);
+}
+
+typedef struct batch
+{
+	t4r_sample *s;
+	int32_t    *items;
+	double	   *ts;
+	int			ns;
+} batch;
+
+static void
+make_batch(batch *b, int ns, int L, int V, int full)
+{
+	int			maxn = L + 5;
+
+	b->ns = ns;
+	b->s = calloc(ns, sizeof(t4r_sample));
+	b->items = calloc((size_t) ns * maxn, sizeof(int32_t));
+	b->ts = calloc((size_t) ns * maxn, sizeof(double));
+	for (int i = 0; i < ns; i++)
+	{
+		int			n;
+		double		t0 = 9.5e8 + floor(urand() * 1e7);
+
+		if (full)
+			n = L + (i % 3 == 0 ? (int) (urand() * 5) : 0);
+		else
+		{
+			int			pat = i % 4;
+
+			n = pat == 0 ? 1 : pat == 1 ? L : pat == 2 ? L + 3 : 1 + (int) (urand() * (L - 1));
+		}
+		if (n > maxn)
+			n = maxn;
+		for (int l = 0; l < n; l++)
+		{
+			b->items[(size_t) i * maxn + l] = 1 + (int) (urand() * (V - 1));
+			t0 += floor(urand() * 5000);
+			b->ts[(size_t) i * maxn + l] = t0;
+		}
+		b->s[i].items = b->items + (size_t) i * maxn;
+		b->s[i].ts = b->ts + (size_t) i * maxn;
+		b->s[i].n = n;
+		b->s[i].target = 1 + (int) (urand() * (V - 1));
+	}
+}
+
+static void
+free_batch(batch *b)
+{
+	free(b->s);
+	free(b->items);
+	free(b->ts);
+}
+
+static double
+rel_l2(const float *a, const float *b, size_t n, double *nb_out)
+{
+	double		e = 0,
+				nb = 0;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		double		x = (double) a[i] - b[i];
+
+		e += x * x;
+		nb += (double) b[i] * b[i];
+	}
+	if (nb_out)
+		*nb_out = sqrt(nb);
+	if (nb == 0)
+		return e == 0 ? 0 : INFINITY;
+	return sqrt(e / nb);
+}
+
+static double max_fwd_err = 0, max_grad_err = 0, max_loss_err = 0, max_curve_err = 0;
+
+static t4r_model *
+make_model(const pcfg *pc)
+{
+	t4r_config	c;
+	t4r_model  *m = NULL;
+	char		err[256];
+
+	t4r_config_preset(&c, NULL);
+	c.hidden_size = pc->d;
+	c.num_layers = pc->layers;
+	c.is_time = pc->is_time;
+	c.p2p_residual = pc->p2p;
+	c.head_dim = pc->P;
+	c.d_state = pc->N;
+	c.max_seq_len = pc->L;
+	c.d_conv = pc->K;
+	c.dropout_prob = pc->drop;
+	c.time_dropout = pc->tdrop;
+	c.n_items = pc->V;
+	c.chunk_size = 8;
+	c.batch_size = pc->ns;
+	c.seed = 4242;
+	if (t4r_model_create(&c, &m, err, sizeof(err)) != T4R_OK)
+	{
+		tap_diag("model_create(%s): %s", pc->name, err);
+		return NULL;
+	}
+	t4r_model_init(m, 77);
+	/* perturb every parameter so that biases and norms are not trivial */
+	for (size_t i = 0; i < m->layout.total; i++)
+		m->params[i] += (float) (0.04 * (urand() - 0.5));
+	return m;
+}
+
+static void
+check_grads(const char *what, const t4r_model *m, const float *gg, const float *gc)
+{
+	double		worst = 0;
+	const char *wn = "";
+	int			ok = 1;
+
+	for (int i = 0; i < m->layout.n; i++)
+	{
+		const t4r_tensor *tt = &m->layout.t[i];
+		double		nb;
+		double		e = rel_l2(gg + tt->offset, gc + tt->offset, tt->numel, &nb);
+
+		/* a tensor whose CPU gradient is ~0 (unused branch) must be ~0 */
+		if (nb < 1e-12)
+		{
+			double		na = 0;
+
+			for (size_t k = 0; k < tt->numel; k++)
+				na += fabs(gg[tt->offset + k]);
+			if (na > 1e-9)
+			{
+				ok = 0;
+				tap_diag("%s: %s CPU gradient 0, GPU sum |g| %g", what, tt->name, na);
+			}
+			continue;
+		}
+		if (e > worst)
+		{
+			worst = e;
+			wn = tt->name;
+		}
+		if (!(e < 1e-3))
+		{
+			ok = 0;
+			tap_diag("%s: %s gradient rel L2 %.3e (|g_cpu| %.3e)", what, tt->name, e, nb);
+		}
+	}
+	if (worst > max_grad_err)
+		max_grad_err = worst;
+	tap_ok(ok, "%s: every parameter gradient within 1e-3 (worst %.2e, %s)", what, worst, wn);
+}
+
+static void
+run_config(const pcfg *pc)
+{
+	t4r_model  *m = make_model(pc);
+	batch		b;
+	const t4r_dims *D;
+	float	   *hc, *hg, *sc, *sg, *gc, *gg;
+	char		err[256];
+	t4r_trainer *ct = NULL;
+	t4r_cuda_trainer *gt = NULL;
+	t4r_train_opts opts = {1, 0, NULL, NULL};
+	int			rc;
+
+	if (!m)
+	{
+		tap_ok(0, "%s: model", pc->name);
+		return;
+	}
+	D = &m->dims;
+	make_batch(&b, pc->ns, pc->L, pc->V, pc->full);
+	hc = calloc((size_t) b.ns * D->d, sizeof(float));
+	hg = calloc((size_t) b.ns * D->d, sizeof(float));
+	sc = calloc((size_t) b.ns * D->V, sizeof(float));
+	sg = calloc((size_t) b.ns * D->V, sizeof(float));
+	gc = calloc(m->layout.total, sizeof(float));
+	gg = calloc(m->layout.total, sizeof(float));
+
+	/* inference */
+	rc = t4r_infer_batch(m, b.s, b.ns, 1, hc, sc);
+	if (rc == T4R_OK)
+		rc = t4r_cuda_infer_batch(m, b.s, b.ns, hg, sg, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "CPU infer_batch %d", rc);
+	if (rc != T4R_OK)
+		tap_ok(0, "%s: inference ran (%s)", pc->name, err);
+	else
+	{
+		double		eh = rel_l2(hg, hc, (size_t) b.ns * D->d, NULL);
+		double		es = rel_l2(sg, sc, (size_t) b.ns * D->V, NULL);
+
+		if (eh > max_fwd_err)
+			max_fwd_err = eh;
+		if (es > max_fwd_err)
+			max_fwd_err = es;
+		tap_ok(eh < 1e-4 && es < 1e-4, "%s: inference hidden rel L2 %.2e, scores %.2e (< 1e-4)",
+			   pc->name, eh, es);
+	}
+
+	/* loss and gradients, eval mode then training mode; GPU micro-batch of
+	 * 3 samples so that batches are split (dropout keys by batch index) */
+	rc = t4r_trainer_create(m, &opts, &ct, err, sizeof(err));
+	if (rc == T4R_OK)
+		rc = t4r_cuda_trainer_create(m, 3, 1, &gt, err, sizeof(err));
+	if (rc != T4R_OK)
+		tap_ok(0, "%s: trainers created (%s)", pc->name, err);
+	else
+	{
+		for (int training = 0; training <= 1; training++)
+		{
+			double		lc = 0,
+						lg = 0;
+			char		what[128];
+
+			if (training && pc->drop == 0 && pc->tdrop == 0)
+				continue;
+			snprintf(what, sizeof(what), "%s %s", pc->name, training ? "train-mode" : "eval-mode");
+			rc = t4r_trainer_loss_grad(ct, b.s, b.ns, training, &lc);
+			if (rc == T4R_OK)
+				rc = t4r_cuda_trainer_loss_grad(gt, b.s, b.ns, training, &lg);
+			if (rc == T4R_OK)
+				rc = t4r_cuda_trainer_grads(gt, gg);
+			if (rc != T4R_OK)
+			{
+				tap_ok(0, "%s: loss_grad ran (%d: %s)", what, rc, t4r_cuda_trainer_error(gt));
+				continue;
+			}
+			memcpy(gc, t4r_trainer_grads(ct), sizeof(float) * m->layout.total);
+			{
+				double		e = fabs(lg - lc) / fabs(lc);
+
+				if (e > max_loss_err)
+					max_loss_err = e;
+				tap_ok(e < 1e-5, "%s: loss CPU %.7f GPU %.7f (rel %.2e < 1e-5)", what, lc, lg, e);
+			}
+			check_grads(what, m, gg, gc);
+		}
+	}
+	t4r_trainer_free(ct);
+	t4r_cuda_trainer_free(gt);
+	free(hc);
+	free(hg);
+	free(sc);
+	free(sg);
+	free(gc);
+	free(gg);
+	free_batch(&b);
+	t4r_model_free(m);
+}
+
+/* 20 Adam steps on CPU and GPU from the same weights and batches */
+static void
+run_training(void)
+{
+	pcfg		pc = {"train20", 32, 2, 1, 0, 16, 16, 24, 200, 4, 0.2, 0.2, 0, 32};
+	t4r_model  *mc = make_model(&pc);
+	t4r_model  *mg = NULL;
+	t4r_trainer *ct = NULL;
+	t4r_cuda_trainer *gt = NULL;
+	t4r_train_opts opts = {1, 0, NULL, NULL};
+	char		err[256];
+	int			rc,
+				steps = 20,
+				ok = 1;
+	double		worst = 0;
+	batch		bs[4];
+
+	if (!mc)
+	{
+		tap_ok(0, "train20: model");
+		return;
+	}
+	{
+		char		e2[256];
+
+		rc = t4r_model_create(&mc->cfg, &mg, e2, sizeof(e2));
+		if (rc == T4R_OK)
+			memcpy(mg->params, mc->params, sizeof(float) * mc->layout.total);
+	}
+	for (int i = 0; i < 4; i++)
+		make_batch(&bs[i], pc.ns, pc.L, pc.V, 0);
+	/* a learnable signal: target = previous item + 1 */
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < bs[i].ns; k++)
+		{
+			t4r_sample *s = &bs[i].s[k];
+			int			last = s->items[s->n - 1];
+
+			s->target = 1 + (last % (pc.V - 1));
+		}
+	if (rc == T4R_OK)
+		rc = t4r_trainer_create(mc, &opts, &ct, err, sizeof(err));
+	if (rc == T4R_OK)
+		rc = t4r_cuda_trainer_create(mg, 0, 1, &gt, err, sizeof(err));
+	if (rc != T4R_OK)
+	{
+		tap_ok(0, "train20: trainers (%s)", err);
+		goto out;
+	}
+	for (int st = 0; st < steps; st++)
+	{
+		double		lc = 0,
+					lg = 0,
+					e;
+		batch	   *b = &bs[st % 4];
+
+		rc = t4r_trainer_step(ct, b->s, b->ns, &lc);
+		if (rc == T4R_OK)
+			rc = t4r_cuda_trainer_step(gt, b->s, b->ns, &lg);
+		if (rc != T4R_OK)
+		{
+			ok = 0;
+			tap_diag("step %d failed: %d %s", st, rc, t4r_cuda_trainer_error(gt));
+			break;
+		}
+		e = fabs(lg - lc) / fabs(lc);
+		if (e > worst)
+			worst = e;
+		tap_diag("step %2d loss CPU %.6f GPU %.6f rel %.2e", st, lc, lg, e);
+	}
+	max_curve_err = worst;
+	tap_ok(ok && worst < 1e-3, "train20: 20-step loss curves match (worst rel %.2e < 1e-3)", worst);
+	if (ok)
+	{
+		double		e;
+
+		rc = t4r_cuda_trainer_sync_to_host(gt);
+		e = rc == T4R_OK ? rel_l2(mg->params, mc->params, mc->layout.total, NULL) : INFINITY;
+		tap_ok(e < 1e-3, "train20: final weights after sync_to_host rel L2 %.2e (< 1e-3)", e);
+		tap_ok(t4r_cuda_trainer_steps(gt) == steps, "train20: step counter");
+	}
+out:
+	t4r_trainer_free(ct);
+	t4r_cuda_trainer_free(gt);
+	for (int i = 0; i < 4; i++)
+		free_batch(&bs[i]);
+	t4r_model_free(mc);
+	t4r_model_free(mg);
+}
+
+int
+main(void)
+{
+	char		why[256] = "";
+	static const pcfg cfgs[] = {
+		/* name, d, layers, is_time, p2p, P, N, L, V, K, drop, tdrop, full, ns */
+		{"time p2p0 L2 padded drop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.2, 0.2, 0, 9},
+		{"time p2p1 L2 padded drop", 16, 2, 1, 1, 8, 8, 12, 50, 4, 0.3, 0.1, 0, 9},
+		{"time p2p1 L1 full drop", 16, 1, 1, 1, 8, 8, 10, 40, 4, 0.2, 0.2, 1, 7},
+		{"time p2p0 L1 padded", 16, 1, 1, 0, 8, 8, 10, 40, 4, 0.0, 0.0, 0, 8},
+		{"notime L2 padded drop", 16, 2, 0, 0, 8, 8, 12, 50, 4, 0.2, 0.0, 0, 9},
+		{"notime L1 full", 24, 1, 0, 0, 16, 8, 9, 30, 3, 0.0, 0.0, 1, 6},
+		{"time p2p0 L2 full nodrop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.0, 0.0, 1, 7},
+		{"time L3 P40 N40 K5 padded drop", 40, 3, 1, 1, 40, 40, 21, 60, 5, 0.2, 0.2, 0, 8},
+		{"movielens-shaped L=64 drop", 64, 2, 1, 0, 32, 32, 64, 300, 4, 0.2, 0.2, 0, 10},
+	};
+
+	if (t4r_cuda_available(why, sizeof(why)) != T4R_OK)
+	{
+		printf("1..0 # SKIP %s\n", why);
+		return 0;
+	}
+	/* T4R_PARITY_QUICK=k: only the first k configurations, no training run
+	 * (for slow tools such as compute-sanitizer) */
+	{
+		const char *q = getenv("T4R_PARITY_QUICK");
+		size_t		nc = sizeof(cfgs) / sizeof(cfgs[0]);
+
+		if (q && atoi(q) > 0 && (size_t) atoi(q) < nc)
+			nc = (size_t) atoi(q);
+		for (size_t i = 0; i < nc; i++)
+			run_config(&cfgs[i]);
+		if (!q)
+			run_training();
+	}
+	tap_diag("max inference rel L2 %.3e, max gradient rel L2 %.3e, max loss rel %.3e, "
+			 "20-step curve max rel %.3e", max_fwd_err, max_grad_err, max_loss_err, max_curve_err);
+	return tap_done();
+}
