@@ -180,7 +180,8 @@ run_sql() {
 SELECT pg_backend_pid();
 \\echo T0
 SELECT extract(epoch FROM clock_timestamp());
-SELECT * FROM tim4rec_train('interactions', '$model', options => '$opts'::jsonb);
+SELECT 'TRAINROW', epochs_run, best_epoch, train_samples, seconds, users, items, interactions
+  FROM tim4rec_train('interactions', '$model', options => '$opts'::jsonb);
 \\echo T1
 SELECT extract(epoch FROM clock_timestamp());
 \\echo HWM
@@ -204,12 +205,10 @@ SQL
         END { printf "%s %s %s %s %s %s %s %s %s", v["hr10"], v["ndcg10"], v["mrr10"], v["hr20"], v["ndcg20"], v["mrr20"], v["hr50"], v["ndcg50"], v["mrr50"] }' "$logf")
     pm=$(awk '/^EVAL$/ { on = 1; next } on && $2 == "test" && tolower($1) ~ /pop/ { v[tolower($3) $4] = $5 }
         END { printf "%s %s %s %s %s %s %s %s %s", v["hr10"], v["ndcg10"], v["mrr10"], v["hr20"], v["ndcg20"], v["mrr20"], v["hr50"], v["ndcg50"], v["mrr50"] }' "$logf")
-    # best epoch / epochs run / samples/s: from tim4rec_train's result row when it has them
+    # tim4rec_train's row: TRAINROW epochs_run best_epoch train_samples seconds users items interactions
     local best run sps
-    best=$(grep -oiE 'best_epoch[^0-9]*[0-9]+' "$logf" | grep -oE '[0-9]+$' | head -1)
-    run=$(grep -oiE 'epochs_run[^0-9]*[0-9]+' "$logf" | grep -oE '[0-9]+$' | head -1)
-    sps=$(grep -oiE 'samples_per_s[^0-9]*[0-9.]+' "$logf" | grep -oE '[0-9.]+$' | head -1)
-    emit_row "$ds" "$label" "$seed" sql "$mm" "${best:-see log}" "${run:-see log}" "$secs" "${sps:--}" "$mib"
+    read -r run best sps <<<"$(awk '$1 == "TRAINROW" { printf "%s %s %.1f", $2, $3, ($5 > 0 ? $4 * $2 / $5 : 0); exit }' "$logf")"
+    emit_row "$ds" "$label" "$seed" sql "$mm" "$best" "$run" "$secs" "$sps" "$mib"
     if [ "$label" = TiM4Rec ] && [ "$seed" = "${SEEDS%% *}" ]; then
         emit_row "$ds" most-popular - sql "$pm" - - - - -
     fi
