@@ -48,6 +48,10 @@
 
 #include "tim4rec_pg.h"
 
+/* OpenBLAS thread control (cblas.h of OpenBLAS declares these) */
+extern void openblas_set_num_threads(int);
+extern int	openblas_get_num_threads(void);
+
 PG_FUNCTION_INFO_V1(tim4rec_recommend_user);
 PG_FUNCTION_INFO_V1(tim4rec_recommend_tstz);
 PG_FUNCTION_INFO_V1(tim4rec_recommend_f8);
@@ -153,7 +157,15 @@ emit_recommendations(FunctionCallInfo fcinfo, T4rLoadedModel *lm, const RecArgs 
 		t4r_real   *scores = palloc((size_t) V * sizeof(t4r_real));
 		int			rc;
 
+		/* one sequence: BLAS calls are small, waking BLAS threads costs more
+		 * than it gains (measured ~7% slower); restore the setting after */
+		int			blas_threads = openblas_get_num_threads();
+
+		if (blas_threads != 1)
+			openblas_set_num_threads(1);
 		rc = t4r_infer(lm->ctx, rows, ts, n, NULL, scores);
+		if (blas_threads != 1)
+			openblas_set_num_threads(blas_threads);
 		if (rc != T4R_OK)
 			t4r_pg_core_error(rc, "scoring the sequence", NULL);
 		cnt = t4r_topk(scores, V, k, excl, out_rows, out_vals);
