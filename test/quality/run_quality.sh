@@ -174,7 +174,7 @@ run_sql() {
     local opts
     opts=$(json_opts "$preset" "$is_time" "$seed")
     log "$ds $label seed $seed (sql): tim4rec_train('interactions', '$model', options => '$opts')  (log: $logf)"
-    # one session: backend pid, train (timed), VmHWM of that backend, evaluate
+    # one session: backend pid, train (timed), VmHWM of that backend; then evaluate
     if ! psql -X -q -v ON_ERROR_STOP=1 -At -F' ' >"$logf" 2>&1 <<SQL
 \\echo PID
 SELECT pg_backend_pid();
@@ -186,6 +186,13 @@ SELECT 'TRAINROW', epochs_run, best_epoch, train_samples, seconds, users, items,
 SELECT extract(epoch FROM clock_timestamp());
 \\echo HWM
 SELECT regexp_replace(l, '[^0-9]', '', 'g') FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\\n') l WHERE l LIKE 'VmHWM%';
+SQL
+    then
+        log "  FAILED: $(tail -5 "$logf")"
+        return 1
+    fi
+    # evaluate in a fresh session (a new backend)
+    if ! psql -X -q -v ON_ERROR_STOP=1 -At -F' ' >>"$logf" 2>&1 <<SQL
 \\echo EVAL
 SELECT model, split, metric, k, value FROM tim4rec_evaluate('$model');
 SQL
