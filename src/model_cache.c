@@ -450,6 +450,15 @@ t4r_pg_get_model(const char *name, int32 version)
 		elog(ERROR, "tim4rec: catalog check failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
 	{
+		/* dropped (or never there): free what this backend still holds */
+		memset(key, 0, sizeof(key));
+		snprintf(key, sizeof(key), "%s#%d", name, version);
+		e = hash_search(model_cache, key, HASH_FIND, NULL);
+		if (e)
+		{
+			entry_release(e);
+			hash_search(model_cache, key, HASH_REMOVE, NULL);
+		}
 		if (version == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
