@@ -1,5 +1,5 @@
 /*
- * tim4rec_pg.h - declarations shared by the PostgreSQL glue (src/*.c).
+ * tim4rec_pg.h - declarations shared by the PostgreSQL glue (the .c files in src/).
  * Only the glue includes postgres.h; the core (src/core) never does.
  */
 #ifndef TIM4REC_PG_H
