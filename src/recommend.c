@@ -517,7 +517,7 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	{
 		/* the user may have more history than the model reads: exclude all of it */
 		resetStringInfo(&q);
-		appendStringInfo(&q, "SELECT DISTINCT %s::int8 FROM %s WHERE %s = $1 AND %s IS NOT NULL",
+		appendStringInfo(&q, "SELECT %s::int8 FROM %s WHERE %s = $1 AND %s IS NOT NULL",
 						 quote_identifier(lm->item_column), rel,
 						 quote_identifier(lm->user_column), quote_identifier(lm->item_column));
 		plan = get_plan(q.data, 1, types);
