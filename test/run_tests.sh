@@ -29,12 +29,15 @@ rm -rf "$RES"
 mkdir -p "$RES/unit" "$RES/pgtap" "$RES/scripts"
 export T4R_REPO=$REPO T4R_PG_BINDIR
 export PATH=$T4R_PG_BINDIR:$PATH
-if [ -d "$REPO/../shared/fixtures" ]; then
-    T4R_FIXTURES=$(realpath "$REPO/../shared/fixtures"); export T4R_FIXTURES
+# ../shared/fixtures and ../shared/data, unless already set in the environment
+if [ -z "${T4R_FIXTURES:-}" ] && [ -d "$REPO/../shared/fixtures" ]; then
+    T4R_FIXTURES=$(realpath "$REPO/../shared/fixtures")
 fi
-if [ -d "$REPO/../shared/data" ]; then
-    T4R_DATA=$(realpath "$REPO/../shared/data"); export T4R_DATA
+if [ -z "${T4R_DATA:-}" ] && [ -d "$REPO/../shared/data" ]; then
+    T4R_DATA=$(realpath "$REPO/../shared/data")
 fi
+[ -n "${T4R_FIXTURES:-}" ] && export T4R_FIXTURES
+[ -n "${T4R_DATA:-}" ] && export T4R_DATA
 ONLY=${T4R_ONLY:-unit regress pgtap scripts}
 stage_on() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 

@@ -4,7 +4,7 @@
 # installs the extension, starts a throwaway cluster (initdb in a temporary
 # directory, unix socket only), generates demo interactions, trains, prints
 # recommendations for two users and the evaluation table, then stops and
-# removes the cluster.  Options (environment): DEMO_USERS (default 3000),
+# removes the cluster.  Options (environment): DEMO_USERS (default 2000),
 # T4R_SKIP_INSTALL=1 (skip packages/build/install).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,7 +29,7 @@ t4r_cluster_start 54330
 export PGDATABASE=tim4rec_demo
 psql -X -q -d postgres -c "CREATE DATABASE tim4rec_demo"
 
-t4r_log "generating demo interactions (${DEMO_USERS:-3000} users)"
-psql -X -q -v ON_ERROR_STOP=1 -v users="${DEMO_USERS:-3000}" -f test/scripts/demo_data.sql
+t4r_log "generating demo interactions (${DEMO_USERS:-2000} users)"
+psql -X -q -v ON_ERROR_STOP=1 -v users="${DEMO_USERS:-2000}" -f test/scripts/demo_data.sql
 psql -X -q -v ON_ERROR_STOP=1 -f test/scripts/demo.sql
 t4r_log "demo done; stopping and removing the cluster"
