@@ -15,3 +15,13 @@ bench: build/bench
 
 bench-quick: build/bench
 	BENCH_QUICK=1 ./build/bench $(BENCH_ARGS)
+
+# single-sequence inference latency (t4r_infer at several lengths, CPU-time
+# medians) - `make infer-profile`, or build/infer_profile --help
+build/infer_profile: test/bench/infer_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+
+.PHONY: infer-profile
+infer-profile: build/infer_profile
+	./build/infer_profile
