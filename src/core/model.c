@@ -1130,6 +1130,19 @@ t4r_ws_scores(t4r_ws *w, t4r_real *scores)
 {
 	const t4r_dims *D = &w->D;
 
+	if (w->S == 1)
+	{
+		/* one sequence: one GEMV over the embedding in place (sgemm would
+		 * pack the whole [V, d] table first, every call) */
+#ifdef T4R_DOUBLE
+		cblas_dgemv(CblasRowMajor, CblasNoTrans, D->V, D->d, 1, w->pv.emb, D->d, w->hidden, 1,
+					0, scores, 1);
+#else
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, D->V, D->d, 1, w->pv.emb, D->d, w->hidden, 1,
+					0, scores, 1);
+#endif
+		return;
+	}
 	t4r_gemm(0, 1, w->S, D->V, D->d, 1, w->hidden, D->d, w->pv.emb, D->d, 0, scores, D->V);
 }
 
