@@ -758,6 +758,30 @@ out_row(const t4r_ws *w, int last, size_t r)
 /* ------------------------------------------------------------------ */
 /* forward                                                             */
 /* ------------------------------------------------------------------ */
+
+/* one row of the width-4 causal conv + hardswish: o = b + sum_k w_k v_k
+ * (convT rows w_k = convT + k C), xo = hardswish(o); restrict arguments so
+ * that the loop vectorises */
+static inline __attribute__((always_inline)) void
+conv4_row(int C, const t4r_real *restrict convT, const t4r_real *restrict cb,
+		  const t4r_real *restrict v0, const t4r_real *restrict v1,
+		  const t4r_real *restrict v2, const t4r_real *restrict v3,
+		  t4r_real *restrict o, t4r_real *restrict xo)
+{
+	const t4r_real *restrict w0 = convT,
+			   *restrict w1 = convT + C,
+			   *restrict w2 = convT + 2 * C,
+			   *restrict w3 = convT + 3 * C;
+
+	for (int c = 0; c < C; c++)
+	{
+		t4r_real	acc = cb[c] + w0[c] * v0[c] + w1[c] * v1[c] + w2[c] * v2[c] +
+			w3[c] * v3[c];
+
+		o[c] = acc;
+		xo[c] = m_hardswish(acc);
+	}
+}
 T4R_CLONES static void
 layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 {
@@ -820,30 +844,13 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		if (K == 4)
 		{
 			/* the default width: one fused pass per row */
-			const t4r_real *w0 = convT,
-					   *w1 = convT + C,
-					   *w2 = convT + 2 * C,
-					   *w3 = convT + 3 * C;
-
 			for (int l = 0; l < n; l++)
-			{
-				t4r_real   *restrict o = A->cpre + (off + l) * C;
-				t4r_real   *restrict xo = A->xbc + (off + l) * C;
-				const t4r_real *restrict v0 = l >= 3 ? A->zxd + (off + l - 3) * in_dim + Di : w->zeros;
-				const t4r_real *restrict v1 = l >= 2 ? A->zxd + (off + l - 2) * in_dim + Di : w->zeros;
-				const t4r_real *restrict v2 = l >= 1 ? A->zxd + (off + l - 1) * in_dim + Di : w->zeros;
-				const t4r_real *restrict v3 = A->zxd + (off + l) * in_dim + Di;
-				const t4r_real *restrict cb = P->conv_b;
-
-				for (int c = 0; c < C; c++)
-				{
-					t4r_real	acc = cb[c] + w0[c] * v0[c] + w1[c] * v1[c] + w2[c] * v2[c] +
-						w3[c] * v3[c];
-
-					o[c] = acc;
-					xo[c] = m_hardswish(acc);
-				}
-			}
+				conv4_row(C, convT, P->conv_b,
+						  l >= 3 ? A->zxd + (off + l - 3) * in_dim + Di : w->zeros,
+						  l >= 2 ? A->zxd + (off + l - 2) * in_dim + Di : w->zeros,
+						  l >= 1 ? A->zxd + (off + l - 1) * in_dim + Di : w->zeros,
+						  A->zxd + (off + l) * in_dim + Di,
+						  A->cpre + (off + l) * C, A->xbc + (off + l) * C);
 			continue;
 		}
 		for (int l = 0; l < n; l++)
