@@ -31,7 +31,9 @@ PG_FUNCTION_INFO_V1(tim4rec_evaluate);
 static int
 eval_interrupt(void *ud)
 {
-	return InterruptPending ? 1 : 0;
+	/* only a cancel or termination stops the core; InterruptPending is also
+	 * set for interrupts that CHECK_FOR_INTERRUPTS handles without error */
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
 }
 
 /* min_user / min_item interactions from the current row's config (default 5) */
