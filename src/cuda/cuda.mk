@@ -39,3 +39,30 @@ else
 cuda-tests:
 	@echo "cuda-tests needs make USE_CUDA=1" >&2; exit 1
 endif
+
+# ---------------------------------------------------------------------------
+# CPU emulation of the CUDA path (no toolkit, no GPU needed): model.cu is
+# rewritten by test/cuda/emu/transform.py (kernel launches -> a fiber
+# scheduler, cuBLAS -> CBLAS) and linked with the same parity test.  Checks
+# the kernels' logic (indexing, barriers, maths) against the CPU core; it
+# says nothing about speed or about GPU-only failure modes.
+#   make cuda-emu-parity    (T4R_PARITY_QUICK=k: first k configurations)
+# ---------------------------------------------------------------------------
+build/emu/model_emu.cpp: src/cuda/model.cu test/cuda/emu/transform.py
+	@mkdir -p build/emu
+	python3 test/cuda/emu/transform.py $< $@
+
+build/emu/%.o: build/emu/%.cpp test/cuda/emu/cuda_emu.h src/cuda/t4r_cuda.h $(wildcard src/core/*.h)
+	g++ -std=c++17 -O2 -g -Isrc/core -Isrc/cuda -Itest/cuda/emu -c $< -o $@
+
+build/emu/cuda_emu.o: test/cuda/emu/cuda_emu.cpp test/cuda/emu/cuda_emu.h
+	@mkdir -p build/emu
+	g++ -std=c++17 -O2 -g -Itest/cuda/emu -c $< -o $@
+
+build/cuda_parity_emu: test/cuda/parity.c build/emu/model_emu.o build/emu/cuda_emu.o $(FLOAT_OBJS)
+	$(CORE_CC) $(CORE_CFLAGS) -DT4R_CUDA_EMU -Isrc/cuda -Itest/core $< build/emu/model_emu.o build/emu/cuda_emu.o \
+	  $(FLOAT_OBJS) -o $@ $(CORE_LIBS) -lstdc++
+
+.PHONY: cuda-emu-parity
+cuda-emu-parity: build/cuda_parity_emu
+	./build/cuda_parity_emu

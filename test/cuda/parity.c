@@ -290,7 +290,12 @@ run_config(const pcfg *pc)
 static void
 run_training(void)
 {
+#ifdef T4R_CUDA_EMU
+	/* smaller under the (slow) CPU emulator */
+	pcfg		pc = {"train20", 16, 2, 1, 0, 8, 8, 12, 60, 4, 0.2, 0.2, 0, 12};
+#else
 	pcfg		pc = {"train20", 32, 2, 1, 0, 16, 16, 24, 200, 4, 0.2, 0.2, 0, 32};
+#endif
 	t4r_model  *mc = make_model(&pc);
 	t4r_model  *mg = NULL;
 	t4r_trainer *ct = NULL;
@@ -398,6 +403,9 @@ main(void)
 		printf("1..0 # SKIP %s\n", why);
 		return 0;
 	}
+#ifdef T4R_CUDA_EMU
+	tap_diag("CUDA kernels run in the CPU emulator (test/cuda/emu), not on a GPU");
+#endif
 	/* T4R_PARITY_QUICK=k: only the first k configurations, no training run
 	 * (for slow tools such as compute-sanitizer) */
 	{
