@@ -234,9 +234,6 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 		size_t		rows = last ? S : M;
 
 		a->U = take(&c, M * d);
-		a->zxd = take(&c, M * D->in_dim);
-		a->cpre = take(&c, M * C);
-		a->xbc = take(&c, M * C);
 		if (D->is_time)
 		{
 			a->T = take(&c, RL);
@@ -245,6 +242,40 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 			a->tdt = take(&c, RL);
 			a->tcache = take(&c, t4r_time_cache_size((int) R, D->L, D->G));
 		}
+		if (!train && i > 0)
+		{
+			/*
+			 * Inference only (no backward): a layer's item-path buffers are
+			 * dead once its output (the next layer's U) is written, so every
+			 * layer reuses layer 0's (sized for M rows); a smaller working
+			 * set per call.  U, T, tdt and the time cache stay per layer.
+			 */
+			const t4r_lact *a0 = &w->la[0];
+
+			a->zxd = a0->zxd;
+			a->cpre = a0->cpre;
+			a->xbc = a0->xbc;
+			a->delta = a0->delta;
+			a->y = a0->y;
+			a->rrs = a0->rrs;
+			a->yn = a0->yn;
+			a->mo = NULL;
+			a->a = a0->a;
+			a->a_mu = a0->a_mu;
+			a->a_rs = a0->a_rs;
+			a->hh = a0->hh;
+			a->f1 = a0->f1;
+			a->m1 = NULL;
+			a->h1 = a0->h1;
+			a->m2 = NULL;
+			a->b = a0->b;
+			a->b_mu = a0->b_mu;
+			a->b_rs = a0->b_rs;
+			continue;
+		}
+		a->zxd = take(&c, M * D->in_dim);
+		a->cpre = take(&c, M * C);
+		a->xbc = take(&c, M * C);
 		a->delta = take(&c, M * D->H);
 		a->y = take(&c, rows * Di);
 		a->rrs = take(&c, rows);
@@ -766,7 +797,7 @@ static inline __attribute__((always_inline)) void
 conv4_row(int C, const t4r_real *restrict convT, const t4r_real *restrict cb,
 		  const t4r_real *restrict v0, const t4r_real *restrict v1,
 		  const t4r_real *restrict v2, const t4r_real *restrict v3,
-		  t4r_real *restrict o, t4r_real *restrict xo)
+		  t4r_real *restrict o, t4r_real *restrict xo, const int store_pre)
 {
 	const t4r_real *restrict w0 = convT,
 			   *restrict w1 = convT + C,
@@ -778,7 +809,8 @@ conv4_row(int C, const t4r_real *restrict convT, const t4r_real *restrict cb,
 		t4r_real	acc = cb[c] + w0[c] * v0[c] + w1[c] * v1[c] + w2[c] * v2[c] +
 			w3[c] * v3[c];
 
-		o[c] = acc;
+		if (store_pre)
+			o[c] = acc;
 		xo[c] = m_hardswish(acc);
 	}
 }
@@ -843,14 +875,22 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 
 		if (K == 4)
 		{
-			/* the default width: one fused pass per row */
-			for (int l = 0; l < n; l++)
-				conv4_row(C, convT, P->conv_b,
-						  l >= 3 ? A->zxd + (off + l - 3) * in_dim + Di : w->zeros,
-						  l >= 2 ? A->zxd + (off + l - 2) * in_dim + Di : w->zeros,
-						  l >= 1 ? A->zxd + (off + l - 1) * in_dim + Di : w->zeros,
-						  A->zxd + (off + l) * in_dim + Di,
-						  A->cpre + (off + l) * C, A->xbc + (off + l) * C);
+			/* the default width: one fused pass per row; the pre-activation
+			 * is kept only for a backward pass */
+#define CONV4_ROW(pre) \
+			conv4_row(C, convT, P->conv_b, \
+					  l >= 3 ? A->zxd + (off + l - 3) * in_dim + Di : w->zeros, \
+					  l >= 2 ? A->zxd + (off + l - 2) * in_dim + Di : w->zeros, \
+					  l >= 1 ? A->zxd + (off + l - 1) * in_dim + Di : w->zeros, \
+					  A->zxd + (off + l) * in_dim + Di, \
+					  A->cpre + (off + l) * C, A->xbc + (off + l) * C, pre)
+			if (w->train)
+				for (int l = 0; l < n; l++)
+					CONV4_ROW(1);
+			else
+				for (int l = 0; l < n; l++)
+					CONV4_ROW(0);
+#undef CONV4_ROW
 			continue;
 		}
 		for (int l = 0; l < n; l++)
