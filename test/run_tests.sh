@@ -3,6 +3,8 @@
 # machine: installs missing packages, builds, installs the extension (the only
 # root step), then on a throwaway cluster it starts and removes itself runs
 #   1. core unit tests      build/test_* and build/dtest_* (TAP)
+#   1b. CUDA                make USE_CUDA=1 in a copy when nvcc exists, GPU parity
+#                           (SKIP without a GPU) and its CPU emulation
 #   2. pg_regress           make installcheck (sql/*.sql vs expected/*.out)
 #   3. pgTAP                pg_prove test/pgtap/*.sql, each file in a fresh database
 #                           created with pgtap and tim4rec
@@ -38,7 +40,7 @@ if [ -z "${T4R_DATA:-}" ] && [ -d "$REPO/../shared/data" ]; then
 fi
 [ -n "${T4R_FIXTURES:-}" ] && export T4R_FIXTURES
 [ -n "${T4R_DATA:-}" ] && export T4R_DATA
-ONLY=${T4R_ONLY:-unit regress pgtap scripts}
+ONLY=${T4R_ONLY:-unit cuda regress pgtap scripts}
 stage_on() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 PASS=0
@@ -124,6 +126,42 @@ if stage_on unit; then
         ( ulimit -c 0; timeout 600 "./$b" ) >"$RES/unit/$n.tap" 2>&1
         tap_count "unit/$n" "$RES/unit/$n.tap" $?
     done
+fi
+
+# ---------------------------------------------------------------- CUDA build
+# The CUDA path must never rot: when a CUDA toolkit is present, build the
+# extension and the CUDA test binaries with USE_CUDA=1 in a copy of the tree
+# (so the CPU build's objects stay as they are), then run the GPU parity
+# suite (it reports a SKIP with the reason when no GPU is usable) and the CPU
+# emulation of the same kernels (test/cuda/README.md).
+if stage_on cuda; then
+    note "== CUDA build and parity (test/results/cuda/)"
+    mkdir -p "$RES/cuda"
+    NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
+    if [ ! -x "$NVCC" ]; then
+        printf '1..0 # SKIP no CUDA toolkit (%s not found)\n' "$NVCC" >"$RES/cuda/skip.tap"
+        note "  skipped: no CUDA toolkit at $NVCC"
+    else
+        CUDA_TREE=$(mktemp -d /tmp/t4r-cuda.XXXXXX)
+        tar -C "$REPO" --exclude=./build --exclude=./test/results --exclude='*.o' \
+            --exclude='*.so' --exclude='*.bc' --exclude=./.git -cf - . | tar -C "$CUDA_TREE" -xf -
+        if ( cd "$CUDA_TREE" && make USE_CUDA=1 PG_CONFIG="$T4R_PG_BINDIR/pg_config" \
+                 && make USE_CUDA=1 PG_CONFIG="$T4R_PG_BINDIR/pg_config" cuda-tests ) \
+                >"$RES/cuda/build.log" 2>&1; then
+            PASS=$((PASS + 1)); note "  make USE_CUDA=1 (extension + cuda-tests): ok"
+            ( ulimit -c 0; cd "$CUDA_TREE" && timeout 600 ./build/cuda_parity ) \
+                >"$RES/cuda/cuda_parity.tap" 2>&1
+            tap_count "cuda/cuda_parity" "$RES/cuda/cuda_parity.tap" $?
+        else
+            tail -30 "$RES/cuda/build.log"
+            FAIL=$((FAIL + 1)); fail_item cuda-build
+        fi
+        rm -rf "$CUDA_TREE"
+    fi
+    # the first configurations only: the whole emulated suite takes ~13 minutes
+    if ( cd "$REPO" && T4R_PARITY_QUICK=${T4R_PARITY_QUICK:-4} make cuda-emu-parity PG_CONFIG="$T4R_PG_BINDIR/pg_config" ) \
+            >"$RES/cuda/cuda_parity_emu.tap" 2>&1; then rc=0; else rc=$?; fi
+    tap_count "cuda/cuda_parity_emu" "$RES/cuda/cuda_parity_emu.tap" $rc
 fi
 
 # ---------------------------------------------------------------- cluster
