@@ -11,6 +11,7 @@
  * every other key through t4r_config_set, then validates.
  */
 #include "tim4rec.h"
+#include "strbuf.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -45,73 +46,6 @@ set_err(char *err, size_t errlen, const char *fmt,...)
 /* ------------------------------------------------------------------ */
 /* writing                                                             */
 /* ------------------------------------------------------------------ */
-
-typedef struct sbuf
-{
-	char	   *p;
-	size_t		len,
-				cap;
-	int			failed;
-} sbuf;
-
-static void
-sb_put(sbuf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap)
-	{
-		size_t		ncap = b->cap ? b->cap : 256;
-		char	   *np;
-
-		while (b->len + n + 1 > ncap)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (np == NULL)
-		{
-			b->failed = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* a JSON string literal */
-static void
-sb_jstr(sbuf *b, const char *s)
-{
-	const unsigned char *u = (const unsigned char *) s;
-	char		tmp[8];
-
-	sb_put(b, "\"", 1);
-	for (; *u; u++)
-	{
-		if (*u == '"' || *u == '\\')
-		{
-			tmp[0] = '\\';
-			tmp[1] = (char) *u;
-			sb_put(b, tmp, 2);
-		}
-		else if (*u < 0x20)
-		{
-			snprintf(tmp, sizeof(tmp), "\\u%04x", *u);
-			sb_put(b, tmp, 6);
-		}
-		else
-			sb_put(b, (const char *) u, 1);
-	}
-	sb_put(b, "\"", 1);
-}
 
 /* v as Python's repr() writes it: the shortest digits that read back to
  * exactly v, fixed notation for decimal exponents -4..15 (always with a

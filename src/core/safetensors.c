@@ -13,6 +13,7 @@
  * file that does not fit the configuration, with a message in err.
  */
 #include "tim4rec.h"
+#include "strbuf.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -94,76 +95,6 @@ wr_f32le(uint8_t *p, float f)
 	p[1] = (uint8_t) ((u >> 8) & 0xff);
 	p[2] = (uint8_t) ((u >> 16) & 0xff);
 	p[3] = (uint8_t) ((u >> 24) & 0xff);
-}
-
-/* ------------------------------------------------------------------ */
-/* growable string buffer for the header                               */
-/* ------------------------------------------------------------------ */
-
-typedef struct sbuf
-{
-	char	   *p;
-	size_t		len,
-				cap;
-	int			failed;
-} sbuf;
-
-static void
-sb_put(sbuf *b, const char *s, size_t n)
-{
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap)
-	{
-		size_t		ncap = b->cap ? b->cap : 1024;
-		char	   *np;
-
-		while (b->len + n + 1 > ncap)
-			ncap *= 2;
-		np = realloc(b->p, ncap);
-		if (np == NULL)
-		{
-			b->failed = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(sbuf *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-static void
-sb_jstr(sbuf *b, const char *s)
-{
-	const unsigned char *u = (const unsigned char *) s;
-	char		tmp[8];
-
-	sb_put(b, "\"", 1);
-	for (; *u; u++)
-	{
-		if (*u == '"' || *u == '\\')
-		{
-			tmp[0] = '\\';
-			tmp[1] = (char) *u;
-			sb_put(b, tmp, 2);
-		}
-		else if (*u < 0x20)
-		{
-			snprintf(tmp, sizeof(tmp), "\\u%04x", *u);
-			sb_put(b, tmp, 6);
-		}
-		else
-			sb_put(b, (const char *) u, 1);
-	}
-	sb_put(b, "\"", 1);
 }
 
 /* ------------------------------------------------------------------ */
