@@ -32,6 +32,9 @@
 #include "ops.h"
 
 
+static void set_err(char *err, size_t errlen, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
 static void
 set_err(char *err, size_t errlen, const char *fmt,...)
 {
@@ -712,6 +715,17 @@ t4r_evaluate(const t4r_model *m, const t4r_dataset *ds, int split,
 			 int (*interrupt) (void *ud), void *ud,
 			 double *hr, double *ndcg, double *mrr)
 {
+	return t4r_evaluate_backend(m, ds, split, ks, nk, threads, interrupt, ud, NULL,
+								hr, ndcg, mrr);
+}
+
+int
+t4r_evaluate_backend(const t4r_model *m, const t4r_dataset *ds, int split,
+					 const int *ks, int nk, int threads,
+					 int (*interrupt) (void *ud), void *ud,
+					 const t4r_backend *backend,
+					 double *hr, double *ndcg, double *mrr)
+{
 	double	   *acc;
 	int64_t		nusers = 0;
 	int			V;
@@ -804,7 +818,10 @@ t4r_evaluate(const t4r_model *m, const t4r_dataset *ds, int split,
 			}
 			if (nc == 0)
 				break;
-			rc = t4r_infer_batch(m, smp, nc, threads, NULL, scores);
+			if (backend && backend->scores)
+				rc = backend->scores(backend->ctx, smp, nc, scores);
+			else
+				rc = t4r_infer_batch(m, smp, nc, threads, NULL, scores);
 			if (rc != T4R_OK)
 				break;
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -851,6 +868,15 @@ user_of_pos(const t4r_dataset *ds, int64_t p)
 			hi = mid;
 	}
 	return lo;
+}
+
+/* "what: <backend message or the code's text>" */
+static void
+backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, int rc)
+{
+	const char *msg = (b && b->error) ? b->error(b->ctx) : NULL;
+
+	set_err(err, errlen, "%s: %s", what, (msg && msg[0]) ? msg : t4r_strerror(rc));
 }
 
 int
@@ -943,9 +969,18 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
 		goto done;
 	}
-	rc = t4r_trainer_create(m, &o.train, &tr, err, errlen);
-	if (rc != T4R_OK)
+	if (o.backend == NULL)
+	{
+		rc = t4r_trainer_create(m, &o.train, &tr, err, errlen);
+		if (rc != T4R_OK)
+			goto done;
+	}
+	else if (o.backend->step == NULL || o.backend->sync_to_host == NULL)
+	{
+		rc = T4R_EINVAL;
+		set_err(err, errlen, "t4r_fit: the backend needs step and sync_to_host");
 		goto done;
+	}
 
 	steps_per_epoch = (S + B - 1) / B;
 	for (epoch = 1; epoch <= epochs; epoch++)
@@ -999,13 +1034,16 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				batch[i].n = n;
 				batch[i].target = ds->seq_items[p];
 			}
-			rc = t4r_trainer_step(tr, batch, ns, &loss);
+			if (o.backend)
+				rc = o.backend->step(o.backend->ctx, batch, ns, &loss);
+			else
+				rc = t4r_trainer_step(tr, batch, ns, &loss);
 			if (rc != T4R_OK)
 			{
 				if (rc == T4R_ECANCELLED)
 					set_err(err, errlen, "training cancelled");
 				else
-					set_err(err, errlen, "training step failed: %s", t4r_strerror(rc));
+					backend_err(err, errlen, o.backend, "training step failed", rc);
 				goto done;
 			}
 			lsum += loss * ns;
@@ -1014,14 +1052,22 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				o.progress(o.ud, epoch, step, steps_per_epoch, loss);
 		}
 
-		rc = t4r_evaluate(m, ds, T4R_SPLIT_VALID, &k10, 1, o.train.threads,
-						  o.train.interrupt, o.train.interrupt_ud, NULL, &ndcg10, NULL);
+		/* the host model follows the backend once per epoch (the best
+		 * epoch's weights are kept on the host) */
+		if (o.backend && (rc = o.backend->sync_to_host(o.backend->ctx)) != T4R_OK)
+		{
+			backend_err(err, errlen, o.backend, "copying the parameters back failed", rc);
+			goto done;
+		}
+		rc = t4r_evaluate_backend(m, ds, T4R_SPLIT_VALID, &k10, 1, o.train.threads,
+								  o.train.interrupt, o.train.interrupt_ud, o.backend,
+								  NULL, &ndcg10, NULL);
 		if (rc != T4R_OK)
 		{
 			if (rc == T4R_ECANCELLED)
 				set_err(err, errlen, "training cancelled");
 			else
-				set_err(err, errlen, "validation failed: %s", t4r_strerror(rc));
+				backend_err(err, errlen, o.backend, "validation failed", rc);
 			goto done;
 		}
 		if (ndcg10 > best_ndcg)

@@ -312,9 +312,30 @@ typedef struct t4r_epoch_info
 	double		best_ndcg10;
 } t4r_epoch_info;
 
+/* A compute backend other than the CPU trainer (the CUDA trainer of
+ * src/cuda/ is one).  t4r_fit drives it exactly as it drives the CPU
+ * trainer: same batches in the same order, same dropout keys; the backend
+ * holds its own copy of the parameters and the optimiser state. */
+typedef struct t4r_backend
+{
+	void	   *ctx;
+	/* one optimiser step, as t4r_trainer_step */
+	int			(*step) (void *ctx, const t4r_sample *s, int ns, double *loss);
+	/* copy the backend's parameters into the host model */
+	int			(*sync_to_host) (void *ctx);
+	/* eval-mode scores [ns * V] of the backend's current parameters; NULL:
+	 * score on the CPU from the host model (after sync_to_host) */
+	int			(*scores) (void *ctx, const t4r_sample *s, int ns, t4r_real *scores);
+	/* message of the last failure (may be NULL) */
+	const char *(*error) (void *ctx);
+} t4r_backend;
+
 typedef struct t4r_fit_opts
 {
 	t4r_train_opts train;		/* threads, budget, interrupt callback */
+	/* NULL: the CPU trainer (t4r_trainer_*); else this backend takes every
+	 * optimiser step and (when it has scores) the validation scoring */
+	const t4r_backend *backend;
 	int			epochs;			/* overrides cfg.epochs when > 0 */
 	int			patience;		/* overrides cfg.patience when > 0 */
 	/* progress: called from the calling thread after each step */
@@ -346,6 +367,14 @@ int			t4r_evaluate(const t4r_model *m, const t4r_dataset *ds, int split,
 						 const int *ks, int nk, int threads,
 						 int (*interrupt) (void *ud), void *ud,
 						 double *hr, double *ndcg, double *mrr);
+
+/* As t4r_evaluate, with the model's scores computed by backend->scores when
+ * backend (and its scores) is not NULL; ranking stays on the CPU. */
+int			t4r_evaluate_backend(const t4r_model *m, const t4r_dataset *ds, int split,
+								 const int *ks, int nk, int threads,
+								 int (*interrupt) (void *ud), void *ud,
+								 const t4r_backend *backend,
+								 double *hr, double *ndcg, double *mrr);
 
 #ifdef __cplusplus
 }

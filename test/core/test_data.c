@@ -1133,6 +1133,157 @@ test_fit(void)
 	t4r_dataset_free(ds);
 }
 
+/* ---- t4r_fit with a pluggable backend ----
+ * The test backend is the CPU trainer on a model of its own (as the CUDA
+ * trainer keeps its own device copy): sync_to_host copies its weights into
+ * the fitted model.  The fit must be identical to the plain CPU fit. */
+typedef struct test_backend
+{
+	t4r_trainer *tr;
+	t4r_model  *own;
+	t4r_model  *host;
+	int			steps,
+				syncs,
+				scored,
+				fail_at;		/* step number that fails (-1: none) */
+} test_backend;
+
+static int
+tb_step(void *ctx, const t4r_sample *s, int ns, double *loss)
+{
+	test_backend *b = ctx;
+
+	if (b->steps++ == b->fail_at)
+		return T4R_EIO;
+	return t4r_trainer_step(b->tr, s, ns, loss);
+}
+
+static int
+tb_sync(void *ctx)
+{
+	test_backend *b = ctx;
+
+	b->syncs++;
+	memcpy(b->host->params, b->own->params, b->own->layout.total * sizeof(t4r_real));
+	return T4R_OK;
+}
+
+static int
+tb_scores(void *ctx, const t4r_sample *s, int ns, t4r_real *scores)
+{
+	test_backend *b = ctx;
+
+	b->scored += ns;
+	return t4r_infer_batch(b->own, s, ns, 1, NULL, scores);
+}
+
+static const char *
+tb_error(void *ctx)
+{
+	return "device lost (test)";
+}
+
+static void
+test_fit_backend(void)
+{
+	t4r_dataset *ds = random_dataset(8, 60, 30, 14);
+	t4r_model  *ref = ds ? small_model(ds->n_items, 1, 11) : NULL;
+	t4r_fit_opts o;
+	t4r_fit_result rres,
+				res;
+	fit_log		f,
+				fr;
+	char		err[256] = "";
+	int			rc;
+
+	if (!ref)
+	{
+		tap_ok(0, "fit backend setup");
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	memset(&fr, 0, sizeof(fr));
+	fr.cancel_after_steps = -1;
+	o.train.threads = 1;
+	o.epochs = 3;
+	o.patience = 50;
+	o.epoch_done = log_epoch_loss;
+	o.ud = &fr;
+	rc = t4r_fit(ref, ds, &o, &rres, err, sizeof(err));
+	tap_ok(rc == T4R_OK, "reference CPU fit (%s)", rc ? err : "ok");
+
+	for (int with_scores = 0; with_scores <= 1; with_scores++)
+	{
+		t4r_model  *host = small_model(ds->n_items, 1, 11),
+				   *own = small_model(ds->n_items, 1, 11);
+		test_backend tb = {0};
+		t4r_backend be = {0};
+		t4r_train_opts to = {0};
+
+		to.threads = 1;
+		if (!host || !own || t4r_trainer_create(own, &to, &tb.tr, err, sizeof(err)) != T4R_OK)
+		{
+			tap_ok(0, "backend setup (%s)", err);
+			return;
+		}
+		/* the host starts from other weights: only sync_to_host may fix that */
+		for (size_t i = 0; i < host->layout.total; i++)
+			host->params[i] = 0.5f;
+		tb.own = own;
+		tb.host = host;
+		tb.fail_at = -1;
+		be.ctx = &tb;
+		be.step = tb_step;
+		be.sync_to_host = tb_sync;
+		be.scores = with_scores ? tb_scores : NULL;
+		be.error = tb_error;
+		o.backend = &be;
+		memset(&f, 0, sizeof(f));
+		f.cancel_after_steps = -1;
+		o.ud = &f;
+		rc = t4r_fit(host, ds, &o, &res, err, sizeof(err));
+		tap_ok(rc == T4R_OK && res.epochs_run == rres.epochs_run && res.best_epoch == rres.best_epoch &&
+			   res.best_valid_ndcg10 == rres.best_valid_ndcg10 &&
+			   memcmp(f.ndcg, fr.ndcg, sizeof(f.ndcg)) == 0 && f.loss1 == fr.loss1,
+			   "backend fit (%s scores): same epochs, losses and validation NDCG@10 as the CPU fit "
+			   "(best %d, %.6f vs %.6f)", with_scores ? "backend" : "host",
+			   res.best_epoch, res.best_valid_ndcg10, rres.best_valid_ndcg10);
+		tap_ok(memcmp(host->params, ref->params, host->layout.total * sizeof(t4r_real)) == 0,
+			   "backend fit (%s scores): the host model holds the best epoch's weights, bit-identical to the CPU fit",
+			   with_scores ? "backend" : "host");
+		tap_ok(tb.syncs == res.epochs_run &&
+			   (with_scores ? tb.scored > 0 : tb.scored == 0),
+			   "backend fit: %d syncs for %d epochs, %d sequences scored by the backend",
+			   tb.syncs, res.epochs_run, tb.scored);
+
+		/* a failing step: its code and the backend's message, nothing else */
+		tb.steps = 0;
+		tb.fail_at = 2;
+		o.ud = &f;
+		memset(&f, 0, sizeof(f));
+		err[0] = '\0';
+		rc = t4r_fit(host, ds, &o, &res, err, sizeof(err));
+		tap_ok(rc == T4R_EIO && strstr(err, "device lost (test)") != NULL,
+			   "a failing backend step returns its code with the backend's message (%s)", err);
+		t4r_trainer_free(tb.tr);
+		t4r_model_free(host);
+		t4r_model_free(own);
+	}
+	{
+		t4r_backend be = {0};
+		t4r_model  *host = small_model(ds->n_items, 1, 11);
+
+		be.step = tb_step;		/* no sync_to_host */
+		o.backend = &be;
+		err[0] = '\0';
+		rc = t4r_fit(host, ds, &o, &res, err, sizeof(err));
+		tap_ok(rc == T4R_EINVAL && err[0], "a backend without sync_to_host is refused (%s)", err);
+		t4r_model_free(host);
+	}
+	t4r_model_free(ref);
+	t4r_dataset_free(ds);
+}
+
 int
 main(void)
 {
@@ -1145,5 +1296,6 @@ main(void)
 	test_scale();
 	test_model_eval();
 	test_fit();
+	test_fit_backend();
 	return tap_done();
 }
