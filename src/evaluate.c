@@ -116,6 +116,8 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 	int			V;
 	char		err[256] = "";
 	int			rc;
+	bool		use_cuda;
+	T4rDevice	dev;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -176,6 +178,8 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 						dropped, lm->name, lm->version)));
 
 	res = palloc0(sizeof(double) * 12 * nk);
+	use_cuda = t4r_pg_use_cuda(t4r_pg_device_name(tim4rec_device), "evaluation");
+	memset(&dev, 0, sizeof(dev));
 	PG_TRY();
 	{
 		t4r_dataset *d = NULL;
@@ -213,16 +217,19 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 		ds->item_ids = ids;
 		ds->n_items = V;
 
+		if (use_cuda)
+			t4r_pg_device_open(&dev, lm->model, false);
 		for (int m = 0; m < 2; m++)
 			for (int sp = 0; sp < 2; sp++)
 			{
 				double	   *o = res + (size_t) ((m * 2 + sp) * 3) * nk;
 
 				CHECK_FOR_INTERRUPTS();
-				rc = t4r_evaluate(m == 0 ? lm->model : NULL, ds,
-								  sp == 0 ? T4R_SPLIT_VALID : T4R_SPLIT_TEST,
-								  ks, nk, t4r_pg_threads(), eval_interrupt, NULL,
-								  o, o + nk, o + 2 * nk);
+				rc = t4r_evaluate_backend(m == 0 ? lm->model : NULL, ds,
+										  sp == 0 ? T4R_SPLIT_VALID : T4R_SPLIT_TEST,
+										  ks, nk, t4r_pg_threads(), eval_interrupt, NULL,
+										  t4r_pg_device_backend(&dev),
+										  o, o + nk, o + 2 * nk);
 				if (rc == T4R_ECANCELLED)
 					CHECK_FOR_INTERRUPTS();
 				if (rc != T4R_OK)
@@ -231,6 +238,7 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		t4r_pg_device_close(&dev);
 		if (ds)
 			t4r_dataset_free(ds);
 	}
@@ -242,6 +250,8 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 		static const char *const splits[2] = {"valid", "test"};
 		static const char *const metrics[3] = {"hr", "ndcg", "mrr"};
 
+		if (use_cuda)
+			t4r_pg_device_open(&dev, lm->model, false);
 		for (int m = 0; m < 2; m++)
 			for (int sp = 0; sp < 2; sp++)
 				for (int me = 0; me < 3; me++)

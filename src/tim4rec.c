@@ -6,6 +6,9 @@
  *                          (0 = number of CPUs, at most 64); USERSET
  *   tim4rec.memory_budget  training memory budget (MB); USERSET, checked
  *                          before anything large is allocated
+ *   tim4rec.device         'cpu' (default), 'cuda' or 'auto': where training
+ *                          and batched scoring (tim4rec_evaluate) run; the
+ *                          training option "device" overrides it (device.c)
  */
 #include "tim4rec_pg.h"
 
@@ -18,6 +21,14 @@ PG_MODULE_MAGIC;
 
 int			tim4rec_threads = 0;
 int			tim4rec_memory_budget_mb = 1024;
+int			tim4rec_device = T4R_DEVICE_CPU;
+
+static const struct config_enum_entry device_options[] = {
+	{"cpu", T4R_DEVICE_CPU, false},
+	{"cuda", T4R_DEVICE_CUDA, false},
+	{"auto", T4R_DEVICE_AUTO, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -38,6 +49,13 @@ _PG_init(void)
 							1024, 16, 1024 * 1024,
 							PGC_USERSET, GUC_UNIT_MB,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("tim4rec.device",
+							 "Where tim4rec trains and scores in batches: cpu, cuda or auto.",
+							 "cuda needs a build with USE_CUDA=1 and a usable GPU; auto uses the GPU when it can, else the CPU.",
+							 &tim4rec_device,
+							 T4R_DEVICE_CPU, device_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("tim4rec");
 }
 

@@ -13,6 +13,30 @@
 /* ---- GUCs (defined in src/tim4rec.c, _PG_init) ---- */
 extern int	tim4rec_threads;			/* tim4rec.threads, default 0 = number of CPUs (max 64) */
 extern int	tim4rec_memory_budget_mb;	/* tim4rec.memory_budget (MB, GUC_UNIT_MB), default 1024 */
+extern int	tim4rec_device;				/* tim4rec.device, T4R_DEVICE_*, default cpu */
+
+/* ---- device selection (src/device.c) ---- */
+#define T4R_DEVICE_CPU  0
+#define T4R_DEVICE_CUDA 1
+#define T4R_DEVICE_AUTO 2
+typedef struct T4rDevice
+{
+	bool		active;			/* a GPU trainer is open */
+	void	   *trainer;		/* t4r_cuda_trainer * (CUDA builds) */
+	t4r_backend backend;		/* drives it from t4r_fit / t4r_evaluate_backend */
+} T4rDevice;
+
+const char *t4r_pg_device_name(int device);
+/* device: "cpu", "cuda" or "auto"; true when `what` runs on the GPU.
+ * ERROR for 'cuda' without CUDA support or a usable GPU; NOTICE and false
+ * for 'auto' in that case. */
+bool		t4r_pg_use_cuda(const char *device, const char *what);
+/* a GPU copy of m (train: with gradients and Adam); ERROR on failure */
+void		t4r_pg_device_open(T4rDevice *d, t4r_model *m, bool train);
+const t4r_backend *t4r_pg_device_backend(const T4rDevice *d);	/* NULL: CPU */
+void		t4r_pg_device_sync_from_host(T4rDevice *d);
+size_t		t4r_pg_device_bytes(const T4rDevice *d);
+void		t4r_pg_device_close(T4rDevice *d);	/* safe when not open */
 int			t4r_pg_threads(void);		/* effective thread count >= 1 */
 
 /* ---- catalog names (schema-qualified at run time via the extension schema) ---- */

@@ -98,7 +98,7 @@ t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname)
 	o->min_user = 5;
 	o->min_item = 5;
 	o->deploy = 1;
-	strlcpy(o->device, "cpu", sizeof(o->device));
+	strlcpy(o->device, t4r_pg_device_name(tim4rec_device), sizeof(o->device));
 	if (opts == NULL)
 		return;
 	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
@@ -345,6 +345,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	int32		version = 0;
 	bool		deployed = false;
 	int			threads;
+	bool		use_cuda;
+	T4rDevice	dev;
 	char		err[512] = "";
 	int64		n_users = 0,
 				n_items = 0,
@@ -368,17 +370,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
 	t4r_pg_parse_options(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &opts, "options");
 
-	if (strcmp(opts.device, "cuda") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-#ifdef T4R_USE_CUDA
-				 errmsg("CUDA training is not available in this version"),
-#else
-				 errmsg("this build of tim4rec has no CUDA support"),
-#endif
-				 errhint("Use \"device\": \"cpu\" or \"auto\" (auto uses the CPU when no GPU can be used).")));
-	if (strcmp(opts.device, "auto") == 0)
-		strlcpy(opts.device, "cpu", sizeof(opts.device));
+	use_cuda = t4r_pg_use_cuda(opts.device, "training");
+	strlcpy(opts.device, use_cuda ? "cuda" : "cpu", sizeof(opts.device));
 	threads = opts.threads > 0 ? opts.threads : t4r_pg_threads();
 	opts.threads = threads;
 
@@ -424,6 +417,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 
 	memset(&fres, 0, sizeof(fres));
 	memset(&st, 0, sizeof(st));
+	memset(&dev, 0, sizeof(dev));
 	PG_TRY();
 	{
 		int			rc;
@@ -481,7 +475,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		memset(&fo, 0, sizeof(fo));
 		fo.train.threads = threads;
 		fo.train.mem_budget = used < budget ? budget - used : 1;
-		rc = t4r_trainer_estimate(&opts.cfg, &fo.train, &need, &mb);
+		/* on the GPU the trainer's buffers are device memory */
+		rc = use_cuda ? T4R_OK : t4r_trainer_estimate(&opts.cfg, &fo.train, &need, &mb);
 		if (rc == T4R_EBUDGET || used >= budget)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
@@ -500,6 +495,13 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		if (rc != T4R_OK)
 			t4r_pg_core_error(rc, "creating the model", err);
 		t4r_model_init(model, opts.cfg.seed);
+		if (use_cuda)
+		{
+			t4r_pg_device_open(&dev, model, true);
+			fo.backend = t4r_pg_device_backend(&dev);
+			elog(DEBUG1, "tim4rec: training on the GPU, %zu bytes of device memory",
+				 t4r_pg_device_bytes(&dev));
+		}
 
 		/* ---- fit ---- */
 		t4r_pg_progress_phase(T4R_PHASE_TRAINING);
@@ -533,11 +535,14 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		{
 			const int	k10 = 10;
 
-			rc = t4r_evaluate(model, ds, T4R_SPLIT_VALID, &k10, 1, threads, interrupt_cb, NULL,
-							  &vhr, &vndcg, &vmrr);
+			/* the host holds the best epoch's weights, the GPU the last's */
+			t4r_pg_device_sync_from_host(&dev);
+			rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_VALID, &k10, 1, threads, interrupt_cb, NULL,
+									  t4r_pg_device_backend(&dev), &vhr, &vndcg, &vmrr);
 			if (rc == T4R_OK)
-				rc = t4r_evaluate(model, ds, T4R_SPLIT_TEST, &k10, 1, threads, interrupt_cb, NULL,
-								  &thr, &tndcg, &tmrr);
+				rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_TEST, &k10, 1, threads, interrupt_cb, NULL,
+										  t4r_pg_device_backend(&dev), &thr, &tndcg, &tmrr);
+			t4r_pg_device_close(&dev);
 			if (rc == T4R_ECANCELLED)
 				CHECK_FOR_INTERRUPTS();
 			if (rc != T4R_OK)
@@ -602,6 +607,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		t4r_pg_device_close(&dev);
 		if (model)
 			t4r_model_free(model);
 		if (ds)
