@@ -22,6 +22,7 @@
 #   QUALITY_EPOCHS    epoch cap (default: the preset's 300)
 #   QUALITY_PATIENCE  early-stopping patience (default: the preset's 20)
 #   QUALITY_SEEDS     seeds for TiM4Rec (default 2020); the ablation uses the first
+#   QUALITY_ABLATION  1 (default) also fits the is_time=false ablation; 0 skips it
 #   QUALITY_BATCH     batch_size override (default: the preset's 2048)
 #   QUALITY_OPTIONS   extra options as key=value,key=value (both paths)
 #   QUALITY_MAX_SECONDS  wall-clock cap per core fit, stops at an epoch
@@ -49,6 +50,7 @@ BATCH=${QUALITY_BATCH:-}
 EXTRA=${QUALITY_OPTIONS:-}
 MAXSEC=${QUALITY_MAX_SECONDS:-0}
 QPATH=${QUALITY_PATH:-auto}
+ABLATION=${QUALITY_ABLATION:-1}
 OUTDIR=$REPO/test/results/quality
 mkdir -p "$OUTDIR"
 ROWS=$OUTDIR/rows.md
@@ -249,7 +251,7 @@ for ds in $DATASETS; do
             first=1
             for seed in $SEEDS; do
                 run_sql "$ds" "$csv" "$preset" "$seed" true TiM4Rec || FAILS=$((FAILS + 1))
-                if [ $first = 1 ]; then
+                if [ $first = 1 ] && [ "$ABLATION" = 1 ]; then
                     run_sql "$ds" "$csv" "$preset" "$seed" false "ablation(is_time=false)" || FAILS=$((FAILS + 1))
                 fi
                 first=0
@@ -262,7 +264,7 @@ for ds in $DATASETS; do
         first=1
         for seed in $SEEDS; do
             run_core "$ds" "$csv" "$preset" "$seed" true TiM4Rec || FAILS=$((FAILS + 1))
-            if [ $first = 1 ]; then
+            if [ $first = 1 ] && [ "$ABLATION" = 1 ]; then
                 run_core "$ds" "$csv" "$preset" "$seed" false "ablation(is_time=false)" || FAILS=$((FAILS + 1))
             fi
             first=0
