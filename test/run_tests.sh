@@ -4,7 +4,8 @@
 # root step), then on a throwaway cluster it starts and removes itself runs
 #   1. core unit tests      build/test_* and build/dtest_* (TAP)
 #   1b. CUDA                make USE_CUDA=1 in a copy when nvcc exists, GPU parity
-#                           (SKIP without a GPU) and its CPU emulation
+#                           (SKIP without a GPU) and its CPU emulation; the CUDA
+#                           build's tim4rec.so is kept for test/pgtap/cuda_build.sh
 #   2. pg_regress           make installcheck (sql/*.sql vs expected/*.out)
 #   3. pgTAP                pg_prove test/pgtap/*.sql, each file in a fresh database
 #                           created with pgtap and tim4rec
@@ -78,7 +79,11 @@ tap_count() {
     note "$(printf '  %-44s %4d passed %3d failed  %s' "$name" "$ok" $((nok + extra)) "$status")"
 }
 
-cleanup() { T4R_KEEP_LOG=$RES/server.log t4r_cluster_stop; }
+CUDA_SO_DIR=
+cleanup() {
+    T4R_KEEP_LOG=$RES/server.log t4r_cluster_stop
+    [ -n "$CUDA_SO_DIR" ] && rm -rf "$CUDA_SO_DIR"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -152,6 +157,12 @@ if stage_on cuda; then
             ( ulimit -c 0; cd "$CUDA_TREE" && timeout 600 ./build/cuda_parity ) \
                 >"$RES/cuda/cuda_parity.tap" 2>&1
             tap_count "cuda/cuda_parity" "$RES/cuda/cuda_parity.tap" $?
+            # keep the CUDA build's library for test/pgtap/cuda_build.sh
+            # (readable by the server's user)
+            CUDA_SO_DIR=$(mktemp -d /tmp/t4r-cudaso.XXXXXX)
+            chmod 755 "$CUDA_SO_DIR"
+            install -m 644 "$CUDA_TREE/tim4rec.so" "$CUDA_SO_DIR/tim4rec.so" &&
+                export T4R_CUDA_SO=$CUDA_SO_DIR/tim4rec.so
         else
             tail -30 "$RES/cuda/build.log"
             FAIL=$((FAIL + 1)); fail_item cuda-build
