@@ -28,7 +28,10 @@ cd "$REPO" || exit 1
 . "$REPO/test/scripts/lib.sh"
 
 RES=$REPO/test/results
-rm -rf "$RES"
+# only what this script writes: test/results/quality (make quality) and
+# test/results/bench may hold a long run's logs
+rm -rf "$RES/unit" "$RES/cuda" "$RES/pgtap" "$RES/scripts" "$RES/summary.log" \
+       "$RES/setup.log" "$RES/regress.log" "$RES/regression.diffs" "$RES/server.log"
 mkdir -p "$RES/unit" "$RES/pgtap" "$RES/scripts"
 export T4R_REPO=$REPO T4R_PG_BINDIR
 export PATH=$T4R_PG_BINDIR:$PATH
