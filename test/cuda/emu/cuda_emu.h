@@ -86,6 +86,26 @@ static inline cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSucces
 static inline cudaError_t cudaDriverGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 static inline cudaError_t cudaRuntimeGetVersion(int *v) { *v = 13000; return cudaSuccess; }
 static inline cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = 1; *t = 2; return cudaSuccess; }
+/* device attributes: an H100's per-block shared memory limit (opt-in) */
+#define EMU_SHARED_OPTIN 232448
+enum cudaDeviceAttr { cudaDevAttrMaxSharedMemoryPerBlockOptin = 97 };
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+static inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+static inline cudaError_t
+cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int dev)
+{
+	(void) a;
+	(void) dev;
+	*v = EMU_SHARED_OPTIN;
+	return cudaSuccess;
+}
+template <typename F> static inline cudaError_t
+cudaFuncSetAttribute(F f, cudaFuncAttribute a, int v)
+{
+	(void) f;
+	(void) a;
+	return v <= EMU_SHARED_OPTIN ? cudaSuccess : 1;
+}
 
 /* cuBLAS */
 typedef int cublasStatus_t;
