@@ -1970,6 +1970,40 @@ colsum(t4r_cuda_trainer *t, const float *X, size_t rows, int cols, int ld, float
 	return T4R_OK;
 }
 
+/* Y[rows, out] = X[rows, in] W^T + b (W [out, in], X packed) */
+static int
+affine(t4r_cuda_trainer *t, int rows, int out, int in, const float *X, const float *W,
+	   const float *b, float *Y)
+{
+	k_fill_bias<<<GRID1((size_t) rows * out, 256), 256>>>(Y, rows, out, b);
+	return gemm(t, 0, 1, rows, out, in, 1, X, in, W, in, 1, Y, out);
+}
+
+/* backward of affine() given dY [rows, out]: gb += column sums of dY,
+ * gW += dY^T X, dX = dY W */
+static int
+affine_bwd(t4r_cuda_trainer *t, size_t rows, int out, int in, const float *dY,
+		   const float *X, const float *W, float *gW, float *gb, float *dX)
+{
+	int			rc;
+
+	if ((rc = colsum(t, dY, rows, out, out, gb)) ||
+		(rc = gemm(t, 1, 0, out, in, (int) rows, 1, dY, out, X, in, 1, gW, in)))
+		return rc;
+	return gemm(t, 0, 0, (int) rows, in, out, 1, dY, out, W, in, 0, dX, in);
+}
+
+/* weight and bias gradients of a normalisation over rows x cols: column
+ * sums of prod (dy * xhat) and of dy */
+static int
+norm_grads(t4r_cuda_trainer *t, const float *prod, const float *dy, size_t rows, int cols,
+		   float *gw, float *gb)
+{
+	int			rc = colsum(t, prod, rows, cols, cols, gw);
+
+	return rc ? rc : colsum(t, dy, rows, cols, cols, gb);
+}
+
 /* bump allocator over one device allocation (base NULL: size only) */
 struct Carve
 {
@@ -2582,8 +2616,7 @@ forward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0)
 		const float *y = A->y;
 		int			ldz = in_dim;
 
-		k_fill_bias<<<GRID1(R0 * in_dim, 256), 256>>>(A->zxd, R0, in_dim, P->in_b);
-		if ((rc = gemm(t, 0, 1, (int) R0, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim)))
+		if ((rc = affine(t, (int) R0, in_dim, d, A->U, P->in_w, P->in_b, A->zxd)))
 			return rc;
 		k_conv_fwd<<<GRID1(R0 * C, 256), 256>>>(R0, L, in_dim, Di, C, K, A->zxd, P->conv_w,
 												 P->conv_b, A->cpre, A->xbc);
@@ -2600,12 +2633,10 @@ forward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0)
 													 T4R_SITE_LAYER(li, T4R_LSITE_TMLP), A->Tm, 0);
 				Tm = A->Tm;
 			}
-			k_fill_bias<<<GRID1(RL, 256), 256>>>(A->A1, R, L, tp->b1);
-			if ((rc = gemm(t, 0, 1, R, L, L, 1, Tm, L, tp->w1, L, 1, A->A1, L)))
+			if ((rc = affine(t, R, L, L, Tm, tp->w1, tp->b1, A->A1)))
 				return rc;
 			k_silu<<<GRID1(RL, 256), 256>>>(RL, A->A1, A->SL);
-			k_fill_bias<<<GRID1(RL, 256), 256>>>(A->Sc, R, L, tp->b2);
-			if ((rc = gemm(t, 0, 1, R, L, L, 1, A->SL, L, tp->w2, L, 1, A->Sc, L)))
+			if ((rc = affine(t, R, L, L, A->SL, tp->w2, tp->b2, A->Sc)))
 				return rc;
 			k_time_conv<<<R, 128, 2 * L * sizeof(float)>>>(L, H, K, A->T, A->Sc, tp->c1w, tp->c1b,
 															tp->c2w, tp->c2b, A->P1, A->P2, A->tdt);
@@ -2620,8 +2651,7 @@ forward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0)
 														 T4R_SITE_LAYER(li, T4R_LSITE_TGATE), A->Tg, 0);
 					Tg = A->Tg;
 				}
-				k_fill_bias<<<GRID1((size_t) R * G, 256), 256>>>(A->gpre, R, G, tp->gb);
-				if ((rc = gemm(t, 0, 1, R, G, L, 1, Tg, L, tp->gw, L, 1, A->gpre, G)))
+				if ((rc = affine(t, R, G, L, Tg, tp->gw, tp->gb, A->gpre)))
 					return rc;
 				k_gate_fwd<<<WARP_GRID(R), 256>>>(R, L, G, A->gpre, A->T, A->tdt, tp->lnw, tp->lnb,
 												  cfg->norm_eps, A->GT, A->X, t->la[li + 1].T,
@@ -2647,21 +2677,18 @@ forward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0)
 		}
 		k_rms_fwd<<<WARP_GRID(rows), 256>>>(rows, Di, y, z, ldz, P->norm_w, cfg->norm_eps, A->rrs, A->yn);
 		KCHECK("k_rms_fwd");
-		k_fill_bias<<<GRID1((size_t) rows * d, 256), 256>>>(A->a, rows, d, P->out_b);
-		if ((rc = gemm(t, 0, 1, rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d)))
+		if ((rc = affine(t, rows, d, Di, A->yn, P->out_w, P->out_b, A->a)))
 			return rc;
 		k_res_ln<<<WARP_GRID(rows), 256>>>(rows, d, L, last, t->nv, dk, T4R_SITE_LAYER(li, T4R_LSITE_O),
 										   A->a, U, residual, P->ln_w, P->ln_b, cfg->norm_eps,
 										   A->hh, A->a_mu, A->a_rs);
 		KCHECK("k_res_ln");
-		k_fill_bias<<<GRID1((size_t) rows * f, 256), 256>>>(A->f1, rows, f, P->fc1_b);
-		if ((rc = gemm(t, 0, 1, rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f)))
+		if ((rc = affine(t, rows, f, d, A->hh, P->fc1_w, P->fc1_b, A->f1)))
 			return rc;
 		k_rowmask<<<GRID1((size_t) rows * f, 256), 256>>>(rows, f, L, last, t->nv, dk,
 														  T4R_SITE_LAYER(li, T4R_LSITE_FFN1),
 														  A->f1, NULL, A->h1, 0);
-		k_fill_bias<<<GRID1((size_t) rows * d, 256), 256>>>(A->b, rows, d, P->fc2_b);
-		if ((rc = gemm(t, 0, 1, rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d)))
+		if ((rc = affine(t, rows, d, f, A->h1, P->fc2_w, P->fc2_b, A->b)))
 			return rc;
 		/* b = b * m2 + hh, LayerNorm eps 1e-12 */
 		k_res_ln<<<WARP_GRID(rows), 256>>>(rows, d, L, last, t->nv, dk, T4R_SITE_LAYER(li, T4R_LSITE_FFN2),
@@ -2707,35 +2734,29 @@ layer_bwd(t4r_cuda_trainer *t, int S, int li, int training, uint64_t step, int i
 	/* FFN layer norm */
 	k_ln_bwd<<<WARP_GRID(rows), 256>>>(rows, d, A->b, dF, P->fln_w, A->b_mu, A->b_rs, t->db, t->prod);
 	KCHECK("k_ln_bwd ffn");
-	if ((rc = colsum(t, t->prod, rows, d, d, GP->fln_w)) || (rc = colsum(t, dF, rows, d, d, GP->fln_b)))
+	if ((rc = norm_grads(t, t->prod, dF, rows, d, GP->fln_w, GP->fln_b)))
 		return rc;
 	/* fc2 after its dropout */
 	k_rowmask<<<GRID1((size_t) rows * d, 256), 256>>>(rows, d, L, last, t->nv, dk,
 													  T4R_SITE_LAYER(li, T4R_LSITE_FFN2),
 													  t->db, NULL, t->df2, 1);
-	if ((rc = colsum(t, t->df2, rows, d, d, GP->fc2_b)) ||
-		(rc = gemm(t, 1, 0, d, f, rows, 1, t->df2, d, A->h1, f, 1, GP->fc2_w, f)) ||
-		(rc = gemm(t, 0, 0, rows, f, d, 1, t->df2, d, P->fc2_w, f, 0, t->dh1, f)))
+	if ((rc = affine_bwd(t, rows, d, f, t->df2, A->h1, P->fc2_w, GP->fc2_w, GP->fc2_b, t->dh1)))
 		return rc;
 	k_rowmask<<<GRID1((size_t) rows * f, 256), 256>>>(rows, f, L, last, t->nv, dk,
 													  T4R_SITE_LAYER(li, T4R_LSITE_FFN1),
 													  NULL, A->f1, t->dh1, 2);
 	KCHECK("k_rowmask");
-	if ((rc = colsum(t, t->dh1, rows, f, f, GP->fc1_b)) ||
-		(rc = gemm(t, 1, 0, f, d, rows, 1, t->dh1, f, A->hh, d, 1, GP->fc1_w, d)) ||
-		(rc = gemm(t, 0, 0, rows, d, f, 1, t->dh1, f, P->fc1_w, d, 0, t->dhh, d)))
+	if ((rc = affine_bwd(t, rows, f, d, t->dh1, A->hh, P->fc1_w, GP->fc1_w, GP->fc1_b, t->dhh)))
 		return rc;
 	k_add<<<GRID1((size_t) rows * d, 256), 256>>>((size_t) rows * d, t->dhh, t->db);
 	k_ln_bwd<<<WARP_GRID(rows), 256>>>(rows, d, A->a, t->dhh, P->ln_w, A->a_mu, A->a_rs, t->da, t->prod);
 	KCHECK("k_ln_bwd res");
-	if ((rc = colsum(t, t->prod, rows, d, d, GP->ln_w)) || (rc = colsum(t, t->dhh, rows, d, d, GP->ln_b)))
+	if ((rc = norm_grads(t, t->prod, t->dhh, rows, d, GP->ln_w, GP->ln_b)))
 		return rc;
 	k_rowmask<<<GRID1((size_t) rows * d, 256), 256>>>(rows, d, L, last, t->nv, dk,
 													  T4R_SITE_LAYER(li, T4R_LSITE_O),
 													  t->da, NULL, t->dob, 1);
-	if ((rc = colsum(t, t->dob, rows, d, d, GP->out_b)) ||
-		(rc = gemm(t, 1, 0, d, Di, rows, 1, t->dob, d, A->yn, Di, 1, GP->out_w, Di)) ||
-		(rc = gemm(t, 0, 0, rows, Di, d, 1, t->dob, d, P->out_w, Di, 0, t->dyn, Di)))
+	if ((rc = affine_bwd(t, rows, d, Di, t->dob, A->yn, P->out_w, GP->out_w, GP->out_b, t->dyn)))
 		return rc;
 	/* gated RMS norm */
 	if (last)
@@ -2787,10 +2808,8 @@ layer_bwd(t4r_cuda_trainer *t, int S, int li, int training, uint64_t step, int i
 			k_gate_bwd<<<WARP_GRID(R), 256>>>(R, L, G, dTn, A->X, A->tmu, A->trs, tp->lnw, A->GT,
 											  A->T, A->tdt, t->prod, t->dmix, dT, t->dtdt, t->dgpre);
 			KCHECK("k_gate_bwd");
-			if ((rc = colsum(t, t->prod, R, L, L, gt->lnw)) || (rc = colsum(t, dTn, R, L, L, gt->lnb)) ||
-				(rc = gemm(t, 1, 0, G, L, R, 1, t->dgpre, G, Tg, L, 1, gt->gw, L)) ||
-				(rc = colsum(t, t->dgpre, R, G, G, gt->gb)) ||
-				(rc = gemm(t, 0, 0, R, L, G, 1, t->dgpre, G, tp->gw, L, 0, t->ts1, L)))
+			if ((rc = norm_grads(t, t->prod, dTn, R, L, gt->lnw, gt->lnb)) ||
+				(rc = affine_bwd(t, R, G, L, t->dgpre, Tg, tp->gw, gt->gw, gt->gb, t->ts1)))
 				return rc;
 			k_time_mask<<<GRID1(RL, 256), 256>>>(R, L, H, t->ts1, dkt,
 												 T4R_SITE_LAYER(li, T4R_LSITE_TGATE), dT, 1);
@@ -2804,14 +2823,10 @@ layer_bwd(t4r_cuda_trainer *t, int S, int li, int training, uint64_t step, int i
 		k_tconv_reduce<<<GRID1(H * (2 * K + 2), 64), 64>>>(S, H, K, t->tpart, gt->c1w, gt->c1b,
 															gt->c2w, gt->c2b);
 		/* ds = ts1: mlp4time_scale.3 */
-		if ((rc = colsum(t, t->ts1, R, L, L, gt->b2)) ||
-			(rc = gemm(t, 1, 0, L, L, R, 1, t->ts1, L, A->SL, L, 1, gt->w2, L)) ||
-			(rc = gemm(t, 0, 0, R, L, L, 1, t->ts1, L, tp->w2, L, 0, t->ts2, L)))
+		if ((rc = affine_bwd(t, R, L, L, t->ts1, A->SL, tp->w2, gt->w2, gt->b2, t->ts2)))
 			return rc;
 		k_dsilu<<<GRID1(RL, 256), 256>>>(RL, t->ts2, A->A1);
-		if ((rc = colsum(t, t->ts2, R, L, L, gt->b1)) ||
-			(rc = gemm(t, 1, 0, L, L, R, 1, t->ts2, L, Tm, L, 1, gt->w1, L)) ||
-			(rc = gemm(t, 0, 0, R, L, L, 1, t->ts2, L, tp->w1, L, 0, t->ts1, L)))
+		if ((rc = affine_bwd(t, R, L, L, t->ts2, Tm, tp->w1, gt->w1, gt->b1, t->ts1)))
 			return rc;
 		if (dkt.on)
 			k_time_mask<<<GRID1(RL, 256), 256>>>(R, L, H, t->ts1, dkt,
@@ -2821,9 +2836,7 @@ layer_bwd(t4r_cuda_trainer *t, int S, int li, int training, uint64_t step, int i
 		KCHECK("time bwd");
 	}
 	/* in_proj */
-	if ((rc = gemm(t, 1, 0, in_dim, d, (int) R0, 1, t->dzxd, in_dim, A->U, d, 1, GP->in_w, d)) ||
-		(rc = colsum(t, t->dzxd, R0, in_dim, in_dim, GP->in_b)) ||
-		(rc = gemm(t, 0, 0, (int) R0, d, in_dim, 1, t->dzxd, in_dim, P->in_w, d, 0, dU, d)))
+	if ((rc = affine_bwd(t, R0, in_dim, d, t->dzxd, A->U, P->in_w, GP->in_w, GP->in_b, dU)))
 		return rc;
 	if (D->layers > 1)
 		k_add_rows<<<GRID1((size_t) rows * d, 256), 256>>>(rows, d, L, last, t->nv, dU, t->da);
@@ -2875,16 +2888,14 @@ backward(t4r_cuda_trainer *t, int S, int training, uint64_t step, int idx0, doub
 	k_embed_bwd<<<WARP_GRID(R0), 256>>>((int) R0, L, d, t->items, t->emb, dF, t->pv.in_ln_w,
 										t->e_mu, t->e_rs, dk, dU, t->prod, t->gv.emb);
 	KCHECK("k_embed_bwd");
-	if ((rc = colsum(t, t->prod, R0, d, d, t->gv.in_ln_w)) ||
-		(rc = colsum(t, dF, R0, d, d, t->gv.in_ln_b)))
+	if ((rc = norm_grads(t, t->prod, dF, R0, d, t->gv.in_ln_w, t->gv.in_ln_b)))
 		return rc;
 	if (D->is_time)
 	{
 		k_td_bwd<<<WARP_GRID(S), 256>>>(S, L, H, dTn, t->tdm, t->pv.tln_w, t->t_mu, t->t_rs,
 										t->dtsum, t->prod);
 		KCHECK("k_td_bwd");
-		if ((rc = colsum(t, t->prod, S, L, L, t->gv.tln_w)) ||
-			(rc = colsum(t, t->dtsum, S, L, L, t->gv.tln_b)))
+		if ((rc = norm_grads(t, t->prod, t->dtsum, S, L, t->gv.tln_w, t->gv.tln_b)))
 			return rc;
 	}
 	return T4R_OK;
