@@ -2,7 +2,10 @@
  * parity.c - the CUDA path against the CPU core (the oracle), TAP output.
  *
  * Same random configurations on both: is_time on/off, p2p on/off, 1 and 2
- * layers, padded / full / truncated lengths, dropout off and on.  Checks:
+ * layers, padded / full / truncated lengths, dropout off and on, lengths
+ * around the SSD chunk (chunk-1, chunk, chunk+1, 2*chunk+3; GPU and CPU use
+ * cfg.chunk_size), and the recurrent SSD fallback (T4R_CUDA_SSD=recurrent)
+ * on a few configurations.  Checks:
  * inference hidden and scores (relative L2 < 1e-4), eval- and training-mode
  * loss (relative < 1e-5) and every parameter gradient (relative L2 < 1e-3),
  * and a 20-step training run whose loss curve and final weights match.
@@ -23,7 +26,12 @@ typedef struct pcfg
 	double		drop, tdrop;
 	int			full;			/* every sample n >= L */
 	int			ns;
+	int			chunk;			/* SSD chunk_size (0: 8) */
+	int			rec;			/* 1: GPU with T4R_CUDA_SSD=recurrent */
 } pcfg;
+
+/* not in t4r_cuda.h: the SSD kernels a trainer runs (model.cu) */
+extern const char *t4r_cuda_trainer_ssd_path(const t4r_cuda_trainer *t);
 
 static uint64_t rs_ = 88172645463325252ULL;
 static double
@@ -129,7 +137,7 @@ make_model(const pcfg *pc)
 	c.dropout_prob = pc->drop;
 	c.time_dropout = pc->tdrop;
 	c.n_items = pc->V;
-	c.chunk_size = 8;
+	c.chunk_size = pc->chunk > 0 ? pc->chunk : 8;
 	c.batch_size = pc->ns;
 	c.seed = 4242;
 	if (t4r_model_create(&c, &m, err, sizeof(err)) != T4R_OK)
@@ -206,6 +214,10 @@ run_config(const pcfg *pc)
 		return;
 	}
 	D = &m->dims;
+	if (pc->rec)
+		setenv("T4R_CUDA_SSD", "recurrent", 1);
+	else
+		unsetenv("T4R_CUDA_SSD");
 	make_batch(&b, pc->ns, pc->L, pc->V, pc->full);
 	hc = calloc((size_t) b.ns * D->d, sizeof(float));
 	hg = calloc((size_t) b.ns * D->d, sizeof(float));
@@ -240,6 +252,9 @@ run_config(const pcfg *pc)
 	rc = t4r_trainer_create(m, &opts, &ct, err, sizeof(err));
 	if (rc == T4R_OK)
 		rc = t4r_cuda_trainer_create(m, 3, 1, &gt, err, sizeof(err));
+	if (rc == T4R_OK)
+		tap_diag("%s: L %d, chunk_size %d, GPU SSD %s", pc->name, D->L, m->cfg.chunk_size,
+				 t4r_cuda_trainer_ssd_path(gt));
 	if (rc != T4R_OK)
 		tap_ok(0, "%s: trainers created (%s)", pc->name, err);
 	else
@@ -284,6 +299,7 @@ run_config(const pcfg *pc)
 	free(gg);
 	free_batch(&b);
 	t4r_model_free(m);
+	unsetenv("T4R_CUDA_SSD");
 }
 
 /* 20 Adam steps on CPU and GPU from the same weights and batches */
@@ -292,9 +308,9 @@ run_training(void)
 {
 #ifdef T4R_CUDA_EMU
 	/* smaller under the (slow) CPU emulator */
-	pcfg		pc = {"train20", 16, 2, 1, 0, 8, 8, 12, 60, 4, 0.2, 0.2, 0, 12};
+	pcfg		pc = {"train20", 16, 2, 1, 0, 8, 8, 12, 60, 4, 0.2, 0.2, 0, 12, 0, 0};
 #else
-	pcfg		pc = {"train20", 32, 2, 1, 0, 16, 16, 24, 200, 4, 0.2, 0.2, 0, 32};
+	pcfg		pc = {"train20", 32, 2, 1, 0, 16, 16, 24, 200, 4, 0.2, 0.2, 0, 32, 0, 0};
 #endif
 	t4r_model  *mc = make_model(&pc);
 	t4r_model  *mg = NULL;
@@ -386,16 +402,28 @@ main(void)
 {
 	char		why[256] = "";
 	static const pcfg cfgs[] = {
-		/* name, d, layers, is_time, p2p, P, N, L, V, K, drop, tdrop, full, ns */
-		{"time p2p0 L2 padded drop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.2, 0.2, 0, 9},
-		{"time p2p1 L2 padded drop", 16, 2, 1, 1, 8, 8, 12, 50, 4, 0.3, 0.1, 0, 9},
-		{"time p2p1 L1 full drop", 16, 1, 1, 1, 8, 8, 10, 40, 4, 0.2, 0.2, 1, 7},
-		{"time p2p0 L1 padded", 16, 1, 1, 0, 8, 8, 10, 40, 4, 0.0, 0.0, 0, 8},
-		{"notime L2 padded drop", 16, 2, 0, 0, 8, 8, 12, 50, 4, 0.2, 0.0, 0, 9},
-		{"notime L1 full", 24, 1, 0, 0, 16, 8, 9, 30, 3, 0.0, 0.0, 1, 6},
-		{"time p2p0 L2 full nodrop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.0, 0.0, 1, 7},
-		{"time L3 P40 N40 K5 padded drop", 40, 3, 1, 1, 40, 40, 21, 60, 5, 0.2, 0.2, 0, 8},
-		{"movielens-shaped L=64 drop", 64, 2, 1, 0, 32, 32, 64, 300, 4, 0.2, 0.2, 0, 10},
+		/* name, d, layers, is_time, p2p, P, N, L, V, K, drop, tdrop, full, ns, chunk, rec */
+		{"time p2p0 L2 padded drop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.2, 0.2, 0, 9, 0, 0},
+		{"time p2p1 L2 padded drop", 16, 2, 1, 1, 8, 8, 12, 50, 4, 0.3, 0.1, 0, 9, 0, 0},
+		{"time p2p1 L1 full drop", 16, 1, 1, 1, 8, 8, 10, 40, 4, 0.2, 0.2, 1, 7, 0, 0},
+		{"time p2p0 L1 padded", 16, 1, 1, 0, 8, 8, 10, 40, 4, 0.0, 0.0, 0, 8, 0, 0},
+		{"notime L2 padded drop", 16, 2, 0, 0, 8, 8, 12, 50, 4, 0.2, 0.0, 0, 9, 0, 0},
+		{"notime L1 full", 24, 1, 0, 0, 16, 8, 9, 30, 3, 0.0, 0.0, 1, 6, 0, 0},
+		{"time p2p0 L2 full nodrop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.0, 0.0, 1, 7, 0, 0},
+		{"time L3 P40 N40 K5 padded drop", 40, 3, 1, 1, 40, 40, 21, 60, 5, 0.2, 0.2, 0, 8, 0, 0},
+		{"movielens-shaped L=64 drop", 64, 2, 1, 0, 32, 32, 64, 300, 4, 0.2, 0.2, 0, 10, 0, 0},
+		/* lengths around the chunk (8): chunk-1, chunk, chunk+1, 2*chunk+3 */
+		{"chunk-1 L7 time p2p1 L2 full drop", 16, 2, 1, 1, 8, 8, 7, 40, 4, 0.2, 0.2, 1, 7, 0, 0},
+		{"chunk L8 notime L2 padded", 16, 2, 0, 0, 8, 8, 8, 40, 4, 0.0, 0.0, 0, 8, 0, 0},
+		{"chunk+1 L9 time p2p0 L1 full", 16, 1, 1, 0, 8, 8, 9, 40, 4, 0.0, 0.0, 1, 7, 0, 0},
+		{"2chunk+3 L19 time p2p1 L2 padded drop", 16, 2, 1, 1, 8, 8, 19, 50, 4, 0.2, 0.2, 0, 9, 0, 0},
+		{"2chunk+3 L19 notime L1 full N1 P4", 8, 1, 0, 0, 4, 1, 19, 40, 4, 0.0, 0.0, 1, 6, 0, 0},
+		/* the default chunk (32) around its boundary, n = 1..L+3 */
+		{"chunk32 L67 time p2p0 L2 padded drop", 32, 2, 1, 0, 16, 16, 67, 80, 4, 0.2, 0.2, 0, 8, 32, 0},
+		{"chunk32 L33 notime L1 full", 32, 1, 0, 0, 16, 16, 33, 60, 4, 0.0, 0.0, 1, 6, 32, 0},
+		/* the recurrent fallback */
+		{"recurrent: time p2p0 L2 padded drop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.2, 0.2, 0, 9, 0, 1},
+		{"recurrent: 2chunk+3 L19 notime L2 full", 16, 2, 0, 0, 8, 8, 19, 50, 4, 0.0, 0.0, 1, 7, 0, 1},
 	};
 
 	if (t4r_cuda_available(why, sizeof(why)) != T4R_OK)
