@@ -4,8 +4,12 @@
  * full-length samples (every sample has n >= L: the most expensive case).
  * Prints a small table (markdown) with samples/s, ms per step, device memory
  * (trainer buffers and cudaMemGetInfo used) and inference sequences/s.
+ * Every row names the SSD kernels it ran (t4r_cuda_trainer_ssd_path):
+ * the default (chunked) path first, then the recurrent fallback
+ * (T4R_CUDA_SSD=recurrent) for comparison, unless argv[2] is "default"
+ * (only the path that T4R_CUDA_SSD, or its absence, selects).
  * Without a usable GPU: prints the reason and exits 0.
- * Options: argv[1] = timed steps (default 10).
+ * Options: argv[1] = timed steps (default 10), argv[2] = "default".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,9 @@
 #include <time.h>
 #include "tim4rec.h"
 #include "t4r_cuda.h"
+
+/* not in t4r_cuda.h: the SSD kernels a trainer runs (src/cuda/model.cu) */
+extern const char *t4r_cuda_trainer_ssd_path(const t4r_cuda_trainer *t);
 
 static double
 now(void)
@@ -41,6 +48,7 @@ main(int argc, char **argv)
 	t4r_model  *m = NULL;
 	t4r_cuda_trainer *t = NULL;
 	int			steps = argc > 1 ? atoi(argv[1]) : 10;
+	int			only_default = argc > 2 && strcmp(argv[2], "default") == 0;
 	int			B,
 				L,
 				V = 3707,
@@ -95,60 +103,78 @@ main(int argc, char **argv)
 		s[i].n = n;
 		s[i].target = 1 + (int) (urand() * (V - 1));
 	}
-	t4r_cuda_mem_info(&used0, &tot);
-	rc = t4r_cuda_trainer_create(m, B, 1, &t, err, sizeof(err));
-	if (rc != T4R_OK)
+	hid = malloc(sizeof(float) * (size_t) B * c.hidden_size);
+	sc = malloc(sizeof(float) * (size_t) B * V);
+	printf("| figure | SSD kernels | value |\n|---|---|---:|\n");
+	for (int pass = 0; pass < 2; pass++)
 	{
-		fprintf(stderr, "trainer: %s\n", err);
-		return 1;
-	}
-	/* warm-up */
-	rc = t4r_cuda_trainer_step(t, s, B, &first);
-	if (rc != T4R_OK)
-	{
-		fprintf(stderr, "step: %d %s\n", rc, t4r_cuda_trainer_error(t));
-		return 1;
-	}
-	t0 = now();
-	for (int i = 0; i < steps; i++)
-		if ((rc = t4r_cuda_trainer_step(t, s, B, &loss)) != T4R_OK)
+		const char *path;
+
+		if (pass == 1)
+		{
+			if (only_default)
+				break;
+			setenv("T4R_CUDA_SSD", "recurrent", 1);
+		}
+		t4r_cuda_mem_info(&used0, &tot);
+		rc = t4r_cuda_trainer_create(m, B, 1, &t, err, sizeof(err));
+		if (rc != T4R_OK)
+		{
+			fprintf(stderr, "trainer: %s\n", err);
+			return 1;
+		}
+		path = t4r_cuda_trainer_ssd_path(t);
+		fprintf(stderr, "cuda_bench: SSD %s\n", path);
+		/* warm-up */
+		rc = t4r_cuda_trainer_step(t, s, B, &first);
+		if (rc != T4R_OK)
 		{
 			fprintf(stderr, "step: %d %s\n", rc, t4r_cuda_trainer_error(t));
 			return 1;
 		}
-	t1 = now();
-	t4r_cuda_mem_info(&used1, &tot);
-	printf("| figure | value |\n|---|---:|\n");
-	printf("| train movielens L=%d d=%d V=%d batch %d full length (samples/s) | %.0f |\n",
-		   L, c.hidden_size, V, B, (double) B * steps / (t1 - t0));
-	printf("| ms per optimiser step (%d timed steps after 1 warm-up) | %.1f |\n", steps,
-		   1000 * (t1 - t0) / steps);
-	printf("| loss first / last step | %.4f / %.4f |\n", first, loss);
-	printf("| trainer device buffers (MiB) | %.0f |\n",
-		   t4r_cuda_trainer_device_bytes(t) / 1048576.0);
-	printf("| GPU memory used by the process incl. CUDA context (cudaMemGetInfo, MiB) | %.0f (before trainer %.0f, card %.0f) |\n",
-		   used1 / 1048576.0, used0 / 1048576.0, tot / 1048576.0);
-	t4r_cuda_trainer_free(t);
-
-	/* batched inference: hidden + all V scores */
-	hid = malloc(sizeof(float) * (size_t) B * c.hidden_size);
-	sc = malloc(sizeof(float) * (size_t) B * V);
-	rc = t4r_cuda_trainer_create(m, B, 0, &t, err, sizeof(err));
-	if (rc == T4R_OK)
-		rc = t4r_cuda_trainer_infer(t, s, B, hid, sc);	/* warm-up */
-	if (rc == T4R_OK)
-	{
 		t0 = now();
-		for (int i = 0; i < 3 && rc == T4R_OK; i++)
-			rc = t4r_cuda_trainer_infer(t, s, B, hid, sc);
+		for (int i = 0; i < steps; i++)
+			if ((rc = t4r_cuda_trainer_step(t, s, B, &loss)) != T4R_OK)
+			{
+				fprintf(stderr, "step: %d %s\n", rc, t4r_cuda_trainer_error(t));
+				return 1;
+			}
 		t1 = now();
+		t4r_cuda_mem_info(&used1, &tot);
+		printf("| train movielens L=%d d=%d V=%d batch %d full length (samples/s) | %s | %.0f |\n",
+			   L, c.hidden_size, V, B, path, (double) B * steps / (t1 - t0));
+		printf("| ms per optimiser step (%d timed steps after 1 warm-up) | %s | %.1f |\n", steps,
+			   path, 1000 * (t1 - t0) / steps);
+		printf("| loss first / last step | %s | %.4f / %.4f |\n", path, first, loss);
+		printf("| trainer device buffers (MiB) | %s | %.0f |\n", path,
+			   t4r_cuda_trainer_device_bytes(t) / 1048576.0);
+		printf("| GPU memory used by the process incl. CUDA context (cudaMemGetInfo, MiB) | %s | %.0f (before trainer %.0f, card %.0f) |\n",
+			   path, used1 / 1048576.0, used0 / 1048576.0, tot / 1048576.0);
+		t4r_cuda_trainer_free(t);
+		t = NULL;
+
+		/* batched inference: hidden + all V scores */
+		rc = t4r_cuda_trainer_create(m, B, 0, &t, err, sizeof(err));
 		if (rc == T4R_OK)
-			printf("| batched inference, %d sequences of L=%d, hidden + %d scores copied to host (sequences/s) | %.0f |\n",
-				   B, L, V, 3.0 * B / (t1 - t0));
+			rc = t4r_cuda_trainer_infer(t, s, B, hid, sc);	/* warm-up */
+		if (rc == T4R_OK)
+		{
+			t0 = now();
+			for (int i = 0; i < 3 && rc == T4R_OK; i++)
+				rc = t4r_cuda_trainer_infer(t, s, B, hid, sc);
+			t1 = now();
+			if (rc == T4R_OK)
+				printf("| batched inference, %d sequences of L=%d, hidden + %d scores copied to host (sequences/s) | %s | %.0f |\n",
+					   B, L, V, t4r_cuda_trainer_ssd_path(t), 3.0 * B / (t1 - t0));
+		}
+		if (rc != T4R_OK)
+			fprintf(stderr, "inference: %d %s\n", rc, t ? t4r_cuda_trainer_error(t) : err);
+		t4r_cuda_trainer_free(t);
+		t = NULL;
+		if (rc != T4R_OK)
+			break;
 	}
-	if (rc != T4R_OK)
-		fprintf(stderr, "inference: %d %s\n", rc, t ? t4r_cuda_trainer_error(t) : err);
-	t4r_cuda_trainer_free(t);
+	unsetenv("T4R_CUDA_SSD");
 	t4r_model_free(m);
 	free(hid);
 	free(sc);
