@@ -42,6 +42,7 @@
 
 #include "tim4rec.h"
 #include "ops.h"				/* t4r_rng, cblas.h (OpenBLAS) */
+#include "bench_flops.h"		/* fwd_flops, sgemm_gflops */
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -156,73 +157,6 @@ add_row(const char *figure, double value, const char *fmt, double target,
 	}
 	printf("  %-66s %10s   target %-6s ratio %s\n", r->figure, r->value, r->target, r->ratio);
 	fflush(stdout);
-}
-
-/* ------------------------------------------------------------------ */
-/* FLOP model                                                          */
-/* ------------------------------------------------------------------ */
-static double
-fwd_flops(const t4r_dims *D, int n)
-{
-	double		f = 0;
-
-	for (int i = 0; i < D->layers; i++)
-	{
-		int			last = i == D->layers - 1;
-		double		r = last ? 1 : n;
-
-		f += 2.0 * n * D->d * D->in_dim;
-		f += 2.0 * n * D->conv_dim * D->K;
-		f += 3.0 * n * D->Di * D->N + 2.0 * r * D->Di * D->N;
-		if (D->is_time)
-		{
-			f += 4.0 * D->H * (double) D->L * D->L + 4.0 * D->H * D->L * D->K;
-			if (!last)
-				f += 2.0 * D->H * (double) D->G * D->L;
-		}
-		f += 2.0 * r * D->Di * D->d;
-		f += 16.0 * r * D->d * D->d;
-	}
-	f += 2.0 * D->V * D->d;
-	return f;
-}
-
-/* ------------------------------------------------------------------ */
-/* sgemm peak                                                          */
-/* ------------------------------------------------------------------ */
-static double
-sgemm_gflops(int M, int N, int K, int transB, int threads, int reps)
-{
-	float	   *A = malloc((size_t) M * K * sizeof(float));
-	float	   *B = malloc((size_t) K * N * sizeof(float));
-	float	   *C = malloc((size_t) M * N * sizeof(float));
-	double	   *t = malloc(reps * sizeof(double));
-	double		g;
-	t4r_rng		r;
-
-	t4r_rng_seed(&r, 1);
-	for (size_t i = 0; i < (size_t) M * K; i++)
-		A[i] = (float) (t4r_rng_u01(&r) - 0.5);
-	for (size_t i = 0; i < (size_t) K * N; i++)
-		B[i] = (float) (t4r_rng_u01(&r) - 0.5);
-	openblas_set_num_threads(threads);
-	/* warm-up */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-				1.0f, A, K, B, transB ? K : N, 0.0f, C, N);
-	for (int i = 0; i < reps; i++)
-	{
-		double		t0 = now();
-
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K,
-					1.0f, A, K, B, transB ? K : N, 0.0f, C, N);
-		t[i] = now() - t0;
-	}
-	g = 2.0 * M * N * K / median(t, reps) / 1e9;
-	free(A);
-	free(B);
-	free(C);
-	free(t);
-	return g;
 }
 
 /* ------------------------------------------------------------------ */

@@ -25,3 +25,18 @@ build/infer_profile: test/bench/infer_profile.c $(FLOAT_OBJS) $(wildcard src/cor
 .PHONY: infer-profile
 infer-profile: build/infer_profile
 	./build/infer_profile
+
+# training throughput for profiling (t4r_trainer_step on one batch of
+# full-length samples; samples/s and useful GFLOP/s as `make bench`) -
+# `make train-profile`, TRAIN_PROFILE_ARGS for options, or
+# build/train_profile --help.  Linked with --wrap=cblas_sgemm for its
+# --gemm-stats call-site counters (the wrapper only forwards otherwise).
+TRAIN_PROFILE_ARGS ?=
+
+build/train_profile: test/bench/train_profile.c $(FLOAT_OBJS) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(FLOAT_OBJS) -o $@ -Wl,--wrap=cblas_sgemm $(CORE_LIBS) -ldl
+
+.PHONY: train-profile
+train-profile: build/train_profile
+	./build/train_profile $(TRAIN_PROFILE_ARGS)
