@@ -28,14 +28,6 @@
 
 PG_FUNCTION_INFO_V1(tim4rec_evaluate);
 
-static int
-eval_interrupt(void *ud)
-{
-	/* only a cancel or termination stops the core; InterruptPending is also
-	 * set for interrupts that CHECK_FOR_INTERRUPTS handles without error */
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
-}
-
 /* min_user / min_item interactions from the current row's config (default 5) */
 static void
 model_filter_options(FunctionCallInfo fcinfo, const char *name, int32 version,
@@ -187,9 +179,11 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 		int64_t    *cnt,
 				   *ids;
 
-		rc = t4r_dataset_build(in.users, in.items, in.ts, in.order, kept,
-							   min_user, min_item, &d, err, sizeof(err));
+		rc = t4r_dataset_build_ex(in.users, in.items, in.ts, in.order, kept,
+								  min_user, min_item, t4r_pg_interrupt, NULL, &d, err, sizeof(err));
 		ds = d;
+		if (rc == T4R_ECANCELLED)
+			CHECK_FOR_INTERRUPTS();
 		if (rc != T4R_OK)
 			t4r_pg_core_error(rc, "building the evaluation data", err);
 
@@ -227,7 +221,7 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 				CHECK_FOR_INTERRUPTS();
 				rc = t4r_evaluate_backend(m == 0 ? lm->model : NULL, ds,
 										  sp == 0 ? T4R_SPLIT_VALID : T4R_SPLIT_TEST,
-										  ks, nk, t4r_pg_threads(), eval_interrupt, NULL,
+										  ks, nk, t4r_pg_threads(), t4r_pg_interrupt, NULL,
 										  t4r_pg_device_backend(&dev),
 										  o, o + nk, o + 2 * nk);
 				if (rc == T4R_ECANCELLED)

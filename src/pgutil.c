@@ -138,6 +138,15 @@ t4r_pg_time_to_epoch(Datum d, Oid typid)
 /* ------------------------------------------------------------------ */
 /* core errors                                                         */
 /* ------------------------------------------------------------------ */
+/* the core's interrupt callback: only a cancel or termination stops it
+ * (InterruptPending is also set for interrupts that CHECK_FOR_INTERRUPTS
+ * handles without an error); called on the backend's thread only */
+int
+t4r_pg_interrupt(void *ud)
+{
+	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
+}
+
 void
 t4r_pg_core_error(int code, const char *what, const char *msg)
 {

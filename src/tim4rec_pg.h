@@ -70,6 +70,8 @@ bool		t4r_pg_time_type_ok(Oid typid);
 
 /* ereport(ERROR) with a message for a core error code (SQLSTATE chosen by code) */
 void		t4r_pg_core_error(int code, const char *what, const char *msg) pg_attribute_noreturn();
+/* interrupt callback for the core: true on a pending cancel/termination */
+int			t4r_pg_interrupt(void *ud);
 
 /* ---- training progress (src/progress.c, PG-A) ----
  * Reported through the backend progress API under PROGRESS_COMMAND_COPY in

@@ -6,7 +6,7 @@
  *
  * Core memory (dataset, model, serialised weights) is malloc'd; it is freed
  * in PG_FINALLY so that errors and cancellation leak nothing.  The core calls
- * interrupt_cb between micro-batches on this (the backend's) thread; it only
+ * t4r_pg_interrupt between micro-batches on this (the backend's) thread; it only
  * reads the pending-interrupt flags, and after the core returns
  * T4R_ECANCELLED and everything is freed, CHECK_FOR_INTERRUPTS() raises the
  * cancel (statement_timeout, pg_cancel_backend, termination).
@@ -236,12 +236,6 @@ now_s(void)
 	return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
-static int
-interrupt_cb(void *ud)
-{
-	return (QueryCancelPending || ProcDiePending) ? 1 : 0;
-}
-
 static void
 progress_cb(void *ud, int epoch, int64_t step, int64_t steps_per_epoch, double loss)
 {
@@ -433,14 +427,17 @@ tim4rec_train(PG_FUNCTION_ARGS)
 
 		/* ---- dataset ---- */
 		t4r_pg_progress_phase(T4R_PHASE_BUILDING);
-		rc = t4r_dataset_build(in.users, in.items, in.ts, in.order, in.n,
-							   opts.min_user, opts.min_item, &d, err, sizeof(err));
+		rc = t4r_dataset_build_ex(in.users, in.items, in.ts, in.order, in.n,
+								  opts.min_user, opts.min_item, t4r_pg_interrupt, NULL,
+								  &d, err, sizeof(err));
 		ds = d;
 		pfree(in.users);
 		pfree(in.items);
 		pfree(in.ts);
 		if (in.order)
 			pfree(in.order);
+		if (rc == T4R_ECANCELLED)
+			CHECK_FOR_INTERRUPTS();
 		if (rc == T4R_EDATA || (rc == T4R_OK && (ds->n_users == 0 || ds->n_items < 2)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -508,7 +505,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		st.max_epochs = opts.cfg.epochs;
 		st.hist = palloc0(sizeof(t4r_epoch_info) * (st.max_epochs > 0 ? st.max_epochs : 1));
 		st.t_start = now_s();
-		fo.train.interrupt = interrupt_cb;
+		fo.train.interrupt = t4r_pg_interrupt;
 		fo.progress = progress_cb;
 		fo.epoch_done = epoch_cb;
 		fo.ud = &st;
@@ -537,10 +534,10 @@ tim4rec_train(PG_FUNCTION_ARGS)
 
 			/* the host holds the best epoch's weights, the GPU the last's */
 			t4r_pg_device_sync_from_host(&dev);
-			rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_VALID, &k10, 1, threads, interrupt_cb, NULL,
+			rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_VALID, &k10, 1, threads, t4r_pg_interrupt, NULL,
 									  t4r_pg_device_backend(&dev), &vhr, &vndcg, &vmrr);
 			if (rc == T4R_OK)
-				rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_TEST, &k10, 1, threads, interrupt_cb, NULL,
+				rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_TEST, &k10, 1, threads, t4r_pg_interrupt, NULL,
 										  t4r_pg_device_backend(&dev), &thr, &tndcg, &tmrr);
 			t4r_pg_device_close(&dev);
 			if (rc == T4R_ECANCELLED)

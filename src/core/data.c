@@ -230,6 +230,29 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 				  int min_user, int min_item, t4r_dataset **out,
 				  char *err, size_t errlen)
 {
+	return t4r_dataset_build_ex(users, items, ts, order, n, min_user, min_item,
+								NULL, NULL, out, err, errlen);
+}
+
+/* between phases and every CANCEL_EVERY rows/users of the long loops */
+#define CANCEL_EVERY 262144
+#define CHECK_CANCEL() \
+	do { \
+		if (interrupt && interrupt(ud)) \
+		{ \
+			rc = T4R_ECANCELLED; \
+			set_err(err, errlen, "building the dataset was cancelled"); \
+			goto fail; \
+		} \
+	} while (0)
+
+int
+t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
+					 const double *ts, const int64_t *order, size_t n,
+					 int min_user, int min_item,
+					 int (*interrupt) (void *ud), void *ud,
+					 t4r_dataset **out, char *err, size_t errlen)
+{
 	int			rc = T4R_ENOMEM;
 	uint64_t   *uu = NULL,
 			   *ui = NULL;
@@ -291,9 +314,13 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 	mi = min_item < 1 ? 1 : (uint32_t) min_item;
 
 	/* dense ids: rank among the distinct external ids */
-	if (distinct_sorted(users, n, &uu, &nu) != T4R_OK ||
-		distinct_sorted(items, n, &ui, &ni) != T4R_OK)
+	CHECK_CANCEL();
+	if (distinct_sorted(users, n, &uu, &nu) != T4R_OK)
 		goto fail;
+	CHECK_CANCEL();
+	if (distinct_sorted(items, n, &ui, &ni) != T4R_OK)
+		goto fail;
+	CHECK_CANCEL();
 	uidx = malloc(n * sizeof(uint32_t));
 	iidx = malloc(n * sizeof(uint32_t));
 	ulist = malloc(n * sizeof(uint32_t));
@@ -311,6 +338,8 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 		goto fail;
 	for (size_t k = 0; k < n; k++)
 	{
+		if (k % CANCEL_EVERY == CANCEL_EVERY - 1)
+			CHECK_CANCEL();
 		uidx[k] = find_key(uu, nu, key_of(users[k]));
 		iidx[k] = find_key(ui, ni, key_of(items[k]));
 		ucnt[uidx[k]]++;
@@ -337,6 +366,7 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 		free(pu);
 	}
 
+	CHECK_CANCEL();
 	/* iterative filter as a work queue: each removal is done once */
 	for (size_t u = 0; u < nu; u++)
 		if (ucnt[u] < mu)
@@ -397,6 +427,7 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 	ilist = NULL;
 	free(ioff);
 	ioff = NULL;
+	CHECK_CANCEL();
 
 	for (size_t u = 0; u < nu; u++)
 		if (!udead[u])
@@ -452,6 +483,8 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 
 			if (udead[u])
 				continue;
+			if (uo % 4096 == 4095)
+				CHECK_CANCEL();
 			for (size_t j = uoff[u]; j < uoff[u + 1]; j++)
 			{
 				uint32_t	k = ulist[j];

@@ -297,6 +297,14 @@ int			t4r_dataset_build(const int64_t *users, const int64_t *items,
 							  const double *ts, const int64_t *order, size_t n,
 							  int min_user, int min_item, t4r_dataset **out,
 							  char *err, size_t errlen);
+/* As t4r_dataset_build, calling interrupt(ud) (may be NULL) between its
+ * phases and every few hundred thousand rows / few thousand users: a
+ * non-zero return stops it with T4R_ECANCELLED and frees everything. */
+int			t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
+								 const double *ts, const int64_t *order, size_t n,
+								 int min_user, int min_item,
+								 int (*interrupt) (void *ud), void *ud,
+								 t4r_dataset **out, char *err, size_t errlen);
 void		t4r_dataset_free(t4r_dataset *ds);
 
 #define T4R_SPLIT_VALID 0

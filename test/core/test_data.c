@@ -1284,6 +1284,81 @@ test_fit_backend(void)
 	t4r_dataset_free(ds);
 }
 
+/* ---- t4r_dataset_build_ex: cancellation at every check point ---- */
+typedef struct build_cancel
+{
+	int			calls,
+				cancel_at;		/* -1: never */
+} build_cancel;
+
+static int
+build_cancel_cb(void *ud)
+{
+	build_cancel *b = ud;
+
+	return b->calls++ == b->cancel_at;
+}
+
+static void
+test_build_cancel(void)
+{
+	size_t		n = 300000;		/* more than one row-loop check */
+	int64_t    *u = malloc(n * sizeof(int64_t)),
+			   *it = malloc(n * sizeof(int64_t));
+	double	   *t = malloc(n * sizeof(double));
+	t4r_dataset *a = NULL,
+			   *b = NULL;
+	build_cancel bc = {0, -1};
+	char		err[256] = "";
+	int			rc,
+				allc = 1,
+				ncalls;
+	t4r_rng		rng;
+
+	if (!u || !it || !t)
+	{
+		tap_ok(0, "build cancel setup");
+		return;
+	}
+	t4r_rng_seed(&rng, 99);
+	for (size_t k = 0; k < n; k++)
+	{
+		u[k] = (int64_t) (k % 9000);
+		it[k] = (int64_t) t4r_rng_below(&rng, 3000);
+		t[k] = (double) (k / 9000) * 60.0 + (double) t4r_rng_below(&rng, 30);
+	}
+	rc = t4r_dataset_build(u, it, t, NULL, n, 5, 5, &a, err, sizeof(err));
+	tap_ok(rc == T4R_OK, "build without a callback (%s)", rc ? err : "ok");
+	rc = t4r_dataset_build_ex(u, it, t, NULL, n, 5, 5, build_cancel_cb, &bc, &b, err, sizeof(err));
+	ncalls = bc.calls;
+	tap_ok(rc == T4R_OK && a && b && a->n_users == b->n_users && a->n_items == b->n_items &&
+		   a->n_interactions == b->n_interactions &&
+		   memcmp(a->seq_items, b->seq_items, a->n_interactions * sizeof(int32_t)) == 0 &&
+		   memcmp(a->seq_ts, b->seq_ts, a->n_interactions * sizeof(double)) == 0,
+		   "a callback that never cancels: the same dataset (%d check points for %zu rows)", ncalls, n);
+	tap_ok(ncalls >= 8, "at least 8 check points (between phases, in the row and user loops): %d", ncalls);
+	for (int k = 0; k < ncalls; k++)
+	{
+		t4r_dataset *c = (t4r_dataset *) 0x1;
+
+		bc.calls = 0;
+		bc.cancel_at = k;
+		err[0] = '\0';
+		rc = t4r_dataset_build_ex(u, it, t, NULL, n, 5, 5, build_cancel_cb, &bc, &c, err, sizeof(err));
+		if (!(rc == T4R_ECANCELLED && c == NULL && strstr(err, "cancelled") && bc.calls == k + 1))
+		{
+			allc = 0;
+			tap_diag("cancel at check %d: rc %d, out %p, calls %d, %s", k, rc, (void *) c, bc.calls, err);
+		}
+	}
+	tap_ok(allc, "cancelling at each of the %d check points returns T4R_ECANCELLED, no dataset, stops at once", ncalls);
+	t4r_dataset_free(a);
+	t4r_dataset_free(b);
+	free(u);
+	free(it);
+	free(t);
+}
+
 int
 main(void)
 {
@@ -1297,5 +1372,6 @@ main(void)
 	test_model_eval();
 	test_fit();
 	test_fit_backend();
+	test_build_cancel();
 	return tap_done();
 }
