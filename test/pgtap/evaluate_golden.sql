@@ -27,19 +27,11 @@ SELECT u, ((u * 7 + j * j * 3 + j) % 60) + 1, u * 1e6 + j * 1000 + (j * j % 17)
 FROM generate_series(1, 40) u, generate_series(1, 30) j;
 INSERT INTO ev SELECT u, 7000 + u, u * 1e6 + 999999 FROM generate_series(1, 40, 3) u;
 
-\o /dev/null
-\if :have_import
-SELECT tim4rec_import('g', pg_read_binary_file(:'fixtures' || '/golden_movielens.safetensors'));
-UPDATE tim4rec_models SET source_schema = 'public', source_table = 'ev', user_column = 'uid',
-       item_column = 'iid', time_column = 't' WHERE model_name = 'g';
-\else
-INSERT INTO tim4rec_models (model_name, version, is_current, source_schema, source_table,
-                            user_column, item_column, time_column, config, item_ids, item_counts, weights)
-SELECT 'g', 1, true, 'public', 'ev', 'uid', 'iid', 't', '{}',
-       ARRAY(SELECT g::bigint FROM generate_series(1, 300) g), array_fill(0::bigint, ARRAY[300]),
-       pg_read_binary_file(:'fixtures' || '/golden_movielens.safetensors');
-\endif
-\o
+\set g_table ev
+\set g_user uid
+\set g_item iid
+\set g_time t
+\ir golden_model.psql
 
 CREATE TEMP TABLE got AS SELECT * FROM tim4rec_evaluate('g', '{1,10,20}');
 

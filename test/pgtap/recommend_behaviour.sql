@@ -30,18 +30,12 @@ FROM generate_series(0, 249) j;
 CREATE INDEX ix_user_ts ON ix (user_id, ts);
 ANALYZE ix;
 
+\set g_table ix
+\set g_user user_id
+\set g_item item_id
+\set g_time ts
+\ir golden_model.psql
 \o /dev/null
-\if :have_import
-SELECT tim4rec_import('g', pg_read_binary_file(:'fixtures' || '/golden_movielens.safetensors'));
-UPDATE tim4rec_models SET source_schema = 'public', source_table = 'ix', user_column = 'user_id',
-       item_column = 'item_id', time_column = 'ts' WHERE model_name = 'g';
-\else
-INSERT INTO tim4rec_models (model_name, version, is_current, source_schema, source_table,
-                            user_column, item_column, time_column, config, item_ids, item_counts, weights)
-SELECT 'g', 1, true, 'public', 'ix', 'user_id', 'item_id', 'ts', '{}',
-       ARRAY(SELECT g::bigint FROM generate_series(1, 300) g), array_fill(0::bigint, ARRAY[300]),
-       pg_read_binary_file(:'fixtures' || '/golden_movielens.safetensors');
-\endif
 -- popularity with ties: item i counted (i % 7) * 10 times
 UPDATE tim4rec_models SET item_counts = ARRAY(SELECT ((g % 7) * 10)::bigint FROM generate_series(1, 300) g)
 WHERE model_name = 'g';
