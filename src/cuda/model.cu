@@ -768,7 +768,7 @@ ssd_load_chunk(size_t r0, int q, int H, int h, int P, int N, int C, int Di, cons
 	}
 }
 
-__global__ void
+__global__ void __launch_bounds__(SSD_THREADS, 4)
 k_ssd_chunk_fwd(int L, int H, int P, int N, int C, int Di, int Q, int nc, const float *xbc,
 				const float *delta, const float *A_log, const float *Dp, float *y, float *ckpt)
 {
@@ -899,7 +899,7 @@ k_ssd_chunk_fwd(int L, int H, int P, int N, int C, int Di, int Q, int nc, const 
 /* chunked SSD backward, same blocks; writes dx (into dxbc), per-head dB/dC
  * (k_bc_reduce sums the heads), ddelta and the per-(sample, head) dA (w.r.t.
  * A) and dD partials, like k_ssd_bwd */
-__global__ void
+__global__ void __launch_bounds__(SSD_THREADS, 4)
 k_ssd_chunk_bwd(int L, int H, int P, int N, int C, int Di, int Q, int nc, const float *xbc,
 				const float *delta, const float *A_log, const float *Dp, const float *ckpt,
 				const float *dy, float *dx, float *dBh, float *dCh, float *ddelta,

@@ -38,6 +38,7 @@ extern char *emu_dyn_shared;
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __shared__ static
 
 void		emu_barrier_block(void);
