@@ -59,7 +59,7 @@ build/emu/cuda_emu.o: test/cuda/emu/cuda_emu.cpp test/cuda/emu/cuda_emu.h
 	@mkdir -p build/emu
 	g++ -std=c++17 -O2 -g -Itest/cuda/emu -c $< -o $@
 
-build/cuda_parity_emu: test/cuda/parity.c build/emu/model_emu.o build/emu/cuda_emu.o $(FLOAT_OBJS)
+build/cuda_parity_emu: test/cuda/parity.c build/emu/model_emu.o build/emu/cuda_emu.o $(FLOAT_OBJS) $(wildcard src/cuda/*.h)
 	$(CORE_CC) $(CORE_CFLAGS) -DT4R_CUDA_EMU -Isrc/cuda -Itest/core $< build/emu/model_emu.o build/emu/cuda_emu.o \
 	  $(FLOAT_OBJS) -o $@ $(CORE_LIBS) -lstdc++
 

@@ -70,6 +70,10 @@ int			t4r_cuda_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq,
 /* device bytes held by the trainer's buffers */
 size_t		t4r_cuda_trainer_device_bytes(const t4r_cuda_trainer *t);
 
+/* the SSD kernels the trainer runs: "chunked" (default) or "recurrent"
+ * (T4R_CUDA_SSD=recurrent, or when no chunk fits the shared memory) */
+const char *t4r_cuda_trainer_ssd_path(const t4r_cuda_trainer *t);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,8 +18,6 @@
 #include "tim4rec.h"
 #include "t4r_cuda.h"
 
-/* not in t4r_cuda.h: the SSD kernels a trainer runs (src/cuda/model.cu) */
-extern const char *t4r_cuda_trainer_ssd_path(const t4r_cuda_trainer *t);
 
 static double
 now(void)

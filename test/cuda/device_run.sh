@@ -10,11 +10,13 @@ done
 export LD_LIBRARY_PATH
 { nvidia-smi; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } 2>&1 | tee "$OUT/nvidia_smi.log"
 ldd .devcarry/cuda_parity 2>&1 | tee "$OUT/ldd.log" | grep -E 'not found|cublas'
-timeout 200 .devcarry/cuda_parity 2>&1 | tee "$OUT/parity.log"
+timeout 150 .devcarry/cuda_parity 2>&1 | tee "$OUT/parity.log"
 echo "parity exit: ${PIPESTATUS[0]}" | tee -a "$OUT/parity.log"
-timeout 120 .devcarry/cuda_bench 10 2>&1 | tee "$OUT/bench.log"
+timeout 200 .devcarry/cuda_bench 10 2>&1 | tee "$OUT/bench.log"
 echo "bench exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
 # memory checker on a few small configurations (slow tool, short run)
 if command -v compute-sanitizer >/dev/null; then
-	T4R_PARITY_QUICK=3 timeout 100 compute-sanitizer --tool memcheck --print-limit 20 .devcarry/cuda_parity 2>&1 | tail -60 | tee "$OUT/sanitizer.log"
+	T4R_PARITY_QUICK=3 timeout 80 compute-sanitizer --tool memcheck --print-limit 20 .devcarry/cuda_parity 2>&1 | tail -60 | tee "$OUT/sanitizer.log"
+	# shared-memory races in the chunked SSD kernels
+	T4R_PARITY_QUICK=2 timeout 80 compute-sanitizer --tool racecheck --print-limit 20 .devcarry/cuda_parity 2>&1 | tail -40 | tee "$OUT/racecheck.log"
 fi

@@ -18,6 +18,7 @@
 #include "tap.h"
 #include "tim4rec.h"
 #include "t4r_cuda.h"
+#include "cuda_backend.h"
 
 typedef struct pcfg
 {
@@ -30,8 +31,6 @@ typedef struct pcfg
 	int			rec;			/* 1: GPU with T4R_CUDA_SSD=recurrent */
 } pcfg;
 
-/* not in t4r_cuda.h: the SSD kernels a trainer runs (model.cu) */
-extern const char *t4r_cuda_trainer_ssd_path(const t4r_cuda_trainer *t);
 
 static uint64_t rs_ = 88172645463325252ULL;
 static double
@@ -397,6 +396,123 @@ out:
 	t4r_model_free(mg);
 }
 
+/* t4r_fit with the CUDA trainer as its backend (cuda_backend.h, what
+ * tim4rec_train uses for device 'cuda') against the CPU fit on the same
+ * data set; then the GPU-trained weights as safetensors, scored on the CPU */
+static void
+run_fit(void)
+{
+	pcfg		pc = {"fit", 16, 2, 1, 0, 8, 8, 10, 0, 4, 0.2, 0.2, 0, 32, 0, 0};
+	int			nu = 48,
+				len = 14;
+	int64_t    *us = malloc(sizeof(int64_t) * nu * len),
+			   *its = malloc(sizeof(int64_t) * nu * len);
+	double	   *tss = malloc(sizeof(double) * nu * len);
+	t4r_dataset *ds = NULL;
+	t4r_model  *mc = NULL,
+			   *mg = NULL,
+			   *mr = NULL;
+	t4r_cuda_trainer *gt = NULL;
+	t4r_backend be;
+	t4r_fit_opts fo;
+	t4r_fit_result rc_res,
+				rg_res;
+	char		err[256] = "";
+	int			rc;
+
+	/* each user walks a cycle of 20 items from a user-dependent start */
+	for (int u = 0; u < nu; u++)
+		for (int j = 0; j < len; j++)
+		{
+			us[u * len + j] = u + 1;
+			its[u * len + j] = 1 + (u * 3 + j) % 20;
+			tss[u * len + j] = 1.0e9 + u * 1.0e6 + j * 3600.0 + (j * j % 7) * 60.0;
+		}
+	rc = t4r_dataset_build(us, its, tss, NULL, (size_t) nu * len, 1, 1, &ds, err, sizeof(err));
+	if (rc != T4R_OK)
+	{
+		tap_ok(0, "fit: data set (%s)", err);
+		goto out;
+	}
+	pc.V = ds->n_items;
+	mc = make_model(&pc);
+	if (mc && t4r_model_create(&mc->cfg, &mg, err, sizeof(err)) == T4R_OK)
+		memcpy(mg->params, mc->params, sizeof(float) * mc->layout.total);
+	if (!mc || !mg)
+	{
+		tap_ok(0, "fit: models (%s)", err);
+		goto out;
+	}
+	memset(&fo, 0, sizeof(fo));
+	fo.train.threads = 1;
+	fo.epochs = 3;
+	fo.patience = 10;
+	rc = t4r_fit(mc, ds, &fo, &rc_res, err, sizeof(err));
+	if (rc == T4R_OK)
+		rc = t4r_cuda_trainer_create(mg, 0, 1, &gt, err, sizeof(err));
+	if (rc == T4R_OK)
+	{
+		t4r_cuda_backend(gt, &be);
+		fo.backend = &be;
+		rc = t4r_fit(mg, ds, &fo, &rg_res, err, sizeof(err));
+	}
+	if (rc != T4R_OK)
+	{
+		tap_ok(0, "fit: %s", err);
+		goto out;
+	}
+	{
+		double		e = rel_l2(mg->params, mc->params, mc->layout.total, NULL);
+
+		tap_ok(rg_res.epochs_run == rc_res.epochs_run && e < 1e-3 &&
+			   fabs(rg_res.best_valid_ndcg10 - rc_res.best_valid_ndcg10) < 0.05,
+			   "fit through the CUDA backend: %d epochs, best valid NDCG@10 %.4f (CPU %.4f, epoch %d vs %d), "
+			   "final weights rel L2 %.2e (< 1e-3)", rg_res.epochs_run, rg_res.best_valid_ndcg10,
+			   rc_res.best_valid_ndcg10, rg_res.best_epoch, rc_res.best_epoch, e);
+	}
+	/* GPU-trained weights -> safetensors -> a CPU model: the same scores */
+	{
+		uint8_t    *buf = NULL;
+		size_t		blen = 0;
+		int			ns = 6;
+		batch		b;
+		float	   *sc = NULL,
+				   *sg = NULL;
+		double		e = INFINITY;
+
+		make_batch(&b, ns, pc.L, pc.V, 0);
+		rc = t4r_safetensors_write(mg, &buf, &blen);
+		if (rc == T4R_OK)
+			rc = t4r_safetensors_read(buf, blen, NULL, &mr, err, sizeof(err));
+		sc = malloc(sizeof(float) * ns * pc.V);
+		sg = malloc(sizeof(float) * ns * pc.V);
+		if (rc == T4R_OK)
+			rc = t4r_cuda_trainer_sync_from_host(gt);
+		if (rc == T4R_OK)
+			rc = t4r_infer_batch(mr, b.s, ns, 1, NULL, sc);
+		if (rc == T4R_OK)
+			rc = t4r_cuda_trainer_infer(gt, b.s, ns, NULL, sg);
+		if (rc == T4R_OK)
+			e = rel_l2(sg, sc, (size_t) ns * pc.V, NULL);
+		tap_ok(rc == T4R_OK && e < 1e-4,
+			   "GPU-trained weights as safetensors (%zu bytes) scored on the CPU: rel L2 %.2e vs the GPU's scores (< 1e-4)",
+			   blen, e);
+		free(buf);
+		free(sc);
+		free(sg);
+		free_batch(&b);
+	}
+out:
+	t4r_cuda_trainer_free(gt);
+	t4r_model_free(mc);
+	t4r_model_free(mg);
+	t4r_model_free(mr);
+	t4r_dataset_free(ds);
+	free(us);
+	free(its);
+	free(tss);
+}
+
 int
 main(void)
 {
@@ -451,6 +567,7 @@ main(void)
 			run_config(&cfgs[i]);
 		if (!q)
 			run_training();
+		run_fit();
 	}
 	tap_diag("max inference rel L2 %.3e, max gradient rel L2 %.3e, max loss rel %.3e, "
 			 "20-step curve max rel %.3e", max_fwd_err, max_grad_err, max_loss_err, max_curve_err);
