@@ -1197,6 +1197,50 @@ t4r_ws_scores(t4r_ws *w, t4r_real *scores)
 /* backward                                                            */
 /* ------------------------------------------------------------------ */
 
+/* one input row of the width-4 causal conv's backward, gather form: the
+ * input gradient dv = d0 w0 + d1 w1 + d2 w2 + d3 w3 (d_k the output
+ * gradient rows that read this input through tap k, zeros past the end) and
+ * the weight gradients dw_k += d_k v.  Every pointer is a separate restrict
+ * argument (the taps are disjoint rows of convT / dconvT) so that the loop
+ * vectorises; it was scalar with the stores through plain pointers. */
+static inline __attribute__((always_inline)) void
+conv4_bwd_row(int C, const t4r_real *restrict w0, const t4r_real *restrict w1,
+			  const t4r_real *restrict w2, const t4r_real *restrict w3,
+			  const t4r_real *restrict d0, const t4r_real *restrict d1,
+			  const t4r_real *restrict d2, const t4r_real *restrict d3,
+			  const t4r_real *restrict v, t4r_real *restrict dv,
+			  t4r_real *restrict dw0, t4r_real *restrict dw1,
+			  t4r_real *restrict dw2, t4r_real *restrict dw3)
+{
+	for (int c = 0; c < C; c++)
+	{
+		dv[c] = d0[c] * w0[c] + d1[c] * w1[c] + d2[c] * w2[c] + d3[c] * w3[c];
+		dw0[c] += d0[c] * v[c];
+		dw1[c] += d1[c] * v[c];
+		dw2[c] += d2[c] * v[c];
+		dw3[c] += d3[c] * v[c];
+	}
+}
+
+/* gated RMS norm backward of one row, after the reduction: dg = rs dyn nw -
+ * k2 g, dy = dg z sg, dz = dg y sg (1 + z (1 - sg)); restrict arguments so
+ * that the loop vectorises (it was scalar) */
+static inline __attribute__((always_inline)) void
+gnorm_bwd_row(int Di, t4r_real rs, t4r_real k2, const t4r_real *restrict dyn,
+			  const t4r_real *restrict nw, const t4r_real *restrict gbuf,
+			  const t4r_real *restrict sbuf, const t4r_real *restrict z,
+			  const t4r_real *restrict y, t4r_real *restrict dy, t4r_real *restrict dz)
+{
+	for (int c = 0; c < Di; c++)
+	{
+		t4r_real	sg = sbuf[c];
+		t4r_real	dg = rs * dyn[c] * nw[c] - k2 * gbuf[c];
+
+		dy[c] = dg * z[c] * sg;
+		dz[c] = dg * y[c] * sg * (1 + z[c] * (1 - sg));
+	}
+}
+
 /* dF: [rows, d] gradient of the layer output; writes dU [M, d] (gradient of
  * the layer input); dTn: gradient of T_new (NULL for the last layer);
  * dT: gradient of T (written) */
@@ -1323,14 +1367,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 			GP->norm_w[c] += dyn[c] * gbuf[c] * rs;
 		dot = dot3(dyn, P->norm_w, gbuf, Di);
 		k2 = (t4r_real) ((double) rs * rs * rs * dot / Di);
-		for (int c = 0; c < Di; c++)
-		{
-			t4r_real	sg = sbuf[c];
-			t4r_real	dg = rs * dyn[c] * P->norm_w[c] - k2 * gbuf[c];
-
-			dy[c] = dg * z[c] * sg;
-			dz[c] = dg * y[c] * sg * (1 + z[c] * (1 - sg));
-		}
+		gnorm_bwd_row(Di, rs, k2, dyn, P->norm_w, gbuf, sbuf, z, y, dy, dz);
 	}
 
 	/* SSD */
@@ -1401,32 +1438,17 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		if (K == 4)
 		{
 			/* gather form: each input row's gradient written once */
-			const t4r_real *w0 = convT,
-					   *w1 = convT + C,
-					   *w2 = convT + 2 * C,
-					   *w3 = convT + 3 * C;
-			t4r_real   *dw0 = w->dconvT,
-					   *dw1 = w->dconvT + C,
-					   *dw2 = w->dconvT + 2 * C,
-					   *dw3 = w->dconvT + 3 * C;
-
 			for (int j = 0; j < n; j++)
 			{
-				t4r_real   *restrict dv = w->dzxd + (off + j) * in_dim + Di;
-				const t4r_real *restrict v = A->zxd + (off + j) * in_dim + Di;
-				const t4r_real *restrict d3 = w->dxbc + (off + j) * C;
-				const t4r_real *restrict d2 = j + 1 < n ? d3 + C : w->zeros;
-				const t4r_real *restrict d1 = j + 2 < n ? d3 + 2 * C : w->zeros;
-				const t4r_real *restrict d0 = j + 3 < n ? d3 + 3 * C : w->zeros;
+				const t4r_real *d3 = w->dxbc + (off + j) * C;
 
-				for (int c = 0; c < C; c++)
-				{
-					dv[c] = d0[c] * w0[c] + d1[c] * w1[c] + d2[c] * w2[c] + d3[c] * w3[c];
-					dw0[c] += d0[c] * v[c];
-					dw1[c] += d1[c] * v[c];
-					dw2[c] += d2[c] * v[c];
-					dw3[c] += d3[c] * v[c];
-				}
+				conv4_bwd_row(C, convT, convT + C, convT + 2 * C, convT + 3 * C,
+							  j + 3 < n ? d3 + 3 * C : w->zeros,
+							  j + 2 < n ? d3 + 2 * C : w->zeros,
+							  j + 1 < n ? d3 + C : w->zeros, d3,
+							  A->zxd + (off + j) * in_dim + Di,
+							  w->dzxd + (off + j) * in_dim + Di,
+							  w->dconvT, w->dconvT + C, w->dconvT + 2 * C, w->dconvT + 3 * C);
 			}
 			if (last)
 			{
