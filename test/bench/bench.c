@@ -47,30 +47,13 @@
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 /* ------------------------------------------------------------------ */
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int
-cmp_dbl(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return x < y ? -1 : (x > y);
-}
 
 static double
 quantile(double *v, int n, double q)
 {
 	int			i;
 
-	qsort(v, n, sizeof(double), cmp_dbl);
+	qsort(v, n, sizeof(double), bench_cmp_dbl);
 	i = (int) ceil(q * n) - 1;
 	if (i < 0)
 		i = 0;
@@ -82,7 +65,7 @@ quantile(double *v, int n, double q)
 static double
 median(double *v, int n)
 {
-	qsort(v, n, sizeof(double), cmp_dbl);
+	qsort(v, n, sizeof(double), bench_cmp_dbl);
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -221,9 +204,9 @@ synth_dataset(const synth_spec *sp, double *build_seconds, size_t *n_out)
 			ts[k] = t;
 		}
 	}
-	t0 = now();
+	t0 = bench_clock(CLOCK_MONOTONIC);
 	rc = t4r_dataset_build(u, it, ts, NULL, n, 1, 1, &ds, err, sizeof(err));
-	*build_seconds = now() - t0;
+	*build_seconds = bench_clock(CLOCK_MONOTONIC) - t0;
 	if (rc != T4R_OK)
 		die("t4r_dataset_build", rc, err);
 	*n_out = n;
@@ -256,7 +239,7 @@ describe_lengths(const t4r_dataset *ds, const char *name, int L)
 			ns++;
 		}
 	}
-	qsort(m, nu, sizeof(double), cmp_dbl);
+	qsort(m, nu, sizeof(double), bench_cmp_dbl);
 	printf("# %s: %lld users, V=%d, %zu interactions; user length min %.0f median %.0f mean %.1f max %.0f; "
 		   "%lld training samples, mean input length %.1f (cap L=%d)\n",
 		   name, (long long) nu, ds->n_items, ds->n_interactions, m[0], m[nu / 2], sum / nu, m[nu - 1],
@@ -372,9 +355,9 @@ train_throughput(t4r_model *m, const t4r_sample *s, int64_t ns, int batch, int s
 			if (st >= 0)
 				nsum += b[i].n < m->dims.L ? b[i].n : m->dims.L;
 		}
-		t0 = now();
+		t0 = bench_clock(CLOCK_MONOTONIC);
 		rc = t4r_trainer_step(tr, b, batch, &loss);
-		dt = now() - t0;
+		dt = bench_clock(CLOCK_MONOTONIC) - t0;
 		if (rc != T4R_OK)
 			die("t4r_trainer_step", rc, NULL);
 		if (st >= 0)
@@ -502,9 +485,9 @@ csv_run(const char *path, const char *preset, int epochs, int threads)
 		fprintf(stderr, "bench: cannot read %s\n", path);
 		exit(1);
 	}
-	t0 = now();
+	t0 = bench_clock(CLOCK_MONOTONIC);
 	rc = t4r_dataset_build(u, it, ts, NULL, n, 5, 5, &ds, err, sizeof(err));
-	tb = now() - t0;
+	tb = bench_clock(CLOCK_MONOTONIC) - t0;
 	free(u);
 	free(it);
 	free(ts);
@@ -589,7 +572,7 @@ main(int argc, char **argv)
 	struct utsname un;
 	time_t		tnow = time(NULL);
 	char		date[64];
-	double		t_start = now();
+	double		t_start = bench_clock(CLOCK_MONOTONIC);
 
 	for (int i = 1; i < argc; i++)
 	{
@@ -785,7 +768,7 @@ main(int argc, char **argv)
 		for (int i = -20; i < calls; i++)
 		{
 			int64_t		o = (int64_t) t4r_rng_below(&r, (uint64_t) nfull);
-			double		t0 = now();
+			double		t0 = bench_clock(CLOCK_MONOTONIC);
 
 			rc = t4r_infer(ctx, fitems + o, fts + o, L, hid, sc);
 			if (rc == T4R_OK)
@@ -793,7 +776,7 @@ main(int argc, char **argv)
 			if (rc != T4R_OK)
 				die("t4r_infer", rc, NULL);
 			if (i >= 0)
-				lat[i] = (now() - t0) * 1e3;
+				lat[i] = (bench_clock(CLOCK_MONOTONIC) - t0) * 1e3;
 		}
 		add_row("inference L=200 V=3707 + top-10, p50 (ms, 1 thr)", quantile(lat, calls, 0.5), "%.3f", 1.0, 0, "%.0f");
 		add_row("inference L=200 V=3707 + top-10, p99 (ms, 1 thr)", quantile(lat, calls, 0.99), "%.3f", 3.0, 0, "%.0f");
@@ -807,13 +790,13 @@ main(int argc, char **argv)
 		int			ks[3] = {10, 20, 50};
 		double		hr[3],
 					nd[3],
-					t0 = now();
+					t0 = bench_clock(CLOCK_MONOTONIC);
 		int			rc = t4r_evaluate(mml, dml, T4R_SPLIT_TEST, ks, 3, maxthr, NULL, NULL, hr, nd, NULL);
 
 		if (rc != T4R_OK)
 			die("t4r_evaluate", rc, NULL);
 		snprintf(fig, sizeof(fig), "evaluate %lld users (infer_batch + rank, s, %d thr)", (long long) dml->n_users, maxthr);
-		add_row(fig, now() - t0, "%.2f", 5.0, 0, "%.0f");
+		add_row(fig, bench_clock(CLOCK_MONOTONIC) - t0, "%.2f", 5.0, 0, "%.0f");
 	}
 	if (csv && *csv)
 		csv_run(csv, preset, epochs > 0 ? epochs : 2, maxthr);
@@ -840,7 +823,7 @@ main(int argc, char **argv)
 			fprintf(f, "\nBench wall time %.0f s; load average at start %s, at end %s. Ratio >= 1 means the target is met "
 					"(value/target for rates, target/value for times). sgemm peak used for a ratio: the better of the "
 					"measurement at the start and one right before that thread count's training figures.\n",
-					now() - t_start, load0, load1);
+					bench_clock(CLOCK_MONOTONIC) - t_start, load0, load1);
 			fclose(f);
 			printf("# appended to %s\n", results);
 		}

@@ -50,6 +50,16 @@ fwd_flops(const t4r_dims *D, int n)
 	return f;
 }
 
+/* seconds on `clock` (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID, ...) */
+static inline double
+bench_clock(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static int
 bench_cmp_dbl(const void *a, const void *b)
 {

@@ -49,24 +49,6 @@
 #include "bench_flops.h"		/* fwd_flops, sgemm_gflops */
 
 static double
-wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double
-proc_cpu_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double
 median_of(const double *v, int n)
 {
 	double	   *c = malloc(n * sizeof(double)),
@@ -454,18 +436,18 @@ main(int argc, char **argv)
 	printf("%5s %9s %10s %12s %9s %8s %8s\n", "step", "wall_s", "samples/s", "useful_GF/s", "cpu_s",
 		   "cpu_use", "loss");
 	gs_on = gstats;
-	t_run = wall_now();
-	cpu_run = proc_cpu_now();
+	t_run = bench_clock(CLOCK_MONOTONIC);
+	cpu_run = bench_clock(CLOCK_PROCESS_CPUTIME_ID);
 	for (;;)
 	{
-		double		w0 = wall_now(),
-					c0 = proc_cpu_now(),
+		double		w0 = bench_clock(CLOCK_MONOTONIC),
+					c0 = bench_clock(CLOCK_PROCESS_CPUTIME_ID),
 					dw,
 					dc;
 
 		rc = t4r_trainer_step(tr, smp, batch, &loss);
-		dw = wall_now() - w0;
-		dc = proc_cpu_now() - c0;
+		dw = bench_clock(CLOCK_MONOTONIC) - w0;
+		dc = bench_clock(CLOCK_PROCESS_CPUTIME_ID) - c0;
 		if (rc != T4R_OK)
 		{
 			fprintf(stderr, "t4r_trainer_step: %s\n", t4r_strerror(rc));
@@ -479,12 +461,12 @@ main(int argc, char **argv)
 		done++;
 		if (done >= cap)
 			break;
-		if (seconds > 0 ? wall_now() - t_run >= seconds : done >= steps)
+		if (seconds > 0 ? bench_clock(CLOCK_MONOTONIC) - t_run >= seconds : done >= steps)
 			break;
 	}
 	gs_on = 0;
-	t_run = wall_now() - t_run;
-	cpu_run = proc_cpu_now() - cpu_run;
+	t_run = bench_clock(CLOCK_MONOTONIC) - t_run;
+	cpu_run = bench_clock(CLOCK_PROCESS_CPUTIME_ID) - cpu_run;
 	{
 		double		mw = median_of(st_wall, done),
 					mc = median_of(st_cpu, done);
