@@ -2,7 +2,7 @@
 # tests and benchmarks.  See README.md for the two commands that matter.
 
 EXTENSION   = tim4rec
-EXTVERSION  = 0.1
+EXTVERSION  = 0.2
 MODULE_big  = tim4rec
 
 CORE_SRCS   = $(wildcard src/core/*.c)
@@ -13,6 +13,8 @@ OBJS        = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
 # name order); it is a build output, never committed.
 INSTALL_SQL = $(sort $(wildcard sql/install/*.sql))
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
+# upgrade scripts (committed): sql/upgrade/tim4rec--OLD--NEW.sql
+DATA        = $(wildcard sql/upgrade/$(EXTENSION)--*--*.sql)
 # PostgreSQL 15 is the target: prefer its pg_config over whatever is on PATH.
 PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 

@@ -1,26 +1,35 @@
 /*
  * catalog.c - the model catalog: new versions (training and import),
- * deploy (switch / rollback), drop, export and import.
+ * deploy (switch / rollback), drop, export, the vocabulary, and the
+ * owner and grants of a model.
  *
- * Every change runs in the caller's transaction through SPI with the
- * caller's privileges, serialised per model name by a transaction-level
- * advisory lock (key: hash of 'tim4rec' and the name), so concurrent
- * trainings of one name get consecutive versions and at most one current
- * version (the partial unique index tim4rec_models_current guarantees it).
+ * Every statement runs in a catalog session (access.c: as the catalog's
+ * owner, search_path pinned, every name schema-qualified) in the caller's
+ * transaction; the caller's rights are checked in C first (access.c has
+ * the rules).  Changes of one model name are serialised by a
+ * transaction-level advisory lock, so concurrent trainings of one name get
+ * consecutive versions and at most one current version (the partial unique
+ * index tim4rec_models_current guarantees it).
+ *
+ * Owner and grants belong to the model (the name): every version row
+ * carries the same owner, grant_read and grant_usage; a new version copies
+ * them; the role that creates version 1 becomes the owner.
  *
  * Dropping the current version makes the newest remaining version current
  * (so a model keeps serving after the newest version is removed); dropping
- * every version (version NULL) removes the model.
+ * every version (version NULL) removes the model, its owner and grants.
  */
 #include "tim4rec_pg.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
-#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -30,61 +39,14 @@ PG_FUNCTION_INFO_V1(tim4rec_deploy);
 PG_FUNCTION_INFO_V1(tim4rec_drop);
 PG_FUNCTION_INFO_V1(tim4rec_export);
 PG_FUNCTION_INFO_V1(tim4rec_import);
+PG_FUNCTION_INFO_V1(tim4rec_item_ids);
+PG_FUNCTION_INFO_V1(tim4rec_grant);
+PG_FUNCTION_INFO_V1(tim4rec_revoke);
+PG_FUNCTION_INFO_V1(tim4rec_alter_owner);
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 /* ------------------------------------------------------------------ */
-const char *
-t4r_pg_extension_schema(void)
-{
-	Oid			ext = get_extension_oid("tim4rec", true);
-	Oid			nsp = InvalidOid;
-	int			rc;
-	char	   *name;
-
-	if (!OidIsValid(ext))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"tim4rec\" is not installed in this database")));
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	{
-		Oid			types[1] = {OIDOID};
-		Datum		vals[1] = {ObjectIdGetDatum(ext)};
-		bool		isnull;
-
-		rc = SPI_execute_with_args("SELECT extnamespace FROM pg_catalog.pg_extension WHERE oid = $1",
-								   1, types, vals, NULL, true, 1);
-		if (rc == SPI_OK_SELECT && SPI_processed == 1)
-			nsp = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
-	name = OidIsValid(nsp) ? get_namespace_name(nsp) : NULL;
-	if (name == NULL)
-		elog(ERROR, "tim4rec: could not find the extension's schema");
-	return name;
-}
-
-static char *
-catalog_name(void)
-{
-	return psprintf("%s.%s", quote_identifier(t4r_pg_extension_schema()), T4R_CATALOG_TABLE);
-}
-
-/* serialise catalog changes of one model name (caller is SPI-connected) */
-static void
-lock_model(const char *name)
-{
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1] = {CStringGetTextDatum(name)};
-	int			rc;
-
-	rc = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('tim4rec'), "
-							   "pg_catalog.hashtext($1))", 1, types, vals, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tim4rec: advisory lock failed: %s", SPI_result_code_string(rc));
-}
-
 static void
 check_name(const char *name)
 {
@@ -97,6 +59,16 @@ check_name(const char *name)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("model name \"%s\" is too long", name),
 				 errdetail("Model names have at most %d bytes.", NAMEDATALEN - 1)));
+}
+
+static char *
+name_arg(FunctionCallInfo fcinfo, int i, const char *what)
+{
+	if (PG_ARGISNULL(i))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(i));
 }
 
 static int
@@ -124,51 +96,201 @@ name_datum(const char *s)
 	return DirectFunctionCall1(namein, CStringGetDatum(s ? s : ""));
 }
 
+static Datum
+name_array(const T4rNameList *l)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (l->n > 0 ? l->n : 1));
+
+	for (int i = 0; i < l->n; i++)
+		d[i] = name_datum(l->names[i]);
+	return PointerGetDatum(construct_array(d, l->n, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
+}
+
+static void
+not_found(const char *name, int32 version)
+{
+	if (version == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name),
+				 errhint("SELECT * FROM tim4rec_model_list lists the models you may read.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("model \"%s\" version %d does not exist", name, version),
+			 errhint("SELECT * FROM tim4rec_model_list lists the models you may read and their versions.")));
+}
+
+#define ACL_COLUMNS "owner, grant_read, grant_usage, source_schema, source_table, " \
+	"user_column, item_column, time_column, order_column"
+#define N_ACL_COLUMNS 9
+
+/* the access columns of a result row into acl (strings palloc'd) */
+static void
+acl_from_row(HeapTuple tup, TupleDesc td, T4rModelAcl *acl)
+{
+	const char *s[N_ACL_COLUMNS];
+	bool		isnull;
+
+	memset(acl, 0, sizeof(*acl));
+	for (int c = 0; c < N_ACL_COLUMNS; c++)
+	{
+		Datum		d = SPI_getbinval(tup, td, c + 1, &isnull);
+
+		s[c] = NULL;
+		if (c == 1 || c == 2)
+			t4r_pg_name_list(d, isnull, c == 1 ? &acl->grant_read : &acl->grant_usage);
+		else if (!isnull)
+			s[c] = pstrdup(NameStr(*DatumGetName(d)));
+	}
+	acl->owner = s[0];
+	acl->source_schema = s[3];
+	acl->source_table = s[4];
+	acl->user_column = s[5];
+	acl->item_column = s[6];
+	acl->time_column = s[7];
+	acl->order_column = s[8];
+}
+
+/*
+ * Inside a session: the row of (name, version) (version 0: the current
+ * one; version -1: any row, e.g. for owner checks) with its access columns
+ * in acl and, when extra is not NULL, the column extra_col in *extra
+ * (copied into `into`).  false when there is no such row.
+ */
+static bool
+fetch_row(T4rCatalogSession *cs, const char *name, int32 version, T4rModelAcl *acl,
+		  const char *extra_col, Datum *extra, bool *extra_null, MemoryContext into, bool for_update)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		vals[2];
+	int			rc;
+	char	   *q;
+
+	vals[0] = CStringGetTextDatum(name);
+	vals[1] = Int32GetDatum(version);
+	q = psprintf("SELECT " ACL_COLUMNS "%s%s FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1%s%s",
+				 extra_col ? ", " : "", extra_col ? extra_col : "", cs->table,
+				 version > 0 ? " AND version OPERATOR(pg_catalog.=) $2" :
+				 version == 0 ? " AND is_current" : " ORDER BY version DESC LIMIT 1",
+				 for_update ? " FOR UPDATE" : "");
+	rc = SPI_execute_with_args(q, version > 0 ? 2 : 1, types, vals, NULL, !for_update, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		return false;
+	{
+		MemoryContext old = MemoryContextSwitchTo(into);
+
+		acl_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, acl);
+		if (extra)
+		{
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  N_ACL_COLUMNS + 1, extra_null);
+
+			*extra = *extra_null ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+		}
+		MemoryContextSwitchTo(old);
+	}
+	return true;
+}
+
+/* ERROR unless the caller owns the (existing) model; false if it does not exist */
+static bool
+check_owner(T4rCatalogSession *cs, const char *name, T4rModelAcl *acl)
+{
+	if (!fetch_row(cs, name, -1, acl, NULL, NULL, NULL, CurrentMemoryContext, false))
+		return false;
+	t4r_pg_model_check(acl, name, T4R_PRIV_OWNER, cs->caller);
+	return true;
+}
+
+void
+t4r_pg_check_model_writable(const char *model_name)
+{
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+
+	check_name(model_name);
+	t4r_pg_catalog_begin(&cs);
+	(void) check_owner(&cs, model_name, &acl);
+	t4r_pg_catalog_end(&cs);
+}
+
 int32
 t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 {
-	char	   *tab = catalog_name();
+	T4rCatalogSession cs;
 	char	   *q;
 	int			rc;
-	bool		isnull;
 	int32		version = 1;
 	bool		deploy = nv->deploy != 0;
+	bool		have_cur_metric = false;
+	double		cur_metric = 0;
+	T4rModelAcl acl;
 	bytea	   *w;
 
 	check_name(nv->model_name);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	lock_model(nv->model_name);
+	t4r_pg_catalog_begin(&cs);
+	t4r_pg_catalog_lock(nv->model_name);
+
+	/* owner and grants of an existing model: the caller must own it */
+	memset(&acl, 0, sizeof(acl));
+	if (!check_owner(&cs, nv->model_name, &acl))
+		acl.owner = GetUserNameFromId(cs.caller, false);
 
 	/* next version; validation NDCG@10 of the current one */
 	{
 		Oid			types[1] = {TEXTOID};
 		Datum		vals[1] = {CStringGetTextDatum(nv->model_name)};
 
-		q = psprintf("SELECT coalesce(max(version), 0) + 1, "
-					 "(array_agg((metrics->'valid'->>'ndcg@10')::float8) FILTER (WHERE is_current))[1], "
-					 "bool_or(is_current) "
-					 "FROM %s WHERE model_name = $1", tab);
-		rc = SPI_execute_with_args(q, 1, types, vals, NULL, false, 1);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		q = psprintf("SELECT version, is_current, "
+					 "(metrics OPERATOR(pg_catalog.->) 'valid') OPERATOR(pg_catalog.->>) 'ndcg@10' "
+					 "FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1", cs.table);
+		rc = SPI_execute_with_args(q, 1, types, vals, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
-		version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		if (nv->deploy == 2)
+		for (uint64 i = 0; i < SPI_processed; i++)
 		{
-			Datum		cur = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int32		v = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
 
-			/* no current version or one without metrics: nothing to beat */
-			if (!isnull && !(nv->valid_ndcg10 > DatumGetFloat8(cur)))
-				deploy = false;
+			if (v >= version)
+				version = v + 1;
+			if (DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)))
+			{
+				Datum		m = SPI_getbinval(tup, td, 3, &isnull);
+
+				if (!isnull)
+				{
+					char	   *txt = TextDatumGetCString(m);
+					char	   *end;
+					double		x = strtod(txt, &end);
+
+					/* a current version without a usable metric: nothing to beat */
+					if (end != txt && isfinite(x))
+					{
+						have_cur_metric = true;
+						cur_metric = x;
+					}
+				}
+			}
 		}
 	}
+	if (nv->deploy == 2 && have_cur_metric && !(nv->valid_ndcg10 > cur_metric))
+		deploy = false;
+	/* a model whose validation metric is not a number is never deployed */
+	if (isnan(nv->valid_ndcg10))
+		deploy = false;
 
 	if (deploy)
 	{
 		Oid			types[1] = {TEXTOID};
 		Datum		vals[1] = {CStringGetTextDatum(nv->model_name)};
 
-		q = psprintf("UPDATE %s SET is_current = false WHERE model_name = $1 AND is_current", tab);
+		q = psprintf("UPDATE %s SET is_current = false "
+					 "WHERE model_name OPERATOR(pg_catalog.=) $1 AND is_current", cs.table);
 		rc = SPI_execute_with_args(q, 1, types, vals, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
@@ -178,10 +300,11 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
 	memcpy(VARDATA(w), nv->weights, nv->weights_len);
 	{
-		Oid			types[16] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
-		NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID};
-		Datum		vals[15];
-		char		nulls[16] = "               ";
+		Oid			types[18] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
+			NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID,
+		NAMEOID, NAMEARRAYOID, NAMEARRAYOID};
+		Datum		vals[18];
+		char		nulls[19] = "                  ";
 		int			V = nv->n_items;
 
 		vals[0] = CStringGetTextDatum(nv->model_name);
@@ -208,17 +331,22 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		else
 			nulls[13] = 'n';
 		vals[14] = PointerGetDatum(w);
-		nulls[15] = '\0';
+		vals[15] = name_datum(acl.owner);
+		vals[16] = name_array(&acl.grant_read);
+		vals[17] = name_array(&acl.grant_usage);
+		nulls[18] = '\0';
 
 		q = psprintf("INSERT INTO %s (model_name, version, is_current, source_schema, source_table, "
 					 "user_column, item_column, time_column, order_column, config, item_ids, "
-					 "item_counts, metrics, history, weights) "
-					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)", tab);
-		rc = SPI_execute_with_args(q, 15, types, vals, nulls, false, 0);
+					 "item_counts, metrics, history, weights, owner, grant_read, grant_usage) "
+					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+					 cs.table);
+		rc = SPI_execute_with_args(q, 18, types, vals, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "tim4rec: catalog insert failed: %s", SPI_result_code_string(rc));
 	}
-	SPI_finish();
+	t4r_pg_catalog_changed();
+	t4r_pg_catalog_end(&cs);
 	if (deployed)
 		*deployed = deploy;
 	return version;
@@ -232,47 +360,43 @@ tim4rec_deploy(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	int32		version;
-	char	   *tab;
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
 	int			rc;
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		vals[2];
 
 	PreventCommandIfReadOnly("tim4rec_deploy()");
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	name = name_arg(fcinfo, 0, "model_name");
+	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model_name and version must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+				 errmsg("version must not be NULL")));
 	version = PG_GETARG_INT32(1);
-	tab = catalog_name();
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	lock_model(name);
-	rc = SPI_execute_with_args(psprintf("SELECT is_current FROM %s WHERE model_name = $1 AND version = $2 FOR UPDATE", tab),
-							   2, types, vals, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" version %d does not exist", name, version),
-				 errhint("SELECT * FROM tim4rec_model_list lists the models and their versions.")));
+	t4r_pg_catalog_begin(&cs);
+	t4r_pg_catalog_lock(name);
+	if (!check_owner(&cs, name, &acl))
+		not_found(name, 0);
+	if (!fetch_row(&cs, name, version, &acl, NULL, NULL, NULL, CurrentMemoryContext, true))
+		not_found(name, version);
 	/* two statements: the partial unique index is checked row by row */
 	rc = SPI_execute_with_args(psprintf("UPDATE %s SET is_current = false "
-										"WHERE model_name = $1 AND is_current AND version <> $2", tab),
+										"WHERE model_name OPERATOR(pg_catalog.=) $1 AND is_current "
+										"AND version OPERATOR(pg_catalog.<>) $2", cs.table),
 							   2, types, vals, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
 	rc = SPI_execute_with_args(psprintf("UPDATE %s SET is_current = true "
-										"WHERE model_name = $1 AND version = $2 AND NOT is_current", tab),
+										"WHERE model_name OPERATOR(pg_catalog.=) $1 "
+										"AND version OPERATOR(pg_catalog.=) $2 AND NOT is_current", cs.table),
 							   2, types, vals, NULL, false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
+	t4r_pg_catalog_changed();
+	t4r_pg_catalog_end(&cs);
 	PG_RETURN_VOID();
 }
 
@@ -284,7 +408,8 @@ Datum
 tim4rec_drop(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	char	   *tab;
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
 	int			rc;
 	uint64		ndropped;
 	Oid			types[2] = {TEXTOID, INT4OID};
@@ -292,52 +417,66 @@ tim4rec_drop(PG_FUNCTION_ARGS)
 	bool		all = PG_ARGISNULL(1);
 
 	PreventCommandIfReadOnly("tim4rec_drop()");
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model_name must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	tab = catalog_name();
+	name = name_arg(fcinfo, 0, "model_name");
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = all ? Int32GetDatum(0) : PG_GETARG_DATUM(1);
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	lock_model(name);
+	t4r_pg_catalog_begin(&cs);
+	t4r_pg_catalog_lock(name);
+	if (!check_owner(&cs, name, &acl))
+		not_found(name, 0);
 	if (all)
-		rc = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE model_name = $1", tab),
+		rc = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1",
+											cs.table),
 								   1, types, vals, NULL, false, 0);
 	else
-		rc = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE model_name = $1 AND version = $2", tab),
+		rc = SPI_execute_with_args(psprintf("DELETE FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1 "
+											"AND version OPERATOR(pg_catalog.=) $2", cs.table),
 								   2, types, vals, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
 		elog(ERROR, "tim4rec: catalog delete failed: %s", SPI_result_code_string(rc));
 	ndropped = SPI_processed;
 	if (ndropped == 0)
-	{
-		if (all)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" does not exist", name)));
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("model \"%s\" version %d does not exist", name, PG_GETARG_INT32(1))));
-	}
+		not_found(name, all ? 0 : PG_GETARG_INT32(1));
 	if (!all)
 	{
 		/* the dropped version was current: the newest remaining one takes over */
-		rc = SPI_execute_with_args(psprintf("UPDATE %1$s SET is_current = true WHERE model_name = $1 "
-											"AND version = (SELECT max(version) FROM %1$s WHERE model_name = $1) "
-											"AND NOT EXISTS (SELECT 1 FROM %1$s WHERE model_name = $1 AND is_current)",
-											tab),
+		rc = SPI_execute_with_args(psprintf("UPDATE %1$s SET is_current = true "
+											"WHERE model_name OPERATOR(pg_catalog.=) $1 "
+											"AND version OPERATOR(pg_catalog.=) (SELECT version FROM %1$s "
+											"  WHERE model_name OPERATOR(pg_catalog.=) $1 ORDER BY version DESC LIMIT 1) "
+											"AND NOT EXISTS (SELECT FROM %1$s "
+											"  WHERE model_name OPERATOR(pg_catalog.=) $1 AND is_current)",
+											cs.table),
 								   1, types, vals, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
 	}
-	SPI_finish();
+	t4r_pg_catalog_changed();
+	t4r_pg_catalog_end(&cs);
 	PG_RETURN_INT32((int32) ndropped);
+}
+
+/* one column of the current (or a given) version, for a caller with READ */
+static Datum
+read_column(FunctionCallInfo fcinfo, const char *name, int32 version, const char *col)
+{
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+	Datum		d;
+	bool		isnull;
+	MemoryContext caller = CurrentMemoryContext;
+
+	t4r_pg_catalog_begin(&cs);
+	if (!fetch_row(&cs, name, version, &acl, col, &d, &isnull, caller, false))
+		not_found(name, version);
+	t4r_pg_catalog_end(&cs);
+	t4r_pg_model_check(&acl, name, T4R_PRIV_READ, GetUserId());
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\": catalog column %s is NULL", name, col)));
+	return d;
 }
 
 /* ------------------------------------------------------------------ */
@@ -346,43 +485,199 @@ tim4rec_drop(PG_FUNCTION_ARGS)
 Datum
 tim4rec_export(PG_FUNCTION_ARGS)
 {
-	char	   *name;
-	int			rc;
-	bool		isnull;
-	bytea	   *w;
-	Oid			types[1] = {TEXTOID};
-	Datum		vals[1];
-	MemoryContext caller = CurrentMemoryContext;
+	char	   *name = name_arg(fcinfo, 0, "model_name");
 
-	if (PG_ARGISNULL(0))
+	PG_RETURN_DATUM(read_column(fcinfo, name, 0, "weights"));
+}
+
+/* ------------------------------------------------------------------ */
+/* tim4rec_item_ids(model_name text, version int DEFAULT NULL)          */
+/* RETURNS bigint[]: item_ids[r] is the id of vocabulary row r          */
+/* ------------------------------------------------------------------ */
+Datum
+tim4rec_item_ids(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "model_name");
+	int32		version = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+
+	if (!PG_ARGISNULL(1) && version <= 0)
+		not_found(name, version);
+	PG_RETURN_DATUM(read_column(fcinfo, name, version, "item_ids"));
+}
+
+/* ------------------------------------------------------------------ */
+/* grants and owner                                                    */
+/* ------------------------------------------------------------------ */
+
+/* role argument: an existing role or PUBLIC; returns the stored name */
+static char *
+role_arg(FunctionCallInfo fcinfo, int i, const char *what)
+{
+	char	   *r;
+
+	if (PG_ARGISNULL(i))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("model_name must not be NULL")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	vals[0] = CStringGetTextDatum(name);
-	{
-		char	   *tab = catalog_name();
+				 errmsg("%s must not be NULL", what)));
+	r = pstrdup(NameStr(*PG_GETARG_NAME(i)));
+	if (pg_strcasecmp(r, "public") == 0)
+		return pstrdup("public");
+	(void) get_role_oid(r, false);	/* ERROR 42704 if there is no such role */
+	return r;
+}
 
-		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-		rc = SPI_execute_with_args(psprintf("SELECT weights FROM %s WHERE model_name = $1 AND is_current", tab),
-								   1, types, vals, NULL, true, 1);
-	}
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
+/* privilege argument: 'usage' or 'read' (NULL: both when allow_null) */
+static int
+priv_arg(FunctionCallInfo fcinfo, int i, bool allow_null)
+{
+	char	   *p;
+
+	if (PG_ARGISNULL(i))
+	{
+		if (allow_null)
+			return 0;
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("model \"%s\" does not exist", name)));
-	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		MemoryContext old = MemoryContextSwitchTo(caller);
-
-		w = DatumGetByteaPCopy(d);
-		MemoryContextSwitchTo(old);
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("privilege must not be NULL")));
 	}
-	SPI_finish();
-	PG_RETURN_BYTEA_P(w);
+	p = text_to_cstring(PG_GETARG_TEXT_PP(i));
+	if (pg_strcasecmp(p, "usage") == 0)
+		return T4R_PRIV_USAGE;
+	if (pg_strcasecmp(p, "read") == 0)
+		return T4R_PRIV_READ;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown model privilege \"%s\"", p),
+			 errhint("Model privileges are 'usage' (recommend, evaluate) and 'read' (usage, plus the catalog row, item ids and export).")));
+	return 0;
+}
+
+static bool
+list_has(const T4rNameList *l, const char *r)
+{
+	for (int i = 0; i < l->n; i++)
+		if (strcmp(l->names[i], r) == 0)
+			return true;
+	return false;
+}
+
+static void
+list_set(T4rNameList *l, const char *r, bool present)
+{
+	if (present && !list_has(l, r))
+	{
+		char	  **n = palloc(sizeof(char *) * (l->n + 1));
+
+		for (int i = 0; i < l->n; i++)
+			n[i] = l->names[i];
+		n[l->n++] = pstrdup(r);
+		l->names = n;
+	}
+	else if (!present)
+	{
+		int			k = 0;
+
+		for (int i = 0; i < l->n; i++)
+			if (strcmp(l->names[i], r) != 0)
+				l->names[k++] = l->names[i];
+		l->n = k;
+	}
+}
+
+/* store owner and grants on every version row of the model */
+static void
+update_acl(T4rCatalogSession *cs, const char *name, const T4rModelAcl *acl)
+{
+	Oid			types[4] = {TEXTOID, NAMEOID, NAMEARRAYOID, NAMEARRAYOID};
+	Datum		vals[4];
+	int			rc;
+
+	vals[0] = CStringGetTextDatum(name);
+	vals[1] = name_datum(acl->owner);
+	vals[2] = name_array(&acl->grant_read);
+	vals[3] = name_array(&acl->grant_usage);
+	rc = SPI_execute_with_args(psprintf("UPDATE %s SET owner = $2, grant_read = $3, grant_usage = $4 "
+										"WHERE model_name OPERATOR(pg_catalog.=) $1", cs->table),
+							   4, types, vals, NULL, false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
+	t4r_pg_catalog_changed();
+}
+
+static Datum
+change_grant(FunctionCallInfo fcinfo, bool grant)
+{
+	char	   *name;
+	char	   *role;
+	int			priv;
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+
+	PreventCommandIfReadOnly(grant ? "tim4rec_grant()" : "tim4rec_revoke()");
+	name = name_arg(fcinfo, 0, "model_name");
+	role = role_arg(fcinfo, 1, "role");
+	priv = priv_arg(fcinfo, 2, !grant);
+
+	t4r_pg_catalog_begin(&cs);
+	t4r_pg_catalog_lock(name);
+	if (!check_owner(&cs, name, &acl))
+		not_found(name, 0);
+	if (priv == 0 || priv == T4R_PRIV_READ)
+		list_set(&acl.grant_read, role, grant);
+	if (priv == 0 || priv == T4R_PRIV_USAGE)
+		list_set(&acl.grant_usage, role, grant);
+	update_acl(&cs, name, &acl);
+	t4r_pg_catalog_end(&cs);
+	PG_RETURN_VOID();
+}
+
+/* tim4rec_grant(model_name text, role name, privilege text DEFAULT 'usage') */
+Datum
+tim4rec_grant(PG_FUNCTION_ARGS)
+{
+	return change_grant(fcinfo, true);
+}
+
+/* tim4rec_revoke(model_name text, role name, privilege text DEFAULT NULL = both) */
+Datum
+tim4rec_revoke(PG_FUNCTION_ARGS)
+{
+	return change_grant(fcinfo, false);
+}
+
+/* tim4rec_alter_owner(model_name text, new_owner name): the owner (or a
+ * superuser) hands the model to a role the caller is a member of */
+Datum
+tim4rec_alter_owner(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *role;
+	Oid			roleid;
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+
+	PreventCommandIfReadOnly("tim4rec_alter_owner()");
+	name = name_arg(fcinfo, 0, "model_name");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("new_owner must not be NULL")));
+	role = pstrdup(NameStr(*PG_GETARG_NAME(1)));
+	roleid = get_role_oid(role, false);
+	if (!superuser() && !is_member_of_role(GetUserId(), roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be member of role \"%s\"", role),
+				 errdetail("The new owner of a model must be a role you are a member of.")));
+
+	t4r_pg_catalog_begin(&cs);
+	t4r_pg_catalog_lock(name);
+	if (!check_owner(&cs, name, &acl))
+		not_found(name, 0);
+	acl.owner = role;
+	update_acl(&cs, name, &acl);
+	t4r_pg_catalog_end(&cs);
+	PG_RETURN_VOID();
 }
 
 /* ------------------------------------------------------------------ */
@@ -416,7 +711,7 @@ tim4rec_import(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("model_name and weights must not be NULL")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	check_name(name);
+	t4r_pg_check_model_writable(name);
 	wb = PG_GETARG_BYTEA_PP(1);
 
 	memset(&opts, 0, sizeof(opts));

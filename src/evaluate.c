@@ -28,64 +28,24 @@
 
 PG_FUNCTION_INFO_V1(tim4rec_evaluate);
 
-/* min_user / min_item interactions from the current row's config (default 5) */
-static void
-model_filter_options(FunctionCallInfo fcinfo, const char *name, int32 version,
-					 int *min_user, int *min_item)
-{
-	const char *schema = get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid));
-	char	   *q;
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		vals[2];
-	int			rc;
-
-	*min_user = 5;
-	*min_item = 5;
-	q = psprintf("SELECT (config->>'min_user_interactions')::int, (config->>'min_item_interactions')::int "
-				 "FROM %s.%s WHERE model_name = $1 AND version = $2",
-				 quote_identifier(schema), T4R_CATALOG_TABLE);
-	vals[0] = CStringGetTextDatum(name);
-	vals[1] = Int32GetDatum(version);
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	rc = SPI_execute_with_args(q, 2, types, vals, NULL, true, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		d;
-
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			*min_user = DatumGetInt32(d);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		if (!isnull)
-			*min_item = DatumGetInt32(d);
-	}
-	SPI_finish();
-}
-
 static Oid
 eval_source_relation(T4rLoadedModel *lm)
 {
-	Oid			nsp,
-				relid;
+	Oid			relid;
+	T4rSourceAccess acc = t4r_pg_source_access(&lm->acl, GetUserId(), &relid);
 
-	if (lm->source_table == NULL || lm->source_table[0] == '\0' ||
-		lm->user_column == NULL || lm->user_column[0] == '\0')
+	if (acc == T4R_SOURCE_NONE)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("model \"%s\" has no source relation", lm->name),
 				 errdetail("The model was imported, not trained on a table, so there is no data to evaluate it on.")));
-	nsp = get_namespace_oid(lm->source_schema ? lm->source_schema : "", true);
-	relid = OidIsValid(nsp) ? get_relname_relid(lm->source_table, nsp) : InvalidOid;
-	if (!OidIsValid(relid))
+	if (acc == T4R_SOURCE_MISSING)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("source relation %s.%s of model \"%s\" does not exist",
 						quote_identifier(lm->source_schema ? lm->source_schema : ""),
 						quote_identifier(lm->source_table), lm->name)));
+	/* privileges on the relation: checked when it is read */
 	return relid;
 }
 
@@ -141,9 +101,10 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 		}
 	}
 
-	lm = t4r_pg_get_model(name, 0);
+	lm = t4r_pg_get_model(name, 0, T4R_PRIV_USAGE);
 	relid = eval_source_relation(lm);
-	model_filter_options(fcinfo, lm->name, lm->version, &min_user, &min_item);
+	min_user = lm->min_user;
+	min_item = lm->min_item;
 	V = lm->model->cfg.n_items;
 
 	memset(&in, 0, sizeof(in));
@@ -244,8 +205,6 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 		static const char *const splits[2] = {"valid", "test"};
 		static const char *const metrics[3] = {"hr", "ndcg", "mrr"};
 
-		if (use_cuda)
-			t4r_pg_device_open(&dev, lm->model, false);
 		for (int m = 0; m < 2; m++)
 			for (int sp = 0; sp < 2; sp++)
 				for (int me = 0; me < 3; me++)
@@ -262,5 +221,6 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 						tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 					}
 	}
+	t4r_pg_release_model(lm);
 	PG_RETURN_NULL();
 }

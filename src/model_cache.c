@@ -1,48 +1,59 @@
 /*
- * model_cache.c - per-backend cache of loaded models (PG-B).
+ * model_cache.c - per-backend cache of loaded models.
  *
  * A loaded model (T4rLoadedModel) holds the core model, one inference
- * context, the vocabulary (item_ids, item_counts), the popularity order and a
- * fast external id -> vocabulary row lookup.  Core objects are malloc'd and
- * freed when the entry is replaced; the rest lives in a per-entry memory
- * context under TopMemoryContext.
+ * context, the vocabulary (item_ids, item_counts), the popularity order, a
+ * fast external id -> vocabulary row lookup, and what access checks need
+ * (owner, grants, source relation).  Core objects are malloc'd; the rest
+ * lives in a per-model memory context under TopMemoryContext.
  *
- * Every call checks the catalog: one saved SPI plan reads (version, xmin) of
- * the requested row (current version, or a given version).  If it differs
- * from the cached entry the row is loaded again, so a deploy, drop or new
- * version made by any session is seen by the next call of every backend
- * (the check runs under the calling statement's snapshot).
+ * Every call checks the catalog (in a catalog session, access.c): one saved
+ * SPI plan reads (version, xmin, ctid) of the requested row (current
+ * version, or a given version).  If the row is not the one cached, it is
+ * loaded again, so a deploy, drop, grant or new version made by any session
+ * is seen by the next call of every backend (the check runs under the
+ * calling statement's snapshot), and a drop and re-import inside one
+ * transaction is seen too (ctid, plus a counter of this backend's catalog
+ * changes for rows its own transaction wrote).
+ *
+ * Calls pin the model they use (t4r_pg_get_model ... t4r_pg_release_model):
+ * a nested call (a source view whose function drops or replaces the model)
+ * may replace the cache entry, but the pinned model stays valid until the
+ * outer call releases it.  Pins left by calls that raised an error are
+ * cleared at the end of the transaction.
  */
 #include "postgres.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/table.h"
-#include "catalog/indexing.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_extension.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/hsearch.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/rel.h"
 
 #include "tim4rec_pg.h"
 
-/* the loaded model plus its lookup tables (lm first: a T4rLoadedModel *
- * handed out points to a LoadedFull) */
+/* the loaded model plus its lookup tables and cache bookkeeping (lm
+ * first: a T4rLoadedModel * handed out points to a LoadedFull) */
 typedef struct LoadedFull
 {
 	T4rLoadedModel lm;
+	MemoryContext cxt;			/* holds this struct and its arrays */
+	/* identity of the catalog row it was loaded from */
+	TransactionId xmin;
+	ItemPointerData tid;
+	uint64		gen;			/* catalog_gen at load time */
+	int			pins;			/* calls using it now */
+	bool		detached;		/* replaced while pinned: freed at the last unpin */
+	struct LoadedFull *next_detached;
 	/* id -> row lookup: either a direct table or a sorted array */
 	int64		dmin;
 	int64		drange;			/* 0 when not direct */
@@ -54,82 +65,116 @@ typedef struct LoadedFull
 typedef struct CacheEntry
 {
 	char		key[NAMEDATALEN + 16];	/* "name#version" (0 = current) */
-	T4rLoadedModel *lm;			/* NULL until loaded; a LoadedFull */
-	MemoryContext cxt;			/* holds lm and its arrays */
-	TransactionId xmin;			/* of the catalog row it was loaded from */
+	LoadedFull *lf;				/* NULL until loaded */
 } CacheEntry;
 
 static HTAB *model_cache = NULL;
-static Oid	cached_ext_oid = InvalidOid;
-static char *cached_schema = NULL;	/* TopMemoryContext */
 static SPIPlanPtr plan_current = NULL;
 static SPIPlanPtr plan_version = NULL;
+static LoadedFull *detached_list = NULL;
+static int	n_pinned = 0;		/* pins outstanding in this transaction */
+static uint64 catalog_gen = 0;	/* bumped by every catalog change of this backend */
+static bool xact_callback_registered = false;
 
 /* ---------------------------------------------------------------- */
 
-static char *
-extension_schema_name(void)
+static void
+lf_free(LoadedFull *lf)
 {
-	Oid			ext = get_extension_oid("tim4rec", true);
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-	char	   *name;
+	if (lf->lm.ctx)
+		t4r_infer_ctx_free(lf->lm.ctx);
+	if (lf->lm.model)
+		t4r_model_free(lf->lm.model);
+	MemoryContextDelete(lf->cxt);
+}
 
-	if (!OidIsValid(ext))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"tim4rec\" is not installed in this database")));
-	if (ext == cached_ext_oid && cached_schema)
-		return cached_schema;
-
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(ext));
-	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	name = get_namespace_name(nsp);
-	if (name == NULL)
-		elog(ERROR, "tim4rec: could not find the extension's schema");
-
-	/* extension (re)created: forget plans and models */
-	if (plan_current)
+/* the entry stops pointing at lf: free it now, or when its last pin goes */
+static void
+lf_retire(LoadedFull *lf)
+{
+	if (lf == NULL)
+		return;
+	if (lf->pins > 0)
 	{
-		SPI_freeplan(plan_current);
-		plan_current = NULL;
+		lf->detached = true;
+		lf->next_detached = detached_list;
+		detached_list = lf;
 	}
-	if (plan_version)
-	{
-		SPI_freeplan(plan_version);
-		plan_version = NULL;
-	}
-	if (cached_schema)
-		pfree(cached_schema);
-	cached_schema = MemoryContextStrdup(TopMemoryContext, name);
-	cached_ext_oid = ext;
-	return cached_schema;
+	else
+		lf_free(lf);
 }
 
 static void
-entry_release(CacheEntry *e)
+free_detached(void)
 {
-	if (e->lm)
+	LoadedFull **pp = &detached_list;
+
+	while (*pp)
 	{
-		if (e->lm->ctx)
-			t4r_infer_ctx_free(e->lm->ctx);
-		if (e->lm->model)
-			t4r_model_free(e->lm->model);
+		LoadedFull *lf = *pp;
+
+		if (lf->pins <= 0)
+		{
+			*pp = lf->next_detached;
+			lf_free(lf);
+		}
+		else
+			pp = &lf->next_detached;
 	}
-	e->lm = NULL;
-	if (e->cxt)
-		MemoryContextDelete(e->cxt);
-	e->cxt = NULL;
+}
+
+/* at the end of a transaction no call is running: pins left behind by
+ * calls that errored out are void */
+static void
+cache_xact_callback(XactEvent event, void *arg)
+{
+	HASH_SEQ_STATUS st;
+	CacheEntry *e;
+
+	if (n_pinned == 0 && detached_list == NULL)
+		return;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	if (model_cache)
+	{
+		hash_seq_init(&st, model_cache);
+		while ((e = hash_seq_search(&st)) != NULL)
+			if (e->lf)
+				e->lf->pins = 0;
+	}
+	for (LoadedFull *lf = detached_list; lf; lf = lf->next_detached)
+		lf->pins = 0;
+	n_pinned = 0;
+	free_detached();
+}
+
+void
+t4r_pg_model_cache_reset(void)
+{
+	HASH_SEQ_STATUS st;
+	CacheEntry *e;
+
+	if (plan_current)
+		SPI_freeplan(plan_current);
+	if (plan_version)
+		SPI_freeplan(plan_version);
+	plan_current = plan_version = NULL;
+	if (model_cache == NULL)
+		return;
+	hash_seq_init(&st, model_cache);
+	while ((e = hash_seq_search(&st)) != NULL)
+	{
+		lf_retire(e->lf);
+		e->lf = NULL;
+	}
+}
+
+void
+t4r_pg_catalog_changed(void)
+{
+	catalog_gen++;
 }
 
 static void
@@ -137,6 +182,11 @@ init_cache(void)
 {
 	HASHCTL		ctl;
 
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(cache_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
 	if (model_cache)
 		return;
 	memset(&ctl, 0, sizeof(ctl));
@@ -147,10 +197,10 @@ init_cache(void)
 							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 }
 
+/* (version, xmin, ctid) of the requested row; inside a catalog session */
 static SPIPlanPtr
-prepare_check(bool by_version)
+prepare_check(const char *table, bool by_version)
 {
-	const char *schema = extension_schema_name();
 	StringInfoData q;
 	Oid			types[2] = {TEXTOID, INT4OID};
 	SPIPlanPtr	p;
@@ -161,9 +211,8 @@ prepare_check(bool by_version)
 		return plan_version;
 	initStringInfo(&q);
 	appendStringInfo(&q,
-					 "SELECT version, xmin::text::bigint FROM %s.%s WHERE model_name = $1 AND %s",
-					 quote_identifier(schema), T4R_CATALOG_TABLE,
-					 by_version ? "version = $2" : "is_current");
+					 "SELECT version, xmin, ctid FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1 AND %s",
+					 table, by_version ? "version OPERATOR(pg_catalog.=) $2" : "is_current");
 	p = SPI_prepare(q.data, by_version ? 2 : 1, types);
 	if (p == NULL)
 		elog(ERROR, "tim4rec: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -184,6 +233,7 @@ cmp_id_row(const void *a, const void *b)
 	return (*x > *y) - (*x < *y);
 }
 
+/* a name (or text) column as a string in cxt; NULL when NULL */
 static char *
 getstr(HeapTuple tup, TupleDesc td, int col, MemoryContext cxt)
 {
@@ -192,7 +242,18 @@ getstr(HeapTuple tup, TupleDesc td, int col, MemoryContext cxt)
 
 	if (isnull)
 		return NULL;
+	if (SPI_gettypeid(td, col) == NAMEOID)
+		return MemoryContextStrdup(cxt, NameStr(*DatumGetName(d)));
 	return MemoryContextStrdup(cxt, TextDatumGetCString(d));
+}
+
+static int
+getint(HeapTuple tup, TupleDesc td, int col, int dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, td, col, &isnull);
+
+	return isnull ? dflt : pg_strtoint32(TextDatumGetCString(d));
 }
 
 /* deconstruct a bigint[] (no NULL elements); returns count */
@@ -237,14 +298,14 @@ cmp_pop(const void *a, const void *b)
 	return (x->row > y->row) - (x->row < y->row);
 }
 
-/* Load row (name, version) into e (already released).  Runs inside SPI. */
-static void
-load_entry(CacheEntry *e, const char *name, int32 version, TransactionId xmin)
+/* Load the catalog row at tid into a new LoadedFull.  Runs inside a
+ * catalog session. */
+static LoadedFull *
+load_row(const char *table, const char *name, int32 version, ItemPointer tid)
 {
-	const char *schema = extension_schema_name();
 	StringInfoData q;
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		vals[2];
+	Oid			types[1] = {TIDOID};
+	Datum		vals[1];
 	int			rc;
 	HeapTuple	tup;
 	TupleDesc	td;
@@ -265,13 +326,14 @@ load_entry(CacheEntry *e, const char *name, int32 version, TransactionId xmin)
 
 	initStringInfo(&q);
 	appendStringInfo(&q,
-					 "SELECT weights, item_ids, item_counts, source_schema::text, source_table::text, "
-					 "user_column::text, item_column::text, time_column::text, order_column::text "
-					 "FROM %s.%s WHERE model_name = $1 AND version = $2",
-					 quote_identifier(schema), T4R_CATALOG_TABLE);
-	vals[0] = CStringGetTextDatum(name);
-	vals[1] = Int32GetDatum(version);
-	rc = SPI_execute_with_args(q.data, 2, types, vals, NULL, true, 1);
+					 "SELECT weights, item_ids, item_counts, source_schema, source_table, "
+					 "user_column, item_column, time_column, order_column, owner, grant_read, grant_usage, "
+					 "config OPERATOR(pg_catalog.->>) 'min_user_interactions', "
+					 "config OPERATOR(pg_catalog.->>) 'min_item_interactions' "
+					 "FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
+					 table);
+	vals[0] = PointerGetDatum(tid);
+	rc = SPI_execute_with_args(q.data, 1, types, vals, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
@@ -286,10 +348,10 @@ load_entry(CacheEntry *e, const char *name, int32 version, TransactionId xmin)
 	PG_TRY();
 	{
 		lf = palloc0(sizeof(LoadedFull));
+		lf->cxt = cxt;
 		lm = &lf->lm;
 		strlcpy(lm->name, name, NAMEDATALEN);
 		lm->version = version;
-
 		w = DatumGetByteaPP(SPI_getbinval(tup, td, 1, &isnull));
 		if (isnull)
 			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
@@ -382,14 +444,25 @@ load_entry(CacheEntry *e, const char *name, int32 version, TransactionId xmin)
 			}
 		}
 
-		lm->source_schema = getstr(tup, td, 4, cxt);
-		lm->source_table = getstr(tup, td, 5, cxt);
-		lm->user_column = getstr(tup, td, 6, cxt);
-		lm->item_column = getstr(tup, td, 7, cxt);
-		lm->time_column = getstr(tup, td, 8, cxt);
+		lm->acl.source_schema = lm->source_schema = getstr(tup, td, 4, cxt);
+		lm->acl.source_table = lm->source_table = getstr(tup, td, 5, cxt);
+		lm->acl.user_column = lm->user_column = getstr(tup, td, 6, cxt);
+		lm->acl.item_column = lm->item_column = getstr(tup, td, 7, cxt);
+		lm->acl.time_column = lm->time_column = getstr(tup, td, 8, cxt);
 		lm->order_column = getstr(tup, td, 9, cxt);
 		if (lm->order_column && lm->order_column[0] == '\0')
 			lm->order_column = NULL;
+		lm->acl.order_column = lm->order_column;
+		lm->acl.owner = getstr(tup, td, 10, cxt);
+		{
+			Datum		d = SPI_getbinval(tup, td, 11, &isnull);
+
+			t4r_pg_name_list(d, isnull, &lm->acl.grant_read);
+			d = SPI_getbinval(tup, td, 12, &isnull);
+			t4r_pg_name_list(d, isnull, &lm->acl.grant_usage);
+		}
+		lm->min_user = getint(tup, td, 13, 5);
+		lm->min_item = getint(tup, td, 14, 5);
 
 		{
 			t4r_infer_ctx *c = NULL;
@@ -414,21 +487,29 @@ load_entry(CacheEntry *e, const char *name, int32 version, TransactionId xmin)
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(old);
-	e->lm = lm;
-	e->cxt = cxt;
-	e->xmin = xmin;
+	return lf;
+}
+
+static void
+make_key(char *key, const char *name, int32 version)
+{
+	memset(key, 0, NAMEDATALEN + 16);
+	snprintf(key, NAMEDATALEN + 16, "%s#%d", name, version);
 }
 
 T4rLoadedModel *
-t4r_pg_get_model(const char *name, int32 version)
+t4r_pg_get_model(const char *name, int32 version, int priv)
 {
+	T4rCatalogSession cs;
 	SPIPlanPtr	plan;
 	Datum		vals[2];
 	int			rc;
 	int32		found_version;
 	TransactionId xmin;
+	ItemPointerData tid;
 	char		key[NAMEDATALEN + 16];
 	CacheEntry *e;
+	LoadedFull *lf;
 	bool		found;
 	bool		isnull;
 
@@ -439,10 +520,10 @@ t4r_pg_get_model(const char *name, int32 version)
 		ereport(ERROR, (errcode(ERRCODE_UNDEFINED_OBJECT),
 						errmsg("model \"%s\" does not exist", name)));
 	init_cache();
+	make_key(key, name, version);
 
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	plan = prepare_check(version != 0);
+	t4r_pg_catalog_begin(&cs);
+	plan = prepare_check(cs.table, version != 0);
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
 	rc = SPI_execute_plan(plan, vals, NULL, true, 1);
@@ -451,12 +532,10 @@ t4r_pg_get_model(const char *name, int32 version)
 	if (SPI_processed != 1)
 	{
 		/* dropped (or never there): free what this backend still holds */
-		memset(key, 0, sizeof(key));
-		snprintf(key, sizeof(key), "%s#%d", name, version);
 		e = hash_search(model_cache, key, HASH_FIND, NULL);
 		if (e)
 		{
-			entry_release(e);
+			lf_retire(e->lf);
 			hash_search(model_cache, key, HASH_REMOVE, NULL);
 		}
 		if (version == 0)
@@ -471,24 +550,52 @@ t4r_pg_get_model(const char *name, int32 version)
 					 errhint("See tim4rec_model_list for the models of this database.")));
 	}
 	found_version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	xmin = (TransactionId) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)),
+					&tid);
 
-	/* cached under the version found; a lookup by name alone uses key version 0 */
-	memset(key, 0, sizeof(key));
-	snprintf(key, sizeof(key), "%s#%d", name, version);
+	/*
+	 * Cached under the version asked for (0: current).  The row is the same
+	 * when its xmin and ctid are; a row this transaction wrote is also
+	 * re-read after any catalog change this backend made since (drop and
+	 * re-create inside one transaction repeat version and xmin).
+	 */
 	e = hash_search(model_cache, key, HASH_ENTER, &found);
 	if (!found)
+		e->lf = NULL;
+	lf = e->lf;
+	if (lf == NULL || lf->lm.version != found_version || lf->xmin != xmin ||
+		!ItemPointerEquals(&lf->tid, &tid) ||
+		(TransactionIdIsCurrentTransactionId(xmin) && lf->gen != catalog_gen))
 	{
-		e->lm = NULL;
-		e->cxt = NULL;
+		e->lf = NULL;
+		lf_retire(lf);
+		lf = load_row(cs.table, name, found_version, &tid);
+		lf->xmin = xmin;
+		lf->tid = tid;
+		lf->gen = catalog_gen;
+		e->lf = lf;
 	}
-	if (e->lm == NULL || e->lm->version != found_version || e->xmin != xmin)
-	{
-		entry_release(e);
-		load_entry(e, name, found_version, xmin);
-	}
-	SPI_finish();
-	return e->lm;
+	t4r_pg_catalog_end(&cs);
+
+	/* the caller's privileges (restored by t4r_pg_catalog_end) */
+	t4r_pg_model_check(&lf->lm.acl, name, priv, GetUserId());
+	lf->pins++;
+	n_pinned++;
+	return &lf->lm;
+}
+
+void
+t4r_pg_release_model(T4rLoadedModel *lm)
+{
+	LoadedFull *lf = (LoadedFull *) lm;
+
+	if (lf == NULL || lf->pins <= 0)
+		return;
+	lf->pins--;
+	n_pinned--;
+	if (lf->detached && lf->pins == 0)
+		free_detached();
 }
 
 int32

@@ -278,7 +278,7 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 		ev[i].item = DatumGetInt64(ie[i]);
 	}
 	qsort(ev, ni, sizeof(SeqEv), cmp_ev);
-	lm = t4r_pg_get_model(a->model_name, 0);
+	lm = t4r_pg_get_model(a->model_name, 0, T4R_PRIV_USAGE);
 	rows = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(int32));
 	seen = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(int32));
 	ts = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(double));
@@ -294,6 +294,7 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 		n++;
 	}
 	emit_recommendations(fcinfo, lm, a, rows, ts, n, seen, nseen);
+	t4r_pg_release_model(lm);
 	return (Datum) 0;
 }
 
@@ -389,51 +390,40 @@ get_plan(const char *query, int nargs, Oid *types)
 	return p;
 }
 
-/* the source relation of lm, checked for existence and SELECT privilege */
+/* the source relation of lm, checked for existence and SELECT privilege
+ * (row-level security, if any, applies to the history query) */
 static Oid
 source_relation(T4rLoadedModel *lm)
 {
-	Oid			nsp,
-				relid;
-	const char *cols[4];
+	Oid			relid;
 
-	if (lm->source_table == NULL || lm->source_table[0] == '\0' ||
-		lm->user_column == NULL || lm->user_column[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model \"%s\" has no source relation", lm->name),
-				 errdetail("The model was imported, not trained on a table."),
-				 errhint("Use tim4rec_recommend(items, times, ...) with the user's sequence.")));
-	nsp = get_namespace_oid(lm->source_schema ? lm->source_schema : "", true);
-	relid = OidIsValid(nsp) ? get_relname_relid(lm->source_table, nsp) : InvalidOid;
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("source relation %s.%s of model \"%s\" does not exist",
-						quote_identifier(lm->source_schema ? lm->source_schema : ""),
-						quote_identifier(lm->source_table), lm->name)));
-	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	switch (t4r_pg_source_access(&lm->acl, GetUserId(), &relid))
 	{
-		cols[0] = lm->user_column;
-		cols[1] = lm->item_column;
-		cols[2] = lm->time_column;
-		cols[3] = lm->order_column;
-		for (int i = 0; i < 4; i++)
-		{
-			AttrNumber	att;
-
-			if (cols[i] == NULL)
-				continue;
-			att = get_attnum(relid, cols[i]);
-			if (att == InvalidAttrNumber ||
-				pg_attribute_aclcheck(relid, att, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for table %s",
-								quote_qualified_identifier(lm->source_schema, lm->source_table)),
-						 errdetail("tim4rec_recommend(user_id, ...) reads the user's history from the source relation of model \"%s\".",
-								   lm->name)));
-		}
+		case T4R_SOURCE_NONE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no source relation", lm->name),
+					 errdetail("The model was imported, not trained on a table."),
+					 errhint("Use tim4rec_recommend(items, times, ...) with the user's sequence.")));
+			break;
+		case T4R_SOURCE_MISSING:
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("source relation %s.%s of model \"%s\" does not exist",
+							quote_identifier(lm->source_schema ? lm->source_schema : ""),
+							quote_identifier(lm->source_table), lm->name)));
+			break;
+		case T4R_SOURCE_DENIED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s",
+							quote_qualified_identifier(lm->source_schema, lm->source_table)),
+					 errdetail("tim4rec_recommend(user_id, ...) reads the user's history from the source relation of model \"%s\".",
+							   lm->name)));
+			break;
+		case T4R_SOURCE_ROWS_LIMITED:
+		case T4R_SOURCE_READABLE:
+			break;
 	}
 	return relid;
 }
@@ -465,13 +455,16 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 						errmsg("user_id must not be null")));
 	user = PG_GETARG_INT64(0);
 	get_common_args(fcinfo, 1, &a);
-	lm = t4r_pg_get_model(a.model_name, 0);
+	lm = t4r_pg_get_model(a.model_name, 0, T4R_PRIV_USAGE);
 	(void) source_relation(lm);
 	L = lm->model->cfg.max_seq_len;
 
 	rel = quote_qualified_identifier(lm->source_schema, lm->source_table);
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT %s::int8, %s FROM %s WHERE %s = $1 AND %s IS NOT NULL AND %s IS NOT NULL "
+	/* every operator and type schema-qualified: this text runs with the
+	 * caller's search_path (the source may be a view that needs it) */
+	appendStringInfo(&q, "SELECT %s::pg_catalog.int8, %s FROM %s "
+					 "WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL AND %s IS NOT NULL "
 					 "ORDER BY %s DESC, %s DESC LIMIT $2",
 					 quote_identifier(lm->item_column), quote_identifier(lm->time_column), rel,
 					 quote_identifier(lm->user_column),
@@ -517,7 +510,7 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	{
 		/* the user may have more history than the model reads: exclude all of it */
 		resetStringInfo(&q);
-		appendStringInfo(&q, "SELECT %s::int8 FROM %s WHERE %s = $1 AND %s IS NOT NULL",
+		appendStringInfo(&q, "SELECT %s::pg_catalog.int8 FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL",
 						 quote_identifier(lm->item_column), rel,
 						 quote_identifier(lm->user_column), quote_identifier(lm->item_column));
 		plan = get_plan(q.data, 1, types);
@@ -540,5 +533,6 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	emit_recommendations(fcinfo, lm, &a, rows, ts, n, seen, nseen);
+	t4r_pg_release_model(lm);
 	return (Datum) 0;
 }

@@ -39,8 +39,73 @@ size_t		t4r_pg_device_bytes(const T4rDevice *d);
 void		t4r_pg_device_close(T4rDevice *d);	/* safe when not open */
 int			t4r_pg_threads(void);		/* effective thread count >= 1 */
 
-/* ---- catalog names (schema-qualified at run time via the extension schema) ---- */
+/* ---- the catalog and model privileges (src/access.c) ---- */
 #define T4R_CATALOG_TABLE "tim4rec_models"
+
+/* schema of the extension (where the catalog lives), cached per backend */
+const char *t4r_pg_extension_schema(void);
+/* quoted schema.table of the catalog */
+const char *t4r_pg_catalog_table(void);
+
+/*
+ * Every internal query of the catalog runs between t4r_pg_catalog_begin and
+ * t4r_pg_catalog_end: SPI-connected, as the catalog's owner (a
+ * security-restricted operation) and with search_path pinned to
+ * "pg_catalog, pg_temp".  caller is the user before the switch: the one
+ * whose privileges are checked.
+ */
+typedef struct T4rCatalogSession
+{
+	const char *table;			/* quoted schema.table */
+	Oid			caller;
+	Oid			saved_uid;
+	int			saved_sec;
+	int			guc_level;
+} T4rCatalogSession;
+void		t4r_pg_catalog_begin(T4rCatalogSession *s);
+void		t4r_pg_catalog_end(T4rCatalogSession *s);
+/* transaction-level advisory lock serialising changes of one model name */
+void		t4r_pg_catalog_lock(const char *name);
+
+#define T4R_PRIV_USAGE 1		/* recommend, evaluate */
+#define T4R_PRIV_READ  2		/* + catalog row, item ids, export */
+#define T4R_PRIV_OWNER 3		/* + new versions, deploy, drop, grants */
+
+typedef struct T4rNameList
+{
+	int			n;
+	char	  **names;
+} T4rNameList;
+
+/* what decides who may use a model: its owner, grants and source */
+typedef struct T4rModelAcl
+{
+	const char *owner;			/* role name */
+	T4rNameList grant_read;
+	T4rNameList grant_usage;
+	const char *source_schema;	/* "" or NULL: imported, no source */
+	const char *source_table;
+	const char *user_column;
+	const char *item_column;
+	const char *time_column;
+	const char *order_column;	/* may be NULL */
+} T4rModelAcl;
+
+typedef enum T4rSourceAccess
+{
+	T4R_SOURCE_NONE,			/* imported model */
+	T4R_SOURCE_MISSING,			/* the relation does not exist (any more) */
+	T4R_SOURCE_DENIED,			/* no SELECT on it or a used column */
+	T4R_SOURCE_ROWS_LIMITED,	/* SELECT, but row-level security applies */
+	T4R_SOURCE_READABLE			/* every row of the used columns */
+} T4rSourceAccess;
+
+T4rSourceAccess t4r_pg_source_access(const T4rModelAcl *acl, Oid roleid, Oid *relid);
+bool		t4r_pg_model_allowed(const T4rModelAcl *acl, int priv, Oid roleid);
+/* ERROR 42501 unless roleid has priv on the model */
+void		t4r_pg_model_check(const T4rModelAcl *acl, const char *model_name, int priv, Oid roleid);
+/* name[] -> strings (palloc'd); isnull gives an empty list */
+void		t4r_pg_name_list(Datum d, bool isnull, T4rNameList *out);
 
 /* ---- reading an interactions relation (src/pgutil.c) ---- */
 typedef struct T4rInteractions
@@ -133,8 +198,9 @@ char	   *t4r_pg_options_json(const T4rTrainOptions *o);
  * caller's transaction; returns the version.  *deployed tells whether it
  * became the current version. */
 int32		t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed);
-/* schema of the extension (where the catalog lives) */
-const char *t4r_pg_extension_schema(void);
+/* ERROR 42501 when model_name exists and the caller does not own it
+ * (train and import check before the long work; insert checks again) */
+void		t4r_pg_check_model_writable(const char *model_name);
 
 /* ---- loaded-model cache (src/model_cache.c) ---- */
 typedef struct T4rLoadedModel
@@ -146,19 +212,32 @@ typedef struct T4rLoadedModel
 	int64	   *item_ids;		/* [V]; item_ids[0] = 0 (padding) */
 	int64	   *item_counts;	/* [V] popularity in the training data */
 	int32	   *pop_order;		/* rows 1..V-1 by popularity desc, ties by row */
-	/* source relation (for history reads at call time) */
-	char	   *source_schema;
-	char	   *source_table;
-	char	   *user_column;
-	char	   *item_column;
-	char	   *time_column;
-	char	   *order_column;	/* may be NULL */
+	int			min_user;		/* the training's filters (evaluate) */
+	int			min_item;
+	/* owner, grants and source relation (history reads at call time) */
+	T4rModelAcl acl;
+	const char *source_schema;	/* = acl.source_* (kept for the readers) */
+	const char *source_table;
+	const char *user_column;
+	const char *item_column;
+	const char *time_column;
+	const char *order_column;	/* may be NULL */
 } T4rLoadedModel;
 
-/* current version when version == 0; ereport(ERROR) if unknown.  The cache
- * is checked against the catalog on each call (another session may deploy
- * or drop). */
-T4rLoadedModel *t4r_pg_get_model(const char *name, int32 version);
+/*
+ * The current version when version == 0; ereport(ERROR) if unknown or if
+ * the caller lacks priv (T4R_PRIV_*) on it.  The cache is checked against
+ * the catalog row on each call (another session may deploy or drop; this
+ * one may replace a row within its transaction).  The model is pinned: it
+ * stays valid, even if a nested call replaces or drops it, until
+ * t4r_pg_release_model (or the end of the transaction).
+ */
+T4rLoadedModel *t4r_pg_get_model(const char *name, int32 version, int priv);
+void		t4r_pg_release_model(T4rLoadedModel *lm);
+/* forget every cached model (the extension was re-created) */
+void		t4r_pg_model_cache_reset(void);
+/* this backend changed the catalog (new row ids may repeat in one xact) */
+void		t4r_pg_catalog_changed(void);
 /* vocabulary row of an external item id, -1 if unknown */
 int32		t4r_pg_item_row(T4rLoadedModel *lm, int64 item_id);
 

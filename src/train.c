@@ -266,28 +266,6 @@ epoch_cb(void *ud, const t4r_epoch_info *info)
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
 /* ------------------------------------------------------------------ */
-static void
-check_catalog_writable(void)
-{
-	const char *schema = t4r_pg_extension_schema();
-	Oid			nsp = get_namespace_oid(schema, false);
-	Oid			cat = get_relname_relid(T4R_CATALOG_TABLE, nsp);
-
-	if (!OidIsValid(cat))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("catalog table %s.%s does not exist", schema, T4R_CATALOG_TABLE)));
-	if (pg_class_aclcheck(cat, GetUserId(), ACL_INSERT) != ACLCHECK_OK ||
-		pg_class_aclcheck(cat, GetUserId(), ACL_UPDATE) != ACLCHECK_OK ||
-		pg_class_aclcheck(cat, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table %s", T4R_CATALOG_TABLE),
-				 errdetail("Training stores a new model version in the catalog."),
-				 errhint("GRANT SELECT, INSERT, UPDATE ON %s.%s TO the training role.",
-						 quote_identifier(schema), T4R_CATALOG_TABLE)));
-}
-
 static char *
 bytes_text(double b)
 {
@@ -378,7 +356,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	/* fail now rather than after the training */
 	PreventCommandIfReadOnly("tim4rec_train()");
 	PreventCommandDuringRecovery("tim4rec_train()");
-	check_catalog_writable();
+	t4r_pg_check_model_writable(model_name);
 	t4r_pg_progress_start(relid, opts.cfg.epochs);
 
 	/* ---- read ---- */

@@ -1,4 +1,10 @@
--- 10_catalog.sql (PG-A): the model catalog and the functions that manage it.
+-- 10_catalog.sql: the model catalog and the functions that manage it.
+--
+-- Every function and operator below is schema-qualified (pg_catalog. or
+-- @extschema@.), so objects planted in the target schema before CREATE
+-- EXTENSION cannot capture a call (PostgreSQL's guidance for extension
+-- scripts); the C code does the same and runs its catalog queries with
+-- search_path pinned to pg_catalog (src/access.c).
 --
 -- tim4rec_models holds every trained or imported version of every model.
 -- At most one version per name is current (the one recommend uses).  The
@@ -6,17 +12,17 @@
 -- keep the models.  Imported models have no source relation: their
 -- source_schema, source_table and column names are '' (empty).
 --
--- Privileges: functions run with the caller's rights.  SELECT on the
--- catalog is granted to PUBLIC (recommend reads it; recommend also checks
--- SELECT on the model's source relation); training, deploy, drop and import
--- write to it, which needs INSERT / UPDATE / DELETE: granted to the
--- database owner at CREATE EXTENSION, to other roles by hand, e.g.
--- GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO app_trainer;
+-- Privileges (README "Privileges"): nobody but the table's owner (the
+-- superuser who created the extension) has any privilege on the table; the
+-- functions read and write it on the caller's behalf after checking the
+-- model's owner and grants (columns owner, grant_read, grant_usage, the
+-- same on every version row of a model).  tim4rec_model_list shows the
+-- rows the caller may read.
 CREATE TABLE tim4rec_models (
   model_name      text        NOT NULL,
   version         int         NOT NULL,
   is_current      boolean     NOT NULL DEFAULT false,
-  created_at      timestamptz NOT NULL DEFAULT now(),
+  created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
   source_schema   name        NOT NULL,
   source_table    name        NOT NULL,
   user_column     name        NOT NULL,
@@ -29,32 +35,44 @@ CREATE TABLE tim4rec_models (
   metrics         jsonb,
   history         jsonb,
   weights         bytea       NOT NULL,
+  owner           name        NOT NULL,
+  grant_read      name[]      NOT NULL DEFAULT '{}',
+  grant_usage     name[]      NOT NULL DEFAULT '{}',
   PRIMARY KEY (model_name, version)
 );
 CREATE UNIQUE INDEX tim4rec_models_current ON tim4rec_models (model_name) WHERE is_current;
 SELECT pg_catalog.pg_extension_config_dump('tim4rec_models', '');
-GRANT SELECT ON tim4rec_models TO PUBLIC;
--- the database owner may train and manage models from the start
-DO $grant$
-BEGIN
-  EXECUTE format('GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO %I',
-                 (SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_catalog.pg_database
-                  WHERE datname = pg_catalog.current_database()));
-END
-$grant$;
+REVOKE ALL ON tim4rec_models FROM PUBLIC;
 
 COMMENT ON TABLE tim4rec_models IS
-  'tim4rec models: one row per version; item_ids[r] is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors';
+  'tim4rec models: one row per version; item_ids[r] is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors; owner, grant_read and grant_usage govern access (functions only)';
 
-CREATE VIEW tim4rec_model_list AS
-SELECT model_name, version, is_current, created_at,
-       source_schema, source_table, user_column, item_column, time_column, order_column,
-       cardinality(item_ids) AS n_items, config, metrics, history
-FROM tim4rec_models;
+-- The READ rule of one catalog row for the current user: its owner (or a
+-- member, or a superuser), a role granted 'read', or a role that may read
+-- every row of the model's source (SELECT without row-level security).
+CREATE FUNCTION tim4rec_model_readable(owner name, grant_read name[],
+                                       source_schema name, source_table name,
+                                       user_column name, item_column name,
+                                       time_column name, order_column name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tim4rec_model_readable'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
+-- The models the caller may read.  security_barrier: the caller's own
+-- conditions cannot run on rows the filter hides.
+CREATE VIEW tim4rec_model_list WITH (security_barrier) AS
+SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
+       m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
+       pg_catalog.cardinality(m.item_ids) AS n_items, m.config, m.metrics, m.history,
+       m.grant_read, m.grant_usage
+FROM @extschema@.tim4rec_models m
+WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
+                                         m.user_column, m.item_column, m.time_column, m.order_column);
 GRANT SELECT ON tim4rec_model_list TO PUBLIC;
 
 -- Make a version current (switch or roll back).  Unknown name or version:
--- ERROR 42704.
+-- ERROR 42704; not the model's owner: 42501 (the same for drop, grant,
+-- revoke, alter_owner and for new versions by train or import).
 CREATE FUNCTION tim4rec_deploy(model_name text, version int)
 RETURNS void
 AS 'MODULE_PATHNAME', 'tim4rec_deploy'
@@ -70,6 +88,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
 
 -- The current version's weights as safetensors (tensor names of the
 -- official PyTorch model; __metadata__.config holds the model options).
+-- Needs the read privilege on the model.
 CREATE FUNCTION tim4rec_export(model_name text)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'tim4rec_export'
@@ -85,4 +104,36 @@ CREATE FUNCTION tim4rec_import(model_name text, weights bytea,
                                item_ids bigint[] DEFAULT NULL, config jsonb DEFAULT NULL)
 RETURNS int
 AS 'MODULE_PATHNAME', 'tim4rec_import'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+-- Training and import create models: EXECUTE is not granted to PUBLIC; the
+-- database owner gets it here, other roles by GRANT EXECUTE (README).
+REVOKE EXECUTE ON FUNCTION tim4rec_import(text, bytea, bigint[], jsonb) FROM PUBLIC;
+
+-- The vocabulary of the current (or a given) version: element r is the
+-- item id of vocabulary row r (the padding row 0 is not included), as
+-- tim4rec_import's item_ids expects.  Needs the read privilege.
+CREATE FUNCTION tim4rec_item_ids(model_name text, version int DEFAULT NULL)
+RETURNS bigint[]
+AS 'MODULE_PATHNAME', 'tim4rec_item_ids'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
+-- Model privileges: 'usage' (recommend, evaluate) or 'read' (usage, plus
+-- the catalog row in tim4rec_model_list, tim4rec_item_ids and
+-- tim4rec_export), to a role or to PUBLIC.  Only the owner (a member of
+-- the owning role, or a superuser) grants and revokes; revoke without a
+-- privilege revokes both.
+CREATE FUNCTION tim4rec_grant(model_name text, role name, privilege text DEFAULT 'usage')
+RETURNS void
+AS 'MODULE_PATHNAME', 'tim4rec_grant'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+CREATE FUNCTION tim4rec_revoke(model_name text, role name, privilege text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tim4rec_revoke'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+
+-- Give a model (every version) to another role; the caller must own the
+-- model and be a member of the new owner (or be a superuser).
+CREATE FUNCTION tim4rec_alter_owner(model_name text, new_owner name)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tim4rec_alter_owner'
 LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;

@@ -1,4 +1,4 @@
--- 20_train.sql (PG-A): training and its progress view.
+-- 20_train.sql: training and its progress view (names schema-qualified, see 10_catalog.sql).
 
 -- Train a model on an interactions relation and store it as a new version
 -- (made current unless options.deploy = 'if_better' and the validation
@@ -17,6 +17,18 @@ RETURNS TABLE(model_name text, version int, users bigint, items bigint,
               test_mrr10 float8, seconds float8)
 AS 'MODULE_PATHNAME', 'tim4rec_train'
 LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT ROWS 1;
+-- Training creates models: EXECUTE only for the database owner (below) and
+-- for roles granted it (README "Privileges").
+REVOKE EXECUTE ON FUNCTION tim4rec_train(regclass, text, name, name, name, jsonb) FROM PUBLIC;
+DO $grant$
+BEGIN
+  EXECUTE pg_catalog.format(
+    'GRANT EXECUTE ON FUNCTION @extschema@.tim4rec_train(regclass, text, name, name, name, jsonb), '
+    '@extschema@.tim4rec_import(text, bytea, bigint[], jsonb) TO %I',
+    (SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_catalog.pg_database d
+     WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()));
+END
+$grant$;
 
 -- Trainings in progress (any session).  Reported through the backend
 -- progress API under the COPY command type (slots 11-20, slot 11 = marker
@@ -26,21 +38,23 @@ CREATE VIEW tim4rec_progress AS
 SELECT s.pid,
        s.datid,
        d.datname,
-       s.relid::regclass AS relation,
-       CASE s.param12 WHEN 1 THEN 'reading interactions'
-                      WHEN 2 THEN 'building dataset'
-                      WHEN 3 THEN 'training'
-                      WHEN 4 THEN 'evaluating'
-                      WHEN 5 THEN 'saving' END AS phase,
-       s.param13::int AS epoch,
-       s.param14::int AS max_epochs,
+       CAST(s.relid AS pg_catalog.regclass) AS relation,
+       CASE WHEN s.param12 OPERATOR(pg_catalog.=) 1 THEN 'reading interactions'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 2 THEN 'building dataset'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 3 THEN 'training'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 4 THEN 'evaluating'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 5 THEN 'saving' END AS phase,
+       CAST(s.param13 AS pg_catalog.int4) AS epoch,
+       CAST(s.param14 AS pg_catalog.int4) AS max_epochs,
        s.param15 AS step,
        s.param16 AS steps_per_epoch,
-       s.param17 / 1e6::float8 AS loss,
-       CASE WHEN s.param20 > 0 THEN s.param18 / 1e6::float8 END AS best_valid_ndcg10,
-       s.param20::int AS epochs_done,
+       CAST(s.param17 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) AS loss,
+       CASE WHEN s.param20 OPERATOR(pg_catalog.>) 0
+            THEN CAST(s.param18 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) END
+         AS best_valid_ndcg10,
+       CAST(s.param20 AS pg_catalog.int4) AS epochs_done,
        s.param19 AS rows_read
 FROM pg_catalog.pg_stat_get_progress_info('COPY') s
-LEFT JOIN pg_catalog.pg_database d ON d.oid = s.datid
-WHERE s.param11 = 1949594112;
+LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.datid
+WHERE s.param11 OPERATOR(pg_catalog.=) 1949594112;
 GRANT SELECT ON tim4rec_progress TO PUBLIC;

@@ -1,4 +1,4 @@
--- 30_recommend.sql (PG-B): recommendations, the sequence aggregate, evaluation.
+-- 30_recommend.sql: recommendations, the sequence aggregate, evaluation.
 --
 -- Recommendations read the model from tim4rec_models (cached per backend and
 -- re-checked on every call, so a deploy or drop in any session is seen at
@@ -76,22 +76,22 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['timestamptz', 'timestamp', 'date', 'bigint', 'integer', 'double precision', 'numeric']
     LOOP
-        EXECUTE format($f$
+        EXECUTE pg_catalog.format($f$
             CREATE FUNCTION tim4rec_seq_transfn(internal, bigint, %1$s) RETURNS internal
             AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
             CREATE FUNCTION tim4rec_seq_transfn(internal, bigint, %1$s, integer) RETURNS internal
             AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
             CREATE AGGREGATE tim4rec_seq(item bigint, ts %1$s) (
-                SFUNC = tim4rec_seq_transfn, STYPE = internal,
-                FINALFUNC = tim4rec_seq_finalfn,
-                COMBINEFUNC = tim4rec_seq_combinefn,
-                SERIALFUNC = tim4rec_seq_serialfn, DESERIALFUNC = tim4rec_seq_deserialfn,
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
                 PARALLEL = SAFE);
             CREATE AGGREGATE tim4rec_seq(item bigint, ts %1$s, max_len integer) (
-                SFUNC = tim4rec_seq_transfn, STYPE = internal,
-                FINALFUNC = tim4rec_seq_finalfn,
-                COMBINEFUNC = tim4rec_seq_combinefn,
-                SERIALFUNC = tim4rec_seq_serialfn, DESERIALFUNC = tim4rec_seq_deserialfn,
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
                 PARALLEL = SAFE);
         $f$, t);
     END LOOP;
