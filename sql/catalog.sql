@@ -21,7 +21,8 @@ SELECT extconfig::regclass[] AS dumped, extcondition FROM pg_extension WHERE ext
 SELECT attname FROM pg_attribute WHERE attrelid = 'tim4rec_model_list'::regclass AND attnum > 0 ORDER BY attnum;
 SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments, pg_get_function_result(p.oid) AS result,
        p.provolatile AS volatility, p.proparallel AS parallel, p.prosecdef AS security_definer
-FROM pg_proc p WHERE p.proname IN ('tim4rec_deploy', 'tim4rec_drop', 'tim4rec_export', 'tim4rec_import')
+FROM pg_proc p WHERE p.proname IN ('tim4rec_deploy', 'tim4rec_drop', 'tim4rec_export', 'tim4rec_import',
+                                   'tim4rec_item_ids', 'tim4rec_grant', 'tim4rec_revoke', 'tim4rec_alter_owner')
 ORDER BY p.proname;
 CREATE TABLE c_inter AS
 SELECT u AS user_id, ((u + s) % 30 + 101)::int AS item_id,

@@ -44,12 +44,20 @@ ALTER TABLE rm_ix RENAME TO rm_ix_moved;
 SELECT rm_err($$ SELECT * FROM tim4rec_recommend(3, 5, 'rm') $$);
 SELECT rm_err($$ SELECT * FROM tim4rec_evaluate('rm') $$);
 ALTER TABLE rm_ix_moved RENAME TO rm_ix;
+-- a role without any privilege on the model or its source
 CREATE ROLE regress_rm_nobody;
 SET ROLE regress_rm_nobody;
 SELECT rm_err($$ SELECT * FROM tim4rec_recommend(3, 5, 'rm') $$);
 SELECT rm_err($$ SELECT * FROM tim4rec_evaluate('rm') $$);
-SELECT count(*) FROM tim4rec_recommend(ARRAY[1, 2]::bigint[], ARRAY[1, 2]::float8[], 5, 'rm');
+SELECT rm_err($$ SELECT count(*) FROM tim4rec_recommend(ARRAY[1, 2]::bigint[], ARRAY[1, 2]::float8[], 5, 'rm') $$);
 RESET ROLE;
+-- granted usage: sequences work; the user form still needs SELECT on the source
+SELECT tim4rec_grant('rm', 'regress_rm_nobody');
+SET ROLE regress_rm_nobody;
+SELECT count(*) FROM tim4rec_recommend(ARRAY[1, 2]::bigint[], ARRAY[1, 2]::float8[], 5, 'rm');
+SELECT rm_err($$ SELECT * FROM tim4rec_recommend(3, 5, 'rm') $$);
+RESET ROLE;
+SELECT tim4rec_revoke('rm', 'regress_rm_nobody');
 DROP ROLE regress_rm_nobody;
 SELECT tim4rec_drop('rm') + tim4rec_drop('rm_imported') AS dropped;
 SELECT rm_err($$ SELECT * FROM tim4rec_recommend(3, 5, 'rm') $$);

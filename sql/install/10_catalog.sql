@@ -35,7 +35,7 @@ CREATE TABLE tim4rec_models (
   metrics         jsonb,
   history         jsonb,
   weights         bytea       NOT NULL,
-  owner           name        NOT NULL,
+  owner           name        NOT NULL DEFAULT CURRENT_USER,
   grant_read      name[]      NOT NULL DEFAULT '{}',
   grant_usage     name[]      NOT NULL DEFAULT '{}',
   PRIMARY KEY (model_name, version)

@@ -14,7 +14,8 @@ ALTER TABLE @extschema@.tim4rec_models
 UPDATE @extschema@.tim4rec_models
 SET owner = (SELECT pg_catalog.pg_get_userbyid(d.datdba) FROM pg_catalog.pg_database d
              WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database());
-ALTER TABLE @extschema@.tim4rec_models ALTER COLUMN owner SET NOT NULL;
+ALTER TABLE @extschema@.tim4rec_models ALTER COLUMN owner SET NOT NULL,
+  ALTER COLUMN owner SET DEFAULT CURRENT_USER;
 COMMENT ON TABLE @extschema@.tim4rec_models IS
   'tim4rec models: one row per version; item_ids[r] is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors; owner, grant_read and grant_usage govern access (functions only)';
 
