@@ -16,6 +16,11 @@
  * switch.  Errors need no cleanup: (sub)transaction abort restores the
  * user and the GUC nest level.
  *
+ * A catalog still in the 0.1 layout (library upgraded, ALTER EXTENSION
+ * tim4rec UPDATE not run yet) has no owner or grant columns: it keeps
+ * working, with no owner (only superusers manage existing models) and no
+ * grants, until the update.
+ *
  * Model privileges (README "Privileges"):
  *   OWNER  the role named in the catalog's owner column (the role that
  *          created version 1), its members and superusers: add versions
@@ -142,6 +147,9 @@ t4r_pg_catalog_begin(T4rCatalogSession *s)
 	ReleaseSysCache(tup);
 
 	s->table = cached_table;
+	s->has_acl = get_attnum(relid, "owner") != InvalidAttrNumber;
+	s->acl_columns = s->has_acl ? "owner, grant_read, grant_usage" :
+		"NULL::pg_catalog.name, '{}'::pg_catalog.name[], '{}'::pg_catalog.name[]";
 	s->caller = GetUserId();
 	GetUserIdAndSecContext(&s->saved_uid, &s->saved_sec);
 	SetUserIdAndSecContext(owner, s->saved_sec | SECURITY_LOCAL_USERID_CHANGE |

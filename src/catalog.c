@@ -120,7 +120,7 @@ not_found(const char *name, int32 version)
 			 errhint("SELECT * FROM tim4rec_model_list lists the models you may read and their versions.")));
 }
 
-#define ACL_COLUMNS "owner, grant_read, grant_usage, source_schema, source_table, " \
+#define SOURCE_COLUMNS "source_schema, source_table, " \
 	"user_column, item_column, time_column, order_column"
 #define N_ACL_COLUMNS 9
 
@@ -168,8 +168,8 @@ fetch_row(T4rCatalogSession *cs, const char *name, int32 version, T4rModelAcl *a
 
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
-	q = psprintf("SELECT " ACL_COLUMNS "%s%s FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1%s%s",
-				 extra_col ? ", " : "", extra_col ? extra_col : "", cs->table,
+	q = psprintf("SELECT %s, " SOURCE_COLUMNS "%s%s FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1%s%s",
+				 cs->acl_columns, extra_col ? ", " : "", extra_col ? extra_col : "", cs->table,
 				 version > 0 ? " AND version OPERATOR(pg_catalog.=) $2" :
 				 version == 0 ? " AND is_current" : " ORDER BY version DESC LIMIT 1",
 				 for_update ? " FOR UPDATE" : "");
@@ -338,10 +338,11 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 
 		q = psprintf("INSERT INTO %s (model_name, version, is_current, source_schema, source_table, "
 					 "user_column, item_column, time_column, order_column, config, item_ids, "
-					 "item_counts, metrics, history, weights, owner, grant_read, grant_usage) "
-					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-					 cs.table);
-		rc = SPI_execute_with_args(q, 18, types, vals, nulls, false, 0);
+					 "item_counts, metrics, history, weights%s) "
+					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15%s)",
+					 cs.table, cs.has_acl ? ", owner, grant_read, grant_usage" : "",
+					 cs.has_acl ? ", $16, $17, $18" : "");
+		rc = SPI_execute_with_args(q, cs.has_acl ? 18 : 15, types, vals, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "tim4rec: catalog insert failed: %s", SPI_result_code_string(rc));
 	}
@@ -592,6 +593,11 @@ update_acl(T4rCatalogSession *cs, const char *name, const T4rModelAcl *acl)
 	Datum		vals[4];
 	int			rc;
 
+	if (!cs->has_acl)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the model catalog has no owners or grants yet"),
+				 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = name_datum(acl->owner);
 	vals[2] = name_array(&acl->grant_read);

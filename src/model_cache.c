@@ -301,7 +301,7 @@ cmp_pop(const void *a, const void *b)
 /* Load the catalog row at tid into a new LoadedFull.  Runs inside a
  * catalog session. */
 static LoadedFull *
-load_row(const char *table, const char *name, int32 version, ItemPointer tid)
+load_row(const T4rCatalogSession *cs, const char *name, int32 version, ItemPointer tid)
 {
 	StringInfoData q;
 	Oid			types[1] = {TIDOID};
@@ -327,11 +327,11 @@ load_row(const char *table, const char *name, int32 version, ItemPointer tid)
 	initStringInfo(&q);
 	appendStringInfo(&q,
 					 "SELECT weights, item_ids, item_counts, source_schema, source_table, "
-					 "user_column, item_column, time_column, order_column, owner, grant_read, grant_usage, "
+					 "user_column, item_column, time_column, order_column, %s, "
 					 "config OPERATOR(pg_catalog.->>) 'min_user_interactions', "
 					 "config OPERATOR(pg_catalog.->>) 'min_item_interactions' "
 					 "FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
-					 table);
+					 cs->acl_columns, cs->table);
 	vals[0] = PointerGetDatum(tid);
 	rc = SPI_execute_with_args(q.data, 1, types, vals, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
@@ -570,7 +570,7 @@ t4r_pg_get_model(const char *name, int32 version, int priv)
 	{
 		e->lf = NULL;
 		lf_retire(lf);
-		lf = load_row(cs.table, name, found_version, &tid);
+		lf = load_row(&cs, name, found_version, &tid);
 		lf->xmin = xmin;
 		lf->tid = tid;
 		lf->gen = catalog_gen;

@@ -61,6 +61,9 @@ typedef struct T4rCatalogSession
 	Oid			saved_uid;
 	int			saved_sec;
 	int			guc_level;
+	bool		has_acl;		/* false: a 0.1 catalog (no owner/grant columns)
+								 * until ALTER EXTENSION tim4rec UPDATE */
+	const char *acl_columns;	/* "owner, grant_read, grant_usage" or NULLs */
 } T4rCatalogSession;
 void		t4r_pg_catalog_begin(T4rCatalogSession *s);
 void		t4r_pg_catalog_end(T4rCatalogSession *s);

@@ -34,13 +34,15 @@ CREATE INDEX ON interactions (user_id, ts);
 SELECT tim4rec_train('interactions', options => '{"epochs": 2, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}');
 SELECT tim4rec_train('interactions', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "seed": 5}');
 SELECT tim4rec_deploy('default', 1);
+SELECT tim4rec_grant('default', 'public', 'usage');
 SQL
 ok $? "train two versions and deploy version 1 in the source database"
 
 RECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
       FROM generate_series(1, 60) u, LATERAL tim4rec_recommend(u::bigint, 10) r"
 CAT="SELECT string_agg(model_name || ':' || version || ':' || is_current || ':' || md5(weights) || ':' ||
-                       md5(item_ids::text) || ':' || md5(config::text) || ':' || md5(coalesce(metrics::text, '')), ',' ORDER BY version)
+                       md5(item_ids::text) || ':' || md5(config::text) || ':' || md5(coalesce(metrics::text, '')) || ':' ||
+                       owner || ':' || grant_usage::text, ',' ORDER BY version)
      FROM tim4rec_models"
 before=$(q -d "$SRC" -c "$RECS" 2>&1)
 cat_before=$(q -d "$SRC" -c "$CAT" 2>&1)
@@ -52,7 +54,7 @@ ok $? "pg_restore into a new database"
 
 cat_after=$(q -d "$DST" -c "$CAT" 2>&1)
 [ -n "$cat_before" ] && [ "$cat_before" = "$cat_after" ]
-ok $? "the catalog (versions, current flag, weights, vocabulary, config, metrics) survives"
+ok $? "the catalog (versions, current flag, weights, vocabulary, config, metrics, owner, grants) survives"
 
 after=$(q -d "$DST" -c "$RECS" 2>&1)
 [ -n "$before" ] && [ "$(echo "$before" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$before" = "$after" ]
