@@ -7,10 +7,22 @@
  * time, equal times by item id (aggregate input order is not guaranteed, so
  * that is the deterministic tie rule; it is also the training's rule when the
  * model has no order column), and keeps the most recent max_len events when
- * max_len is given.  With max_len the state is pruned as it grows, so it never
- * holds more than about 2 * max_len events.  Rows whose item or time is NULL
+ * max_len is given.  The state starts small (16 events) and doubles as rows
+ * arrive; it is never sized from max_len alone, so a large max_len on a small
+ * group costs nothing.  With max_len the capacity stops growing at 2 * max_len
+ * and the state is pruned to the most recent max_len events whenever it is
+ * full, so it never holds more than max(16, 2 * max_len) events (combine may
+ * briefly hold the sum of two such states).  Rows whose item or time is NULL
  * are skipped.  Parallel aggregation: combine, serialize and deserialize
  * functions are provided.
+ *
+ * max_len must be between 1 and T4R_SEQ_MAX_LEN (1,000,000), or NULL (keep
+ * everything, like the two-argument form); anything else is ERROR 22023.
+ * Why 1,000,000: max_len exists to cut a history to what a model reads, and a
+ * model reads at most 4096 items (max_seq_len); a million is far above any
+ * sensible cut but still a size whose state (16 MB) and result arrays (16 MB)
+ * a backend can hold.  A larger value is almost certainly a "no limit"
+ * sentinel or a mistake, and for "no limit" the two-argument form exists.
  */
 #include "postgres.h"
 
@@ -27,6 +39,11 @@
 #include "utils/lsyscache.h"
 
 #include "tim4rec_pg.h"
+
+/* the largest max_len accepted (see the comment above) */
+#define T4R_SEQ_MAX_LEN 1000000
+/* initial capacity of a state, in events */
+#define T4R_SEQ_INIT_CAP 16
 
 PG_FUNCTION_INFO_V1(tim4rec_seq_transfn);
 PG_FUNCTION_INFO_V1(tim4rec_seq_finalfn);
@@ -60,13 +77,16 @@ cmp_pair(const void *pa, const void *pb)
 	return (a->item > b->item) - (a->item < b->item);
 }
 
+/* a new state with room for cap events (at least T4R_SEQ_INIT_CAP); callers
+ * pass a small constant or the number of events they are about to store,
+ * never a size derived from max_len */
 static SeqState *
 state_new(MemoryContext aggcxt, int32 max_len, int64 cap)
 {
 	SeqState   *s = MemoryContextAlloc(aggcxt, sizeof(SeqState));
 
 	s->n = 0;
-	s->cap = cap < 16 ? 16 : cap;
+	s->cap = cap < T4R_SEQ_INIT_CAP ? T4R_SEQ_INIT_CAP : cap;
 	s->max_len = max_len;
 	s->time_type = InvalidOid;
 	s->ev = MemoryContextAllocHuge(aggcxt, (size_t) s->cap * sizeof(SeqPair));
@@ -84,25 +104,38 @@ state_prune(SeqState *s)
 	s->n = s->max_len;
 }
 
+/*
+ * Make room for extra more events.  With max_len, a full state that holds at
+ * least 2 * max_len events is pruned first, and the capacity grows (doubling)
+ * only up to 2 * max_len, or to what the extra events need.
+ */
 static void
 state_reserve(SeqState *s, int64 extra)
 {
-	if (s->n + extra <= s->cap)
+	int64		need = s->n + extra;
+	int64		nc;
+
+	if (need <= s->cap)
 		return;
 	if (s->max_len > 0 && s->n >= 2 * (int64) s->max_len)
 	{
 		state_prune(s);
-		if (s->n + extra <= s->cap)
+		need = s->n + extra;
+		if (need <= s->cap)
 			return;
 	}
+	nc = s->cap * 2;
+	while (nc < need)
+		nc *= 2;
+	if (s->max_len > 0)
 	{
-		int64		nc = s->cap * 2;
+		int64		limit = Max(2 * (int64) s->max_len, need);
 
-		while (nc < s->n + extra)
-			nc *= 2;
-		s->ev = repalloc_huge(s->ev, (size_t) nc * sizeof(SeqPair));
-		s->cap = nc;
+		if (nc > limit)
+			nc = limit;
 	}
+	s->ev = repalloc_huge(s->ev, (size_t) nc * sizeof(SeqPair));
+	s->cap = nc;
 }
 
 /* (internal, bigint, anytime [, int]) */
@@ -127,13 +160,15 @@ tim4rec_seq_transfn(PG_FUNCTION_ARGS)
 			else
 			{
 				max_len = PG_GETARG_INT32(3);
-				if (max_len <= 0)
+				if (max_len <= 0 || max_len > T4R_SEQ_MAX_LEN)
 					ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-									errmsg("max_len must be positive"),
-									errdetail("max_len = %d.", max_len)));
+									errmsg("tim4rec_seq: max_len %d is out of range", max_len),
+									errhint("max_len must be between 1 and %d; leave it out (or pass NULL) to keep every event.",
+											T4R_SEQ_MAX_LEN)));
 			}
 		}
-		s = state_new(aggcxt, max_len, max_len > 0 ? 2 * (int64) max_len : 64);
+		/* start small; the state grows as rows arrive */
+		s = state_new(aggcxt, max_len, T4R_SEQ_INIT_CAP);
 		s->time_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
 		if (!t4r_pg_time_type_ok(s->time_type))
 			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -231,7 +266,8 @@ tim4rec_seq_deserialfn(PG_FUNCTION_ARGS)
 	appendBinaryStringInfo(&buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 	n = pq_getmsgint64(&buf);
 	max_len = pq_getmsgint(&buf, 4);
-	if (n < 0 || (size_t) n > (buf.len - buf.cursor) / 16)
+	if (n < 0 || (size_t) n > (buf.len - buf.cursor) / 16 ||
+		max_len < 0 || max_len > T4R_SEQ_MAX_LEN)
 		elog(ERROR, "tim4rec_seq_deserialfn: malformed state");
 	s = state_new(aggcxt, max_len, n);
 	s->time_type = pq_getmsgint(&buf, 4);

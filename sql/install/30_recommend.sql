@@ -60,7 +60,11 @@ LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 -- tim4rec_seq(item, ts [, max_len]): the time-ordered sequence of a group.
 -- Equal times are ordered by item id (aggregate input order is not defined);
 -- rows with a NULL item or time are skipped; with max_len only the most
--- recent max_len events are kept (and held).  Parallel aggregation capable.
+-- recent max_len events are kept (and held: the state grows as rows arrive
+-- and stays below about 2 * max_len events).  max_len must be between 1 and
+-- 1000000 (a model reads at most 4096 items; larger values are mistakes or
+-- "no limit", which is the two-argument form or a NULL max_len); anything
+-- else is ERROR 22023.  Parallel aggregation capable.
 CREATE FUNCTION tim4rec_seq_finalfn(internal) RETURNS tim4rec_sequence
 AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION tim4rec_seq_combinefn(internal, internal) RETURNS internal
