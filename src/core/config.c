@@ -634,6 +634,7 @@ t4r_model_create(const t4r_config *cfg, t4r_model **out, char *err, size_t errle
 		set_err(err, errlen, "out of memory");
 		return rc;
 	}
+	m->owns_params = 1;
 	m->params = calloc(m->layout.total ? m->layout.total : 1, sizeof(t4r_real));
 	if (m->params == NULL)
 	{
@@ -653,9 +654,51 @@ t4r_model_free(t4r_model *m)
 {
 	if (m == NULL)
 		return;
-	free(m->params);
+	if (m->owns_params)
+		free(m->params);
 	t4r_layout_free(&m->layout);
 	free(m);
+}
+
+int
+t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out, char *err, size_t errlen)
+{
+	t4r_model  *m;
+	int			rc;
+
+	*out = NULL;
+	if (params == NULL)
+	{
+		set_err(err, errlen, "no parameters to wrap");
+		return T4R_EINVAL;
+	}
+	rc = t4r_config_validate(cfg, err, errlen);
+	if (rc != T4R_OK)
+		return rc;
+	if (cfg->n_items < 2)
+	{
+		set_err(err, errlen, "the model needs an item vocabulary of at least 2 rows (got %d)", cfg->n_items);
+		return T4R_EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+	{
+		set_err(err, errlen, "out of memory");
+		return T4R_ENOMEM;
+	}
+	m->cfg = *cfg;
+	t4r_dims_from_config(cfg, &m->dims);
+	rc = t4r_layout_build(cfg, &m->layout);
+	if (rc != T4R_OK)
+	{
+		free(m);
+		set_err(err, errlen, "out of memory");
+		return rc;
+	}
+	m->params = params;
+	m->owns_params = 0;
+	*out = m;
+	return T4R_OK;
 }
 
 t4r_real *

@@ -161,12 +161,18 @@ typedef struct t4r_model
 	t4r_dims	dims;
 	t4r_layout	layout;
 	t4r_real   *params;			/* layout.total elements, one allocation */
+	int			owns_params;	/* 0: params belong to the caller (t4r_model_wrap) */
 } t4r_model;
 
 /* Validates cfg (n_items must be >= 2), allocates zeroed parameters. */
 int			t4r_model_create(const t4r_config *cfg, t4r_model **out,
 							 char *err, size_t errlen);
 void		t4r_model_free(t4r_model *m);
+/* A model over parameters the caller owns (layout.total elements laid out as
+ * t4r_layout_build says, e.g. in shared memory): t4r_model_free frees the
+ * struct and the layout, never params.  Validates cfg as t4r_model_create. */
+int			t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out,
+						   char *err, size_t errlen);
 /* MODEL.md initialisation from a seed. */
 void		t4r_model_init(t4r_model *m, uint64_t seed);
 /* pointer to a named tensor's data, NULL if the model has no such tensor */

@@ -838,6 +838,69 @@ test_init(void)
 	t4r_model_free(m2);
 }
 
+/* t4r_model_wrap: a model over caller-owned parameters (the shared-memory
+ * cache of the glue) scores exactly like the model it was copied from, and
+ * freeing it leaves the parameters alone */
+static void
+test_wrap(void)
+{
+	t4r_config	c;
+	t4r_model  *m = NULL,
+			   *w = NULL;
+	t4r_infer_ctx *cm = NULL,
+			   *cw = NULL;
+	char		err[256] = "";
+	t4r_real   *buf,
+			   *s1,
+			   *s2;
+	int32_t		items[5] = {3, 7, 1, 12, 9};
+	double		ts[5] = {0, 60, 3600, 3700, 90000};
+	int			rc;
+
+	t4r_config_preset(&c, "amazon");
+	c.n_items = 40;
+	c.hidden_size = 16;
+	c.max_seq_len = 8;
+	rc = t4r_model_create(&c, &m, err, sizeof err);
+	tap_ok(rc == T4R_OK, "wrap: create the source model (%s)", err);
+	t4r_model_init(m, 11);
+	buf = malloc(sizeof(t4r_real) * m->layout.total);
+	memcpy(buf, m->params, sizeof(t4r_real) * m->layout.total);
+	rc = t4r_model_wrap(&c, buf, &w, err, sizeof err);
+	tap_ok(rc == T4R_OK && w != NULL && w->params == buf && !w->owns_params && m->owns_params,
+		   "wrap: the wrapped model points at the caller's buffer and does not own it");
+	{
+		t4r_model  *x = m;
+
+		tap_ok(t4r_model_wrap(&c, NULL, &x, err, sizeof err) == T4R_EINVAL && x == NULL,
+			   "wrap: NULL parameters are T4R_EINVAL");
+	}
+	s1 = malloc(sizeof(t4r_real) * c.n_items);
+	s2 = malloc(sizeof(t4r_real) * c.n_items);
+	t4r_infer_ctx_create(m, &cm);
+	t4r_infer_ctx_create(w, &cw);
+	t4r_infer(cm, items, ts, 5, NULL, s1);
+	t4r_infer(cw, items, ts, 5, NULL, s2);
+	tap_ok(memcmp(s1, s2, sizeof(t4r_real) * c.n_items) == 0, "wrap: identical scores to the source model");
+	t4r_infer_ctx_free(cw);
+	t4r_model_free(w);
+	tap_ok(memcmp(buf, m->params, sizeof(t4r_real) * m->layout.total) == 0,
+		   "wrap: freeing the wrapper leaves the caller's parameters intact");
+	{
+		char		e2[256] = "";
+		t4r_config	bad = c;
+
+		bad.n_items = 1;
+		tap_ok(t4r_model_wrap(&bad, buf, &w, e2, sizeof e2) == T4R_EINVAL && e2[0] != '\0',
+			   "wrap: an invalid config is T4R_EINVAL with a message (%s)", e2);
+	}
+	t4r_infer_ctx_free(cm);
+	t4r_model_free(m);
+	free(buf);
+	free(s1);
+	free(s2);
+}
+
 int
 main(void)
 {
@@ -852,5 +915,6 @@ main(void)
 	test_interrupt();
 	test_masks();
 	test_init();
+	test_wrap();
 	return tap_done();
 }
