@@ -147,6 +147,7 @@ t4r_pg_catalog_begin(T4rCatalogSession *s)
 	ReleaseSysCache(tup);
 
 	s->table = cached_table;
+	s->relid = relid;
 	s->has_acl = get_attnum(relid, "owner") != InvalidAttrNumber;
 	s->acl_columns = s->has_acl ? "owner, grant_read, grant_usage" :
 		"NULL::pg_catalog.name, '{}'::pg_catalog.name[], '{}'::pg_catalog.name[]";

@@ -33,6 +33,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/dsm.h"
 #include "storage/itemptr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -54,12 +55,9 @@ typedef struct LoadedFull
 	int			pins;			/* calls using it now */
 	bool		detached;		/* replaced while pinned: freed at the last unpin */
 	struct LoadedFull *next_detached;
-	/* id -> row lookup: either a direct table or a sorted array */
-	int64		dmin;
-	int64		drange;			/* 0 when not direct */
-	int32	   *direct;			/* [drange] row or -1 */
-	int64	   *sorted_ids;		/* [V-1] */
-	int32	   *sorted_rows;	/* [V-1] */
+	/* parameters, vocabulary and the id -> row lookup (a direct table or a
+	 * sorted array): private (in cxt / malloc) or in a shared segment */
+	T4rModelArrays a;
 } LoadedFull;
 
 typedef struct CacheEntry
@@ -84,7 +82,9 @@ lf_free(LoadedFull *lf)
 	if (lf->lm.ctx)
 		t4r_infer_ctx_free(lf->lm.ctx);
 	if (lf->lm.model)
-		t4r_model_free(lf->lm.model);
+		t4r_model_free(lf->lm.model);	/* shared: the header only */
+	if (lf->a.seg)
+		dsm_detach(lf->a.seg);
 	MemoryContextDelete(lf->cxt);
 }
 
@@ -298,42 +298,92 @@ cmp_pop(const void *a, const void *b)
 	return (x->row > y->row) - (x->row < y->row);
 }
 
-/* Load the catalog row at tid into a new LoadedFull.  Runs inside a
- * catalog session. */
-static LoadedFull *
-load_row(const T4rCatalogSession *cs, const char *name, int32 version, ItemPointer tid)
+/* The small columns of the row at tid (owner, grants, source, filters)
+ * into lf; inside a catalog session. */
+static void
+load_meta(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid)
 {
-	StringInfoData q;
+	T4rLoadedModel *lm = &lf->lm;
 	Oid			types[1] = {TIDOID};
-	Datum		vals[1];
+	Datum		vals[1] = {PointerGetDatum(tid)};
+	char	   *q;
+	int			rc;
+	HeapTuple	tup;
+	TupleDesc	td;
+	bool		isnull;
+	MemoryContext cxt = lf->cxt;
+
+	q = psprintf("SELECT source_schema, source_table, user_column, item_column, time_column, "
+				 "order_column, %s, "
+				 "config OPERATOR(pg_catalog.->>) 'min_user_interactions', "
+				 "config OPERATOR(pg_catalog.->>) 'min_item_interactions' "
+				 "FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
+				 cs->acl_columns, cs->table);
+	rc = SPI_execute_with_args(q, 1, types, vals, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" version %d does not exist", lm->name, lm->version)));
+	tup = SPI_tuptable->vals[0];
+	td = SPI_tuptable->tupdesc;
+	lm->acl.source_schema = lm->source_schema = getstr(tup, td, 1, cxt);
+	lm->acl.source_table = lm->source_table = getstr(tup, td, 2, cxt);
+	lm->acl.user_column = lm->user_column = getstr(tup, td, 3, cxt);
+	lm->acl.item_column = lm->item_column = getstr(tup, td, 4, cxt);
+	lm->acl.time_column = lm->time_column = getstr(tup, td, 5, cxt);
+	lm->order_column = getstr(tup, td, 6, cxt);
+	if (lm->order_column && lm->order_column[0] == '\0')
+		lm->order_column = NULL;
+	lm->acl.order_column = lm->order_column;
+	lm->acl.owner = getstr(tup, td, 7, cxt);
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		Datum		d = SPI_getbinval(tup, td, 8, &isnull);
+
+		t4r_pg_name_list(d, isnull, &lm->acl.grant_read);
+		d = SPI_getbinval(tup, td, 9, &isnull);
+		t4r_pg_name_list(d, isnull, &lm->acl.grant_usage);
+		MemoryContextSwitchTo(old);
+	}
+	lm->min_user = getint(tup, td, 10, 5);
+	lm->min_item = getint(tup, td, 11, 5);
+}
+
+/*
+ * The weights and the vocabulary of the row at tid, parsed into private
+ * memory: *model (malloc'd by the core) and lf->a (arrays palloc'd in the
+ * current memory context).  Inside a catalog session.
+ */
+static void
+load_data(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid, t4r_model **model)
+{
+	const char *name = lf->lm.name;
+	int32		version = lf->lm.version;
+	T4rModelArrays *a = &lf->a;
+	Oid			types[1] = {TIDOID};
+	Datum		vals[1] = {PointerGetDatum(tid)};
+	char	   *q;
 	int			rc;
 	HeapTuple	tup;
 	TupleDesc	td;
 	bool		isnull;
 	bytea	   *w;
-	MemoryContext cxt,
-				old;
-	T4rLoadedModel *lm;
-	LoadedFull *lf;
-	t4r_model  *volatile model = NULL;
-	t4r_infer_ctx *volatile ctx = NULL;
 	char		err[256] = "";
 	int			nids,
 				ncnt,
 				V;
 	int64	   *ids,
 			   *cnts;
+	MemoryContext target = CurrentMemoryContext;
 
-	initStringInfo(&q);
-	appendStringInfo(&q,
-					 "SELECT weights, item_ids, item_counts, source_schema, source_table, "
-					 "user_column, item_column, time_column, order_column, %s, "
-					 "config OPERATOR(pg_catalog.->>) 'min_user_interactions', "
-					 "config OPERATOR(pg_catalog.->>) 'min_item_interactions' "
-					 "FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
-					 cs->acl_columns, cs->table);
-	vals[0] = PointerGetDatum(tid);
-	rc = SPI_execute_with_args(q.data, 1, types, vals, NULL, true, 1);
+	q = psprintf("SELECT weights, item_ids, item_counts FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
+				 cs->table);
+	rc = SPI_execute_with_args(q, 1, types, vals, NULL, true, 1);
+	/* SPI returns in its own procedure context (freed by SPI_finish): the
+	 * arrays below must outlive the session */
+	MemoryContextSwitchTo(target);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
@@ -343,145 +393,201 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version, ItemPoint
 	tup = SPI_tuptable->vals[0];
 	td = SPI_tuptable->tupdesc;
 
+	{
+		Datum		wd = SPI_getbinval(tup, td, 1, &isnull);
+
+		if (isnull)
+			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+							errmsg("model \"%s\" version %d has no weights", name, version)));
+		w = DatumGetByteaPP(wd);
+		rc = t4r_safetensors_read((const uint8_t *) VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w),
+								  NULL, model, err, sizeof(err));
+		/* the detoasted file is not needed once parsed (it would stay as
+		 * long as the model is cached: a second copy of the weights) */
+		if ((Pointer) w != DatumGetPointer(wd))
+			pfree(w);
+	}
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "reading the model's weights", err);
+
+	nids = get_int8_array(SPI_getbinval(tup, td, 2, &isnull), &ids, "item_ids");
+	if (isnull)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("item_ids is NULL")));
+	ncnt = get_int8_array(SPI_getbinval(tup, td, 3, &isnull), &cnts, "item_counts");
+	if (isnull)
+		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("item_counts is NULL")));
+	V = (*model)->cfg.n_items;
+	if (nids != V - 1 || ncnt != V - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\" version %d: vocabulary size does not match the weights", name, version),
+				 errdetail("The weights have %d item rows, item_ids has %d and item_counts %d elements.",
+						   V - 1, nids, ncnt)));
+	a->seg = NULL;
+	a->cfg = (*model)->cfg;
+	a->V = V;
+	a->nparams = (*model)->layout.total;
+	a->params = (*model)->params;
+	a->ids = ids;
+	a->counts = cnts;
+
+	/* popularity order */
+	{
+		PopEnt	   *p = palloc((size_t) V * sizeof(PopEnt));
+
+		for (int r = 1; r < V; r++)
+		{
+			p[r - 1].cnt = cnts[r];
+			p[r - 1].row = r;
+		}
+		qsort(p, V - 1, sizeof(PopEnt), cmp_pop);
+		a->pop = palloc((size_t) V * sizeof(int32));
+		for (int i = 0; i < V - 1; i++)
+			a->pop[i] = p[i].row;
+		pfree(p);
+	}
+
+	/* id -> row lookup */
+	{
+		int64	   *pairs = palloc((size_t) 2 * (V - 1) * sizeof(int64));
+		int64		mn = PG_INT64_MAX,
+					mx = PG_INT64_MIN;
+
+		for (int r = 1; r < V; r++)
+		{
+			pairs[2 * (r - 1)] = ids[r];
+			pairs[2 * (r - 1) + 1] = r;
+			if (ids[r] < mn)
+				mn = ids[r];
+			if (ids[r] > mx)
+				mx = ids[r];
+		}
+		qsort(pairs, V - 1, 2 * sizeof(int64), cmp_id_row);
+		for (int i = 1; i < V - 1; i++)
+			if (pairs[2 * i] == pairs[2 * (i - 1)])
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("model \"%s\" version %d: item id " INT64_FORMAT " appears twice in item_ids",
+								name, version, pairs[2 * i])));
+		a->sorted_ids = palloc((size_t) V * sizeof(int64));
+		a->sorted_rows = palloc((size_t) V * sizeof(int32));
+		for (int i = 0; i < V - 1; i++)
+		{
+			a->sorted_ids[i] = pairs[2 * i];
+			a->sorted_rows[i] = (int32) pairs[2 * i + 1];
+		}
+		pfree(pairs);
+		a->drange = 0;
+		a->direct = NULL;
+		/* dense ids (the usual case): a direct table, at most 4 entries per row */
+		if (mx >= mn && (uint64) mx - (uint64) mn < (uint64) 4 * V + 1024)
+		{
+			int64		range = mx - mn + 1;
+
+			a->direct = palloc((size_t) range * sizeof(int32));
+			memset(a->direct, 0xff, (size_t) range * sizeof(int32));
+			for (int r = 1; r < V; r++)
+				a->direct[ids[r] - mn] = r;
+			a->dmin = mn;
+			a->drange = range;
+		}
+	}
+}
+
+/*
+ * Load the catalog row at tid into a new LoadedFull; inside a catalog
+ * session.  With the shared registry, attach the row's segment, or build
+ * the model privately and publish it (then free the private copy); a row
+ * this transaction wrote, or a model that does not fit, stays private.
+ */
+static LoadedFull *
+load_row(const T4rCatalogSession *cs, const char *name, int32 version,
+		 TransactionId xmin, ItemPointer tid)
+{
+	MemoryContext cxt,
+				old;
+	LoadedFull *volatile lf = NULL;
+	t4r_model  *volatile model = NULL;
+	MemoryContext volatile datacxt = NULL;
+
 	cxt = AllocSetContextCreate(TopMemoryContext, "tim4rec model", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
+		T4rSharedKey key;
+		bool		shared = false;
+		bool		can_share = t4r_pg_shared_available() &&
+			!TransactionIdIsCurrentTransactionId(xmin);
+		int			rc;
+		char		err[256] = "";
+		T4rLoadedModel *lm;
+
 		lf = palloc0(sizeof(LoadedFull));
 		lf->cxt = cxt;
 		lm = &lf->lm;
 		strlcpy(lm->name, name, NAMEDATALEN);
 		lm->version = version;
-		w = DatumGetByteaPP(SPI_getbinval(tup, td, 1, &isnull));
-		if (isnull)
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
-							errmsg("model \"%s\" version %d has no weights", name, version)));
+		load_meta(cs, lf, tid);
+
+		memset(&key, 0, sizeof(key));
+		key.dbid = MyDatabaseId;
+		key.relid = cs->relid;
+		key.xmin = xmin;
+		key.tid = *tid;
+		if (can_share)
+			shared = t4r_pg_shared_attach(&key, &lf->a);
+		if (!shared)
+		{
+			T4rModelArrays pub;
+			t4r_model  *m = NULL;
+
+			datacxt = AllocSetContextCreate(cxt, "tim4rec model data", ALLOCSET_DEFAULT_SIZES);
+			MemoryContextSwitchTo(datacxt);
+			load_data(cs, lf, tid, &m);
+			model = m;
+			MemoryContextSwitchTo(cxt);
+			if (can_share && t4r_pg_shared_publish(&key, name, &lf->a, &pub))
+			{
+				/* the shared copy replaces the private one */
+				t4r_model_free(model);
+				model = NULL;
+				MemoryContextDelete(datacxt);
+				datacxt = NULL;
+				lf->a = pub;
+				shared = true;
+			}
+		}
+		if (shared)
 		{
 			t4r_model  *m = NULL;
 
-			rc = t4r_safetensors_read((const uint8_t *) VARDATA_ANY(w), VARSIZE_ANY_EXHDR(w),
-									  NULL, &m, err, sizeof(err));
+			rc = t4r_model_wrap(&lf->a.cfg, lf->a.params, &m, err, sizeof(err));
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "mapping the shared model", err);
 			model = m;
 		}
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "reading the model's weights", err);
-
-		nids = get_int8_array(SPI_getbinval(tup, td, 2, &isnull), &ids, "item_ids");
-		if (isnull)
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("item_ids is NULL")));
-		ncnt = get_int8_array(SPI_getbinval(tup, td, 3, &isnull), &cnts, "item_counts");
-		if (isnull)
-			ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("item_counts is NULL")));
-		V = model->cfg.n_items;
-		if (nids != V - 1 || ncnt != V - 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("model \"%s\" version %d: vocabulary size does not match the weights", name, version),
-					 errdetail("The weights have %d item rows, item_ids has %d and item_counts %d elements.",
-							   V - 1, nids, ncnt)));
-		lm->item_ids = ids;
-		lm->item_counts = cnts;
-
-		/* popularity order */
-		{
-			PopEnt	   *p = palloc((size_t) V * sizeof(PopEnt));
-
-			for (int r = 1; r < V; r++)
-			{
-				p[r - 1].cnt = cnts[r];
-				p[r - 1].row = r;
-			}
-			qsort(p, V - 1, sizeof(PopEnt), cmp_pop);
-			lm->pop_order = palloc((size_t) V * sizeof(int32));
-			for (int i = 0; i < V - 1; i++)
-				lm->pop_order[i] = p[i].row;
-			pfree(p);
-		}
-
-		/* id -> row lookup */
-		{
-			int64	   *pairs = palloc((size_t) 2 * (V - 1) * sizeof(int64));
-			int64		mn = PG_INT64_MAX,
-						mx = PG_INT64_MIN;
-
-			for (int r = 1; r < V; r++)
-			{
-				pairs[2 * (r - 1)] = ids[r];
-				pairs[2 * (r - 1) + 1] = r;
-				if (ids[r] < mn)
-					mn = ids[r];
-				if (ids[r] > mx)
-					mx = ids[r];
-			}
-			qsort(pairs, V - 1, 2 * sizeof(int64), cmp_id_row);
-			for (int i = 1; i < V - 1; i++)
-				if (pairs[2 * i] == pairs[2 * (i - 1)])
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("model \"%s\" version %d: item id " INT64_FORMAT " appears twice in item_ids",
-									name, version, pairs[2 * i])));
-			lf->sorted_ids = palloc((size_t) V * sizeof(int64));
-			lf->sorted_rows = palloc((size_t) V * sizeof(int32));
-			for (int i = 0; i < V - 1; i++)
-			{
-				lf->sorted_ids[i] = pairs[2 * i];
-				lf->sorted_rows[i] = (int32) pairs[2 * i + 1];
-			}
-			pfree(pairs);
-			lf->drange = 0;
-			lf->direct = NULL;
-			/* dense ids (the usual case): a direct table, at most 4 entries per row */
-			if (mx >= mn && (uint64) mx - (uint64) mn < (uint64) 4 * V + 1024)
-			{
-				int64		range = mx - mn + 1;
-
-				lf->direct = palloc((size_t) range * sizeof(int32));
-				memset(lf->direct, 0xff, (size_t) range * sizeof(int32));
-				for (int r = 1; r < V; r++)
-					lf->direct[ids[r] - mn] = r;
-				lf->dmin = mn;
-				lf->drange = range;
-			}
-		}
-
-		lm->acl.source_schema = lm->source_schema = getstr(tup, td, 4, cxt);
-		lm->acl.source_table = lm->source_table = getstr(tup, td, 5, cxt);
-		lm->acl.user_column = lm->user_column = getstr(tup, td, 6, cxt);
-		lm->acl.item_column = lm->item_column = getstr(tup, td, 7, cxt);
-		lm->acl.time_column = lm->time_column = getstr(tup, td, 8, cxt);
-		lm->order_column = getstr(tup, td, 9, cxt);
-		if (lm->order_column && lm->order_column[0] == '\0')
-			lm->order_column = NULL;
-		lm->acl.order_column = lm->order_column;
-		lm->acl.owner = getstr(tup, td, 10, cxt);
-		{
-			Datum		d = SPI_getbinval(tup, td, 11, &isnull);
-
-			t4r_pg_name_list(d, isnull, &lm->acl.grant_read);
-			d = SPI_getbinval(tup, td, 12, &isnull);
-			t4r_pg_name_list(d, isnull, &lm->acl.grant_usage);
-		}
-		lm->min_user = getint(tup, td, 13, 5);
-		lm->min_item = getint(tup, td, 14, 5);
-
+		lm->item_ids = lf->a.ids;
+		lm->item_counts = lf->a.counts;
+		lm->pop_order = lf->a.pop;
 		{
 			t4r_infer_ctx *c = NULL;
 
 			rc = t4r_infer_ctx_create(model, &c);
-			ctx = c;
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "creating an inference context", NULL);
+			lm->ctx = c;
 		}
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "creating an inference context", NULL);
 		lm->model = model;
-		lm->ctx = ctx;
 	}
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(old);
-		if (ctx)
-			t4r_infer_ctx_free(ctx);
+		if (lf && lf->lm.ctx)
+			t4r_infer_ctx_free(lf->lm.ctx);
 		if (model)
 			t4r_model_free(model);
+		if (lf && lf->a.seg)
+			dsm_detach(lf->a.seg);
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -531,7 +637,10 @@ t4r_pg_get_model(const char *name, int32 version, int priv)
 		elog(ERROR, "tim4rec: catalog check failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
 	{
-		/* dropped (or never there): free what this backend still holds */
+		/* dropped (or never there): free what this backend and the shared
+		 * registry still hold */
+		if (version == 0)
+			t4r_pg_shared_forget(MyDatabaseId, cs.relid, name);
 		e = hash_search(model_cache, key, HASH_FIND, NULL);
 		if (e)
 		{
@@ -570,7 +679,7 @@ t4r_pg_get_model(const char *name, int32 version, int priv)
 	{
 		e->lf = NULL;
 		lf_retire(lf);
-		lf = load_row(&cs, name, found_version, &tid);
+		lf = load_row(&cs, name, found_version, xmin, &tid);
 		lf->xmin = xmin;
 		lf->tid = tid;
 		lf->gen = catalog_gen;
@@ -603,13 +712,13 @@ t4r_pg_item_row(T4rLoadedModel *lm, int64 item_id)
 {
 	LoadedFull *e = (LoadedFull *) lm;
 
-	if (e->drange > 0)
+	if (e->a.drange > 0)
 	{
-		uint64		off = (uint64) item_id - (uint64) e->dmin;
+		uint64		off = (uint64) item_id - (uint64) e->a.dmin;
 
-		if (off >= (uint64) e->drange)
+		if (off >= (uint64) e->a.drange)
 			return -1;
-		return e->direct[off];
+		return e->a.direct[off];
 	}
 	else
 	{
@@ -620,9 +729,9 @@ t4r_pg_item_row(T4rLoadedModel *lm, int64 item_id)
 		{
 			int			mid = lo + (hi - lo) / 2;
 
-			if (e->sorted_ids[mid] == item_id)
-				return e->sorted_rows[mid];
-			if (e->sorted_ids[mid] < item_id)
+			if (e->a.sorted_ids[mid] == item_id)
+				return e->a.sorted_rows[mid];
+			if (e->a.sorted_ids[mid] < item_id)
 				lo = mid + 1;
 			else
 				hi = mid - 1;

@@ -6,6 +6,10 @@
  *                          (0 = number of CPUs, at most 64); USERSET
  *   tim4rec.memory_budget  training memory budget (MB); USERSET, checked
  *                          before anything large is allocated
+ *   tim4rec.shared_models  on (default): with shared_preload_libraries =
+ *                          'tim4rec', one copy of each model per server in
+ *                          dynamic shared memory (shared_cache.c); USERSET
+ *   tim4rec.shared_memory  cap of the shared models' memory (default 1GB); SIGHUP
  *   tim4rec.device         'cpu' (default), 'cuda' or 'auto': where training
  *                          and batched scoring (tim4rec_evaluate) run; the
  *                          training option "device" overrides it (device.c)
@@ -56,7 +60,22 @@ _PG_init(void)
 							 T4R_DEVICE_CPU, device_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("tim4rec.shared_models",
+							 "Serve models from one copy in shared memory per server.",
+							 "Needs shared_preload_libraries = 'tim4rec'; otherwise, or when off, each backend loads its own copy.",
+							 &tim4rec_shared_models,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("tim4rec.shared_memory",
+							"Most dynamic shared memory the shared models may use.",
+							"A model that does not fit is loaded into the backend's private memory, with a NOTICE.",
+							&tim4rec_shared_memory_kb,
+							1024 * 1024, 64, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("tim4rec");
+	t4r_pg_shared_init();
 }
 
 int

@@ -7,6 +7,7 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "storage/itemptr.h"
 #include "utils/jsonb.h"
 #include "tim4rec.h"
 
@@ -57,6 +58,7 @@ const char *t4r_pg_catalog_table(void);
 typedef struct T4rCatalogSession
 {
 	const char *table;			/* quoted schema.table */
+	Oid			relid;			/* its OID */
 	Oid			caller;
 	Oid			saved_uid;
 	int			saved_sec;
@@ -204,6 +206,48 @@ int32		t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed);
 /* ERROR 42501 when model_name exists and the caller does not own it
  * (train and import check before the long work; insert checks again) */
 void		t4r_pg_check_model_writable(const char *model_name);
+
+/* ---- models in shared memory (src/shared_cache.c) ---- */
+extern bool tim4rec_shared_models;		/* tim4rec.shared_models */
+extern int	tim4rec_shared_memory_kb;	/* tim4rec.shared_memory (kB) */
+
+/* identity of a catalog row (unique within a catalog: see model_cache.c) */
+typedef struct T4rSharedKey
+{
+	Oid			dbid;
+	Oid			relid;			/* the catalog table */
+	TransactionId xmin;
+	ItemPointerData tid;
+} T4rSharedKey;
+
+/* everything inference needs that does not depend on the backend */
+typedef struct T4rModelArrays
+{
+	struct dsm_segment *seg;	/* NULL: private memory */
+	t4r_config	cfg;
+	int32		V;
+	size_t		nparams;
+	t4r_real   *params;
+	int64	   *ids;			/* [V], ids[0] = 0 */
+	int64	   *counts;			/* [V] */
+	int32	   *pop;			/* [V-1] rows by popularity */
+	int64		dmin;
+	int64		drange;			/* 0: no direct table */
+	int32	   *direct;			/* [drange] */
+	int64	   *sorted_ids;		/* [V-1] */
+	int32	   *sorted_rows;	/* [V-1] */
+} T4rModelArrays;
+
+void		t4r_pg_shared_init(void);	/* _PG_init, when preloaded */
+bool		t4r_pg_shared_available(void);
+/* attach the registered segment of key; false if none */
+bool		t4r_pg_shared_attach(const T4rSharedKey *key, T4rModelArrays *out);
+/* copy src into a new registered segment (out: its view); false, with a
+ * NOTICE, when it does not fit (the caller keeps its private copy) */
+bool		t4r_pg_shared_publish(const T4rSharedKey *key, const char *name,
+								  const T4rModelArrays *src, T4rModelArrays *out);
+/* release the registry's segments of a model (it is gone from the catalog) */
+void		t4r_pg_shared_forget(Oid dbid, Oid relid, const char *name);
 
 /* ---- loaded-model cache (src/model_cache.c) ---- */
 typedef struct T4rLoadedModel

@@ -111,3 +111,13 @@ CREATE FUNCTION tim4rec_evaluate(model_name text DEFAULT 'default',
 RETURNS TABLE(model text, split text, metric text, k int, value float8)
 AS 'MODULE_PATHNAME', 'tim4rec_evaluate'
 LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;
+
+-- The models this database serves from shared memory (one copy per server,
+-- with shared_preload_libraries = 'tim4rec'): name, bytes, the segment's
+-- handle and the catalog row's xmin.  Empty without the preload.  For DBAs:
+-- EXECUTE is not granted to PUBLIC.
+CREATE FUNCTION tim4rec_shared_model_list()
+RETURNS TABLE(model_name text, bytes bigint, segment bigint, row_xmin bigint)
+AS 'MODULE_PATHNAME', 'tim4rec_shared_model_list'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+REVOKE EXECUTE ON FUNCTION tim4rec_shared_model_list() FROM PUBLIC;

@@ -113,3 +113,9 @@ CREATE FUNCTION @extschema@.tim4rec_alter_owner(model_name text, new_owner name)
 RETURNS void
 AS 'MODULE_PATHNAME', 'tim4rec_alter_owner'
 LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+
+CREATE FUNCTION @extschema@.tim4rec_shared_model_list()
+RETURNS TABLE(model_name text, bytes bigint, segment bigint, row_xmin bigint)
+AS 'MODULE_PATHNAME', 'tim4rec_shared_model_list'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+REVOKE EXECUTE ON FUNCTION @extschema@.tim4rec_shared_model_list() FROM PUBLIC;
