@@ -279,7 +279,8 @@ int64_t		t4r_trainer_steps(const t4r_trainer *t);	/* Adam steps done */
  * and preset, native JSON numbers/booleans/strings>"}.  *buf is malloc'd. */
 int			t4r_safetensors_write(const t4r_model *m, uint8_t **buf, size_t *len);
 
-/* Parse a safetensors buffer (untrusted) into a new model.  cfg == NULL:
+/* Parse a safetensors buffer (untrusted) into a new model.  A NaN or +-Inf
+ * weight is T4R_EFORMAT (the message names the tensor).  cfg == NULL:
  * configuration from __metadata__.config (missing keys take the movielens
  * preset, or the preset named there), n_items from item_embedding.weight's
  * first dimension.  cfg != NULL: that configuration (n_items 0 = from the
