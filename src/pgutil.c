@@ -1,6 +1,6 @@
 /*
  * pgutil.c - shared PostgreSQL helpers: reading an interactions relation,
- * time conversion and core-error reporting.
+ * time conversion and range checks, and core-error reporting.
  *
  * Reading: plain tables and materialized views without row-level security
  * are read with a direct scan (table_beginscan + slot_getsomeattrs), which
@@ -29,6 +29,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/float.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
@@ -78,8 +79,40 @@ bad_time(const char *what)
 			 errhint("Times must be finite.")));
 }
 
-double
-t4r_pg_time_to_epoch(Datum d, Oid typid)
+/*
+ * Times outside t4r_time_ok (NaN, +-Infinity, or |t| > T4R_TIME_ABS_MAX, see
+ * tim4rec.h) would make the model's single-precision time features
+ * infinite, and then the loss and the scores NaN.  Only floating-point and
+ * numeric times can get there: every bigint and every finite timestamp is
+ * in range.  SQLSTATE 22003 (numeric_value_out_of_range) is what
+ * PostgreSQL's own float8 -> float4 conversion raises for such values.
+ */
+#define TIME_RANGE_DETAIL \
+	"Times must be finite numbers with an absolute value of at most %.4g (2^63); larger ones overflow the model's single-precision time features."
+
+void
+t4r_pg_time_range_error(double t, const char *argname, int element)
+{
+	char	   *val = float8out_internal(t);
+
+	if (element > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("%s element %d is out of range: %s", argname, element, val),
+				 errdetail(TIME_RANGE_DETAIL, T4R_TIME_ABS_MAX),
+				 errhint("Give times in the same unit and origin as the training data (epoch seconds for timestamp columns).")));
+	ereport(ERROR,
+			(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+			 errmsg("%s is out of range: %s", argname ? argname : "time value", val),
+			 errdetail(TIME_RANGE_DETAIL, T4R_TIME_ABS_MAX),
+			 errhint("Give times in the same unit and origin as the training data (epoch seconds for timestamp columns).")));
+	pg_unreachable();
+}
+
+/* the value of a time Datum in epoch seconds, not range-checked (infinite
+ * timestamps and dates are an error) */
+static double
+time_value(Datum d, Oid typid)
 {
 	double		v;
 
@@ -122,16 +155,21 @@ t4r_pg_time_to_epoch(Datum d, Oid typid)
 				Oid			base = OidIsValid(typid) ? getBaseType(typid) : InvalidOid;
 
 				if (OidIsValid(base) && base != typid)
-					return t4r_pg_time_to_epoch(d, base);
+					return time_value(d, base);
 				ereport(ERROR,
 						(errcode(ERRCODE_DATATYPE_MISMATCH),
 						 errmsg("unsupported time type %s", format_type_be(typid))));
 			}
 	}
-	if (isnan(v))
-		bad_time("NaN");
-	if (isinf(v))
-		bad_time("infinity");
+	return v;
+}
+
+double
+t4r_pg_time_to_epoch(Datum d, Oid typid)
+{
+	double		v = time_value(d, typid);
+
+	t4r_pg_check_time(v, NULL, 0);
 	return v;
 }
 
@@ -167,6 +205,13 @@ t4r_pg_core_error(int code, const char *what, const char *msg)
 		case T4R_EDATA:
 			sqlstate = ERRCODE_DATA_EXCEPTION;
 			break;
+		case T4R_ENONFINITE:
+			/* a loss, metric or weight overflowed to Infinity or became NaN:
+			 * the class of PostgreSQL's own float overflow errors ("value
+			 * out of range: overflow"), not a problem of the options'
+			 * syntax (22023) or of the amount of data (22000) */
+			sqlstate = ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE;
+			break;
 		case T4R_EIO:
 			sqlstate = ERRCODE_IO_ERROR;
 			break;
@@ -182,7 +227,10 @@ t4r_pg_core_error(int code, const char *what, const char *msg)
 			 errmsg("%s%s%s", what ? what : "", what ? ": " : "", msg) :
 			 errmsg("%s%s%s", what ? what : "", what ? ": " : "", t4r_strerror(code)),
 			 code == T4R_EBUDGET ?
-			 errhint("Raise tim4rec.memory_budget or use smaller options (batch_size, max_seq_len, hidden_size).") : 0));
+			 errhint("Raise tim4rec.memory_budget or use smaller options (batch_size, max_seq_len, hidden_size).") :
+			 /* only trainings (t4r_fit, the checks before saving) give it */
+			 code == T4R_ENONFINITE ?
+			 errhint("Nothing was stored. Lower learning_rate, and check the times of the interactions (epoch seconds counted from an origin near the data work best).") : 0));
 	pg_unreachable();
 }
 
@@ -276,6 +324,7 @@ typedef struct Reader
 	size_t		limit;			/* bytes */
 	bool		has_order;
 	Oid			ttype;
+	const char *tcol;			/* name of the time column, for errors */
 	Oid			utype;
 	Oid			itype;
 	Oid			otype;
@@ -359,7 +408,17 @@ add_row(Reader *r, Datum *v, bool *isnull)
 			o->ts[i] = (double) DatumGetInt64(v[2]);
 			break;
 		default:
-			o->ts[i] = t4r_pg_time_to_epoch(v[2], r->ttype);
+			/* float, numeric, smallint, date: only float and numeric
+			 * values can be out of range */
+			o->ts[i] = time_value(v[2], r->ttype);
+			if (unlikely(!t4r_time_ok(o->ts[i])))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("time column \"%s\" holds a value out of range: %s",
+								r->tcol, float8out_internal(o->ts[i])),
+						 errdetail(TIME_RANGE_DETAIL " The value is in the row of user " INT64_FORMAT ", item " INT64_FORMAT ".",
+								   T4R_TIME_ABS_MAX, o->users[i], o->items[i]),
+						 errhint("Store times as epoch seconds or as a timestamp type, and fix or leave out that row (for example, train on a view without it).")));
 			break;
 	}
 	if (r->has_order)
@@ -495,6 +554,7 @@ t4r_pg_read_interactions(Oid relid, const char *user_col, const char *item_col,
 	r.utype = cols[0].type;
 	r.itype = cols[1].type;
 	r.ttype = cols[2].type;
+	r.tcol = time_col;
 	r.otype = order_col ? cols[3].type : InvalidOid;
 	r.limit = (size_t) tim4rec_memory_budget_mb * 1024 * 1024;
 

@@ -269,10 +269,7 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 		double		t = time_type == FLOAT8OID ? DatumGetFloat8(te[i])
 			: t4r_pg_time_to_epoch(te[i], time_type);
 
-		if (isnan(t) || isinf(t))
-			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							errmsg("times must be finite"),
-							errdetail("Element %d is not.", i + 1)));
+		t4r_pg_check_time(t, "times", i + 1);
 		ev[i].ts = t;
 		ev[i].pos = i;
 		ev[i].item = DatumGetInt64(ie[i]);

@@ -191,9 +191,7 @@ tim4rec_seq_transfn(PG_FUNCTION_ARGS)
 			t = t4r_pg_time_to_epoch(PG_GETARG_DATUM(2), s->time_type);
 			break;
 	}
-	if (isnan(t) || isinf(t))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						errmsg("tim4rec_seq: times must be finite")));
+	t4r_pg_check_time(t, "time argument of tim4rec_seq", 0);
 	state_reserve(s, 1);
 	s->ev[s->n].ts = t;
 	s->ev[s->n].item = PG_GETARG_INT64(1);

@@ -134,9 +134,22 @@ void		t4r_pg_read_interactions(Oid relid, const char *user_col, const char *item
 									 const char *time_col, const char *order_col,
 									 T4rInteractions *out);
 
-/* time Datum of type `typid` (a supported time type) -> epoch seconds */
+/* time Datum of type `typid` (a supported time type) -> epoch seconds;
+ * ERROR 22008 for an infinite timestamp or date, 22003 for a float or
+ * numeric time that fails t4r_time_ok (NaN, +-Infinity, |t| > 2^63) */
 double		t4r_pg_time_to_epoch(Datum d, Oid typid);
 bool		t4r_pg_time_type_ok(Oid typid);
+
+/* ERROR 22003 for a time that fails t4r_time_ok, naming the argument:
+ * "<argname> element <element> is out of range" when element > 0, else
+ * "<argname> is out of range" (argname NULL: "time value") */
+void		t4r_pg_time_range_error(double t, const char *argname, int element) pg_attribute_noreturn();
+static inline void
+t4r_pg_check_time(double t, const char *argname, int element)
+{
+	if (unlikely(!t4r_time_ok(t)))
+		t4r_pg_time_range_error(t, argname, element);
+}
 
 /* ereport(ERROR) with a message for a core error code (SQLSTATE chosen by code) */
 void		t4r_pg_core_error(int code, const char *what, const char *msg) pg_attribute_noreturn();

@@ -534,6 +534,22 @@ tim4rec_train(PG_FUNCTION_ARGS)
 						hist;
 			Oid			nsp = get_rel_namespace(relid);
 
+			/*
+			 * Never store a model with a NaN or infinite metric or weight:
+			 * with "deploy": "always" it would replace the current version,
+			 * and with "if_better" a NaN validation NDCG@10 compares as
+			 * neither better nor worse.  t4r_fit already stops a training
+			 * that diverges (T4R_ENONFINITE); this makes it impossible
+			 * whatever the path.  The ERROR rolls back: nothing is stored.
+			 */
+			if (!isfinite(vhr) || !isfinite(vndcg) || !isfinite(vmrr) ||
+				!isfinite(thr) || !isfinite(tndcg) || !isfinite(tmrr))
+				t4r_pg_core_error(T4R_ENONFINITE, "training failed",
+								  "the validation or test metrics of the trained model are not finite");
+			err[0] = '\0';
+			if ((rc = t4r_model_check_finite(model, err, sizeof(err))) != T4R_OK)
+				t4r_pg_core_error(rc, "training failed", err);
+
 			rc = t4r_safetensors_write(model, &b, &len);
 			wbuf = b;
 			if (rc != T4R_OK)

@@ -49,6 +49,8 @@ t4r_strerror(int code)
 			return "I/O error";
 		case T4R_EBUDGET:
 			return "memory budget exceeded";
+		case T4R_ENONFINITE:
+			return "non-finite value (NaN or infinity)";
 	}
 	return "unknown error";
 }
@@ -709,4 +711,28 @@ t4r_model_tensor(const t4r_model *m, const char *name)
 	if (i < 0)
 		return NULL;
 	return m->params + m->layout.t[i].offset;
+}
+
+int
+t4r_model_check_finite(const t4r_model *m, char *err, size_t errlen)
+{
+	if (m == NULL || m->params == NULL)
+	{
+		set_err(err, errlen, "no model");
+		return T4R_EINVAL;
+	}
+	for (int i = 0; i < m->layout.n; i++)
+	{
+		const t4r_tensor *t = &m->layout.t[i];
+		const t4r_real *p = m->params + t->offset;
+
+		for (size_t j = 0; j < t->numel; j++)
+			if (!isfinite(p[j]))
+			{
+				set_err(err, errlen, "tensor %s holds a non-finite value (%s at element %zu)",
+						t->name, isnan(p[j]) ? "NaN" : p[j] > 0 ? "Infinity" : "-Infinity", j);
+				return T4R_ENONFINITE;
+			}
+	}
+	return T4R_OK;
 }

@@ -299,10 +299,15 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 		return T4R_EINVAL;
 	}
 	for (size_t k = 0; k < n; k++)
-		if (!isfinite(ts[k]))
+		if (!t4r_time_ok(ts[k]))
 		{
-			set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is not a finite number",
-					k, (long long) users[k], (long long) items[k]);
+			if (isfinite(ts[k]))
+				set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is out of range: %g "
+						"(times must be finite with an absolute value of at most %g)",
+						k, (long long) users[k], (long long) items[k], ts[k], T4R_TIME_ABS_MAX);
+			else
+				set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is not a finite number",
+						k, (long long) users[k], (long long) items[k]);
 			return T4R_EINVAL;
 		}
 	if (n == 0)
@@ -1071,6 +1076,16 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				rc = o.backend->step(o.backend->ctx, batch, ns, &loss);
 			else
 				rc = t4r_trainer_step(tr, batch, ns, &loss);
+			/* a NaN or infinite loss: the weights are (or are about to be)
+			 * poisoned, and every later step and metric would be too */
+			if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
+			{
+				rc = T4R_ENONFINITE;
+				set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
+						epoch, (long long) step + 1, (long long) steps_per_epoch,
+						isnan(loss) ? "NaN" : "infinite");
+				goto done;
+			}
 			if (rc != T4R_OK)
 			{
 				if (rc == T4R_ECANCELLED)
@@ -1092,6 +1107,18 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			backend_err(err, errlen, o.backend, "copying the parameters back failed", rc);
 			goto done;
 		}
+		/* finite losses do not guarantee finite weights (an infinite
+		 * gradient makes Adam's update NaN): check them once per epoch,
+		 * before they are scored or kept as the best */
+		{
+			char		msg[256] = "";
+
+			if ((rc = t4r_model_check_finite(m, msg, sizeof(msg))) != T4R_OK)
+			{
+				set_err(err, errlen, "training diverged in epoch %d: %s", epoch, msg);
+				goto done;
+			}
+		}
 		rc = t4r_evaluate_backend(m, ds, T4R_SPLIT_VALID, &k10, 1, o.train.threads,
 								  o.train.interrupt, o.train.interrupt_ud, o.backend,
 								  NULL, &ndcg10, NULL);
@@ -1101,6 +1128,13 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				set_err(err, errlen, "training cancelled");
 			else
 				backend_err(err, errlen, o.backend, "validation failed", rc);
+			goto done;
+		}
+		if (!isfinite(ndcg10))
+		{
+			rc = T4R_ENONFINITE;
+			set_err(err, errlen, "training diverged: the validation NDCG@10 of epoch %d is not finite",
+					epoch);
 			goto done;
 		}
 		if (ndcg10 > best_ndcg)

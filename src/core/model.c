@@ -1109,6 +1109,9 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 
 			if (it < 0 || it >= D->V)
 				return T4R_EINVAL;
+			/* times beyond T4R_TIME_ABS_MAX would give non-finite features */
+			if (D->is_time && !t4r_time_ok(smp[s].ts[start + l]))
+				return T4R_EINVAL;
 			w->items[M + l] = it;
 		}
 		M += nn;

@@ -9,13 +9,15 @@
  * The reader treats its input as hostile: every length and offset is checked
  * before use, the header is parsed strictly (exactly its bytes, no NULs, no
  * duplicate keys), and the tensors must match the expected layout exactly.
- * Errors: T4R_EFORMAT for a malformed file, T4R_EMISMATCH for a well-formed
- * file that does not fit the configuration, with a message in err.
+ * Errors: T4R_EFORMAT for a malformed file (a NaN or infinite weight
+ * included), T4R_EMISMATCH for a well-formed file that does not fit the
+ * configuration, with a message in err.
  */
 #include "tim4rec.h"
 #include "strbuf.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -576,8 +578,10 @@ st_match(const st_file *f, const t4r_layout *lay, char *err, size_t errlen)
 	return T4R_OK;
 }
 
-static void
-st_copy(const st_file *f, const t4r_layout *lay, t4r_real *dst)
+/* copy the tensors (after st_match) into dst; a NaN or +-Inf value is
+ * T4R_EFORMAT: such a model would only ever score NaN */
+static int
+st_copy(const st_file *f, const t4r_layout *lay, t4r_real *dst, char *err, size_t errlen)
 {
 	int			i;
 
@@ -590,8 +594,19 @@ st_copy(const st_file *f, const t4r_layout *lay, t4r_real *dst)
 		size_t		j;
 
 		for (j = 0; j < t->numel; j++)
-			d[j] = (t4r_real) rd_f32le(src + 4 * j);
+		{
+			float		v = rd_f32le(src + 4 * j);
+
+			if (!isfinite(v))
+			{
+				set_err(err, errlen, "tensor %.80s: element %zu is %s (weights must be finite)",
+						e->name, j, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
+				return T4R_EFORMAT;
+			}
+			d[j] = (t4r_real) v;
+		}
 	}
+	return T4R_OK;
 }
 
 /* ------------------------------------------------------------------ */
@@ -618,7 +633,7 @@ t4r_safetensors_read_into(const uint8_t *buf, size_t len,
 		return rc;
 	rc = st_match(&f, lay, err, errlen);
 	if (rc == T4R_OK)
-		st_copy(&f, lay, dst);
+		rc = st_copy(&f, lay, dst, err, errlen);
 	st_free(&f);
 	return rc;
 }
@@ -731,8 +746,13 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 		st_free(&f);
 		return rc;
 	}
-	st_copy(&f, &m->layout, m->params);
+	rc = st_copy(&f, &m->layout, m->params, err, errlen);
 	st_free(&f);
+	if (rc != T4R_OK)
+	{
+		t4r_model_free(m);
+		return rc;
+	}
 	*out = m;
 	return T4R_OK;
 }

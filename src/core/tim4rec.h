@@ -41,9 +41,30 @@ enum
 	T4R_ECANCELLED = -5,		/* a callback asked to stop */
 	T4R_EDATA = -6,				/* not enough data (after filtering) */
 	T4R_EIO = -7,				/* file I/O */
-	T4R_EBUDGET = -8			/* memory budget too small */
+	T4R_EBUDGET = -8,			/* memory budget too small */
+	T4R_ENONFINITE = -9			/* a loss, metric or weight became NaN or infinite */
 };
 const char *t4r_strerror(int code);
+
+/* ------------------------------------------------------------------ */
+/* Times                                                               */
+/* ------------------------------------------------------------------ */
+/* Largest accepted |time| (any unit; epoch seconds in the glue): 2^63,
+ * about 9.22e18, so every bigint time is accepted.  The model turns times
+ * into single-precision features: the differences of consecutive times and
+ * -ts[n-1] (MODEL.md's padding slot), scaled by at most 1 / (1 - p) by time
+ * dropout.  Within this bound those are at most 2^64 * 2^53, about 1.7e35,
+ * and stay finite in float (whose largest value is about 3.4e38), whereas
+ * times near 3.4e38 give infinite features and a NaN loss.  The layer norms
+ * that follow compute their moments in double. */
+#define T4R_TIME_ABS_MAX 9223372036854775808.0
+
+/* true when t is a usable time: finite and |t| <= T4R_TIME_ABS_MAX (NaN fails) */
+static inline int
+t4r_time_ok(double t)
+{
+	return t >= -T4R_TIME_ABS_MAX && t <= T4R_TIME_ABS_MAX;
+}
 
 /* ------------------------------------------------------------------ */
 /* Configuration (src/core/config.c)                                   */
@@ -177,6 +198,9 @@ int			t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out,
 void		t4r_model_init(t4r_model *m, uint64_t seed);
 /* pointer to a named tensor's data, NULL if the model has no such tensor */
 t4r_real   *t4r_model_tensor(const t4r_model *m, const char *name);
+/* T4R_OK when every parameter is finite; otherwise T4R_ENONFINITE with a
+ * message naming the first tensor (and element) holding a NaN or +-Inf. */
+int			t4r_model_check_finite(const t4r_model *m, char *err, size_t errlen);
 
 /* One training sample / one inference sequence.  items are vocabulary rows
  * (1..V-1), ts epoch seconds, oldest first.  If n > L only the most recent L
@@ -197,7 +221,8 @@ int			t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out);
 void		t4r_infer_ctx_free(t4r_infer_ctx *ctx);
 
 /* Final hidden vector (d values) and, if scores != NULL, the raw scores of
- * all V rows (row 0 included).  n >= 1 (T4R_EINVAL otherwise). */
+ * all V rows (row 0 included).  n >= 1 and, when the model uses time, every
+ * time it reads (the last L) t4r_time_ok (T4R_EINVAL otherwise). */
 int			t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
 					  int n, t4r_real *hidden, t4r_real *scores);
 
@@ -239,7 +264,9 @@ void		t4r_trainer_free(t4r_trainer *t);
 /* One optimiser step over the whole batch (ns samples): training-mode
  * forward (dropout drawn from a generator keyed by cfg.seed, the step number
  * and the sample's index in the batch), backward, gradient = mean over the
- * batch, Adam (lr, 0.9, 0.999, eps 1e-8).  *loss = mean cross-entropy. */
+ * batch, Adam (lr, 0.9, 0.999, eps 1e-8).  *loss = mean cross-entropy.
+ * A loss that is NaN or infinite returns T4R_ENONFINITE (*loss set) without
+ * touching the parameters, Adam's state or the step count. */
 int			t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss);
 
 /* Loss and gradient only (no update): grads = d(mean loss)/d(params), in
@@ -258,7 +285,8 @@ int64_t		t4r_trainer_steps(const t4r_trainer *t);	/* Adam steps done */
  * and preset, native JSON numbers/booleans/strings>"}.  *buf is malloc'd. */
 int			t4r_safetensors_write(const t4r_model *m, uint8_t **buf, size_t *len);
 
-/* Parse a safetensors buffer (untrusted) into a new model.  cfg == NULL:
+/* Parse a safetensors buffer (untrusted) into a new model.  A NaN or +-Inf
+ * weight is T4R_EFORMAT (the message names the tensor).  cfg == NULL:
  * configuration from __metadata__.config (missing keys take the movielens
  * preset, or the preset named there), n_items from item_embedding.weight's
  * first dimension.  cfg != NULL: that configuration (n_items 0 = from the
@@ -296,7 +324,8 @@ typedef struct t4r_dataset
 } t4r_dataset;
 
 /* Build from raw interactions: n rows of (user, item, ts, order).  order may
- * be NULL (tie-break for equal ts: order value, else item id).  Iterative
+ * be NULL (tie-break for equal ts: order value, else item id).  Every ts must
+ * be t4r_time_ok (T4R_EINVAL with a message otherwise).  Iterative
  * min_user / min_item filter, leave-one-out split.  Item rows are assigned
  * in ascending external item id order. */
 int			t4r_dataset_build(const int64_t *users, const int64_t *items,
@@ -369,7 +398,10 @@ typedef struct t4r_fit_result
 } t4r_fit_result;
 
 /* Train m (already initialised) on ds with early stopping on validation
- * NDCG@10; on return m holds the best epoch's weights. */
+ * NDCG@10; on return m holds the best epoch's weights.  A step whose loss is
+ * not finite, weights that are not finite after an epoch, or a validation
+ * NDCG@10 that is not finite stop it with T4R_ENONFINITE and a message (the
+ * weights are then unspecified: do not keep the model). */
 int			t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 					t4r_fit_result *res, char *err, size_t errlen);
 

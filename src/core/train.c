@@ -369,7 +369,8 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 int
 t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss)
 {
-	int			rc = t4r_trainer_loss_grad(t, s, ns, 1, loss);
+	double		l = 0;
+	int			rc = t4r_trainer_loss_grad(t, s, ns, 1, &l);
 	size_t		total = t->m->layout.total;
 	double		lr = t->m->cfg.learning_rate;
 	double		b1 = 0.9,
@@ -383,8 +384,14 @@ t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss)
 			   *am = t->am,
 			   *av = t->av;
 
+	if (loss)
+		*loss = l;
 	if (rc != T4R_OK)
 		return rc;
+	/* a non-finite loss means non-finite gradients: updating would poison
+	 * every weight, so leave the parameters and Adam's state as they are */
+	if (!isfinite(l))
+		return T4R_ENONFINITE;
 	k = (double) (t->steps + 1);
 	bc1 = 1 - pow(b1, k);
 	bc2s = sqrt(1 - pow(b2, k));

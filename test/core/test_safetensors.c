@@ -1204,6 +1204,99 @@ test_hostile(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* non-finite weights                                                  */
+/* ------------------------------------------------------------------ */
+
+/* a copy of the base file with the 4 bytes of element k of tensor `name`
+ * replaced by the little-endian float bit pattern `bits` */
+static uint8_t *
+poisoned(const base_file *bf, const char *name, long long k, uint32_t bits)
+{
+	json_t	   *root = base_header(bf);
+	json_t	   *e = root ? entry(root, name) : NULL;
+	uint8_t    *b;
+	size_t		at;
+
+	if (e == NULL)
+	{
+		json_decref(root);
+		return NULL;
+	}
+	if (k < 0)					/* from the end */
+		k += (off_of(e, 1) - off_of(e, 0)) / 4;
+	at = 8 + bf->hlen + (size_t) off_of(e, 0) + 4 * (size_t) k;
+	json_decref(root);
+	b = malloc(bf->len);
+	if (b == NULL)
+		return NULL;
+	memcpy(b, bf->buf, bf->len);
+	b[at] = (uint8_t) (bits & 0xff);
+	b[at + 1] = (uint8_t) ((bits >> 8) & 0xff);
+	b[at + 2] = (uint8_t) ((bits >> 16) & 0xff);
+	b[at + 3] = (uint8_t) (bits >> 24);
+	return b;
+}
+
+static void
+test_nonfinite(void)
+{
+	base_file	bf;
+	char		last[T4R_NAME_MAX + 32];
+	static const struct
+	{
+		const char *name;		/* NULL: the model's last tensor */
+		long long	k;			/* element; negative: from the end */
+		uint32_t	bits;
+		const char *what;
+	}			cases[] =
+	{
+		{"item_embedding.weight", 0, 0x7fc00000u, "a quiet NaN in the first element of the file"},
+		{"ssd_layers.0.ssd.A_log", 1, 0x7f800001u, "a signalling NaN in ssd.A_log"},
+		{"ssd_layers.1.ffn.fc1.weight", 7, 0x7f800000u, "+Infinity in ffn.fc1.weight"},
+		{"in_layer_norm.bias", -1, 0xff800000u, "-Infinity in the last element of in_layer_norm.bias"},
+		{NULL, -1, 0xffc00000u, "a negative NaN in the last element of the last tensor"},
+	};
+
+	if (!make_base(&bf))
+	{
+		tap_ok(0, "non-finite: base file");
+		return;
+	}
+	snprintf(last, sizeof(last), "%s", bf.m->layout.t[bf.m->layout.n - 1].name);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		const char *name = cases[i].name ? cases[i].name : last;
+		size_t		len = bf.len;
+		uint8_t    *b = poisoned(&bf, name, cases[i].k, cases[i].bits);
+		char		desc[256];
+
+		if (b == NULL)
+		{
+			tap_ok(0, "non-finite: tensor %s in the base file", name);
+			continue;
+		}
+		/* EFORMAT from read_into and read, the message naming the tensor */
+		snprintf(desc, sizeof(desc), "non-finite weight: %s -> T4R_EFORMAT naming %s",
+				 cases[i].what, name);
+		expect_both(b, len, &bf, T4R_EFORMAT, name, desc);
+		free(b);
+	}
+	/* the largest finite float is a weight like any other */
+	{
+		uint8_t    *b = poisoned(&bf, "ssd_layers.0.ssd.D", 0, 0x7f7fffffu);
+		t4r_model  *m = NULL;
+		char		err[512] = "";
+		int			rc = b ? t4r_safetensors_read(b, bf.len, NULL, &m, err, sizeof(err)) : T4R_EINVAL;
+
+		tap_ok(rc == T4R_OK && m && t4r_model_tensor(m, "ssd_layers.0.ssd.D")[0] == FLT_MAX,
+			   "non-finite weight: FLT_MAX (finite) still reads (%s)", rc ? err : "ok");
+		t4r_model_free(m);
+		free(b);
+	}
+	free_base(&bf);
+}
+
+/* ------------------------------------------------------------------ */
 /* seeded mutation fuzz                                                */
 /* ------------------------------------------------------------------ */
 
@@ -1532,6 +1625,7 @@ main(void)
 	test_roundtrip();
 	test_golden();
 	test_hostile();
+	test_nonfinite();
 	test_fuzz();
 	return tap_done();
 }
