@@ -45,6 +45,7 @@ PORT0=$((XPORT + 300))             # shard 0
 PORT1=$((XPORT + 600))             # shard 1
 MODEL=shop
 OPTS='{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}'
+OPTS2='{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "seed": 77}'
 NUSERS=200
 K=10
 
@@ -87,7 +88,7 @@ qsingle() { q "$XPORT" single "$@"; }
 qproxy() { q "$XPORT" proxy "$@"; }
 qshard() { local i=$1; shift; q "$([ "$i" = 0 ] && echo "$PORT0" || echo "$PORT1")" shard "$@"; }
 
-echo "1..17"
+echo "1..21"
 
 # ---------------------------------------------------------------- clusters
 # one initdb, copied: three initdb runs cost seconds on a small machine
@@ -146,6 +147,13 @@ ok $rc "single node: $NUSERS users x 12 interactions, model '$MODEL' trained, sh
 [ $rc = 0 ] || diag "$(tail -5 "$TOP/setup.log")"
 
 # ---------------------------------------------------------------- the shards: their users, the model
+# copy the single node's current version to shard $1 as a new current
+# version: the safetensors bytes and the item ids, through a COPY pipe
+copy_model() {
+    qsingle -c "COPY (SELECT tim4rec_export('$MODEL'), tim4rec_item_ids('$MODEL')) TO STDOUT" |
+        qshard "$1" -c "CREATE TEMP TABLE m (weights bytea, item_ids bigint[])" -c "COPY m FROM STDIN" \
+            -c "SELECT tim4rec_import('$MODEL', weights, item_ids) FROM m"
+}
 for i in 0 1; do
     q "$([ $i = 0 ] && echo "$PORT0" || echo "$PORT1")" postgres -c "CREATE DATABASE shard" &&
     qshard $i -c "SET client_min_messages = warning" -c "CREATE EXTENSION tim4rec" -c "$TABLE_DDL" &&
@@ -153,10 +161,7 @@ for i in 0 1; do
     qsingle -c "COPY (SELECT * FROM interactions WHERE hashint8(user_id) & 1 = $i) TO STDOUT" |
         qshard $i -c "COPY interactions FROM STDIN" &&
     qshard $i -c "CREATE INDEX ON interactions (user_id, ts)" -c "$SHARD_FN" &&
-    # the model, with the single node's item ids
-    qsingle -c "COPY (SELECT tim4rec_export('$MODEL'), tim4rec_item_ids('$MODEL')) TO STDOUT" |
-        qshard $i -c "CREATE TEMP TABLE m (weights bytea, item_ids bigint[])" -c "COPY m FROM STDIN" \
-            -c "SELECT tim4rec_import('$MODEL', weights, item_ids) FROM m"
+    copy_model $i
 done >>"$TOP/setup.log" 2>&1
 rc=$?
 ok $rc "shards: interactions split by hashint8(user_id) & 1, model imported (export + item ids), shard_recommend created"
@@ -211,6 +216,13 @@ LANGUAGE plproxy AS \$\$
     RUN ON hashint8(user_id);
     SELECT current_setting('port')::int AS port, count(*) AS nrows
     FROM public.interactions i WHERE i.user_id = user_id;
+\$\$;
+-- for the test only: the shard backend that serves a user
+CREATE FUNCTION proxy.shard_pid(user_id bigint) RETURNS int
+LANGUAGE plproxy AS \$\$
+    CLUSTER 'shards';
+    RUN ON hashint8(user_id);
+    SELECT pg_backend_pid();
 \$\$;
 SQL
 rc=$?
@@ -296,10 +308,55 @@ RC_IMP=$(qsingle -c "SELECT tim4rec_import('${MODEL}_imported', tim4rec_export('
 ok $? "through the proxy the cold start equals the single node's with an imported copy of the model"
 [ "$PC" = "$RC_IMP" ] || diag "proxy:    ${PC:0:300}" "imported: ${RC_IMP:0:300}"
 
-# ---------------------------------------------------------------- a shard without the model
+# ---------------------------------------------------------------- a new version, rolled out
+# One proxy session all along: answers (version 1), then a new version is
+# trained on the single node and copied to both shards (psql \! runs the
+# rollout script), then answers again.  PL/Proxy keeps its shard connections;
+# the shards' backends must serve the new current version without reconnecting.
 # one user of each shard
 read -r U0 U1 <<<"$(qproxy -F ' ' -c "SELECT min(u) FILTER (WHERE hashint8(u) & 1 = 0), min(u) FILTER (WHERE hashint8(u) & 1 = 1)
                                       FROM generate_series(1::bigint, $NUSERS) u" 2>&1)"
+train_v2() { qsingle -c "SELECT version FROM tim4rec_train('interactions', '$MODEL', options => '$OPTS2')"; }
+{
+    declare -p BIN SOCK SU XPORT PORT0 PORT1 MODEL OPTS2
+    declare -f q qsingle qshard copy_model train_v2
+    echo "set -o pipefail"
+    echo "train_v2 && copy_model 0 && copy_model 1 && echo rolled-out"
+} >"$TOP/rollout.sh"
+PIDS="SELECT string_agg(p::text, ',' ORDER BY u) FROM unnest(ARRAY[$U0, $U1]::bigint[]) u, LATERAL proxy.shard_pid(u) p;"
+ROLL=$(qproxy 2>&1 <<SQL
+$PIDS
+\echo ==v1
+$(answers "proxy.tim4rec_recommend(u, $K)");
+\echo ==rollout
+\! bash $TOP/rollout.sh >$TOP/rollout.log 2>&1 && echo rolled-out
+\echo ==v2
+$(answers "proxy.tim4rec_recommend(u, $K)");
+\echo ==pids
+$PIDS
+SQL
+)
+section() { printf '%s\n' "$ROLL" | sed -n "/^==$1\$/,/^==/p" | grep -v '^=='; }
+PIDS1=$(printf '%s\n' "$ROLL" | head -1)
+P_V1=$(section v1)
+P_V2=$(section v2)
+PIDS2=$(section pids)
+R_V2=$(qsingle -c "$(answers "shard_recommend(u, $K)")" 2>&1)
+[ "$(section rollout)" = rolled-out ] &&
+[ "$(qsingle -c "SELECT max(version) FROM tim4rec_model_list WHERE model_name = '$MODEL' AND is_current")" = 2 ] &&
+[ "$(qshard 0 -c "SELECT version FROM tim4rec_model_list WHERE model_name = '$MODEL' AND is_current")" = 2 ] &&
+[ "$(qshard 1 -c "SELECT version FROM tim4rec_model_list WHERE model_name = '$MODEL' AND is_current")" = 2 ]
+rc=$?
+ok $rc "rollout: version 2 trained on the single node (another seed) and imported on both shards as version 2"
+[ $rc = 0 ] || diag "$(tail -5 "$TOP/rollout.log")"
+[ "$P_V1" = "$P" ] && [ "$P_V2" != "$P_V1" ]
+ok $? "one proxy session: version 1's answers before, different answers after the rollout"
+same_lines "... and after the rollout, every user's answer through the proxy equals the single node's version 2" \
+    "$P_V2" "$R_V2"
+[ -n "$PIDS1" ] && [[ "$PIDS1" == *,* ]] && [ "$PIDS1" = "$PIDS2" ]
+ok $? "the same shard backends (pids $PIDS1 = $PIDS2) served both versions: no reconnection"
+
+# ---------------------------------------------------------------- a shard without the model
 DROPPED=$(qshard 1 -c "SELECT tim4rec_drop('$MODEL')" 2>&1)
 # err PSQLFN CALL: run CALL, print "SQLSTATE|message" of its error
 err() {
@@ -308,8 +365,15 @@ SELECT count(*) FROM $2;
 \\echo :SQLSTATE|:LAST_ERROR_MESSAGE
 SQL
 }
+# PL/Proxy re-raises a remote ERROR with the remote SQLSTATE (its
+# plproxy_remote_error: errcode(remote PG_DIAG_SQLSTATE), XX000 only when libpq
+# has none) and the message "<function>(<nargs>): [<dbname>] REMOTE <severity>:
+# <remote message>", remote detail, hint and context prefixed with "Remote ".
+# So the caller sees 42704, as on a single node, and the same text after
+# the prefix.
 E_PROXY=$(err qproxy "proxy.tim4rec_recommend($U1, $K)")
-[ "$DROPPED" = 1 ] && [ "${E_PROXY%%|*}" = 42704 ] && [[ "${E_PROXY#*|}" == *"model \"$MODEL\" does not exist" ]]
+# (tim4rec_drop without a version drops both versions: it returns 2)
+[ "$DROPPED" = 2 ] && [ "${E_PROXY%%|*}" = 42704 ] && [[ "${E_PROXY#*|}" == *"model \"$MODEL\" does not exist" ]]
 ok $? "model dropped on shard1: a shard1 user through the proxy gets SQLSTATE 42704, model \"$MODEL\" does not exist (got: $E_PROXY)"
 
 P0=$(qproxy -c "SELECT string_agg(r.item_id || ':' || r.rank || ':' || r.score, ',' ORDER BY r.rank)
@@ -319,8 +383,8 @@ R0=$(qsingle -c "SELECT string_agg(r.item_id || ':' || r.rank || ':' || r.score,
 [ -n "$P0" ] && [ "$P0" = "$R0" ]
 ok $? "shard0 (model still there) goes on serving its users through the proxy (user $U0)"
 
-# the single node without the model: the same SQLSTATE, and PL/Proxy's message
-# is the remote one behind its prefix "<function>(<nargs>): [<db>] REMOTE ERROR: "
+# the single node without the model: the same SQLSTATE, and the same message
+# as behind PL/Proxy's prefix
 qsingle -c "SELECT tim4rec_drop('$MODEL')" >/dev/null 2>&1
 E_SINGLE=$(err qsingle "shard_recommend($U1, $K)")
 E_SINGLE_USER=$(err qsingle "tim4rec_recommend($U1::bigint, $K, '$MODEL')")
