@@ -187,7 +187,7 @@ Q_VOCAB="SELECT md5(tim4rec_item_ids('$MODEL')::text) || ' ' ||
 v=$(qsingle -c "$Q_VOCAB" 2>&1)
 v0=$(qshard 0 -c "$Q_VOCAB" 2>&1)
 v1=$(qshard 1 -c "$Q_VOCAB" 2>&1)
-[ -n "$v" ] && [ "$v" = "$v0" ] && [ "$v" = "$v1" ]
+[[ "$v" =~ ^[0-9a-f]{32}\ \{.*\"hidden_size\":\ 16 ]] && [ "$v" = "$v0" ] && [ "$v" = "$v1" ]
 ok $? "each shard's model has the single node's item ids and model options"
 [ "$v" = "$v0" ] && [ "$v" = "$v1" ] || diag "single: $v" "shard0: $v0" "shard1: $v1"
 
@@ -271,7 +271,7 @@ P3=$(qproxy -c "SELECT string_agg(u || ':' || r.item_id || ':' || r.rank || ':' 
                 FROM generate_series(1, 20) u, LATERAL proxy.tim4rec_recommend(u, 3) r" 2>&1)
 R3=$(qsingle -c "SELECT string_agg(u || ':' || r.item_id || ':' || r.rank || ':' || r.score, ',' ORDER BY u, r.rank)
                  FROM generate_series(1, 20) u, LATERAL tim4rec_recommend(u::bigint, 3, '$MODEL') r" 2>&1)
-[ -n "$P3" ] && [ "$P3" = "$R3" ] && [ "$(tr ',' '\n' <<<"$P3" | wc -l)" = 60 ]
+[[ "$P3" != *ERROR* ]] && [ "$P3" = "$R3" ] && [ "$(tr ',' '\n' <<<"$P3" | wc -l)" = 60 ]
 ok $? "k = 3 for users 1..20: the proxy equals the single node (60 rows)"
 
 # ---------------------------------------------------------------- cold start
@@ -285,7 +285,7 @@ cold() {    # $1 = psql function, $2 = call for user u
 PC=$(cold qproxy "proxy.tim4rec_recommend(u, $K)")
 RC_SEQ=$(cold qsingle "shard_recommend(u, $K)")
 RC_USER=$(cold qsingle "tim4rec_recommend(u, $K, '$MODEL')")
-[ -n "$RC_USER" ] && [ "$RC_SEQ" = "$RC_USER" ] && [ "$(tr ',' '\n' <<<"$RC_USER" | wc -l)" = $((2 * K)) ]
+[[ "$RC_USER" != *ERROR* ]] && [ "$RC_SEQ" = "$RC_USER" ] && [ "$(tr ',' '\n' <<<"$RC_USER" | wc -l)" = $((2 * K)) ]
 ok $? "single node: users $C0 and $C1 (no data) get the cold start, the same through shard_recommend and the user form"
 [ "$RC_SEQ" = "$RC_USER" ] || diag "shard_recommend: ${RC_SEQ:0:300}" "user form: ${RC_USER:0:300}"
 # Known gap (TODO): tim4rec_import stores zero item_counts (the safetensors
@@ -304,7 +304,7 @@ RC_IMP=$(qsingle -c "SELECT tim4rec_import('${MODEL}_imported', tim4rec_export('
                      FROM unnest(ARRAY[$C0, $C1]::bigint[]) u,
                           LATERAL tim4rec_recommend((SELECT tim4rec_seq(i.item_id, i.ts) FROM interactions i
                                                      WHERE i.user_id = u), $K, '${MODEL}_imported') r" 2>&1 | tail -1)
-[ -n "$PC" ] && [ "$PC" = "$RC_IMP" ]
+[ -n "$PC" ] && [[ "$PC" != *ERROR* ]] && [ "$PC" = "$RC_IMP" ]
 ok $? "through the proxy the cold start equals the single node's with an imported copy of the model"
 [ "$PC" = "$RC_IMP" ] || diag "proxy:    ${PC:0:300}" "imported: ${RC_IMP:0:300}"
 
@@ -349,11 +349,11 @@ R_V2=$(qsingle -c "$(answers "shard_recommend(u, $K)")" 2>&1)
 rc=$?
 ok $rc "rollout: version 2 trained on the single node (another seed) and imported on both shards as version 2"
 [ $rc = 0 ] || diag "$(tail -5 "$TOP/rollout.log")"
-[ "$P_V1" = "$P" ] && [ "$P_V2" != "$P_V1" ]
+[ -n "$P_V1" ] && [[ "$P_V1$P_V2" != *ERROR* ]] && [ "$P_V1" = "$P" ] && [ -n "$P_V2" ] && [ "$P_V2" != "$P_V1" ]
 ok $? "one proxy session: version 1's answers before, different answers after the rollout"
 same_lines "... and after the rollout, every user's answer through the proxy equals the single node's version 2" \
     "$P_V2" "$R_V2"
-[ -n "$PIDS1" ] && [[ "$PIDS1" == *,* ]] && [ "$PIDS1" = "$PIDS2" ]
+[[ "$PIDS1" =~ ^[0-9]+,[0-9]+$ ]] && [ "$PIDS1" = "$PIDS2" ]
 ok $? "the same shard backends (pids $PIDS1 = $PIDS2) served both versions: no reconnection"
 
 # ---------------------------------------------------------------- a shard without the model
@@ -380,7 +380,7 @@ P0=$(qproxy -c "SELECT string_agg(r.item_id || ':' || r.rank || ':' || r.score, 
                 FROM proxy.tim4rec_recommend($U0, $K) r" 2>&1)
 R0=$(qsingle -c "SELECT string_agg(r.item_id || ':' || r.rank || ':' || r.score, ',' ORDER BY r.rank)
                  FROM tim4rec_recommend($U0::bigint, $K, '$MODEL') r" 2>&1)
-[ -n "$P0" ] && [ "$P0" = "$R0" ]
+[ -n "$P0" ] && [[ "$P0" != *ERROR* ]] && [ "$P0" = "$R0" ]
 ok $? "shard0 (model still there) goes on serving its users through the proxy (user $U0)"
 
 # the single node without the model: the same SQLSTATE, and the same message
