@@ -45,6 +45,7 @@ PORT0=$((XPORT + 300))             # shard 0
 PORT1=$((XPORT + 600))             # shard 1
 MODEL=shop
 OPTS='{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}'
+# shellcheck disable=SC2089  # JSON text, never word-split; declare -p quotes it for the rollout script
 OPTS2='{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "seed": 77}'
 NUSERS=200
 K=10
@@ -318,6 +319,7 @@ read -r U0 U1 <<<"$(qproxy -F ' ' -c "SELECT min(u) FILTER (WHERE hashint8(u) & 
                                       FROM generate_series(1::bigint, $NUSERS) u" 2>&1)"
 train_v2() { qsingle -c "SELECT version FROM tim4rec_train('interactions', '$MODEL', options => '$OPTS2')"; }
 {
+    # shellcheck disable=SC2090
     declare -p BIN SOCK SU XPORT PORT0 PORT1 MODEL OPTS2
     declare -f q qsingle qshard copy_model train_v2
     echo "set -o pipefail"
