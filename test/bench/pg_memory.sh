@@ -7,7 +7,8 @@
 #   T4R_PRELOAD=1 test/bench/pg_memory.sh    # the cluster with shared_preload_libraries = 'tim4rec'
 #   T4R_MEM_BACKENDS=N (default 32), T4R_MEM_ITEMS=N (items of the big model, default 200000),
 #   T4R_MEM_CALLS=N (recommend calls per backend, default 3), T4R_BENCH_NO_APPEND=1 (print only),
-#   T4R_BENCH_KEEP=1 (keep the cluster directory and its logs)
+#   T4R_BENCH_KEEP=1 (keep the cluster directory and its logs), T4R_BENCH_NOTE="text" (a paragraph
+#   under the heading, e.g. which build was measured)
 #
 # Model 'big': movielens preset (d 64, L 200) with T4R_MEM_ITEMS items
 # (T4R_MEM_ITEMS + 1 vocabulary rows with the padding row), initialised from a
@@ -173,6 +174,7 @@ OUT=$W/result.md
     echo
     echo "## PostgreSQL memory per backend serving one big model ($(date -u '+%Y-%m-%d %H:%M UTC'), $(tb_machine))"
     echo
+    [ -z "${T4R_BENCH_NOTE:-}" ] || { echo "$T4R_BENCH_NOTE"; echo; }
     echo "test/bench/pg_memory.sh$([ "$PRELOAD" = 1 ] && echo " with T4R_PRELOAD=1 (shared_preload_libraries = 'tim4rec')"):"
     echo "model 'big' = movielens preset (d 64, L 200) with $NV items, safetensors $WEIGHTS bytes"
     echo "($(awk -v w="$WEIGHTS" 'BEGIN {printf "%.1f", w / 1048576}') MiB, octet_length(tim4rec_export('big'))); 'tiny' = the same with 100 items."
