@@ -69,7 +69,7 @@ tb_standby() {
     "${TB_RUN[@]}" "$T4R_PG_BINDIR/pg_ctl" -D "$data" -w -t 120 -l "$TB_DIR/standby.log" \
         -o "$(tb_opts "$port")" start >/dev/null || {
         t4r_log "standby start failed:"; tail -20 "$TB_DIR/standby.log" >&2; return 1; }
-    TB_SPORT=$port
+    TB_SPORT=$port    # used by the caller
     lsn=$("$T4R_PG_BINDIR/psql" -X -At -p "$PGPORT" -d postgres -c "SELECT pg_current_wal_lsn()") || return 1
     for ((i = 0; i < 600; i++)); do
         [ "$("$T4R_PG_BINDIR/psql" -X -At -p "$port" -d postgres \

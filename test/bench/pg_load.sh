@@ -180,9 +180,9 @@ if [ -n "$TRAIN_CLIENTS" ]; then
     read -r _ e1 s1 spe1 _ <<<"$(progress)"
     TRAIN_ALONE=$(awk -v st=$(( (e1 - e0) * spe1 + s1 - s0 )) -v t="${T4R_LOAD_TRAIN_ALONE:-5}" 'BEGIN {printf "%.1f", st / t}')
     for c in $TRAIN_CLIENTS; do
-        read -r ph0 e0 s0 spe0 d0 <<<"$(progress)"
+        read -r ph0 e0 s0 _ _ <<<"$(progress)"
         bench "primary, training running" "$c"
-        read -r ph1 e1 s1 spe1 d1 <<<"$(progress)" || true
+        read -r ph1 e1 s1 spe1 _ <<<"$(progress)" || true
         if [ "${ph0:-}" = training ] && [ "${ph1:-}" = training ]; then
             steps=$(( (e1 - e0) * spe1 + s1 - s0 ))
             NOTES[-1]="training ran throughout: epoch $e0 step $s0 -> epoch $e1 step $s1 ($steps steps, $(awk -v st="$steps" -v t="$SECS" 'BEGIN {printf "%.1f", st / t}') steps/s; alone: $TRAIN_ALONE steps/s)"
