@@ -40,3 +40,18 @@ build/train_profile: test/bench/train_profile.c $(FLOAT_OBJS) $(wildcard test/be
 .PHONY: train-profile
 train-profile: build/train_profile
 	./build/train_profile $(TRAIN_PROFILE_ARGS)
+
+# PostgreSQL benchmarks of the installed extension (issue 15; not part of
+# `make test`; each starts and removes its own throwaway cluster, set
+# T4R_PG_BINDIR for another PostgreSQL 15 than /usr/lib/postgresql/15/bin):
+#   make bench-pg-load     pgbench: recommend(user) at 1/4/16/64 clients, during a
+#                          training, on a hot standby (T4R_LOAD_* in test/bench/pg_load.sh)
+#   make bench-pg-memory   private memory per backend serving a 200,000-item model
+#                          (T4R_MEM_*, T4R_PRELOAD=1 in test/bench/pg_memory.sh)
+# Both append their table to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-pg-load bench-pg-memory
+bench-pg-load:
+	bash test/bench/pg_load.sh
+
+bench-pg-memory:
+	bash test/bench/pg_memory.sh
