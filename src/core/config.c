@@ -606,8 +606,9 @@ t4r_layout_find(const t4r_layout *lay, const char *name)
 /* ------------------------------------------------------------------ */
 /* model lifecycle                                                     */
 /* ------------------------------------------------------------------ */
-int
-t4r_model_create(const t4r_config *cfg, t4r_model **out, char *err, size_t errlen)
+/* a model struct with validated config, dims and layout; params unset */
+static int
+model_header(const t4r_config *cfg, t4r_model **out, char *err, size_t errlen)
 {
 	t4r_model  *m;
 	int			rc;
@@ -636,6 +637,19 @@ t4r_model_create(const t4r_config *cfg, t4r_model **out, char *err, size_t errle
 		set_err(err, errlen, "out of memory");
 		return rc;
 	}
+	*out = m;
+	return T4R_OK;
+}
+
+int
+t4r_model_create(const t4r_config *cfg, t4r_model **out, char *err, size_t errlen)
+{
+	t4r_model  *m;
+	int			rc = model_header(cfg, &m, err, errlen);
+
+	*out = NULL;
+	if (rc != T4R_OK)
+		return rc;
 	m->owns_params = 1;
 	m->params = calloc(m->layout.total ? m->layout.total : 1, sizeof(t4r_real));
 	if (m->params == NULL)
@@ -665,7 +679,6 @@ t4r_model_free(t4r_model *m)
 int
 t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out, char *err, size_t errlen)
 {
-	t4r_model  *m;
 	int			rc;
 
 	*out = NULL;
@@ -674,32 +687,11 @@ t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out, char *e
 		set_err(err, errlen, "no parameters to wrap");
 		return T4R_EINVAL;
 	}
-	rc = t4r_config_validate(cfg, err, errlen);
+	rc = model_header(cfg, out, err, errlen);
 	if (rc != T4R_OK)
 		return rc;
-	if (cfg->n_items < 2)
-	{
-		set_err(err, errlen, "the model needs an item vocabulary of at least 2 rows (got %d)", cfg->n_items);
-		return T4R_EINVAL;
-	}
-	m = calloc(1, sizeof(*m));
-	if (m == NULL)
-	{
-		set_err(err, errlen, "out of memory");
-		return T4R_ENOMEM;
-	}
-	m->cfg = *cfg;
-	t4r_dims_from_config(cfg, &m->dims);
-	rc = t4r_layout_build(cfg, &m->layout);
-	if (rc != T4R_OK)
-	{
-		free(m);
-		set_err(err, errlen, "out of memory");
-		return rc;
-	}
-	m->params = params;
-	m->owns_params = 0;
-	*out = m;
+	(*out)->params = params;
+	(*out)->owns_params = 0;
 	return T4R_OK;
 }
 
