@@ -2,7 +2,7 @@
 # tests and benchmarks.  See README.md for the two commands that matter.
 
 EXTENSION   = tim4rec
-EXTVERSION  = 0.2
+EXTVERSION  = 0.3
 MODULE_big  = tim4rec
 
 CORE_SRCS   = $(wildcard src/core/*.c)

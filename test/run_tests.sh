@@ -86,7 +86,7 @@ CUDA_SO_DIR=
 INSTALLED_OLD_SQL=
 cleanup() {
     T4R_KEEP_LOG=$RES/server.log t4r_cluster_stop
-    [ -n "$INSTALLED_OLD_SQL" ] && t4r_as_root rm -f "$INSTALLED_OLD_SQL"
+    [ -n "$INSTALLED_OLD_SQL" ] && t4r_as_root rm -f $INSTALLED_OLD_SQL
     [ -n "$CUDA_SO_DIR" ] && rm -rf "$CUDA_SO_DIR"
 }
 trap cleanup EXIT
@@ -116,12 +116,15 @@ if [ "${T4R_SKIP_INSTALL:-0}" != 1 ]; then
         tail -40 "$RES/setup.log"; FAIL=$((FAIL + 1)); fail_item build; finish
     fi
     note "  packages, build, make install: ok"
-    # the frozen 0.1 install script, for test/pgtap/upgrade.sh and
-    # install_hijack.sh only (removed again when the run ends)
-    OLD_SQL=$("$T4R_PG_BINDIR/pg_config" --sharedir)/extension/tim4rec--0.1.sql
-    if t4r_as_root install -m 644 "$REPO/test/upgrade/tim4rec--0.1.sql" "$OLD_SQL" >>"$RES/setup.log" 2>&1; then
-        INSTALLED_OLD_SQL=$OLD_SQL
-    fi
+    # the frozen install scripts of released versions (test/upgrade/), for
+    # test/pgtap/upgrade.sh and install_hijack.sh only (removed again when
+    # the run ends)
+    for old in "$REPO"/test/upgrade/tim4rec--*.sql; do
+        OLD_SQL=$("$T4R_PG_BINDIR/pg_config" --sharedir)/extension/$(basename "$old")
+        if t4r_as_root install -m 644 "$old" "$OLD_SQL" >>"$RES/setup.log" 2>&1; then
+            INSTALLED_OLD_SQL="$INSTALLED_OLD_SQL $OLD_SQL"
+        fi
+    done
 fi
 
 # ---------------------------------------------------------------- core unit tests

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upgrade 0.1 -> 0.2 (issue 10, finding 9): install version 0.1 from its
+# Upgrade 0.1 -> current (0.1 -> 0.2 -> ..., issue 10, finding 9): install version 0.1 from its
 # frozen script (test/upgrade/tim4rec--0.1.sql, byte-identical to what the
 # Makefile generated at the last 0.1 commit; test/run_tests.sh installs it
 # next to the current scripts), train two versions and deploy one, then
@@ -63,8 +63,9 @@ cat_before=$(q -d "$DB" -c "$CAT" 2>&1)
 
 q -d "$DB" -c "ALTER EXTENSION tim4rec UPDATE" >/dev/null
 ok $? "ALTER EXTENSION tim4rec UPDATE"
-[ "$(q -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'tim4rec'")" = 0.2 ]
-ok $? "the installed version is 0.2"
+CUR=$(q -d "$DB" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'tim4rec'")
+[ "$(q -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'tim4rec'")" = "$CUR" ]
+ok $? "the installed version is the default version ($CUR)"
 
 cat_after=$(q -d "$DB" -c "$CAT" 2>&1)
 [ -n "$cat_before" ] && [ "$cat_before" = "$cat_after" ]
@@ -86,7 +87,7 @@ ok $? "every model is owned by the database owner ($owners)"
                     WHERE c.oid = 'tim4rec_models'::regclass AND a.grantee <> c.relowner")" = 0 ]
 ok $? "no role keeps raw privileges on the catalog (PUBLIC, the database owner and t4r_up_app lost theirs)"
 
-# the updated database has the same objects as a fresh 0.2 install
+# the updated database has the same objects as a fresh install of the default version
 q -d "$FRESH" -c "CREATE EXTENSION tim4rec" >/dev/null
 SHAPE="SELECT string_agg(x, E'\n' ORDER BY x) FROM (
          SELECT 'col ' || attname || ' ' || format_type(atttypid, atttypmod) || ' ' || attnotnull || ' ' ||
@@ -103,8 +104,8 @@ SHAPE="SELECT string_agg(x, E'\n' ORDER BY x) FROM (
          FROM pg_class c WHERE c.relname IN ('tim4rec_model_list', 'tim4rec_progress')) s"
 shape_up=$(q -d "$DB" -c "$SHAPE" 2>&1)
 shape_fresh=$(q -d "$FRESH" -c "$SHAPE" 2>&1)
-if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then ok 0 "catalog columns, functions (with privileges) and views match a fresh 0.2 install"
-else ok 1 "catalog columns, functions (with privileges) and views match a fresh 0.2 install"
+if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then ok 0 "catalog columns, functions (with privileges) and views match a fresh $CUR install"
+else ok 1 "catalog columns, functions (with privileges) and views match a fresh $CUR install"
      diff <(echo "$shape_up") <(echo "$shape_fresh") | sed 's/^/# /'; fi
 
 q -d "$DB" >/dev/null 2>&1 <<'SQL'
