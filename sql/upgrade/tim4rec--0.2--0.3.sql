@@ -4,3 +4,94 @@
 -- same objects as a fresh install.  Every name is schema-qualified, as in
 -- the install script.
 \echo Use "ALTER EXTENSION tim4rec UPDATE TO '0.3'" to load this file. \quit
+
+-- ---- id types (issue 14 part 1, branch feat/ids) ----
+ALTER TABLE @extschema@.tim4rec_models
+  ADD COLUMN user_id_type text NOT NULL DEFAULT 'bigint',
+  ADD COLUMN item_id_type text NOT NULL DEFAULT 'bigint',
+  ADD COLUMN item_keys text[];
+CREATE OR REPLACE VIEW @extschema@.tim4rec_model_list WITH (security_barrier) AS
+SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
+       m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
+       pg_catalog.cardinality(m.item_counts) AS n_items, m.config, m.metrics, m.history,
+       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type
+FROM @extschema@.tim4rec_models m
+WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
+                                         m.user_column, m.item_column, m.time_column, m.order_column);
+
+CREATE FUNCTION @extschema@.tim4rec_item_keys(model_name text, version int DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'tim4rec_item_keys'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
+COMMENT ON FUNCTION @extschema@.tim4rec_item_keys(text, int) IS
+  'item ids of a model version (default: current) as text[], element r = vocabulary row r, for every id type';
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id text, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(text, int, text, boolean, text[]) IS
+  'top-k items (text ids) for a text-keyed user from the source relation; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id uuid, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(uuid, int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for a uuid-keyed user from the source relation; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id anyelement, item_type anycompatible, k int,
+                                  model_name text, exclude_seen boolean DEFAULT true)
+RETURNS TABLE(item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user_any'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(anyelement, anycompatible, int, text, boolean) IS
+  'top-k items for a user of any id type; item_type: a NULL of the model''s item id type, which item_id takes; k, model_name, exclude_seen';
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id anyelement, item_type anycompatible, k int,
+                                  model_name text, exclude_seen boolean, exclude anycompatiblearray)
+RETURNS TABLE(item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user_any'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(anyelement, anycompatible, int, text, boolean, anycompatiblearray) IS
+  'top-k items for a user of any id type, with exclusions of the item id type; item_type: a NULL of the model''s item id type; k, model_name, exclude_seen, exclude';
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(items text[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(text[], timestamptz[], int, text, boolean, text[]) IS
+  'top-k items (text ids) for an ad-hoc sequence of text item ids with timestamptz times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(items text[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(text[], float8[], int, text, boolean, text[]) IS
+  'top-k items (text ids) for an ad-hoc sequence of text item ids with epoch-second times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(items uuid[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(uuid[], timestamptz[], int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for an ad-hoc sequence of uuid item ids with timestamptz times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(items uuid[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(uuid[], float8[], int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for an ad-hoc sequence of uuid item ids with epoch-second times; k, model_name, exclude_seen, exclude';
