@@ -314,7 +314,7 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 					params;
 		int			nparams;
 
-		if (!cs.has_ids && (utype != INT8OID || itype != INT8OID))
+		if (!cs.has_ids && (t4r_ids_kind(utype) != T4R_ID_INT || t4r_ids_kind(itype) != T4R_ID_INT))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the model catalog has no id types yet"),
@@ -547,7 +547,7 @@ read_column(FunctionCallInfo fcinfo, const char *name, int32 version, const char
 /* tim4rec_export(model_name text) RETURNS bytea                       */
 /* ------------------------------------------------------------------ */
 /*
- * Models with ids other than bigint also record them in the file's
+ * Models with text or uuid ids also record them in the file's
  * __metadata__ (strings, as safetensors requires): tim4rec_user_id_type,
  * tim4rec_item_id_type and tim4rec_item_ids (a JSON array of the item ids
  * of rows 1..V-1, as text), which tim4rec_import reads back.
@@ -573,7 +573,12 @@ tim4rec_export(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	int			n;
 
-	if (strcmp(types, "bigint,bigint") == 0 || comma == NULL)
+	/* integer ids: the file as stored (ids come from tim4rec_item_ids) */
+	if (comma == NULL)
+		PG_RETURN_DATUM(w);
+	*comma = '\0';
+	if (t4r_ids_kind(t4r_ids_type_oid(types)) == T4R_ID_INT &&
+		t4r_ids_kind(t4r_ids_type_oid(comma + 1)) == T4R_ID_INT)
 		PG_RETURN_DATUM(w);
 	for (int i = 0; i < 8 && i < (int) len; i++)
 		hlen |= (uint64) (uint8) data[i] << (8 * i);
@@ -582,7 +587,6 @@ tim4rec_export(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("model \"%s\": the stored weights are not a tim4rec safetensors file", name)));
-	*comma = '\0';
 	keys = DatumGetArrayTypeP(read_column(fcinfo, name, 0,
 										  "COALESCE(item_keys, CAST(item_ids AS pg_catalog.text[]))|CAST(item_ids AS pg_catalog.text[])"));
 	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &el, &nulls, &n);

@@ -185,6 +185,84 @@ BEGIN
 END
 $do$;
 
+-- tim4rec_seq over text (or varchar) and uuid item ids (README "Id
+-- types"): the same aggregate, giving a sequence type whose items have
+-- that type; equal times are ordered by the ids' bytes.  tim4rec_recommend
+-- takes those sequences too, item_id of the same type.
+CREATE TYPE @extschema@.tim4rec_sequence_text AS (items text[], times float8[]);
+COMMENT ON TYPE @extschema@.tim4rec_sequence_text IS
+  'interaction sequence with text item ids, oldest first: items text[], times float8[] (epoch seconds); from tim4rec_seq';
+CREATE TYPE @extschema@.tim4rec_sequence_uuid AS (items uuid[], times float8[]);
+COMMENT ON TYPE @extschema@.tim4rec_sequence_uuid IS
+  'interaction sequence with uuid item ids, oldest first: items uuid[], times float8[] (epoch seconds); from tim4rec_seq';
+CREATE FUNCTION @extschema@.tim4rec_seq_finalfn_text(internal) RETURNS @extschema@.tim4rec_sequence_text
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.tim4rec_seq_finalfn_text(internal) IS
+  'final function of tim4rec_seq over text item ids (internal)';
+CREATE FUNCTION @extschema@.tim4rec_seq_finalfn_uuid(internal) RETURNS @extschema@.tim4rec_sequence_uuid
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.tim4rec_seq_finalfn_uuid(internal) IS
+  'final function of tim4rec_seq over uuid item ids (internal)';
+
+DO $do$
+DECLARE
+    t text;
+    it text;
+BEGIN
+    FOREACH it IN ARRAY ARRAY['text', 'uuid']
+    LOOP
+    FOREACH t IN ARRAY ARRAY['timestamptz', 'timestamp', 'date', 'bigint', 'integer', 'double precision', 'numeric']
+    LOOP
+        EXECUTE pg_catalog.format($f$
+            CREATE FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            COMMENT ON FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s) IS
+              'transition function of tim4rec_seq (internal)';
+            CREATE FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s, integer) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            COMMENT ON FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s, integer) IS
+              'transition function of tim4rec_seq (internal)';
+            CREATE AGGREGATE @extschema@.tim4rec_seq(item %2$s, ts %1$s) (
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn_%2$s,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE @extschema@.tim4rec_seq(%2$s, %1$s) IS
+              'time-ordered interaction sequence (tim4rec_sequence_%2$s) of a group: item, ts';
+            CREATE AGGREGATE @extschema@.tim4rec_seq(item %2$s, ts %1$s, max_len integer) (
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn_%2$s,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE @extschema@.tim4rec_seq(%2$s, %1$s, integer) IS
+              'the most recent max_len events of a group as a tim4rec_sequence_%2$s: item, ts, max_len';
+        $f$, t, it);
+    END LOOP;
+    END LOOP;
+END
+$do$;
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(seq @extschema@.tim4rec_sequence_text, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_text, int, text, boolean, text[]) IS
+  'top-k items (text ids) for a tim4rec_sequence_text; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(seq @extschema@.tim4rec_sequence_uuid, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_uuid, int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for a tim4rec_sequence_uuid; k, model_name, exclude_seen, exclude';
+
 -- Leave-one-out HR / NDCG / MRR at each k on the validation and test
 -- targets, for the model and a most-popular baseline, on the model's source
 -- relation as it is now (interactions of items unknown to the model are left
