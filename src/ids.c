@@ -546,3 +546,25 @@ t4r_ids_map_items(T4rLoadedModel *lm, T4rInteractions *in)
 		in->items[i] = map[in->items[i]];
 	pfree(map);
 }
+
+Datum
+t4r_ids_read_user_datum(const T4rInteractions *in, int64 user)
+{
+	int			len;
+	const char *key;
+
+	switch (in->user_type)
+	{
+		case INT2OID:
+			return Int16GetDatum((int16) user);
+		case INT4OID:
+			return Int32GetDatum((int32) user);
+		case INT8OID:
+			return Int64GetDatum(user);
+		default:
+			key = t4r_keydict_key(in->user_dict, user, &len);
+			if (in->user_type == UUIDOID)
+				return DirectFunctionCall1(uuid_in, CStringGetDatum(key));
+			return PointerGetDatum(cstring_to_text_with_len(key, len));
+	}
+}

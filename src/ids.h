@@ -109,6 +109,10 @@ char	   *t4r_ids_item_cstring(struct T4rLoadedModel *lm, int32 row);
 struct T4rInteractions;
 void		t4r_ids_map_items(struct T4rLoadedModel *lm, struct T4rInteractions *in);
 
+/* a user of t4r_pg_read_interactions' output (in->users[i]) as a Datum of
+ * the user column's type in->user_type (text and uuid: palloc'd) */
+Datum		t4r_ids_read_user_datum(const struct T4rInteractions *in, int64 user);
+
 /* the SQL cast that reads the model's item column in a query, as
  * "::pg_catalog.int8" or "::pg_catalog.text" (uuid keys are compared as
  * their canonical text); the values then go to t4r_ids_lookup_item with
