@@ -9,6 +9,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"
 
@@ -543,7 +544,11 @@ t4r_ids_map_items(T4rLoadedModel *lm, T4rInteractions *in)
 		map[c] = r > 0 ? lm->item_ids[r] : PG_INT64_MIN;
 	}
 	for (size_t i = 0; i < in->n; i++)
+	{
 		in->items[i] = map[in->items[i]];
+		if ((i & 0xfffff) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
 	pfree(map);
 }
 

@@ -15,7 +15,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(37);
+SELECT plan(40);
 
 CREATE TABLE ib AS
 SELECT u::bigint AS user_id, ((u * 7 + s * 3) % 40 + 1)::bigint AS item_id,
@@ -191,6 +191,33 @@ SELECT is((SELECT array_agg(row(item_id, score, rank)::text ORDER BY rank)
 SELECT throws_ok($$ SELECT tim4rec_item_ids('m_text') $$, '42804', NULL, 'tim4rec_item_ids on text ids points to tim4rec_item_keys');
 SELECT is(tim4rec_item_keys('mb'), (SELECT array_agg(i::text ORDER BY i) FROM generate_series(1, 40) i),
           'tim4rec_item_keys on bigint ids');
+
+-- 38-40: tim4rec_seq over keys: ties in byte order, parallel aggregation
+SELECT is((SELECT (tim4rec_seq(i, 1.0::float8)).items FROM unnest(ARRAY['b', 'a', 'sku-10', 'B', 'sku-9']) i),
+          ARRAY['B', 'a', 'b', 'sku-10', 'sku-9'], 'equal times: text items in byte order');
+CREATE TABLE big_t AS
+SELECT 'u' || (g % 50) AS user_id, 'sku-' || (g * 7 % 300) AS item_id, (g % 977)::float8 AS ts, uk(g * 13 % 999) AS iu
+FROM generate_series(1, 100000) g;
+ANALYZE big_t;
+CREATE TEMP TABLE serial_r AS SELECT user_id, tim4rec_seq(item_id, ts, 50) s, tim4rec_seq(iu, ts) su FROM big_t GROUP BY user_id;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL enable_hashagg = off;
+CREATE FUNCTION plan_text(q text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE r record; t text := '';
+BEGIN
+  FOR r IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP t := t || r."QUERY PLAN" || E'\n'; END LOOP;
+  RETURN t;
+END $f$;
+SELECT matches(plan_text('SELECT user_id, tim4rec_seq(item_id, ts, 50) s, tim4rec_seq(iu, ts) su FROM big_t GROUP BY user_id'),
+               'Partial GroupAggregate.*Workers Launched: [1-9]|Workers Launched: [1-9].*Partial GroupAggregate',
+               'the text / uuid aggregate runs in parallel workers (partial aggregates, serialised states)');
+CREATE TEMP TABLE big_t_par AS SELECT user_id, tim4rec_seq(item_id, ts, 50) s, tim4rec_seq(iu, ts) su FROM big_t GROUP BY user_id;
+SELECT set_eq($$ SELECT user_id, s::text, su::text FROM big_t_par $$,
+              $$ SELECT user_id, s::text, su::text FROM serial_r $$,
+              'parallel aggregation over text and uuid items equals the serial one');
 
 SELECT * FROM finish();
 ROLLBACK;
