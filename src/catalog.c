@@ -934,6 +934,20 @@ import_meta_ids(const char *json, int V, Oid item_type, int64 *ids)
 
 		t4r_keys_build(&k, keys, V - 1, NULL);
 	}
+	else if (V > 2)
+	{
+		int64	   *srt = palloc(sizeof(int64) * (V - 1));
+
+		memcpy(srt, ids + 1, sizeof(int64) * (V - 1));
+		qsort(srt, V - 1, sizeof(int64), cmp_int64);
+		for (int i = 1; i < V - 1; i++)
+			if (srt[i] == srt[i - 1])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("invalid model file: __metadata__.tim4rec_item_ids contains the id " INT64_FORMAT " more than once",
+								srt[i])));
+		pfree(srt);
+	}
 	return keys;
 }
 
