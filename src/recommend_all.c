@@ -11,9 +11,12 @@
  * (the core runs each user's forward and score GEMV exactly as t4r_infer
  * does; see t4r_rec_batch_run).  How:
  *
- *   - one query reads the source relation once, ordered by user and then as
- *     the per-user history query orders (time DESC, order column or item
- *     DESC), through a cursor that stays open across calls;
+ *   - one query reads the source relation once, grouped by user (ORDER BY
+ *     the user column: with an index on (user, time) an index scan, else
+ *     one sort), through a cursor that stays open across calls; each
+ *     user's rows are then put in the per-user history query's order (time
+ *     DESC, order column or item DESC) with the types' own btree
+ *     comparators, the ones the executor's sort uses;
  *   - a value-per-call SRF: each time its rows run out it fetches rows
  *     until RA_BATCH_USERS users are complete (a user is complete when the
  *     next user's rows start), scores them on tim4rec.threads threads with
@@ -55,6 +58,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/sortsupport.h"
+#include "utils/datum.h"
+#include "parser/parse_oper.h"
 
 #include "tim4rec_pg.h"
 
@@ -147,6 +153,16 @@ typedef struct RaUserRec
 	int			cnt;
 } RaUserRec;
 
+/* one source row of the user being read */
+typedef struct RaSrcRow
+{
+	int32		row;			/* vocabulary row, <= 0 if unknown */
+	bool		tnull;
+	bool		onull;
+	Datum		t;				/* time */
+	Datum		o;				/* order column (or the item id) */
+} RaSrcRow;
+
 /* one output row */
 typedef struct RaRow
 {
@@ -178,16 +194,26 @@ typedef struct RaState
 	int			nfusers;
 	int			fpos;
 
-	/* the user being read (rows newest first) */
+	/* the user being read: every row with an item, in scan order */
 	bool		cur_valid;
 	RaUser		cur_user;
-	int32	   *cur_rows;		/* [L] newest first */
+	RaSrcRow   *cur_src;
+	int			cur_nsrc;
+	int			cur_src_cap;
+	MemoryContext user_cxt;		/* by-reference time / order values */
+	int32	   *cur_rows;		/* [L] window, newest first (known items) */
 	double	   *cur_ts;
-	int			cur_nwin;		/* window rows read (item and time not NULL), <= L */
-	int			cur_n;			/* of them known */
-	int32	   *cur_seen;		/* every known item of rows with an item */
-	int			cur_nseen;
-	int			cur_seen_cap;
+
+	/* the per-user history query's ORDER BY time DESC, order DESC: the
+	 * types' own btree comparators (what the executor's sort uses) */
+	bool		sort_ready;
+	Oid			order_type;
+	bool		time_byval,
+				order_byval;
+	int16		time_len,
+				order_len;
+	SortSupportData ssup_time;
+	SortSupportData ssup_order;
 
 	/* the batch */
 	MemoryContext batch_cxt;
@@ -248,29 +274,30 @@ ra_source_check(T4rLoadedModel *lm)
 }
 
 /*
- * Every row of the source with a user id, ordered by user and then as
- * tim4rec_recommend_user's history query (time DESC, order column or item
- * DESC); rows with a NULL time come after a user's timed rows (that query
- * skips them; they count only for exclude_seen's "every item").  Every
- * operator and type schema-qualified: the text runs with the caller's
- * search_path (the source may be a view that needs it).
+ * Every row of the source with a user id, grouped by user (ORDER BY the
+ * user column: an index on (user, ...) gives that order without a sort);
+ * each user's rows are put in the per-user history query's order (time
+ * DESC, order column or item DESC) here, with the types' comparators.
+ * Every operator and type schema-qualified: the text runs with the
+ * caller's search_path (the source may be a view that needs it).
  */
 static char *
 ra_query(T4rLoadedModel *lm, bool filter)
 {
 	StringInfoData q;
 	const char *ucol = quote_identifier(lm->user_column);
-	const char *tcol = quote_identifier(lm->time_column);
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT %s::pg_catalog.int8, %s::pg_catalog.int8, %s FROM %s WHERE %s IS NOT NULL",
-					 ucol, quote_identifier(lm->item_column), tcol,
+	appendStringInfo(&q, "SELECT s.%s::pg_catalog.int8, s.%s::pg_catalog.int8, s.%s",
+					 ucol, quote_identifier(lm->item_column), quote_identifier(lm->time_column));
+	if (lm->order_column)
+		appendStringInfo(&q, ", s.%s", quote_identifier(lm->order_column));
+	appendStringInfo(&q, " FROM %s s WHERE s.%s IS NOT NULL",
 					 quote_qualified_identifier(lm->source_schema, lm->source_table), ucol);
 	if (filter)
-		appendStringInfo(&q, " AND %s OPERATOR(pg_catalog.=) ANY ($1)", ucol);
-	appendStringInfo(&q, " ORDER BY %s, %s DESC NULLS LAST, %s DESC",
-					 ucol, tcol,
-					 quote_identifier(lm->order_column ? lm->order_column : lm->item_column));
+		appendStringInfo(&q, " AND s.%s OPERATOR(pg_catalog.=) ANY ($1)", ucol);
+	/* qualified: a bare name would sort by the int8 output column */
+	appendStringInfo(&q, " ORDER BY s.%s", ucol);
 	return q.data;
 }
 
@@ -305,42 +332,108 @@ ra_flush_filter(RaState *st, bool upto, RaUser u)
 		st->fpos++;
 }
 
-/* the user being read is complete: into the batch (in batch_cxt) */
+static int
+ra_cmp_src(const void *pa, const void *pb, void *arg)
+{
+	const RaSrcRow *a = pa,
+			   *b = pb;
+	RaState    *st = arg;
+	int			c;
+
+	c = ApplySortComparator(a->t, false, b->t, false, &st->ssup_time);
+	if (c != 0)
+		return c;
+	return ApplySortComparator(a->o, a->onull, b->o, b->onull, &st->ssup_order);
+}
+
+/* ORDER BY <typid> DESC (NULLS FIRST, the default) */
+static void
+ra_desc_sort(SortSupport ssup, Oid typid)
+{
+	Oid			gt;
+
+	get_sort_group_operators(typid, false, false, true, NULL, NULL, &gt, NULL);
+	memset(ssup, 0, sizeof(*ssup));
+	ssup->ssup_cxt = CurrentMemoryContext;
+	ssup->ssup_collation = InvalidOid;
+	ssup->ssup_nulls_first = true;
+	ssup->abbreviate = false;
+	PrepareSortSupportFromOrderingOp(gt, ssup);
+}
+
+/*
+ * The user being read is complete: its history as tim4rec_recommend_user
+ * reads it, into the batch (in batch_cxt).  The window is the first L rows
+ * with a time in time DESC, order DESC order (L = max_seq_len: that
+ * query's LIMIT), unknown items dropped after; with exclude_seen the
+ * window's known items are excluded, or, when the window is full, every
+ * known item of the user's rows.
+ */
 static void
 ra_finish_user(RaState *st)
 {
 	RaUserRec  *r;
 	MemoryContext old;
+	int			ntimed = 0,
+				nwin,
+				n = 0;
 
 	if (!st->cur_valid)
 		return;
 	st->cur_valid = false;
+
+	/* rows with a time first (scan order kept), then sort those */
+	for (int i = 0; i < st->cur_nsrc; i++)
+		if (!st->cur_src[i].tnull)
+		{
+			RaSrcRow	tmp = st->cur_src[i];
+
+			st->cur_src[i] = st->cur_src[ntimed];
+			st->cur_src[ntimed++] = tmp;
+		}
+	if (ntimed > 1)
+		qsort_arg(st->cur_src, ntimed, sizeof(RaSrcRow), ra_cmp_src, st);
+	nwin = ntimed < st->L ? ntimed : st->L;
+	for (int i = 0; i < nwin; i++)
+	{
+		if (st->cur_src[i].row <= 0)
+			continue;
+		st->cur_rows[n] = st->cur_src[i].row;
+		st->cur_ts[n] = t4r_pg_time_to_epoch(st->cur_src[i].t, st->time_type);
+		n++;
+	}
+
 	old = MemoryContextSwitchTo(st->batch_cxt);
 	if (st->fusers)
 		ra_flush_filter(st, true, st->cur_user);
 	r = ra_new_user(st, st->cur_user);
-	r->n = st->cur_n;
-	if (r->n > 0)
+	r->n = n;
+	if (n > 0)
 	{
-		r->rows = palloc(sizeof(int32) * r->n);
-		r->ts = palloc(sizeof(double) * r->n);
-		/* cur_* are newest first: reverse */
-		for (int i = 0; i < r->n; i++)
+		r->rows = palloc(sizeof(int32) * n);
+		r->ts = palloc(sizeof(double) * n);
+		/* newest first: reverse */
+		for (int i = 0; i < n; i++)
 		{
-			r->rows[i] = st->cur_rows[r->n - 1 - i];
-			r->ts[i] = st->cur_ts[r->n - 1 - i];
+			r->rows[i] = st->cur_rows[n - 1 - i];
+			r->ts[i] = st->cur_ts[n - 1 - i];
 		}
 	}
 	if (st->exclude_seen)
 	{
-		/* tim4rec_recommend_user: the window's known items, or every known
-		 * item of the user's rows with an item when the window is full */
-		const int32 *src = st->cur_nwin >= st->L ? st->cur_seen : st->cur_rows;
-		int			ns = st->cur_nwin >= st->L ? st->cur_nseen : st->cur_n;
-
-		r->nseen = ns;
-		r->seen = palloc(sizeof(int32) * (ns > 0 ? ns : 1));
-		memcpy(r->seen, src, sizeof(int32) * ns);
+		if (nwin >= st->L)
+		{
+			r->seen = palloc(sizeof(int32) * (st->cur_nsrc > 0 ? st->cur_nsrc : 1));
+			for (int i = 0; i < st->cur_nsrc; i++)
+				if (st->cur_src[i].row > 0)
+					r->seen[r->nseen++] = st->cur_src[i].row;
+		}
+		else
+		{
+			r->seen = palloc(sizeof(int32) * (n > 0 ? n : 1));
+			memcpy(r->seen, st->cur_rows, sizeof(int32) * n);
+			r->nseen = n;
+		}
 	}
 	MemoryContextSwitchTo(old);
 }
@@ -350,20 +443,8 @@ ra_start_user(RaState *st, RaUser u)
 {
 	st->cur_valid = true;
 	st->cur_user = u;
-	st->cur_nwin = 0;
-	st->cur_n = 0;
-	st->cur_nseen = 0;
-}
-
-static void
-ra_add_seen(RaState *st, int32 r)
-{
-	if (st->cur_nseen == st->cur_seen_cap)
-	{
-		st->cur_seen_cap *= 2;
-		st->cur_seen = repalloc(st->cur_seen, sizeof(int32) * st->cur_seen_cap);
-	}
-	st->cur_seen[st->cur_nseen++] = r;
+	st->cur_nsrc = 0;
+	MemoryContextReset(st->user_cxt);
 }
 
 /* fetch and consume rows until the batch has RA_BATCH_USERS users or the
@@ -387,8 +468,10 @@ ra_read_batch(RaState *st)
 		SPI_cursor_fetch(portal, true, RA_FETCH_ROWS);
 		tt = SPI_tuptable;
 		nr = SPI_processed;
-		if (!OidIsValid(st->time_type))
+		if (!st->sort_ready)
 		{
+			MemoryContext old = MemoryContextSwitchTo(st->user_cxt->parent);
+
 			st->time_type = SPI_gettypeid(tt->tupdesc, 3);
 			if (!t4r_pg_time_type_ok(st->time_type))
 				ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -396,18 +479,25 @@ ra_read_batch(RaState *st)
 									   quote_identifier(st->lm->time_column),
 									   quote_qualified_identifier(st->lm->source_schema,
 																  st->lm->source_table))));
+			st->order_type = st->lm->order_column ? SPI_gettypeid(tt->tupdesc, 4) : INT8OID;
+			get_typlenbyval(st->time_type, &st->time_len, &st->time_byval);
+			get_typlenbyval(st->order_type, &st->order_len, &st->order_byval);
+			ra_desc_sort(&st->ssup_time, st->time_type);
+			ra_desc_sort(&st->ssup_order, st->order_type);
+			st->sort_ready = true;
+			MemoryContextSwitchTo(old);
 		}
 		for (uint64 i = 0; i < nr; i++)
 		{
 			HeapTuple	tup = tt->vals[i];
 			bool		unull,
 						inull,
-						tnull;
+						tnull,
+						onull;
 			Datum		ud = SPI_getbinval(tup, tt->tupdesc, 1, &unull);
 			Datum		id = SPI_getbinval(tup, tt->tupdesc, 2, &inull);
-			Datum		td = SPI_getbinval(tup, tt->tupdesc, 3, &tnull);
 			RaUser		u;
-			int32		r;
+			RaSrcRow   *sr;
 
 			if (unull)
 				continue;		/* the query excludes them */
@@ -418,21 +508,35 @@ ra_read_batch(RaState *st)
 				ra_start_user(st, u);
 			}
 			if (inull)
-				continue;
-			r = t4r_pg_item_row(st->lm, DatumGetInt64(id));
-			if (!tnull && st->cur_nwin < st->L)
+				continue;		/* in no history query */
+			if (st->cur_nsrc == st->cur_src_cap)
 			{
-				/* the window: the first L timed rows (newest first) */
-				st->cur_nwin++;
-				if (r > 0)
-				{
-					st->cur_rows[st->cur_n] = r;
-					st->cur_ts[st->cur_n] = t4r_pg_time_to_epoch(td, st->time_type);
-					st->cur_n++;
-				}
+				st->cur_src_cap *= 2;
+				st->cur_src = repalloc(st->cur_src, sizeof(RaSrcRow) * st->cur_src_cap);
 			}
-			if (st->exclude_seen && r > 0)
-				ra_add_seen(st, r);
+			sr = &st->cur_src[st->cur_nsrc++];
+			sr->row = t4r_pg_item_row(st->lm, DatumGetInt64(id));
+			sr->t = SPI_getbinval(tup, tt->tupdesc, 3, &tnull);
+			sr->tnull = tnull;
+			if (st->lm->order_column)
+				sr->o = SPI_getbinval(tup, tt->tupdesc, 4, &onull);
+			else
+			{
+				sr->o = id;
+				onull = false;
+			}
+			sr->onull = onull;
+			/* values that live in the tuple: copy (the tuples go with SPI) */
+			if ((!tnull && !st->time_byval) || (!onull && !st->order_byval))
+			{
+				MemoryContext old = MemoryContextSwitchTo(st->user_cxt);
+
+				if (!tnull && !st->time_byval)
+					sr->t = datumCopy(sr->t, false, st->time_len);
+				if (!onull && !st->order_byval)
+					sr->o = datumCopy(sr->o, false, st->order_len);
+				MemoryContextSwitchTo(old);
+			}
 		}
 		if (nr < RA_FETCH_ROWS)
 		{
@@ -717,8 +821,10 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	st->threads = t4r_pg_threads();
 	st->cur_rows = palloc(sizeof(int32) * st->L);
 	st->cur_ts = palloc(sizeof(double) * st->L);
-	st->cur_seen_cap = 256;
-	st->cur_seen = palloc(sizeof(int32) * st->cur_seen_cap);
+	st->cur_src_cap = 256;
+	st->cur_src = palloc(sizeof(RaSrcRow) * st->cur_src_cap);
+	st->user_cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all user",
+										 ALLOCSET_SMALL_SIZES);
 	st->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all batch",
 										  ALLOCSET_DEFAULT_SIZES);
 

@@ -55,3 +55,10 @@ bench-pg-load:
 
 bench-pg-memory:
 	bash test/bench/pg_memory.sh
+
+# tim4rec_recommend_all for all 6,040 users of the ML-1M-like set against the
+# LATERAL tim4rec_recommend form, interleaved, medians of T4R_BENCH_ROUNDS
+# (default 3); appends to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-recommend-all
+bench-recommend-all:
+	bash test/bench/pg_recommend_all.sh
