@@ -40,10 +40,10 @@ psql -X -v ON_ERROR_STOP=1 -v model_hex_file="$HEXF" -f test/bench/pg_recommend_
     echo
     echo "test/bench/pg_recommend_all.sh (\`make bench-recommend-all\`): movielens-preset model (d 64, L 200, 3,706 items),"
     echo "ML-1M-like table (6,040 users, ~1 M rows), one backend, no parallel workers; the arms run interleaved,"
-    echo "${T4R_BENCH_ROUNDS:-3} rounds, medians (every run listed); the machine is shared with other jobs. Ratio >= 1 means the target is met."
+    echo "${T4R_BENCH_ROUNDS:-3} rounds, medians (every run listed); the machine is shared with other jobs, so the backend's CPU seconds (/proc/PID/stat, all threads) are given too. Ratio >= 1 means the target is met."
     echo
-    echo "| figure | value | target | ratio |"
-    echo "|---|---|---|---|"
+    echo "| figure | value (wall, median) | target | ratio | backend CPU s (median, all threads) |"
+    echo "|---|---|---|---|---|"
     grep '^|' "$OUT"
 } > "$OUT.md"
 cat "$OUT.md"
