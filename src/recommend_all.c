@@ -18,7 +18,8 @@
  *     DESC, order column or item DESC) with the types' own btree
  *     comparators, the ones the executor's sort uses;
  *   - a value-per-call SRF: each time its rows run out it fetches rows
- *     until RA_BATCH_USERS users are complete (a user is complete when the
+ *     until a batch of users is complete (RA_BATCH_USERS, fewer when k is
+ *     large: about RA_BATCH_ROWS result rows) (a user is complete when the
  *     next user's rows start), scores them on tim4rec.threads threads with
  *     t4r_rec_batch_run, and returns the batch's rows one per call.  Memory
  *     is one batch (its users' windows and exclusions, k rows each) plus
@@ -70,8 +71,9 @@ extern int	openblas_get_num_threads(void);
 
 PG_FUNCTION_INFO_V1(tim4rec_recommend_all);
 
-#define RA_BATCH_USERS 1024		/* users scored per batch (at least) */
-#define RA_FETCH_ROWS 8192		/* rows per cursor fetch */
+#define RA_BATCH_USERS 1024		/* users scored per batch (at most about) */
+#define RA_BATCH_ROWS (256 * 1024)	/* ... and about this many result rows */
+#define RA_FETCH_ROWS 8192		/* rows per cursor fetch, at most */
 
 /* ---------------------------------------------------------------- */
 /* id conversions (bigint ids for now)                               */
@@ -181,6 +183,7 @@ typedef struct RaState
 	int			V;
 	int			L;
 	int			threads;
+	int			batch_users;	/* users per batch: RA_BATCH_USERS, fewer for a large k */
 	t4r_rec_batch *rb;			/* malloc'd by the core: freed by rb_free_cb */
 	MemoryContextCallback rb_cb;
 	char	   *portal_name;	/* NULL once the cursor is closed */
@@ -447,16 +450,17 @@ ra_start_user(RaState *st, RaUser u)
 	MemoryContextReset(st->user_cxt);
 }
 
-/* fetch and consume rows until the batch has RA_BATCH_USERS users or the
+/* fetch and consume rows until the batch has batch_users users or the
  * source is exhausted */
 static void
 ra_read_batch(RaState *st)
 {
-	while (!st->eof && st->nusers < RA_BATCH_USERS)
+	while (!st->eof && st->nusers < st->batch_users)
 	{
 		Portal		portal;
 		SPITupleTable *tt;
 		uint64		nr;
+		long		want;
 		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
@@ -465,7 +469,10 @@ ra_read_batch(RaState *st)
 		portal = SPI_cursor_find(st->portal_name);
 		if (portal == NULL)
 			elog(ERROR, "tim4rec: cursor \"%s\" of tim4rec_recommend_all is gone", st->portal_name);
-		SPI_cursor_fetch(portal, true, RA_FETCH_ROWS);
+		/* a fetch completes at most one user per row: fetch no more rows
+		 * than users missing, so a batch holds <= batch_users + T4R_REC_MB */
+		want = Min(RA_FETCH_ROWS, Max(st->batch_users - st->nusers, T4R_REC_MB));
+		SPI_cursor_fetch(portal, true, want);
 		tt = SPI_tuptable;
 		nr = SPI_processed;
 		if (!st->sort_ready)
@@ -538,7 +545,7 @@ ra_read_batch(RaState *st)
 				MemoryContextSwitchTo(old);
 			}
 		}
-		if (nr < RA_FETCH_ROWS)
+		if (nr < (uint64) want)
 		{
 			st->eof = true;
 			SPI_cursor_close(portal);
@@ -819,6 +826,8 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	st->L = lm->model->cfg.max_seq_len;
 	st->k = st->k_arg < st->V - 1 ? st->k_arg : st->V - 1;
 	st->threads = t4r_pg_threads();
+	st->batch_users = RA_BATCH_ROWS / st->k;
+	st->batch_users = Max(T4R_REC_MB, Min(RA_BATCH_USERS, st->batch_users));
 	st->cur_rows = palloc(sizeof(int32) * st->L);
 	st->cur_ts = palloc(sizeof(double) * st->L);
 	st->cur_src_cap = 256;
