@@ -42,7 +42,12 @@
  *
  * Ids: user and item ids are bigint here; every conversion between an id
  * Datum and the C value goes through ra_user_from_source, ra_user_from_arg,
- * ra_user_datum and ra_item_datum, the places to port to other id types.
+ * ra_check_users_type, ra_user_datum, ra_item_datum and ra_item_row (and
+ * the int8 casts of ra_query), the places to port to other id types.  Two
+ * more assumptions to port: users are compared with cmp_user / == (the
+ * users filter is merged with the source's ORDER BY user order, so for
+ * text ids that must be the column's collation order), and without an
+ * order column the item id breaks ties of equal times (int8 comparator).
  */
 #include "postgres.h"
 
@@ -126,6 +131,14 @@ static inline Datum
 ra_item_datum(T4rLoadedModel *lm, int32 row)
 {
 	return Int64GetDatum(lm->item_ids[row]);
+}
+
+/* the item column of a source row (cast to int8 by the query) -> vocabulary
+ * row, <= 0 if unknown */
+static inline int32
+ra_item_row(T4rLoadedModel *lm, Datum d)
+{
+	return t4r_pg_item_row(lm, DatumGetInt64(d));
 }
 
 static int
@@ -522,7 +535,7 @@ ra_read_batch(RaState *st)
 				st->cur_src = repalloc(st->cur_src, sizeof(RaSrcRow) * st->cur_src_cap);
 			}
 			sr = &st->cur_src[st->cur_nsrc++];
-			sr->row = t4r_pg_item_row(st->lm, DatumGetInt64(id));
+			sr->row = ra_item_row(st->lm, id);
 			sr->t = SPI_getbinval(tup, tt->tupdesc, 3, &tnull);
 			sr->tnull = tnull;
 			if (st->lm->order_column)
