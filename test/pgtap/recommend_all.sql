@@ -15,7 +15,7 @@
 SET client_min_messages = warning;
 
 BEGIN;
-SELECT plan(35);
+SELECT plan(37);
 
 -- 1,300 users (more than one batch of 1,024, more rows than one fetch of 8,192); times with ties (several events per hour); users 1..60 have
 -- more events than max_seq_len (20)
@@ -153,6 +153,14 @@ SELECT results_eq($$ SELECT * FROM tim4rec_recommend_all('rarev', 6, ARRAY[42424
 SELECT is((SELECT array_agg(item_id ORDER BY rank) FROM tim4rec_recommend_all('rarev', 4, ARRAY[424242])),
           (SELECT array_agg(item_id ORDER BY rank) FROM tim4rec_recommend(424242, 4, 'rarev')),
           'cold start with all scores tied: the same ids in the same order');
+
+-- 36-37: a bad time in a window is tim4rec_recommend's error; nothing is left behind
+INSERT INTO ix VALUES (4, 5, 'infinity', 1);
+SELECT throws_ok($$ SELECT * FROM tim4rec_recommend_all('ra', 3) $$, '22008', NULL,
+                 'an infinite time in a user''s window: 22008, as tim4rec_recommend');
+DELETE FROM ix WHERE ts = 'infinity';
+SELECT results_eq($$ SELECT * FROM tim4rec_recommend_all('ra', 3, ARRAY[4]) $$, $$ SELECT * FROM lateral_recs('ra', 3, true) WHERE user_id = 4 $$,
+                  'after the error, the next call answers');
 
 SELECT * FROM finish();
 ROLLBACK;
