@@ -40,7 +40,8 @@
  * source's columns (row-level security applies to the query).  Nothing is
  * written: it works on a hot standby.
  *
- * Ids: user and item ids are bigint here; every conversion between an id
+ * Ids: user and item ids are bigint here (models with text or uuid ids
+ * get ERROR 0A000 from ra_check_id_types); every conversion between an id
  * Datum and the C value goes through ra_user_from_source, ra_user_from_arg,
  * ra_check_users_type, ra_user_datum, ra_item_datum and ra_item_row (and
  * the int8 casts of ra_query), the places to port to other id types.  Two
@@ -139,6 +140,22 @@ static inline int32
 ra_item_row(T4rLoadedModel *lm, Datum d)
 {
 	return t4r_pg_item_row(lm, DatumGetInt64(d));
+}
+
+/* integer user and item ids only, for now (text and uuid: not yet) */
+static void
+ra_check_id_types(T4rLoadedModel *lm)
+{
+	Oid			ut = t4r_ids_user_type(lm),
+				it = t4r_ids_item_type(lm);
+
+	if (t4r_ids_kind(ut) != T4R_ID_INT || t4r_ids_kind(it) != T4R_ID_INT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tim4rec_recommend_all supports models with integer user and item ids only"),
+				 errdetail("Model \"%s\" has %s user ids and %s item ids.", lm->name,
+						   t4r_ids_type_name(ut), t4r_ids_type_name(it)),
+				 errhint("Use tim4rec_recommend(user_id, ...) in a LATERAL join for this model.")));
 }
 
 static int
@@ -834,6 +851,7 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 
 	lm = t4r_pg_get_model(model_name, 0, T4R_PRIV_USAGE);
 	st->lm = lm;
+	ra_check_id_types(lm);
 	ra_source_check(lm);
 	st->V = lm->model->cfg.n_items;
 	st->L = lm->model->cfg.max_seq_len;

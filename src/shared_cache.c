@@ -78,7 +78,13 @@ typedef struct SegHeader
 				off_pop,
 				off_direct,
 				off_sorted_ids,
-				off_sorted_rows;
+				off_sorted_rows,
+				off_key_off,	/* text/uuid item ids (T4rKeys): offsets, */
+				off_key_data,	/* bytes and hash slots, all relative */
+				off_key_slots;
+	int32		key_n;
+	uint32		key_nslots;
+	Size		key_data_len;
 } SegHeader;
 
 bool		tim4rec_shared_models = true;
@@ -157,6 +163,16 @@ fill_view(dsm_segment *seg, T4rModelArrays *out)
 	out->direct = h->drange > 0 ? (int32 *) (base + h->off_direct) : NULL;
 	out->sorted_ids = (int64 *) (base + h->off_sorted_ids);
 	out->sorted_rows = (int32 *) (base + h->off_sorted_rows);
+	memset(&out->keys, 0, sizeof(out->keys));
+	out->keys.n = h->key_n;
+	if (h->key_n > 0)
+	{
+		out->keys.nslots = h->key_nslots;
+		out->keys.data_len = h->key_data_len;
+		out->keys.off = (uint64 *) (base + h->off_key_off);
+		out->keys.data = base + h->off_key_data;
+		out->keys.slots = (int32 *) (base + h->off_key_slots);
+	}
 }
 
 /* release slot i (caller holds the lock exclusively) */
@@ -217,6 +233,9 @@ seg_layout(const T4rModelArrays *src, SegHeader *h)
 	PLACE(off_direct, (Size) (src->drange > 0 ? src->drange : 0) * sizeof(int32));
 	PLACE(off_sorted_ids, (Size) V * sizeof(int64));
 	PLACE(off_sorted_rows, (Size) V * sizeof(int32));
+	PLACE(off_key_off, src->keys.n > 0 ? (Size) (src->keys.n + 2) * sizeof(uint64) : 0);
+	PLACE(off_key_data, src->keys.n > 0 ? src->keys.data_len : 0);
+	PLACE(off_key_slots, src->keys.n > 0 ? (Size) src->keys.nslots * sizeof(int32) : 0);
 #undef PLACE
 	return off;
 }
@@ -300,6 +319,9 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 	h.nparams = src->nparams;
 	h.dmin = src->dmin;
 	h.drange = src->drange;
+	h.key_n = src->keys.n;
+	h.key_nslots = src->keys.nslots;
+	h.key_data_len = src->keys.data_len;
 	memcpy(base, &h, sizeof(h));
 	memcpy(base + h.off_params, src->params, src->nparams * sizeof(t4r_real));
 	memcpy(base + h.off_ids, src->ids, (Size) src->V * sizeof(int64));
@@ -309,6 +331,12 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 		memcpy(base + h.off_direct, src->direct, (Size) src->drange * sizeof(int32));
 	memcpy(base + h.off_sorted_ids, src->sorted_ids, (Size) src->V * sizeof(int64));
 	memcpy(base + h.off_sorted_rows, src->sorted_rows, (Size) src->V * sizeof(int32));
+	if (src->keys.n > 0)
+	{
+		memcpy(base + h.off_key_off, src->keys.off, (Size) (src->keys.n + 2) * sizeof(uint64));
+		memcpy(base + h.off_key_data, src->keys.data, src->keys.data_len);
+		memcpy(base + h.off_key_slots, src->keys.slots, (Size) src->keys.nslots * sizeof(int32));
+	}
 
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 	free_slot = -1;

@@ -79,7 +79,7 @@ ask_a() {   # one statement whose output is one line
     printf '%s\n' "$line"
 }
 
-echo "1..15"
+echo "1..17"
 {
     { "${RUN[@]}" "$BIN/initdb" -D "$DATA" -A trust -U "$SU" -E UTF8 --locale=C.UTF-8 ||
       { rm -rf "$DATA"; "${RUN[@]}" "$BIN/initdb" -D "$DATA" -A trust -U "$SU" -E UTF8 --no-locale; }
@@ -172,3 +172,25 @@ sleep 0.5
 q -c "$RECS" >/dev/null
 [ -n "$(q -c "$REG")" ]
 ok $? "with the default cap the next backend shares the model again"
+
+# text users and uuid items (README "Id types"): the keys and their hash
+# table live in the segment (flat, pointer-free) and serve other backends
+q >/dev/null 2>&1 <<'SQL'
+SET client_min_messages = warning;
+SET tim4rec.threads = 1;
+CREATE TABLE shop AS
+SELECT 'c' || lpad(user_id::text, 4, '0') AS customer,
+       ('00000000-0000-4000-8000-' || lpad(item_id::text, 12, '0'))::uuid AS product, ts
+FROM interactions;
+CREATE INDEX ON shop (customer, ts);
+SELECT tim4rec_train('shop', 'smt', 'customer', 'product', options => '{"epochs": 1, "hidden_size": 32, "max_seq_len": 20, "batch_size": 64}');
+SQL
+TRECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
+       FROM generate_series(1, 20) u, LATERAL tim4rec_recommend('c' || lpad(u::text, 4, '0'), NULL::uuid, 10, 'smt') r"
+t1=$(q -c "$TRECS")
+t2=$(q -c "$TRECS")
+[ -n "$t1" ] && [ "$t1" = "$t2" ] && q -c "$REG" | tr ',' '\n' | grep -q '^smt:'
+ok $? "a text/uuid-keyed model is published in shared memory and another backend answers the same"
+t_priv=$(q -c "SET tim4rec.shared_models = off" -c "$TRECS")
+[ "$t_priv" = "$t1" ] && [ "$(echo "$t1" | tr ',' '\n' | wc -l)" = 200 ] && echo "$t1" | grep -q ':00000000-0000-4000-8000-'
+ok $? "and gives the 200 uuid rows of private serving"
