@@ -173,3 +173,14 @@ AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
 LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_uuid, int, text, boolean, uuid[]) IS
   'top-k items (uuid ids) for a tim4rec_sequence_uuid; k, model_name, exclude_seen, exclude';
+
+-- ---- recommend_all (issue 14 part 3): tim4rec_recommend_all ----
+CREATE FUNCTION @extschema@.tim4rec_recommend_all(model_name text DEFAULT 'default', k int DEFAULT 10,
+                                                  users anyarray DEFAULT NULL::bigint[],
+                                                  exclude_seen boolean DEFAULT true)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
+
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, boolean) IS
+'Top k items of every user of a model''s source (or of the users array) in one call: model_name, k, users (NULL = all), exclude_seen; equals tim4rec_recommend per user, streamed in batches';

@@ -128,3 +128,187 @@ t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq, int thread
 	}
 	return rc;
 }
+
+/* ------------------------------------------------------------------ */
+/* top-k recommendations for many sequences (tim4rec_recommend_all)    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Per thread: a workspace of T4R_REC_MB sequences, their [MB, V] score
+ * block and an exclusion mask of V bytes (all zero between jobs).  The
+ * workspace is reused for every batch, so a batch costs no allocation.
+ */
+struct t4r_rec_batch
+{
+	const t4r_model *m;
+	int			threads;
+	int			score_mode;
+	t4r_ws	  **ws;				/* [threads] */
+	t4r_real  **scores;			/* [threads][T4R_REC_MB * V] */
+	uint8_t   **mask;			/* [threads][V] */
+};
+
+int
+t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
+{
+	t4r_rec_batch *b;
+	int			V;
+
+	*out = NULL;
+	if (!m)
+		return T4R_EINVAL;
+	if (threads < 1)
+		threads = 1;
+	V = m->dims.V;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return T4R_ENOMEM;
+	b->m = m;
+	b->threads = threads;
+	b->score_mode = T4R_REC_EXACT;
+	b->ws = calloc(threads, sizeof(t4r_ws *));
+	b->scores = calloc(threads, sizeof(t4r_real *));
+	b->mask = calloc(threads, sizeof(uint8_t *));
+	if (!b->ws || !b->scores || !b->mask)
+	{
+		t4r_rec_batch_free(b);
+		return T4R_ENOMEM;
+	}
+	for (int t = 0; t < threads; t++)
+	{
+		int			rc = t4r_ws_create(m, T4R_REC_MB, 0, &b->ws[t]);
+
+		if (rc != T4R_OK)
+		{
+			t4r_rec_batch_free(b);
+			return rc;
+		}
+		b->scores[t] = malloc(sizeof(t4r_real) * (size_t) T4R_REC_MB * V);
+		b->mask[t] = calloc((size_t) V, 1);
+		if (!b->scores[t] || !b->mask[t])
+		{
+			t4r_rec_batch_free(b);
+			return T4R_ENOMEM;
+		}
+	}
+	*out = b;
+	return T4R_OK;
+}
+
+void
+t4r_rec_batch_free(t4r_rec_batch *b)
+{
+	if (!b)
+		return;
+	for (int t = 0; t < b->threads; t++)
+	{
+		if (b->ws)
+			t4r_ws_free(b->ws[t]);
+		if (b->scores)
+			free(b->scores[t]);
+		if (b->mask)
+			free(b->mask[t]);
+	}
+	free(b->ws);
+	free(b->scores);
+	free(b->mask);
+	free(b);
+}
+
+int
+t4r_rec_batch_set_scores(t4r_rec_batch *b, int mode)
+{
+	if (!b || (mode != T4R_REC_EXACT && mode != T4R_REC_PACKED))
+		return T4R_EINVAL;
+	b->score_mode = mode;
+	return T4R_OK;
+}
+
+int
+t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k)
+{
+	int			nch,
+				threads,
+				rc = T4R_OK,
+				V;
+
+	if (!b || njobs < 0 || (njobs > 0 && !jobs) || k < 0)
+		return T4R_EINVAL;
+	V = b->m->dims.V;
+	for (int j = 0; j < njobs; j++)
+	{
+		jobs[j].count = 0;
+		if (jobs[j].seq.n < 1 || !jobs[j].rows || (k > 0 && !jobs[j].vals))
+			return T4R_EINVAL;
+		for (int e = 0; e < jobs[j].nexclude; e++)
+			if (jobs[j].exclude[e] < 0 || jobs[j].exclude[e] >= V)
+				return T4R_EINVAL;
+	}
+	if (njobs == 0)
+		return T4R_OK;
+	nch = (njobs + T4R_REC_MB - 1) / T4R_REC_MB;
+	threads = b->threads < nch ? b->threads : nch;
+	openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
+	{
+		int			t = omp_get_thread_num();
+		t4r_ws	   *ws = b->ws[t];
+		t4r_real   *sc = b->scores[t];
+		uint8_t    *mask = b->mask[t];
+
+#pragma omp for schedule(dynamic, 1)
+		for (int c = 0; c < nch; c++)
+		{
+			int			j0 = c * T4R_REC_MB;
+			int			cnt = njobs - j0 < T4R_REC_MB ? njobs - j0 : T4R_REC_MB;
+			t4r_sample	smp[T4R_REC_MB];
+			int			e;
+
+			for (int s = 0; s < cnt; s++)
+				smp[s] = jobs[j0 + s].seq;
+			if (b->score_mode == T4R_REC_EXACT)
+			{
+				/* one forward and one GEMV per sequence, as t4r_infer: the
+				 * packed forward's GEMMs over more rows may round differently */
+				e = T4R_OK;
+				for (int s = 0; s < cnt && e == T4R_OK; s++)
+				{
+					e = t4r_ws_forward(ws, smp + s, 1, 0, 0, 0);
+					if (e == T4R_OK)
+						t4r_ws_scores(ws, sc + (size_t) s * V);
+				}
+			}
+			else
+			{
+				e = t4r_ws_forward(ws, smp, cnt, 0, 0, 0);
+				if (e == T4R_OK)
+					t4r_ws_scores(ws, sc);
+			}
+			if (e != T4R_OK)
+			{
+#pragma omp critical
+				rc = e;
+				continue;
+			}
+			for (int s = 0; s < cnt; s++)
+			{
+				t4r_rec_job *jb = &jobs[j0 + s];
+				int			got;
+
+				for (int x = 0; x < jb->nexclude; x++)
+					mask[jb->exclude[x]] = 1;
+				got = t4r_topk(sc + (size_t) s * V, V, k, mask, jb->rows, jb->vals);
+				for (int x = 0; x < jb->nexclude; x++)
+					mask[jb->exclude[x]] = 0;
+				if (got < 0)
+				{
+#pragma omp critical
+					rc = got;
+					continue;
+				}
+				jb->count = got;
+			}
+		}
+	}
+	return rc;
+}

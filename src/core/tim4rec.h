@@ -231,6 +231,34 @@ int			t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
 int			t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq,
 							int threads, t4r_real *hidden, t4r_real *scores);
 
+/* Top-k recommendations for many sequences (tim4rec_recommend_all): each
+ * job's sequence is scored and its top k rows selected (t4r_topk, rows in
+ * exclude[] skipped), on the batch's threads in micro-batches of
+ * T4R_REC_MB sequences.  The default T4R_REC_EXACT runs each sequence's
+ * forward and score GEMV on its own, the arithmetic of t4r_infer bit for
+ * bit (the packed forward's GEMMs over a micro-batch's rows round
+ * differently in OpenBLAS); T4R_REC_PACKED runs one packed forward per
+ * micro-batch and one [MB, d] x [d, V] GEMM for its scores (faster, equal
+ * within float rounding only).  A batch object holds the per-thread
+ * scratch memory and is reused. */
+#define T4R_REC_MB 16
+#define T4R_REC_EXACT 0
+#define T4R_REC_PACKED 1
+typedef struct t4r_rec_job
+{
+	t4r_sample	seq;			/* n >= 1 */
+	const int32_t *exclude;		/* rows to skip (0 <= row < V), may be NULL */
+	int32_t		nexclude;
+	int32_t    *rows;			/* out [k] */
+	t4r_real   *vals;			/* out [k] */
+	int32_t		count;			/* out: min(k, eligible) */
+} t4r_rec_job;
+typedef struct t4r_rec_batch t4r_rec_batch;
+int			t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out);
+void		t4r_rec_batch_free(t4r_rec_batch *b);
+int			t4r_rec_batch_set_scores(t4r_rec_batch *b, int mode);
+int			t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k);
+
 /* Top-k of scores[0..V-1], row 0 (padding) never returned, rows with
  * exclude[row] != 0 skipped (exclude may be NULL).  Order: score descending,
  * ties by smaller row.  Does not sort all rows.  Writes min(k, eligible)
