@@ -553,12 +553,13 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 	LoadedFull *volatile lf = NULL;
 	t4r_model  *volatile model = NULL;
 	MemoryContext volatile datacxt = NULL;
+	T4rSharedKey key;
+	volatile bool claimed = false;
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "tim4rec model", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		T4rSharedKey key;
 		bool		shared = false;
 		bool		can_share = t4r_pg_shared_available() &&
 			!TransactionIdIsCurrentTransactionId(xmin);
@@ -578,8 +579,15 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 		key.relid = cs->relid;
 		key.xmin = xmin;
 		key.tid = *tid;
+		/* attach, or be the one backend that loads this row (the others wait
+		 * for it rather than each parsing a private copy at the same time) */
 		if (can_share)
-			shared = t4r_pg_shared_attach(&key, &lf->a);
+		{
+			T4rSharedWait w = t4r_pg_shared_attach_or_claim(&key, &lf->a);
+
+			shared = w == T4R_SHARED_ATTACHED;
+			claimed = w == T4R_SHARED_CLAIMED;
+		}
 		if (!shared)
 		{
 			T4rModelArrays pub;
@@ -587,10 +595,20 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 
 			datacxt = AllocSetContextCreate(cxt, "tim4rec model data", ALLOCSET_DEFAULT_SIZES);
 			MemoryContextSwitchTo(datacxt);
+			ereport(DEBUG1,
+					(errmsg_internal("tim4rec: loading model \"%s\" version %d from the catalog%s",
+									 name, version, claimed ? " for the shared registry" : "")));
 			load_data(cs, lf, tid, &m);
 			model = m;
 			MemoryContextSwitchTo(cxt);
-			if (can_share && t4r_pg_shared_publish(&key, name, &lf->a, &pub))
+			if (can_share)
+				shared = t4r_pg_shared_publish(&key, name, &lf->a, &pub);
+			if (claimed)
+			{
+				t4r_pg_shared_unclaim(&key, !shared);
+				claimed = false;
+			}
+			if (shared)
 			{
 				/* the shared copy replaces the private one */
 				t4r_model_free(model);
@@ -598,7 +616,6 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 				MemoryContextDelete(datacxt);
 				datacxt = NULL;
 				lf->a = pub;
-				shared = true;
 			}
 		}
 		if (shared)
@@ -627,6 +644,8 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(old);
+		if (claimed)
+			t4r_pg_shared_unclaim(&key, false);
 		if (lf && lf->lm.ctx)
 			t4r_infer_ctx_free(lf->lm.ctx);
 		if (model)

@@ -138,6 +138,15 @@ array_elems(ArrayType *a, Oid elemtype, Datum **elems, const char *what)
 /* scoring and result                                                */
 /* ---------------------------------------------------------------- */
 
+static int
+cmp_int32(const void *pa, const void *pb)
+{
+	int32		a = *(const int32 *) pa,
+				b = *(const int32 *) pb;
+
+	return (a > b) - (a < b);
+}
+
 /*
  * rows/ts: the known history (vocabulary rows), oldest first, n >= 0.
  * seen: the rows to exclude when exclude_seen (may include rows not in the
@@ -151,15 +160,25 @@ emit_recommendations(FunctionCallInfo fcinfo, T4rLoadedModel *lm, const RecArgs 
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			V = lm->model->cfg.n_items;
 	int			k = a->k < V - 1 ? a->k : V - 1;
-	uint8	   *excl = palloc0(V);
 	int32	   *out_rows = palloc((size_t) (k > 0 ? k : 1) * sizeof(int32));
 	t4r_real   *out_vals = palloc((size_t) (k > 0 ? k : 1) * sizeof(t4r_real));
 	int			cnt = 0;
 
+	/*
+	 * The rows to exclude as a list, not a mask of V bytes: the per-call
+	 * memory of a backend stays independent of the vocabulary (with a model
+	 * in shared memory, a backend's private memory is scratch only).
+	 */
+	int32	   *excl;
+	int			nexcl = 0,
+				maxexcl = (a->exclude_seen ? nseen : 0) +
+		(a->exclude ? ArrayGetNItems(ARR_NDIM(a->exclude), ARR_DIMS(a->exclude)) : 0);
+
+	excl = palloc((size_t) (maxexcl > 0 ? maxexcl : 1) * sizeof(int32));
 	if (a->exclude_seen)
 		for (int i = 0; i < nseen; i++)
 			if (seen[i] > 0 && seen[i] < V)
-				excl[seen[i]] = 1;
+				excl[nexcl++] = seen[i];
 	if (a->exclude)
 	{
 		Datum	   *el;
@@ -171,39 +190,33 @@ emit_recommendations(FunctionCallInfo fcinfo, T4rLoadedModel *lm, const RecArgs 
 			int32		r = t4r_ids_lookup_item(lm, el[i], et);
 
 			if (r > 0)
-				excl[r] = 1;
+				excl[nexcl++] = r;
 		}
 	}
 
 	if (n > 0)
 	{
-		t4r_real   *scores = palloc((size_t) V * sizeof(t4r_real));
-		int			rc;
-
 		/* one sequence: BLAS calls are small, waking BLAS threads costs more
 		 * than it gains (measured ~7% slower); restore the setting after */
 		int			blas_threads = openblas_get_num_threads();
 
 		if (blas_threads != 1)
 			openblas_set_num_threads(1);
-		rc = t4r_infer(lm->ctx, rows, ts, n, NULL, scores);
+		cnt = t4r_infer_topk(lm->ctx, rows, ts, n, k > 0 ? k : 0, excl, nexcl, out_rows, out_vals);
 		if (blas_threads != 1)
 			openblas_set_num_threads(blas_threads);
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "scoring the sequence", NULL);
-		cnt = t4r_topk(scores, V, k, excl, out_rows, out_vals);
 		if (cnt < 0)
-			t4r_pg_core_error(cnt, "selecting the top k", NULL);
-		pfree(scores);
+			t4r_pg_core_error(cnt, "scoring the sequence", NULL);
 	}
 	else
 	{
 		/* cold start: most popular items of the training data */
+		qsort(excl, nexcl, sizeof(int32), cmp_int32);
 		for (int i = 0; i < V - 1 && cnt < k; i++)
 		{
 			int32		r = lm->pop_order[i];
 
-			if (excl[r])
+			if (nexcl > 0 && bsearch(&r, excl, nexcl, sizeof(int32), cmp_int32))
 				continue;
 			out_rows[cnt] = r;
 			out_vals[cnt] = (t4r_real) lm->item_counts[r];

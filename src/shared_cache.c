@@ -35,7 +35,11 @@
 #include "storage/dsm.h"
 #include "storage/dsm_impl.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -46,6 +50,18 @@
 #define T4R_SHARED_SLOTS 64
 #define T4R_SEG_MAGIC 0x74347253	/* "t4rS" */
 #define SEG_ALIGN 64
+
+/* a row being loaded by one backend (see t4r_pg_shared_attach_or_claim) */
+typedef struct LoadClaim
+{
+	bool		active;
+	bool		failed;			/* its publish failed: load privately */
+	T4rSharedKey key;
+	int			pid;
+	TimestampTz since;
+} LoadClaim;
+
+#define T4R_CLAIM_TIMEOUT_MS 60000
 
 typedef struct SharedSlot
 {
@@ -61,6 +77,7 @@ typedef struct SharedRegistry
 	LWLock	   *lock;
 	Size		total;			/* bytes of the registered segments */
 	SharedSlot	slots[T4R_SHARED_SLOTS];
+	LoadClaim	claims[T4R_SHARED_SLOTS];
 } SharedRegistry;
 
 typedef struct SegHeader
@@ -384,6 +401,95 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 	dsm_pin_mapping(seg);
 	fill_view(seg, out);
 	return true;
+}
+
+T4rSharedWait
+t4r_pg_shared_attach_or_claim(const T4rSharedKey *key, T4rModelArrays *out)
+{
+	if (!t4r_pg_shared_available())
+		return T4R_SHARED_PRIVATE;
+	for (;;)
+	{
+		LoadClaim  *mine = NULL,
+				   *spare = NULL;
+		bool		ready = false,
+					wait = false,
+					failed = false;
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (t4r_pg_shared_attach(key, out))
+			return T4R_SHARED_ATTACHED;
+		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < T4R_SHARED_SLOTS; i++)
+			if (registry->slots[i].in_use && key_equal(&registry->slots[i].key, key))
+				ready = true;	/* published since our attach: attach */
+		for (int i = 0; i < T4R_SHARED_SLOTS && !ready; i++)
+		{
+			LoadClaim  *c = &registry->claims[i];
+
+			if (c->active && key_equal(&c->key, key))
+				mine = c;
+			else if (!spare && (!c->active ||
+								(c->failed && TimestampDifferenceExceeds(c->since, now, T4R_CLAIM_TIMEOUT_MS))))
+				spare = c;
+		}
+		if (!ready && mine && mine->failed)
+			failed = true;
+		else if (!ready && mine && mine->pid != MyProcPid &&
+				 BackendPidGetProc(mine->pid) != NULL &&
+				 !TimestampDifferenceExceeds(mine->since, now, T4R_CLAIM_TIMEOUT_MS))
+			wait = true;		/* a live backend is loading it */
+		else if (!ready && (mine || spare))
+		{
+			/* unclaimed, or its loader is gone or stuck: ours */
+			LoadClaim  *c = mine ? mine : spare;
+
+			c->active = true;
+			c->failed = false;
+			c->key = *key;
+			c->pid = MyProcPid;
+			c->since = now;
+		}
+		else if (!ready)
+			failed = true;		/* no free claim entry: load privately */
+		LWLockRelease(registry->lock);
+		if (ready)
+			continue;
+		if (failed)
+			return T4R_SHARED_PRIVATE;
+		if (!wait)
+			return T4R_SHARED_CLAIMED;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+void
+t4r_pg_shared_unclaim(const T4rSharedKey *key, bool publish_failed)
+{
+	if (registry == NULL)
+		return;
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < T4R_SHARED_SLOTS; i++)
+	{
+		LoadClaim  *c = &registry->claims[i];
+
+		if (c->active && c->pid == MyProcPid && key_equal(&c->key, key))
+		{
+			if (!publish_failed)
+				c->active = false;
+			else
+			{
+				/* the waiters load privately (a failed publish would fail
+				 * for them too) until the entry is reused */
+				c->failed = true;
+				c->since = GetCurrentTimestamp();
+			}
+		}
+	}
+	LWLockRelease(registry->lock);
 }
 
 void

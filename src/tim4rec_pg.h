@@ -273,6 +273,26 @@ bool		t4r_pg_shared_attach(const T4rSharedKey *key, T4rModelArrays *out);
  * NOTICE, when it does not fit (the caller keeps its private copy) */
 bool		t4r_pg_shared_publish(const T4rSharedKey *key, const char *name,
 								  const T4rModelArrays *src, T4rModelArrays *out);
+/*
+ * One loader per row: when no segment is registered for key, the first
+ * backend claims the row (T4R_SHARED_CLAIMED: it loads and publishes, then
+ * calls t4r_pg_shared_unclaim, also on error); the others wait for it and
+ * attach its segment (T4R_SHARED_ATTACHED) instead of each loading a
+ * private copy at once.  A claim whose backend is gone (killed while
+ * loading) or older than a minute is taken over; a claim whose publish
+ * failed sends the waiters to private loading (T4R_SHARED_PRIVATE).
+ * Waiting checks for interrupts.
+ */
+typedef enum T4rSharedWait
+{
+	T4R_SHARED_ATTACHED,
+	T4R_SHARED_CLAIMED,
+	T4R_SHARED_PRIVATE
+} T4rSharedWait;
+T4rSharedWait t4r_pg_shared_attach_or_claim(const T4rSharedKey *key, T4rModelArrays *out);
+/* publish_failed: the waiters load privately; else (published, or the
+ * load failed with an error) the claim is gone: they attach or claim */
+void		t4r_pg_shared_unclaim(const T4rSharedKey *key, bool publish_failed);
 /* release the registry's segments of a model (it is gone from the catalog) */
 void		t4r_pg_shared_forget(Oid dbid, Oid relid, const char *name);
 

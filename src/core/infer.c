@@ -13,6 +13,8 @@ struct t4r_infer_ctx
 {
 	const t4r_model *m;
 	t4r_ws	   *ws;
+	t4r_real	block[T4R_SCORE_BLOCK];	/* t4r_infer_topk's scores */
+	uint8_t		bmask[T4R_SCORE_BLOCK]; /* and exclusions (all 0 between) */
 };
 
 int
@@ -68,6 +70,71 @@ t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n,
 	if (scores)
 		t4r_ws_scores(ctx->ws, scores);
 	return T4R_OK;
+}
+
+static int
+cmp_i32(const void *a, const void *b)
+{
+	int32_t		x = *(const int32_t *) a,
+				y = *(const int32_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+int
+t4r_infer_topk(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n,
+			   int k, const int32_t *exclude, int nexclude, int32_t *rows, t4r_real *vals)
+{
+	t4r_sample	s;
+	t4r_topk_state t;
+	int32_t    *ex = NULL;
+	int			rc,
+				V,
+				e = 0;
+
+	if (!ctx || n < 1 || !items || k < 0 || (k > 0 && !rows) || nexclude < 0 ||
+		(nexclude > 0 && !exclude))
+		return T4R_EINVAL;
+	V = ctx->m->dims.V;
+	if (k > V - 1)
+		k = V - 1;
+	s.items = items;
+	s.ts = ts;
+	s.n = n;
+	s.target = 0;
+	rc = t4r_ws_forward(ctx->ws, &s, 1, 0, 0, 0);
+	if (rc != T4R_OK || k == 0)
+		return rc;
+	if (nexclude > 0)
+	{
+		ex = malloc(sizeof(int32_t) * (size_t) nexclude);
+		if (!ex)
+			return T4R_ENOMEM;
+		memcpy(ex, exclude, sizeof(int32_t) * (size_t) nexclude);
+		qsort(ex, nexclude, sizeof(int32_t), cmp_i32);
+	}
+	if (t4r_topk_init(&t, k, rows) != T4R_OK)
+	{
+		free(ex);
+		return T4R_ENOMEM;
+	}
+	for (int r0 = 0; r0 < V; r0 += T4R_SCORE_BLOCK)
+	{
+		int			nr = V - r0 < T4R_SCORE_BLOCK ? V - r0 : T4R_SCORE_BLOCK;
+		int			e0;
+
+		t4r_ws_scores_rows(ctx->ws, r0, nr, ctx->block);
+		while (e < nexclude && ex[e] < r0)
+			e++;
+		e0 = e;
+		for (; e < nexclude && ex[e] < r0 + nr; e++)
+			ctx->bmask[ex[e] - r0] = 1;
+		t4r_topk_push(&t, ctx->block, r0, nr, ctx->bmask);
+		for (int x = e0; x < e; x++)
+			ctx->bmask[ex[x] - r0] = 0;
+	}
+	free(ex);
+	return t4r_topk_finish(&t, vals);
 }
 
 #define INFER_MB 16
