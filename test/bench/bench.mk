@@ -55,3 +55,11 @@ bench-pg-load:
 
 bench-pg-memory:
 	bash test/bench/pg_memory.sh
+
+# issue 13: epoch time and targets/s of training all_positions vs prefixes
+# (robust time path) vs the official model, through SQL on the ML-1M-sized
+# synthetic table (T4R_AP_* and THREADS in test/bench/pg_all_positions.sh);
+# appends its table to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-all-positions
+bench-all-positions:
+	bash test/bench/pg_all_positions.sh
