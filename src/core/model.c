@@ -247,12 +247,19 @@ take(carver *c, size_t n)
 	return p;
 }
 
-/* rows of logits an all_positions workspace computes at once */
+/* rows of logits an all_positions workspace computes at once: up to 256,
+ * about 512K logits (2 MiB in float), never fewer than Smax (what the
+ * per-prefix workspace holds); larger blocks repack E less often */
 static int
 ws_lchunk(const t4r_dims *D, int Smax)
 {
-	int			ch = D->L < 64 ? D->L : 64;
+	int			ch = (int) ((1 << 19) / (D->V > 0 ? D->V : 1));
+	int			mrows = Smax * D->L;
 
+	if (ch > 256)
+		ch = 256;
+	if (ch > mrows)
+		ch = mrows;
 	return Smax > ch ? Smax : ch;
 }
 

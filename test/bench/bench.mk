@@ -63,3 +63,11 @@ bench-pg-memory:
 .PHONY: bench-all-positions
 bench-all-positions:
 	bash test/bench/pg_all_positions.sh
+
+# issue 13: test metrics after early stopping of all_positions vs prefixes
+# (robust) vs official through SQL (T4R_APQ_* in
+# test/bench/pg_all_positions_quality.sh); appends to test/bench/QUALITY.md
+# unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-all-positions-quality
+bench-all-positions-quality:
+	bash test/bench/pg_all_positions_quality.sh
