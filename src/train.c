@@ -451,7 +451,10 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			(size_t) V * (2 * sizeof(int64_t)) +
 			(size_t) ds->n_users * (3 * sizeof(int64_t)) +
 			2 * lay.total * sizeof(t4r_real) +			/* model + best weights */
-			(size_t) ds->n_train_samples * sizeof(uint32_t) +
+			/* the sample order: 4 bytes a target, or (all_positions) 12
+			 * bytes a window, at most one window a target */
+			(size_t) ds->n_train_samples *
+			(opts.cfg.training == T4R_TRAIN_ALL_POSITIONS ? 12 : sizeof(uint32_t)) +
 			(size_t) opts.cfg.batch_size * sizeof(t4r_sample) +
 			(size_t) threads * V * sizeof(t4r_real) * 2 +	/* evaluation scores */
 			lay.total * sizeof(float) + 4096 * 1024;	/* serialised weights */
