@@ -131,10 +131,10 @@ static const key_def key_defs[] = {
 	KD(batch_size, KT_INT),
 	KD(epochs, KT_INT),
 	KD(patience, KT_INT),
-	KD(seed, KT_U64),
 	KD(time_features, KT_TIMEF),
 	KD(time_scale, KT_DOUBLE),
 	KD(training, KT_TRAINING),
+	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
 
