@@ -1152,7 +1152,6 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			int64_t		st[64];
 			int32_t		ln[64],
 						lf[64];
-			int64_t		done_in = 0;
 
 			if (tl < 2)
 				continue;
@@ -1182,7 +1181,6 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 					win[k].n = pln[i];
 					win[k].lf = plf[i];
 					k++;
-					done_in += pln[i] - plf[i];
 				}
 				if (nw > 64)
 				{
@@ -1191,7 +1189,6 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 					free(plf);
 				}
 			}
-			(void) done_in;
 		}
 	}
 
