@@ -599,6 +599,16 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			nv.order_column = opts.order_column;
 			nv.config_json = t4r_pg_options_json(&opts);
 			nv.item_ids = ds->item_ids;
+			nv.user_type = in.user_type;
+			nv.item_type = in.item_type;
+			if (in.item_dict)
+			{
+				/* rows are in code order, codes in key order (ids.h) */
+				nv.item_keys = palloc(sizeof(char *) * V);
+				nv.item_keys[0] = NULL;
+				for (int r = 1; r < V; r++)
+					nv.item_keys[r] = (char *) t4r_keydict_key(in.item_dict, ds->item_ids[r], NULL);
+			}
 			nv.item_counts = ds->item_count;
 			nv.n_items = V;
 			nv.metrics_json = metrics.data;
