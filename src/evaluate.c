@@ -132,7 +132,8 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 						dropped, lm->name, lm->version)));
 
 	res = palloc0(sizeof(double) * 12 * nk);
-	use_cuda = t4r_pg_use_cuda(t4r_pg_device_name(tim4rec_device), "evaluation");
+	use_cuda = t4r_pg_use_cuda_for(t4r_pg_device_name(tim4rec_device), "evaluation",
+								   &lm->model->cfg);
 	memset(&dev, 0, sizeof(dev));
 	PG_TRY();
 	{
