@@ -218,6 +218,9 @@ t4r_pg_check_model_writable(const char *model_name)
 	t4r_pg_catalog_end(&cs);
 }
 
+static bytea *meta_inject(const char *data, Size len, const char *meta, int meta_len,
+							const char *name);
+
 int32
 t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 {
@@ -298,9 +301,33 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 			elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
 	}
 
-	w = palloc_extended(VARHDRSZ + nv->weights_len, MCXT_ALLOC_HUGE);
-	SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
-	memcpy(VARDATA(w), nv->weights, nv->weights_len);
+	if (nv->item_counts != NULL && nv->n_items > 1)
+	{
+		/*
+		 * The training counts travel with the weights (metadata
+		 * tim4rec_item_counts, rows 1..V-1): an exported copy imported
+		 * elsewhere (a shard, another server) keeps the cold-start order
+		 */
+		StringInfoData cnt,
+					meta;
+
+		initStringInfo(&cnt);
+		appendStringInfoChar(&cnt, '[');
+		for (int r = 1; r < nv->n_items; r++)
+			appendStringInfo(&cnt, r > 1 ? "," INT64_FORMAT : INT64_FORMAT, nv->item_counts[r]);
+		appendStringInfoChar(&cnt, ']');
+		initStringInfo(&meta);
+		appendStringInfoString(&meta, "\"tim4rec_item_counts\":");
+		escape_json(&meta, cnt.data);
+		appendStringInfoChar(&meta, ',');
+		w = meta_inject((const char *) nv->weights, nv->weights_len, meta.data, meta.len, nv->model_name);
+	}
+	else
+	{
+		w = palloc_extended(VARHDRSZ + nv->weights_len, MCXT_ALLOC_HUGE);
+		SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
+		memcpy(VARDATA(w), nv->weights, nv->weights_len);
+	}
 	{
 		Oid			types[21] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
 			NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID,
@@ -554,6 +581,49 @@ read_column(FunctionCallInfo fcinfo, const char *name, int32 version, const char
  */
 #define META_PREFIX "{\"__metadata__\":{"
 
+/*
+ * A tim4rec safetensors file (data, len) with the metadata entries `meta`
+ * (`"key":"value",` pairs, each value a JSON string) added right after
+ * "{"__metadata__":{", the header's trailing spaces trimmed and re-padded
+ * to 8 bytes.  ERROR 22P03-like (data corrupted) if the file does not
+ * start with our header.
+ */
+static bytea *
+meta_inject(const char *data, Size len, const char *meta, int meta_len, const char *name)
+{
+	uint64		hlen = 0,
+				old_h,
+				new_h;
+	StringInfoData out;
+
+	for (int i = 0; i < 8 && i < (int) len; i++)
+		hlen |= (uint64) (uint8) data[i] << (8 * i);
+	if (len < 8 || hlen > len - 8 || hlen < strlen(META_PREFIX) ||
+		memcmp(data + 8, META_PREFIX, strlen(META_PREFIX)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\": the weights are not a tim4rec safetensors file", name)));
+	old_h = hlen;
+	while (old_h > 0 && data[8 + old_h - 1] == ' ')
+		old_h--;
+	new_h = old_h + meta_len;
+	while (new_h % 8 != 0)
+		new_h++;
+	initStringInfo(&out);
+	enlargeStringInfo(&out, VARHDRSZ + 8 + new_h + (len - 8 - hlen));
+	appendBinaryStringInfo(&out, "0123", VARHDRSZ);
+	for (int i = 0; i < 8; i++)
+		appendStringInfoChar(&out, (char) ((new_h >> (8 * i)) & 0xff));
+	appendBinaryStringInfo(&out, data + 8, strlen(META_PREFIX));
+	appendBinaryStringInfo(&out, meta, meta_len);
+	appendBinaryStringInfo(&out, data + 8 + strlen(META_PREFIX), old_h - strlen(META_PREFIX));
+	for (uint64 i = old_h + meta_len; i < new_h; i++)
+		appendStringInfoChar(&out, ' ');
+	appendBinaryStringInfo(&out, data + 8 + hlen, len - 8 - hlen);
+	SET_VARSIZE(out.data, out.len);
+	return (bytea *) out.data;
+}
+
 Datum
 tim4rec_export(PG_FUNCTION_ARGS)
 {
@@ -566,8 +636,7 @@ tim4rec_export(PG_FUNCTION_ARGS)
 	Size		len = VARSIZE_ANY_EXHDR(b);
 	uint64		hlen = 0;
 	char	   *comma = strchr(types, ',');
-	StringInfoData meta,
-				out;
+	StringInfoData meta;
 	ArrayType  *keys;
 	Datum	   *el;
 	bool	   *nulls;
@@ -611,31 +680,7 @@ tim4rec_export(PG_FUNCTION_ARGS)
 		escape_json(&meta, ids.data);
 		appendStringInfoChar(&meta, ',');
 	}
-	/* new header: the old one with the keys after "{"__metadata__":{",
-	 * trailing spaces trimmed and re-padded to 8 bytes */
-	{
-		uint64		old_h = hlen;
-		uint64		new_h;
-
-		while (old_h > 0 && data[8 + old_h - 1] == ' ')
-			old_h--;
-		new_h = old_h + meta.len;
-		while (new_h % 8 != 0)
-			new_h++;
-		initStringInfo(&out);
-		enlargeStringInfo(&out, VARHDRSZ + 8 + new_h + (len - 8 - hlen));
-		appendBinaryStringInfo(&out, "0123", VARHDRSZ);
-		for (int i = 0; i < 8; i++)
-			appendStringInfoChar(&out, (char) ((new_h >> (8 * i)) & 0xff));
-		appendBinaryStringInfo(&out, data + 8, strlen(META_PREFIX));
-		appendBinaryStringInfo(&out, meta.data, meta.len);
-		appendBinaryStringInfo(&out, data + 8 + strlen(META_PREFIX), old_h - strlen(META_PREFIX));
-		for (uint64 i = old_h + meta.len; i < new_h; i++)
-			appendStringInfoChar(&out, ' ');
-		appendBinaryStringInfo(&out, data + 8 + hlen, len - 8 - hlen);
-		SET_VARSIZE(out.data, out.len);
-		PG_RETURN_BYTEA_P((bytea *) out.data);
-	}
+	PG_RETURN_BYTEA_P(meta_inject(data, len, meta.data, meta.len, name));
 }
 
 /* a string of the file's __metadata__, NULL when absent */
@@ -891,6 +936,49 @@ tim4rec_alter_owner(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The training counts a file carries (metadata tim4rec_item_counts, written
+ * with every version since 0.3: a JSON array of V-1 non-negative integers,
+ * rows 1..V-1), as [V] with [0] = 0; NULL when the file has none (older
+ * files, or files from elsewhere: the cold start then lists rows in order).
+ * ERROR 22P03 when malformed.
+ */
+static int64 *
+import_meta_counts(bytea *wb, int V)
+{
+	char	   *json = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_item_counts");
+	Jsonb	   *j;
+	int64	   *counts;
+
+	if (json == NULL)
+		return NULL;
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	if (!JB_ROOT_IS_ARRAY(j) || JB_ROOT_COUNT(j) != (uint32) (V - 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid model file: __metadata__.tim4rec_item_counts must be an array of %d counts", V - 1)));
+	counts = palloc0(sizeof(int64) * V);
+	for (int i = 0; i < V - 1; i++)
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(&j->root, i);
+		bool		ok = v != NULL && v->type == jbvNumeric;
+
+		if (ok)
+		{
+			Datum		n = NumericGetDatum(v->val.numeric);
+
+			ok = DatumGetBool(DirectFunctionCall2(numeric_ge, n, DirectFunctionCall1(int8_numeric, Int64GetDatum(0))));
+			if (ok)
+				counts[i + 1] = DatumGetInt64(DirectFunctionCall1(numeric_int8, n));
+		}
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid model file: __metadata__.tim4rec_item_counts[%d] is not a non-negative integer", i)));
+	}
+	return counts;
+}
+
+/*
  * The item ids of an exported file's metadata (a JSON array of strings, one
  * per row 1..V-1): integer ids into ids[], text and uuid ids returned as
  * keys[V] (uuids in canonical form).  ERROR 22P03 when malformed.
@@ -1114,7 +1202,7 @@ tim4rec_import(PG_FUNCTION_ARGS)
 			nv.item_keys = item_keys;
 			nv.user_type = user_type;
 			nv.item_type = item_type;
-			nv.item_counts = NULL;
+			nv.item_counts = import_meta_counts(wb, V);
 			nv.n_items = V;
 			nv.weights = buf;
 			nv.weights_len = len;
