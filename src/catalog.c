@@ -32,6 +32,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
@@ -216,6 +217,32 @@ t4r_pg_check_model_writable(const char *model_name)
 	t4r_pg_catalog_end(&cs);
 }
 
+/*
+ * The config column of (name, version) (version > 0), copied into the
+ * current memory context; the caller must have checked the read privilege
+ * (t4r_pg_get_model).  ERROR 42704 when the row does not exist.
+ */
+Jsonb *
+t4r_pg_catalog_config(const char *name, int32 version)
+{
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+	Datum		d = (Datum) 0;
+	bool		isnull = true;
+	MemoryContext target = CurrentMemoryContext;
+	bool		found;
+
+	t4r_pg_catalog_begin(&cs);
+	found = fetch_row(&cs, name, version, &acl, "config", &d, &isnull, target, false);
+	MemoryContextSwitchTo(target);
+	t4r_pg_catalog_end(&cs);
+	if (!found || isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" version %d does not exist", name, version)));
+	return DatumGetJsonbP(d);
+}
+
 int32
 t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 {
@@ -226,6 +253,8 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	bool		deploy = nv->deploy != 0;
 	bool		have_cur_metric = false;
 	double		cur_metric = 0;
+	int32		cur_version = 0;
+	const char *metrics_json = nv->metrics_json;
 	T4rModelAcl acl;
 	bytea	   *w;
 
@@ -262,6 +291,8 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 			{
 				Datum		m = SPI_getbinval(tup, td, 3, &isnull);
 
+				cur_version = v;
+
 				if (!isnull)
 				{
 					char	   *txt = TextDatumGetCString(m);
@@ -283,6 +314,31 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	/* a model whose validation metric is not a number is never deployed */
 	if (isnan(nv->valid_ndcg10))
 		deploy = false;
+	/* a version that is not deployed says why, in its metrics */
+	if (!deploy && nv->deploy != 0 && metrics_json != NULL)
+	{
+		StringInfoData r,
+					m;
+		size_t		len = strlen(metrics_json);
+
+		initStringInfo(&r);
+		if (isnan(nv->valid_ndcg10))
+			appendStringInfoString(&r, "validation NDCG@10 is not a number");
+		else
+			appendStringInfo(&r, "if_better: validation NDCG@10 %.6f does not beat %.6f of the current version %d",
+							 nv->valid_ndcg10, cur_metric, cur_version);
+		while (len > 0 && metrics_json[len - 1] != '}')
+			len--;
+		if (len > 0)
+		{
+			initStringInfo(&m);
+			appendBinaryStringInfo(&m, metrics_json, len - 1);
+			appendStringInfoString(&m, ", \"not_deployed\": ");
+			escape_json(&m, r.data);
+			appendStringInfoChar(&m, '}');
+			metrics_json = m.data;
+		}
+	}
 
 	if (deploy)
 	{
@@ -300,12 +356,16 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
 	memcpy(VARDATA(w), nv->weights, nv->weights_len);
 	{
-		Oid			types[18] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
+		Oid			types[20] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
 			NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID,
-		NAMEOID, NAMEARRAYOID, NAMEARRAYOID};
-		Datum		vals[18];
-		char		nulls[19] = "                  ";
+		NAMEOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, INT4OID};
+		Datum		vals[20];
+		char		nulls[21] = "                    ";
 		int			V = nv->n_items;
+		int			nargs = cs.has_acl ? 18 : 15;
+		bool		has_parent = get_attnum(cs.relid, "parent_model") != InvalidAttrNumber;
+		StringInfoData cols,
+					params;
 
 		vals[0] = CStringGetTextDatum(nv->model_name);
 		vals[1] = Int32GetDatum(version);
@@ -322,8 +382,8 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		vals[10] = int8_array(nv->item_ids + 1, V - 1, false);
 		vals[11] = int8_array(nv->item_counts ? nv->item_counts + 1 : NULL, V - 1,
 							  nv->item_counts == NULL);
-		if (nv->metrics_json)
-			vals[12] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->metrics_json));
+		if (metrics_json)
+			vals[12] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json));
 		else
 			nulls[12] = 'n';
 		if (nv->history_json)
@@ -334,15 +394,35 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		vals[15] = name_datum(acl.owner);
 		vals[16] = name_array(&acl.grant_read);
 		vals[17] = name_array(&acl.grant_usage);
-		nulls[18] = '\0';
+		initStringInfo(&cols);
+		initStringInfo(&params);
+		if (cs.has_acl)
+		{
+			appendStringInfoString(&cols, ", owner, grant_read, grant_usage");
+			appendStringInfoString(&params, ", $16, $17, $18");
+		}
+		if (nv->parent_model != NULL)
+		{
+			/* the parent columns came with 0.3; a warm start needs them */
+			if (!has_parent || !cs.has_acl)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the tim4rec catalog has no parent_model column"),
+						 errhint("Run ALTER EXTENSION tim4rec UPDATE.")));
+			vals[18] = CStringGetTextDatum(nv->parent_model);
+			vals[19] = Int32GetDatum(nv->parent_version);
+			appendStringInfoString(&cols, ", parent_model, parent_version");
+			appendStringInfoString(&params, ", $19, $20");
+			nargs = 20;
+		}
+		nulls[nargs] = '\0';
 
 		q = psprintf("INSERT INTO %s (model_name, version, is_current, source_schema, source_table, "
 					 "user_column, item_column, time_column, order_column, config, item_ids, "
 					 "item_counts, metrics, history, weights%s) "
 					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15%s)",
-					 cs.table, cs.has_acl ? ", owner, grant_read, grant_usage" : "",
-					 cs.has_acl ? ", $16, $17, $18" : "");
-		rc = SPI_execute_with_args(q, cs.has_acl ? 18 : 15, types, vals, nulls, false, 0);
+					 cs.table, cols.data, params.data);
+		rc = SPI_execute_with_args(q, nargs, types, vals, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "tim4rec: catalog insert failed: %s", SPI_result_code_string(rc));
 	}

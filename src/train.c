@@ -31,7 +31,7 @@
 
 PG_FUNCTION_INFO_V1(tim4rec_train);
 
-#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device"
+#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from"
 
 /* ------------------------------------------------------------------ */
 /* options                                                             */
@@ -217,6 +217,109 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 }
 
 /* ------------------------------------------------------------------ */
+/* warm start ("init_from")                                            */
+/* ------------------------------------------------------------------ */
+/*
+ * options->init_from: "name" (the current version) or {"model": "name",
+ * "version": n}.  On return *name and *version (0 = current); false when
+ * the key is absent.
+ */
+static bool
+init_from_option(Jsonb *opts, char **name, int32 *version)
+{
+	JsonbValue *v;
+	const char *usage = "init_from is a model name or {\"model\": name, \"version\": n}.";
+
+	*name = NULL;
+	*version = 0;
+	if (opts == NULL || !JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+		return false;
+	v = getKeyJsonValueFromContainer(&opts->root, "init_from", strlen("init_from"), NULL);
+	if (v == NULL)
+		return false;
+	if (v->type == jbvString)
+		*name = pnstrdup(v->val.string.val, v->val.string.len);
+	else if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	k,
+					x;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *key;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(&it, &x, true);
+			if (strcmp(key, "model") == 0 && x.type == jbvString)
+				*name = pnstrdup(x.val.string.val, x.val.string.len);
+			else if (strcmp(key, "version") == 0 && x.type == jbvNumeric)
+				*version = int_option(DatumGetCString(DirectFunctionCall1(numeric_out,
+																		   NumericGetDatum(x.val.numeric))),
+									  "options", "init_from", 1, INT_MAX);
+			else if (strcmp(key, "version") == 0 && x.type == jbvNull)
+				*version = 0;
+			else
+				bad_option("options", "init_from", usage);
+		}
+	}
+	else
+		bad_option("options", "init_from", usage);
+	if (*name == NULL || (*name)[0] == '\0' || strlen(*name) >= NAMEDATALEN)
+		bad_option("options", "init_from", usage);
+	return true;
+}
+
+/*
+ * The options of a warm start: the parent's stored options (all but the
+ * per-call keys deploy, device and threads), then the caller's, without
+ * init_from.  "preset" would reset the parent's keys: refused.
+ */
+static Jsonb *
+warm_options(Jsonb *parent_cfg, Jsonb *user)
+{
+	Datum		p = JsonbPGetDatum(parent_cfg);
+	Datum		u = JsonbPGetDatum(user);
+
+	if (getKeyJsonValueFromContainer(&user->root, "preset", strlen("preset"), NULL) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"preset\" and \"init_from\" cannot be combined"),
+				 errdetail("A warm start takes every option the call does not set from the parent version."),
+				 errhint("Set single keys (e.g. \"patience\") instead of a preset.")));
+	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("deploy"));
+	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("device"));
+	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("threads"));
+	u = DirectFunctionCall2(jsonb_delete, u, CStringGetTextDatum("init_from"));
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, p, u));
+}
+
+/*
+ * Row of the parent's vocabulary for each row of the new one (row 0, the
+ * padding, maps to 0), -1 for items the parent does not know: matched by
+ * external item id.  The only place of the warm start that knows the id
+ * type.  *known: how many of rows 1..V-1 the parent knows.
+ */
+static int32_t *
+warm_row_map(T4rLoadedModel *parent, const t4r_dataset *ds, int64 *known)
+{
+	int32_t    *map = palloc(sizeof(int32_t) * ds->n_items);
+
+	*known = 0;
+	map[0] = 0;
+	for (int32 r = 1; r < ds->n_items; r++)
+	{
+		map[r] = t4r_pg_item_row(parent, ds->item_ids[r]);
+		if (map[r] >= 0)
+			(*known)++;
+	}
+	return map;
+}
+
+/* ------------------------------------------------------------------ */
 /* callbacks                                                           */
 /* ------------------------------------------------------------------ */
 typedef struct TrainState
@@ -323,6 +426,9 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	int64		n_users = 0,
 				n_items = 0,
 				n_inter = 0;
+	char	   *parent_name = NULL;
+	int32		parent_version = 0;
+	T4rLoadedModel *parent = NULL;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -340,7 +446,31 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
-	t4r_pg_parse_options(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &opts, "options");
+	{
+		Jsonb	   *uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+
+		if (init_from_option(uopts, &parent_name, &parent_version))
+		{
+			/* READ on the parent (42704 / 42501 from here); pinned until
+			 * the end of the call */
+			parent = t4r_pg_get_model(parent_name, parent_version, T4R_PRIV_READ);
+			parent_version = parent->version;
+			uopts = warm_options(t4r_pg_catalog_config(parent_name, parent_version), uopts);
+		}
+		t4r_pg_parse_options(uopts, &opts, "options");
+	}
+	if (parent)
+	{
+		char		diff[512];
+
+		if (t4r_config_shape_diff(&parent->model->cfg, &opts.cfg, diff, sizeof(diff)) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options change the shape of the weights of model \"%s\" version %d",
+							parent_name, parent_version),
+					 errdetail("A warm start keeps the parent's shapes; these options differ: %s.", diff),
+					 errhint("Leave these keys out (init_from takes them from the parent), or train without init_from to change them.")));
+	}
 
 	use_cuda = t4r_pg_use_cuda(opts.device, "training");
 	strlcpy(opts.device, use_cuda ? "cuda" : "cpu", sizeof(opts.device));
@@ -470,6 +600,25 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		if (rc != T4R_OK)
 			t4r_pg_core_error(rc, "creating the model", err);
 		t4r_model_init(model, opts.cfg.seed);
+		if (parent)
+		{
+			/* warm start: the parent's weights over the fresh initialisation
+			 * (new items keep theirs); before the GPU copy is made */
+			int64		known;
+			int32_t    *map = warm_row_map(parent, ds, &known);
+
+			err[0] = '\0';
+			rc = t4r_model_warm_start(model, parent->model, map, err, sizeof(err));
+			pfree(map);
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "warm start", err);
+			ereport(NOTICE,
+					(errmsg("warm start from model \"%s\" version %d: " INT64_FORMAT " known items, " INT64_FORMAT " new, " INT64_FORMAT " dropped",
+							parent_name, parent_version, known, (int64) (V - 1) - known,
+							(int64) (parent->model->cfg.n_items - 1) - known)));
+			t4r_pg_release_model(parent);
+			parent = NULL;
+		}
 		if (use_cuda)
 		{
 			t4r_pg_device_open(&dev, model, true);
@@ -593,6 +742,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			nv.weights_len = len;
 			nv.deploy = opts.deploy;
 			nv.valid_ndcg10 = vndcg;
+			nv.parent_model = parent_name;
+			nv.parent_version = parent_version;
 			version = t4r_pg_catalog_insert(&nv, &deployed);
 		}
 	}
