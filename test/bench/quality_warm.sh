@@ -8,8 +8,8 @@
 # ts >= CUT; interactions_base = the rows with ts < CUT.  Arms (WARM_ARMS, in
 # this order by default):
 #   base  tim4rec_train('interactions_base', 'w_base', OPTS)      (the parent)
-#   warm  tim4rec_train('interactions', 'w_warm', OPTS + init_from w_base,
-#                       patience WARM_PATIENCE)
+#   warm  tim4rec_train('interactions', 'w_warm_pN', OPTS + init_from w_base,
+#                       patience N) for each N in WARM_PATIENCE
 #   full  tim4rec_train('interactions', 'w_full', OPTS)            (reference)
 # OPTS = amazon preset, seed, order_column seq, batch 256, patience 5,
 # epochs 200, threads THREADS (the protocol of test/bench/QUALITY.md).
@@ -17,7 +17,8 @@
 # its own table: warm and full are both evaluated on the full table);
 # time = the whole tim4rec_train call.
 #
-# Variables: WARM_ARMS (default "base warm full"), WARM_PATIENCE (default 2),
+# Variables: WARM_ARMS (default "base warm full"), WARM_PATIENCE (default "1 2":
+# one warm arm per value),
 # WARM_EPOCHS (default 200), WARM_SEED (2020), THREADS (nproc),
 # QUALITY_DATA (../shared/data), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1.
 # Output: table rows on stdout and in test/results/quality-warm/rows.md.
@@ -32,7 +33,7 @@ export PATH=$T4R_PG_BINDIR:$PATH
 DATA=${QUALITY_DATA:-$REPO/../shared/data}
 CSV=$DATA/amazon-beauty-5core/interactions.csv
 ARMS=${WARM_ARMS:-base warm full}
-WPAT=${WARM_PATIENCE:-2}
+WPAT=${WARM_PATIENCE:-1 2}
 EPOCHS=${WARM_EPOCHS:-200}
 SEED=${WARM_SEED:-2020}
 THREADS=${THREADS:-$(nproc 2>/dev/null || echo 2)}
@@ -81,7 +82,7 @@ echo "| arm | table | options | HR@10 | NDCG@10 | MRR@10 | best epoch | epochs r
 echo "|---|---|---|--:|--:|--:|--:|--:|--:|---|"
 
 run_arm() {  # args: arm table model options
-    local arm=$1 table=$2 model=$3 o=$4 logf=$OUTDIR/$1.log la
+    local arm=$1 table=$2 model=$3 o=$4 logf=$OUTDIR/$3.log la
     la=$(cut -d' ' -f1 /proc/loadavg)
     log "$arm: tim4rec_train('$table', '$model', options => '$o')  (log: $logf)"
     if ! psql -X -q -v ON_ERROR_STOP=1 -At -F' ' >"$logf" 2>&1 <<SQL
@@ -111,7 +112,10 @@ FAILS=0
 for arm in $ARMS; do
     case $arm in
         base) run_arm base interactions_base w_base "$(opts 5)" || FAILS=$((FAILS + 1)) ;;
-        warm) run_arm warm interactions w_warm "$(opts "$WPAT" '"init_from": "w_base"')" || FAILS=$((FAILS + 1)) ;;
+        warm)
+            for p in $WPAT; do
+                run_arm "warm (patience $p)" interactions "w_warm_p$p" "$(opts "$p" '"init_from": "w_base"')" || FAILS=$((FAILS + 1))
+            done ;;
         full) run_arm full interactions w_full "$(opts 5)" || FAILS=$((FAILS + 1)) ;;
         *) log "unknown arm $arm"; FAILS=$((FAILS + 1)) ;;
     esac
