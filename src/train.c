@@ -276,20 +276,35 @@ init_from_option(Jsonb *opts, char **name, int32 *version)
 /*
  * The options of a warm start: the parent's stored options (all but the
  * per-call keys deploy, device and threads), then the caller's, without
- * init_from.  "preset" would reset the parent's keys: refused.
+ * init_from.  A "preset" other than the parent's would reset the parent's
+ * keys: refused.
  */
 static Jsonb *
 warm_options(Jsonb *parent_cfg, Jsonb *user)
 {
 	Datum		p = JsonbPGetDatum(parent_cfg);
 	Datum		u = JsonbPGetDatum(user);
+	JsonbValue *up = getKeyJsonValueFromContainer(&user->root, "preset", strlen("preset"), NULL);
 
-	if (getKeyJsonValueFromContainer(&user->root, "preset", strlen("preset"), NULL) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options \"preset\" and \"init_from\" cannot be combined"),
-				 errdetail("A warm start takes every option the call does not set from the parent version."),
-				 errhint("Set single keys (e.g. \"patience\") instead of a preset.")));
+	if (up != NULL)
+	{
+		JsonbValue *pp = getKeyJsonValueFromContainer(&parent_cfg->root, "preset", strlen("preset"), NULL);
+
+		/* the parent's own preset changes nothing; another one would reset
+		 * the parent's keys */
+		if (up->type != jbvString || pp == NULL || pp->type != jbvString ||
+			up->val.string.len != pp->val.string.len ||
+			memcmp(up->val.string.val, pp->val.string.val, up->val.string.len) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"preset\" differs from the parent's preset"),
+					 errdetail("A warm start takes every option the call does not set from the parent version%s%.*s%s.",
+							   pp && pp->type == jbvString ? " (preset \"" : "",
+							   pp && pp->type == jbvString ? pp->val.string.len : 0,
+							   pp && pp->type == jbvString ? pp->val.string.val : "",
+							   pp && pp->type == jbvString ? "\")" : ""),
+					 errhint("Leave \"preset\" out with init_from and set single keys (e.g. \"patience\").")));
+	}
 	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("deploy"));
 	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("device"));
 	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("threads"));

@@ -8,8 +8,9 @@
 # ts >= CUT; interactions_base = the rows with ts < CUT.  Arms (WARM_ARMS, in
 # this order by default):
 #   base  tim4rec_train('interactions_base', 'w_base', OPTS)      (the parent)
-#   warm  tim4rec_train('interactions', 'w_warm_pN', OPTS + init_from w_base,
-#                       patience N) for each N in WARM_PATIENCE
+#   warm  tim4rec_train('interactions', 'w_warm_pN', {"init_from": "w_base",
+#                       "patience": N, "threads": THREADS}) for each N in
+#                       WARM_PATIENCE (every other option from w_base)
 #   full  tim4rec_train('interactions', 'w_full', OPTS)            (reference)
 # OPTS = amazon preset, seed, order_column seq, batch 256, patience 5,
 # epochs 200, threads THREADS (the protocol of test/bench/QUALITY.md).
@@ -20,7 +21,10 @@
 # Variables: WARM_ARMS (default "base warm full"), WARM_PATIENCE (default "1 2":
 # one warm arm per value),
 # WARM_EPOCHS (default 200), WARM_SEED (2020), THREADS (nproc),
-# QUALITY_DATA (../shared/data), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1.
+# QUALITY_DATA (../shared/data), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1,
+# WARM_BASE_COPY (a file with w_base's catalog row, as written by
+# \copy (SELECT * FROM tim4rec_models WHERE model_name = 'w_base') TO file:
+# the base arm loads it instead of training).
 # Output: table rows on stdout and in test/results/quality-warm/rows.md.
 set -u -o pipefail
 
@@ -68,8 +72,12 @@ ANALYZE interactions_base;
 SQL
 log "cut ts $CUT ($(date -u -d "@$CUT" +%F)): $AFTER of $TOTAL interactions at or after it"
 
-opts() {  # args: patience [extra json]
-    echo "{\"preset\": \"amazon\", \"is_time\": true, \"seed\": $SEED, \"order_column\": \"seq\", \"epochs\": $EPOCHS, \"patience\": $1, \"batch_size\": 256, \"threads\": $THREADS${2:+, $2}}"
+opts() {  # args: patience
+    echo "{\"preset\": \"amazon\", \"is_time\": true, \"seed\": $SEED, \"order_column\": \"seq\", \"epochs\": $EPOCHS, \"patience\": $1, \"batch_size\": 256, \"threads\": $THREADS}"
+}
+# a warm start repeats no option: the rest comes from the parent
+warm_opts() {  # args: patience
+    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS}"
 }
 
 NOW=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -111,10 +119,18 @@ SQL
 FAILS=0
 for arm in $ARMS; do
     case $arm in
-        base) run_arm base interactions_base w_base "$(opts 5)" || FAILS=$((FAILS + 1)) ;;
+        base)
+            if [ -n "${WARM_BASE_COPY:-}" ]; then
+                # the base model of an earlier run (a COPY of its catalog row)
+                psql -X -q -v ON_ERROR_STOP=1 -c "\\copy tim4rec_models FROM '$WARM_BASE_COPY'" ||
+                    { log "loading $WARM_BASE_COPY failed"; FAILS=$((FAILS + 1)); }
+                log "base: loaded from $WARM_BASE_COPY"
+            else
+                run_arm base interactions_base w_base "$(opts 5)" || FAILS=$((FAILS + 1))
+            fi ;;
         warm)
             for p in $WPAT; do
-                run_arm "warm (patience $p)" interactions "w_warm_p$p" "$(opts "$p" '"init_from": "w_base"')" || FAILS=$((FAILS + 1))
+                run_arm "warm (patience $p)" interactions "w_warm_p$p" "$(warm_opts "$p")" || FAILS=$((FAILS + 1))
             done ;;
         full) run_arm full interactions w_full "$(opts 5)" || FAILS=$((FAILS + 1)) ;;
         *) log "unknown arm $arm"; FAILS=$((FAILS + 1)) ;;

@@ -3,7 +3,7 @@
 -- now.  Known items keep their embedding rows (by external id), new items
 -- get the rows a fresh training initialises, dropped items disappear;
 -- unspecified options come from the parent; shape-changing options,
--- "preset", a missing parent and missing privileges are errors; the
+-- a preset other than the parent's, a missing parent and missing privileges are errors; the
 -- catalog records the parent; deploy "if_better" records why a version
 -- stays non-current.
 --
@@ -19,7 +19,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(30);
+SELECT plan(31);
 
 -- row r (0 = padding) of item_embedding.weight ([V, d] float32) of a safetensors file
 CREATE FUNCTION emb_row(w bytea, r int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
@@ -82,7 +82,10 @@ SELECT is((SELECT bool_or(emb_row(c.weights, row_of('c', 1, i)) = emb_row(f.weig
            WHERE c.model_name = 'c' AND f.model_name = 'f'), false,
           '... while known items do not (the check can tell the two apart)');
 
--- 12-15: a real warm start continues; explicit versions; the same model name
+SELECT is((SELECT version FROM tim4rec_train('tw', 'c', options => '{"init_from": "p", "preset": "movielens", "epochs": 1}')), 2,
+          'the parent''s own preset is accepted with init_from (it changes nothing)');
+
+-- 13-16: a real warm start continues; explicit versions; the same model name
 SELECT is((SELECT version FROM tim4rec_train('tw', 'p', options => '{"init_from": "p"}')), 2,
           'warm start of p from its current version stores p version 2');
 SELECT is((SELECT parent_model || ' ' || parent_version || ' ' || is_current FROM tim4rec_model_list WHERE model_name = 'p' AND version = 2),
@@ -92,7 +95,7 @@ SELECT is((SELECT version FROM tim4rec_train('tw', 'p', options => '{"init_from"
 SELECT is((SELECT parent_version FROM tim4rec_model_list WHERE model_name = 'p' AND version = 3), 1,
           'the explicit parent version is recorded');
 
--- 16-17: deploy "if_better" with no improvement: stored, not current, reason recorded
+-- 17-18: deploy "if_better" with no improvement: stored, not current, reason recorded
 UPDATE tim4rec_models SET metrics = jsonb_set(metrics, '{valid,ndcg@10}', '1.5') WHERE model_name = 'p' AND is_current;
 SELECT is((SELECT version FROM tim4rec_train('tw', 'p', options => '{"init_from": "p", "epochs": 1, "deploy": "if_better"}')), 4,
           'if_better warm start stores version 4');
@@ -100,7 +103,7 @@ SELECT is((SELECT NOT is_current AND metrics ->> 'not_deployed' LIKE 'if_better:
            FROM tim4rec_model_list WHERE model_name = 'p' AND version = 4), true,
           'version 4 stays non-current and says why');
 
--- 18-24: errors, nothing stored
+-- 19-25: errors, nothing stored
 CREATE TEMP TABLE snap AS SELECT model_name, version, is_current FROM tim4rec_models;
 SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": "p", "hidden_size": 32}') $$,
                  '22023', 'options change the shape of the weights of model "p" version 3',
@@ -108,7 +111,7 @@ SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": "p
 SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": "p", "max_seq_len": 30, "num_layers": 1}') $$,
                  '22023', NULL, 'max_seq_len and num_layers differing from the parent: 22023');
 SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": "p", "preset": "amazon"}') $$,
-                 '22023', 'options "preset" and "init_from" cannot be combined', 'preset with init_from: 22023');
+                 '22023', 'option "preset" differs from the parent''s preset', 'another preset than the parent''s: 22023');
 SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": "nosuch"}') $$,
                  '42704', 'model "nosuch" does not exist', 'a missing parent model: 42704');
 SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": {"model": "p", "version": 99}}') $$,
@@ -118,7 +121,7 @@ SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": 3}
 SELECT is((SELECT count(*)::int FROM (SELECT model_name, version, is_current FROM tim4rec_models
                                        EXCEPT SELECT * FROM snap) d), 0, 'failed warm starts store nothing');
 
--- 25-30: privileges: READ on the parent, OWNER of the target
+-- 26-31: privileges: READ on the parent, OWNER of the target
 CREATE ROLE t4r_warm_a NOLOGIN;
 CREATE ROLE t4r_warm_b NOLOGIN;
 GRANT SELECT ON tw TO t4r_warm_b;
