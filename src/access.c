@@ -151,6 +151,10 @@ t4r_pg_catalog_begin(T4rCatalogSession *s)
 	s->has_acl = get_attnum(relid, "owner") != InvalidAttrNumber;
 	s->acl_columns = s->has_acl ? "owner, grant_read, grant_usage" :
 		"NULL::pg_catalog.name, '{}'::pg_catalog.name[], '{}'::pg_catalog.name[]";
+	s->has_ids = get_attnum(relid, "item_id_type") != InvalidAttrNumber;
+	s->id_columns = s->has_ids ? "user_id_type, item_id_type" :
+		"'bigint'::pg_catalog.text, 'bigint'::pg_catalog.text";
+	s->keys_column = s->has_ids ? "item_keys" : "NULL::pg_catalog.text[]";
 	s->caller = GetUserId();
 	GetUserIdAndSecContext(&s->saved_uid, &s->saved_sec);
 	SetUserIdAndSecContext(owner, s->saved_sec | SECURITY_LOCAL_USERID_CHANGE |

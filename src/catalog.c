@@ -41,6 +41,7 @@ PG_FUNCTION_INFO_V1(tim4rec_drop);
 PG_FUNCTION_INFO_V1(tim4rec_export);
 PG_FUNCTION_INFO_V1(tim4rec_import);
 PG_FUNCTION_INFO_V1(tim4rec_item_ids);
+PG_FUNCTION_INFO_V1(tim4rec_item_keys);
 PG_FUNCTION_INFO_V1(tim4rec_grant);
 PG_FUNCTION_INFO_V1(tim4rec_revoke);
 PG_FUNCTION_INFO_V1(tim4rec_alter_owner);
@@ -356,16 +357,26 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
 	memcpy(VARDATA(w), nv->weights, nv->weights_len);
 	{
-		Oid			types[20] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
+		Oid			types[23] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
 			NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID,
-		NAMEOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, INT4OID};
-		Datum		vals[20];
-		char		nulls[21] = "                    ";
+		NAMEOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT4OID};
+		Datum		vals[23];
+		char		nulls[24] = "                       ";
 		int			V = nv->n_items;
-		int			nargs = cs.has_acl ? 18 : 15;
-		bool		has_parent = get_attnum(cs.relid, "parent_model") != InvalidAttrNumber;
+		Oid			utype = OidIsValid(nv->user_type) ? nv->user_type : INT8OID;
+		Oid			itype = OidIsValid(nv->item_type) ? nv->item_type : INT8OID;
 		StringInfoData cols,
 					params;
+		int			nparams;
+		bool		has_parent = get_attnum(cs.relid, "parent_model") != InvalidAttrNumber;
+
+		if (!cs.has_ids && (t4r_ids_kind(utype) != T4R_ID_INT || t4r_ids_kind(itype) != T4R_ID_INT))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the model catalog has no id types yet"),
+					 errdetail("The model has user ids of type %s and item ids of type %s.",
+							   t4r_ids_type_name(utype), t4r_ids_type_name(itype)),
+					 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
 
 		vals[0] = CStringGetTextDatum(nv->model_name);
 		vals[1] = Int32GetDatum(version);
@@ -379,7 +390,7 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		if (nv->order_column == NULL)
 			nulls[8] = 'n';
 		vals[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->config_json));
-		vals[10] = int8_array(nv->item_ids + 1, V - 1, false);
+		vals[10] = int8_array(nv->item_ids + 1, nv->item_keys ? 0 : V - 1, false);
 		vals[11] = int8_array(nv->item_counts ? nv->item_counts + 1 : NULL, V - 1,
 							  nv->item_counts == NULL);
 		if (metrics_json)
@@ -394,35 +405,74 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		vals[15] = name_datum(acl.owner);
 		vals[16] = name_array(&acl.grant_read);
 		vals[17] = name_array(&acl.grant_usage);
+		vals[18] = CStringGetTextDatum(t4r_ids_type_name(utype));
+		vals[19] = CStringGetTextDatum(t4r_ids_type_name(itype));
+		if (nv->item_keys)
+		{
+			Datum	   *k = palloc(sizeof(Datum) * (V > 1 ? V - 1 : 1));
+
+			for (int r = 1; r < V; r++)
+				k[r - 1] = CStringGetTextDatum(nv->item_keys[r]);
+			vals[20] = PointerGetDatum(construct_array(k, V - 1, TEXTOID, -1, false, TYPALIGN_INT));
+		}
+		else
+			nulls[20] = 'n';
+		nulls[21] = '\0';
+
 		initStringInfo(&cols);
 		initStringInfo(&params);
+		nparams = 15;
 		if (cs.has_acl)
 		{
 			appendStringInfoString(&cols, ", owner, grant_read, grant_usage");
 			appendStringInfoString(&params, ", $16, $17, $18");
+			nparams = 18;
+		}
+		else
+		{
+			/* no ACL columns: the id values move down to $16.. */
+			types[15] = types[18];
+			types[16] = types[19];
+			types[17] = types[20];
+			vals[15] = vals[18];
+			vals[16] = vals[19];
+			vals[17] = vals[20];
+			nulls[15] = nulls[18];
+			nulls[16] = nulls[19];
+			nulls[17] = nulls[20];
+		}
+		if (cs.has_ids)
+		{
+			appendStringInfoString(&cols, ", user_id_type, item_id_type, item_keys");
+			appendStringInfo(&params, ", $%d, $%d, $%d", nparams + 1, nparams + 2, nparams + 3);
+			nparams += 3;
 		}
 		if (nv->parent_model != NULL)
 		{
 			/* the parent columns came with 0.3; a warm start needs them */
-			if (!has_parent || !cs.has_acl)
+			if (!has_parent)
 				ereport(ERROR,
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("the tim4rec catalog has no parent_model column"),
-						 errhint("Run ALTER EXTENSION tim4rec UPDATE.")));
-			vals[18] = CStringGetTextDatum(nv->parent_model);
-			vals[19] = Int32GetDatum(nv->parent_version);
+						 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
+			types[nparams] = TEXTOID;
+			vals[nparams] = CStringGetTextDatum(nv->parent_model);
+			nulls[nparams] = ' ';
+			types[nparams + 1] = INT4OID;
+			vals[nparams + 1] = Int32GetDatum(nv->parent_version);
+			nulls[nparams + 1] = ' ';
 			appendStringInfoString(&cols, ", parent_model, parent_version");
-			appendStringInfoString(&params, ", $19, $20");
-			nargs = 20;
+			appendStringInfo(&params, ", $%d, $%d", nparams + 1, nparams + 2);
+			nparams += 2;
 		}
-		nulls[nargs] = '\0';
+		nulls[nparams] = '\0';
 
 		q = psprintf("INSERT INTO %s (model_name, version, is_current, source_schema, source_table, "
 					 "user_column, item_column, time_column, order_column, config, item_ids, "
 					 "item_counts, metrics, history, weights%s) "
 					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15%s)",
 					 cs.table, cols.data, params.data);
-		rc = SPI_execute_with_args(q, nargs, types, vals, nulls, false, 0);
+		rc = SPI_execute_with_args(q, nparams, types, vals, nulls, false, 0);
 		if (rc != SPI_OK_INSERT)
 			elog(ERROR, "tim4rec: catalog insert failed: %s", SPI_result_code_string(rc));
 	}
@@ -549,6 +599,13 @@ read_column(FunctionCallInfo fcinfo, const char *name, int32 version, const char
 	MemoryContext caller = CurrentMemoryContext;
 
 	t4r_pg_catalog_begin(&cs);
+	/* "expression for a 0.3 catalog|expression for an older one" */
+	if (strchr(col, '|'))
+	{
+		char	   *bar = strchr(col, '|');
+
+		col = cs.has_ids ? pnstrdup(col, bar - col) : pstrdup(bar + 1);
+	}
 	if (!fetch_row(&cs, name, version, &acl, col, &d, &isnull, caller, false))
 		not_found(name, version);
 	t4r_pg_catalog_end(&cs);
@@ -563,12 +620,131 @@ read_column(FunctionCallInfo fcinfo, const char *name, int32 version, const char
 /* ------------------------------------------------------------------ */
 /* tim4rec_export(model_name text) RETURNS bytea                       */
 /* ------------------------------------------------------------------ */
+/*
+ * Models with text or uuid ids also record them in the file's
+ * __metadata__ (strings, as safetensors requires): tim4rec_user_id_type,
+ * tim4rec_item_id_type and tim4rec_item_ids (a JSON array of the item ids
+ * of rows 1..V-1, as text), which tim4rec_import reads back.
+ */
+#define META_PREFIX "{\"__metadata__\":{"
+
 Datum
 tim4rec_export(PG_FUNCTION_ARGS)
 {
 	char	   *name = name_arg(fcinfo, 0, "model_name");
+	Datum		w = read_column(fcinfo, name, 0, "weights");
+	char	   *types = TextDatumGetCString(read_column(fcinfo, name, 0,
+														"pg_catalog.concat(user_id_type, ',', item_id_type)|'bigint,bigint'::pg_catalog.text"));
+	bytea	   *b = DatumGetByteaPP(w);
+	const char *data = VARDATA_ANY(b);
+	Size		len = VARSIZE_ANY_EXHDR(b);
+	uint64		hlen = 0;
+	char	   *comma = strchr(types, ',');
+	StringInfoData meta,
+				out;
+	ArrayType  *keys;
+	Datum	   *el;
+	bool	   *nulls;
+	int			n;
 
-	PG_RETURN_DATUM(read_column(fcinfo, name, 0, "weights"));
+	/* integer ids: the file as stored (ids come from tim4rec_item_ids) */
+	if (comma == NULL)
+		PG_RETURN_DATUM(w);
+	*comma = '\0';
+	if (t4r_ids_kind(t4r_ids_type_oid(types)) == T4R_ID_INT &&
+		t4r_ids_kind(t4r_ids_type_oid(comma + 1)) == T4R_ID_INT)
+		PG_RETURN_DATUM(w);
+	for (int i = 0; i < 8 && i < (int) len; i++)
+		hlen |= (uint64) (uint8) data[i] << (8 * i);
+	if (len < 8 || hlen > len - 8 || hlen < strlen(META_PREFIX) ||
+		memcmp(data + 8, META_PREFIX, strlen(META_PREFIX)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\": the stored weights are not a tim4rec safetensors file", name)));
+	keys = DatumGetArrayTypeP(read_column(fcinfo, name, 0,
+										  "COALESCE(item_keys, CAST(item_ids AS pg_catalog.text[]))|CAST(item_ids AS pg_catalog.text[])"));
+	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &el, &nulls, &n);
+	{
+		StringInfoData ids;
+
+		initStringInfo(&ids);
+		appendStringInfoChar(&ids, '[');
+		for (int i = 0; i < n; i++)
+		{
+			if (i)
+				appendStringInfoChar(&ids, ',');
+			escape_json(&ids, TextDatumGetCString(el[i]));
+		}
+		appendStringInfoChar(&ids, ']');
+		initStringInfo(&meta);
+		appendStringInfoString(&meta, "\"tim4rec_user_id_type\":");
+		escape_json(&meta, types);
+		appendStringInfoString(&meta, ",\"tim4rec_item_id_type\":");
+		escape_json(&meta, comma + 1);
+		appendStringInfoString(&meta, ",\"tim4rec_item_ids\":");
+		escape_json(&meta, ids.data);
+		appendStringInfoChar(&meta, ',');
+	}
+	/* new header: the old one with the keys after "{"__metadata__":{",
+	 * trailing spaces trimmed and re-padded to 8 bytes */
+	{
+		uint64		old_h = hlen;
+		uint64		new_h;
+
+		while (old_h > 0 && data[8 + old_h - 1] == ' ')
+			old_h--;
+		new_h = old_h + meta.len;
+		while (new_h % 8 != 0)
+			new_h++;
+		initStringInfo(&out);
+		enlargeStringInfo(&out, VARHDRSZ + 8 + new_h + (len - 8 - hlen));
+		appendBinaryStringInfo(&out, "0123", VARHDRSZ);
+		for (int i = 0; i < 8; i++)
+			appendStringInfoChar(&out, (char) ((new_h >> (8 * i)) & 0xff));
+		appendBinaryStringInfo(&out, data + 8, strlen(META_PREFIX));
+		appendBinaryStringInfo(&out, meta.data, meta.len);
+		appendBinaryStringInfo(&out, data + 8 + strlen(META_PREFIX), old_h - strlen(META_PREFIX));
+		for (uint64 i = old_h + meta.len; i < new_h; i++)
+			appendStringInfoChar(&out, ' ');
+		appendBinaryStringInfo(&out, data + 8 + hlen, len - 8 - hlen);
+		SET_VARSIZE(out.data, out.len);
+		PG_RETURN_BYTEA_P((bytea *) out.data);
+	}
+}
+
+/* a string of the file's __metadata__, NULL when absent */
+static char *
+file_meta(const uint8 *data, Size len, const char *key)
+{
+	uint64		hlen = 0;
+	char	   *txt;
+	Jsonb	   *j;
+	JsonbValue	k,
+			   *m,
+			   *v;
+
+	if (len < 8)
+		return NULL;
+	for (int i = 0; i < 8; i++)
+		hlen |= (uint64) data[i] << (8 * i);
+	if (hlen > len - 8)
+		return NULL;
+	txt = pnstrdup((const char *) data + 8, hlen);
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(txt)));
+	if (!JB_ROOT_IS_OBJECT(j))
+		return NULL;
+	k.type = jbvString;
+	k.val.string.val = "__metadata__";
+	k.val.string.len = strlen("__metadata__");
+	m = findJsonbValueFromContainer(&j->root, JB_FOBJECT, &k);
+	if (m == NULL || m->type != jbvBinary)
+		return NULL;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(m->val.binary.data, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvString)
+		return NULL;
+	return pnstrdup(v->val.string.val, v->val.string.len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -581,9 +757,31 @@ tim4rec_item_ids(PG_FUNCTION_ARGS)
 	char	   *name = name_arg(fcinfo, 0, "model_name");
 	int32		version = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
 
+	char	   *itype;
+
 	if (!PG_ARGISNULL(1) && version <= 0)
 		not_found(name, version);
+	itype = TextDatumGetCString(read_column(fcinfo, name, version, "item_id_type|'bigint'::pg_catalog.text"));
+	if (t4r_ids_kind(t4r_ids_type_oid(itype)) != T4R_ID_INT)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("model \"%s\" has item ids of type %s, not bigint", name, itype),
+				 errhint("Use tim4rec_item_keys(model_name), which gives the item ids of any type as text[].")));
 	PG_RETURN_DATUM(read_column(fcinfo, name, version, "item_ids"));
+}
+
+/* tim4rec_item_keys(model_name text, version int DEFAULT NULL) RETURNS
+ * text[]: the item ids of any type as text, in vocabulary row order */
+Datum
+tim4rec_item_keys(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "model_name");
+	int32		version = PG_ARGISNULL(1) ? 0 : PG_GETARG_INT32(1);
+
+	if (!PG_ARGISNULL(1) && version <= 0)
+		not_found(name, version);
+	PG_RETURN_DATUM(read_column(fcinfo, name, version,
+								"COALESCE(item_keys, CAST(item_ids AS pg_catalog.text[]))|CAST(item_ids AS pg_catalog.text[])"));
 }
 
 /* ------------------------------------------------------------------ */
@@ -766,6 +964,67 @@ tim4rec_alter_owner(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * The item ids of an exported file's metadata (a JSON array of strings, one
+ * per row 1..V-1): integer ids into ids[], text and uuid ids returned as
+ * keys[V] (uuids in canonical form).  ERROR 22P03 when malformed.
+ */
+static char **
+import_meta_ids(const char *json, int V, Oid item_type, int64 *ids)
+{
+	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json)));
+	int			kind = t4r_ids_kind(item_type);
+	char	  **keys = NULL;
+	int			n;
+
+	if (!JB_ROOT_IS_ARRAY(j) || (n = JB_ROOT_COUNT(j)) != V - 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid model file: __metadata__.tim4rec_item_ids must be an array of %d ids", V - 1)));
+	if (kind != T4R_ID_INT)
+		keys = palloc0(sizeof(char *) * V);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *v = getIthJsonbValueFromContainer(&j->root, i);
+		char	   *str;
+
+		if (v == NULL || v->type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+					 errmsg("invalid model file: __metadata__.tim4rec_item_ids[%d] is not a string", i)));
+		str = pnstrdup(v->val.string.val, v->val.string.len);
+		if (kind == T4R_ID_INT)
+			ids[i + 1] = DatumGetInt64(DirectFunctionCall1(int8in, CStringGetDatum(str)));
+		else if (kind == T4R_ID_UUID)
+			keys[i + 1] = DatumGetCString(DirectFunctionCall1(uuid_out,
+															  DirectFunctionCall1(uuid_in, CStringGetDatum(str))));
+		else
+			keys[i + 1] = str;
+	}
+	if (keys)
+	{
+		/* distinct keys (t4r_keys_build finds duplicates) */
+		T4rKeys		k;
+
+		t4r_keys_build(&k, keys, V - 1, NULL);
+	}
+	else if (V > 2)
+	{
+		int64	   *srt = palloc(sizeof(int64) * (V - 1));
+
+		memcpy(srt, ids + 1, sizeof(int64) * (V - 1));
+		qsort(srt, V - 1, sizeof(int64), cmp_int64);
+		for (int i = 1; i < V - 1; i++)
+			if (srt[i] == srt[i - 1])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("invalid model file: __metadata__.tim4rec_item_ids contains the id " INT64_FORMAT " more than once",
+								srt[i])));
+		pfree(srt);
+	}
+	return keys;
+}
+
 /* ------------------------------------------------------------------ */
 /* tim4rec_import(model_name text, weights bytea, item_ids bigint[]     */
 /*                DEFAULT NULL, config jsonb DEFAULT NULL) RETURNS int  */
@@ -788,6 +1047,10 @@ tim4rec_import(PG_FUNCTION_ARGS)
 	int32		version = 0;
 	T4rTrainOptions opts;
 	bool		have_cfg = !PG_ARGISNULL(3);
+	Oid			user_type = INT8OID;
+	Oid			item_type = INT8OID;
+	char	  **item_keys = NULL;
+	char	   *meta_ids;
 	char		err[512] = "";
 
 	PreventCommandIfReadOnly("tim4rec_import()");
@@ -826,7 +1089,34 @@ tim4rec_import(PG_FUNCTION_ARGS)
 		/* the vocabulary */
 		ids = palloc(sizeof(int64) * V);
 		ids[0] = 0;
-		if (PG_ARGISNULL(2))
+		{
+			char	   *ut = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_user_id_type");
+
+			if (ut)
+			{
+				user_type = t4r_ids_type_oid(ut);
+				if (!OidIsValid(user_type))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+							 errmsg("invalid model file: unknown user id type \"%s\"", ut),
+							 errhint("Id types are " T4R_IDS_SUPPORTED ".")));
+			}
+		}
+		if (PG_ARGISNULL(2) &&
+			(meta_ids = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_item_ids")) != NULL)
+		{
+			/* ids recorded by tim4rec_export, with their type */
+			char	   *it = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_item_id_type");
+
+			item_type = t4r_ids_type_oid(it);
+			if (!OidIsValid(item_type))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+						 errmsg("invalid model file: unknown item id type \"%s\"", it ? it : "(none)"),
+						 errhint("Id types are " T4R_IDS_SUPPORTED ".")));
+			item_keys = import_meta_ids(meta_ids, V, item_type, ids);
+		}
+		else if (PG_ARGISNULL(2))
 		{
 			for (int r = 1; r < V; r++)
 				ids[r] = r;
@@ -895,6 +1185,9 @@ tim4rec_import(PG_FUNCTION_ARGS)
 			opts.cfg = model->cfg;
 			nv.config_json = t4r_pg_options_json(&opts);
 			nv.item_ids = ids;
+			nv.item_keys = item_keys;
+			nv.user_type = user_type;
+			nv.item_type = item_type;
 			nv.item_counts = NULL;
 			nv.n_items = V;
 			nv.weights = buf;

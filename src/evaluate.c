@@ -110,6 +110,7 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 	memset(&in, 0, sizeof(in));
 	t4r_pg_read_interactions(relid, lm->user_column, lm->item_column, lm->time_column,
 							 lm->order_column, &in);
+	t4r_ids_map_items(lm, &in);
 	/* keep the interactions of known items (compacting in place) */
 	for (size_t i = 0; i < in.n; i++)
 	{

@@ -316,9 +316,9 @@ load_meta(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid)
 	q = psprintf("SELECT source_schema, source_table, user_column, item_column, time_column, "
 				 "order_column, %s, "
 				 "config OPERATOR(pg_catalog.->>) 'min_user_interactions', "
-				 "config OPERATOR(pg_catalog.->>) 'min_item_interactions' "
+				 "config OPERATOR(pg_catalog.->>) 'min_item_interactions', %s "
 				 "FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
-				 cs->acl_columns, cs->table);
+				 cs->acl_columns, cs->id_columns, cs->table);
 	rc = SPI_execute_with_args(q, 1, types, vals, NULL, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
@@ -349,6 +349,18 @@ load_meta(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid)
 	}
 	lm->min_user = getint(tup, td, 10, 5);
 	lm->min_item = getint(tup, td, 11, 5);
+	{
+		char	   *u = getstr(tup, td, 12, cxt);
+		char	   *i = getstr(tup, td, 13, cxt);
+
+		lm->user_type = t4r_ids_type_oid(u);
+		lm->item_type = t4r_ids_type_oid(i);
+		if (!OidIsValid(lm->user_type) || !OidIsValid(lm->item_type))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" version %d has unknown id types %s / %s",
+							lm->name, lm->version, u ? u : "NULL", i ? i : "NULL")));
+	}
 }
 
 /*
@@ -378,8 +390,8 @@ load_data(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid, t4r_mode
 			   *cnts;
 	MemoryContext target = CurrentMemoryContext;
 
-	q = psprintf("SELECT weights, item_ids, item_counts FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
-				 cs->table);
+	q = psprintf("SELECT weights, item_ids, item_counts, %s FROM %s WHERE ctid OPERATOR(pg_catalog.=) $1",
+				 cs->keys_column, cs->table);
 	rc = SPI_execute_with_args(q, 1, types, vals, NULL, true, 1);
 	/* SPI returns in its own procedure context (freed by SPI_finish): the
 	 * arrays below must outlive the session */
@@ -413,6 +425,38 @@ load_data(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid, t4r_mode
 	nids = get_int8_array(SPI_getbinval(tup, td, 2, &isnull), &ids, "item_ids");
 	if (isnull)
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("item_ids is NULL")));
+	memset(&a->keys, 0, sizeof(a->keys));
+	{
+		Datum		kd = SPI_getbinval(tup, td, 4, &isnull);
+
+		if (!isnull)
+		{
+			/* text or uuid item ids: the flat key table; item_ids become the
+			 * keys' ranks (ids.h) */
+			ArrayType  *ka = DatumGetArrayTypeP(kd);
+			Datum	   *el;
+			bool	   *kn;
+			int			nk;
+			char	  **keys;
+
+			deconstruct_array(ka, TEXTOID, -1, false, TYPALIGN_INT, &el, &kn, &nk);
+			keys = palloc(sizeof(char *) * (nk + 1));
+			keys[0] = NULL;
+			for (int i = 0; i < nk; i++)
+			{
+				if (kn[i])
+					ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED),
+									errmsg("catalog column item_keys contains a NULL")));
+				keys[i + 1] = TextDatumGetCString(el[i]);
+			}
+			pfree(ids);
+			t4r_keys_build(&a->keys, keys, nk, &ids);
+			for (int i = 1; i <= nk; i++)
+				pfree(keys[i]);
+			pfree(keys);
+			nids = nk;
+		}
+	}
 	ncnt = get_int8_array(SPI_getbinval(tup, td, 3, &isnull), &cnts, "item_counts");
 	if (isnull)
 		ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("item_counts is NULL")));
@@ -509,12 +553,13 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 	LoadedFull *volatile lf = NULL;
 	t4r_model  *volatile model = NULL;
 	MemoryContext volatile datacxt = NULL;
+	T4rSharedKey key;
+	volatile bool claimed = false;
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "tim4rec model", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		T4rSharedKey key;
 		bool		shared = false;
 		bool		can_share = t4r_pg_shared_available() &&
 			!TransactionIdIsCurrentTransactionId(xmin);
@@ -534,8 +579,15 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 		key.relid = cs->relid;
 		key.xmin = xmin;
 		key.tid = *tid;
+		/* attach, or be the one backend that loads this row (the others wait
+		 * for it rather than each parsing a private copy at the same time) */
 		if (can_share)
-			shared = t4r_pg_shared_attach(&key, &lf->a);
+		{
+			T4rSharedWait w = t4r_pg_shared_attach_or_claim(&key, &lf->a);
+
+			shared = w == T4R_SHARED_ATTACHED;
+			claimed = w == T4R_SHARED_CLAIMED;
+		}
 		if (!shared)
 		{
 			T4rModelArrays pub;
@@ -543,10 +595,20 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 
 			datacxt = AllocSetContextCreate(cxt, "tim4rec model data", ALLOCSET_DEFAULT_SIZES);
 			MemoryContextSwitchTo(datacxt);
+			ereport(DEBUG1,
+					(errmsg_internal("tim4rec: loading model \"%s\" version %d from the catalog%s",
+									 name, version, claimed ? " for the shared registry" : "")));
 			load_data(cs, lf, tid, &m);
 			model = m;
 			MemoryContextSwitchTo(cxt);
-			if (can_share && t4r_pg_shared_publish(&key, name, &lf->a, &pub))
+			if (can_share)
+				shared = t4r_pg_shared_publish(&key, name, &lf->a, &pub);
+			if (claimed)
+			{
+				t4r_pg_shared_unclaim(&key, !shared);
+				claimed = false;
+			}
+			if (shared)
 			{
 				/* the shared copy replaces the private one */
 				t4r_model_free(model);
@@ -554,7 +616,6 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 				MemoryContextDelete(datacxt);
 				datacxt = NULL;
 				lf->a = pub;
-				shared = true;
 			}
 		}
 		if (shared)
@@ -567,6 +628,7 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 			model = m;
 		}
 		lm->item_ids = lf->a.ids;
+		lm->item_keys = &lf->a.keys;
 		lm->item_counts = lf->a.counts;
 		lm->pop_order = lf->a.pop;
 		{
@@ -582,6 +644,8 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(old);
+		if (claimed)
+			t4r_pg_shared_unclaim(&key, false);
 		if (lf && lf->lm.ctx)
 			t4r_infer_ctx_free(lf->lm.ctx);
 		if (model)

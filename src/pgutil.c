@@ -288,12 +288,17 @@ lookup_column(Relation rel, ColInfo *c, const char *role)
 							format_type_be(get_atttype(relid, att))),
 					 errhint("Use timestamptz, timestamp, date, or epoch seconds as an integer, floating-point or numeric type.")));
 	}
-	else if (!is_int_type(t))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("%s column \"%s\" has unsupported type %s", role, c->name,
-						format_type_be(get_atttype(relid, att))),
-				 errhint("The %s column must be smallint, integer or bigint.", role)));
+	else if (strcmp(role, "order") == 0)
+	{
+		if (!is_int_type(t))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("%s column \"%s\" has unsupported type %s", role, c->name,
+							format_type_be(get_atttype(relid, att))),
+					 errhint("The %s column must be smallint, integer or bigint.", role)));
+	}
+	else
+		t4r_ids_check_column(t, role, c->name, format_type_be(get_atttype(relid, att)));
 	c->attnum = att;
 	c->type = t;
 }
@@ -387,8 +392,10 @@ add_row(Reader *r, Datum *v, bool *isnull)
 	if (o->n == r->cap)
 		grow(r);
 	i = o->n++;
-	o->users[i] = int_value(v[0], r->utype);
-	o->items[i] = int_value(v[1], r->itype);
+	o->users[i] = o->user_dict ? t4r_keydict_add(o->user_dict, v[0], t4r_ids_kind(r->utype))
+		: int_value(v[0], r->utype);
+	o->items[i] = o->item_dict ? t4r_keydict_add(o->item_dict, v[1], t4r_ids_kind(r->itype))
+		: int_value(v[1], r->itype);
 	switch (r->ttype)
 	{
 		case TIMESTAMPTZOID:
@@ -557,6 +564,12 @@ t4r_pg_read_interactions(Oid relid, const char *user_col, const char *item_col,
 	r.tcol = time_col;
 	r.otype = order_col ? cols[3].type : InvalidOid;
 	r.limit = (size_t) tim4rec_memory_budget_mb * 1024 * 1024;
+	out->user_type = r.utype;
+	out->item_type = r.itype;
+	if (t4r_ids_kind(r.utype) != T4R_ID_INT)
+		out->user_dict = t4r_keydict_create();
+	if (t4r_ids_kind(r.itype) != T4R_ID_INT)
+		out->item_dict = t4r_keydict_create();
 
 	if (kind == RELKIND_MATVIEW && !RelationIsPopulated(rel))
 		ereport(ERROR,
@@ -568,6 +581,12 @@ t4r_pg_read_interactions(Oid relid, const char *user_col, const char *item_col,
 		read_direct(rel, cols, ncols, &r);
 	else
 		read_spi(rel, cols, ncols, &r);
+
+	/* codes of text and uuid ids in key order (ids.h) */
+	if (out->user_dict)
+		t4r_keydict_finish(out->user_dict, out->users, out->n);
+	if (out->item_dict)
+		t4r_keydict_finish(out->item_dict, out->items, out->n);
 
 	/* keep the lock until the end of the transaction */
 	table_close(rel, NoLock);

@@ -53,6 +53,7 @@ extern void openblas_set_num_threads(int);
 extern int	openblas_get_num_threads(void);
 
 PG_FUNCTION_INFO_V1(tim4rec_recommend_user);
+PG_FUNCTION_INFO_V1(tim4rec_recommend_user_any);
 PG_FUNCTION_INFO_V1(tim4rec_recommend_tstz);
 PG_FUNCTION_INFO_V1(tim4rec_recommend_f8);
 PG_FUNCTION_INFO_V1(tim4rec_recommend_seq);
@@ -67,6 +68,7 @@ typedef struct RecArgs
 	char	   *model_name;
 	bool		exclude_seen;
 	ArrayType  *exclude;		/* may be NULL */
+	Oid			item_type;		/* type of the result's item_id */
 } RecArgs;
 
 /* k, model_name, exclude_seen, exclude start at argument `first` */
@@ -85,11 +87,31 @@ get_common_args(FunctionCallInfo fcinfo, int first, RecArgs *a)
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("model_name must not be null")));
 	a->model_name = text_to_cstring(PG_GETARG_TEXT_PP(first + 1));
-	if (PG_ARGISNULL(first + 2))
+	/* the generic user form may end before exclude_seen or exclude */
+	if (PG_NARGS() > first + 2 && PG_ARGISNULL(first + 2))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("exclude_seen must not be null")));
-	a->exclude_seen = PG_GETARG_BOOL(first + 2);
-	a->exclude = PG_ARGISNULL(first + 3) ? NULL : PG_GETARG_ARRAYTYPE_P(first + 3);
+	a->exclude_seen = PG_NARGS() > first + 2 ? PG_GETARG_BOOL(first + 2) : true;
+	a->exclude = PG_NARGS() <= first + 3 || PG_ARGISNULL(first + 3) ? NULL :
+		PG_GETARG_ARRAYTYPE_P(first + 3);
+	{
+		TupleDesc	td;
+
+		if (get_call_result_type(fcinfo, NULL, &td) != TYPEFUNC_COMPOSITE)
+			ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							errmsg("tim4rec_recommend: could not determine the result type")));
+		a->item_type = TupleDescAttr(td, 0)->atttypid;
+	}
+}
+
+/* the model's item ids must be of the result's item_id type and of the
+ * exclude array's element type */
+static void
+check_item_types(T4rLoadedModel *lm, const RecArgs *a)
+{
+	t4r_ids_check_item_type(lm, a->item_type, "item_id (the result column)");
+	if (a->exclude)
+		t4r_ids_check_item_type(lm, ARR_ELEMTYPE(a->exclude), "exclude");
 }
 
 /* elements of a one-dimensional array without NULLs (any dims flattened) */
@@ -116,6 +138,15 @@ array_elems(ArrayType *a, Oid elemtype, Datum **elems, const char *what)
 /* scoring and result                                                */
 /* ---------------------------------------------------------------- */
 
+static int
+cmp_int32(const void *pa, const void *pb)
+{
+	int32		a = *(const int32 *) pa,
+				b = *(const int32 *) pb;
+
+	return (a > b) - (a < b);
+}
+
 /*
  * rows/ts: the known history (vocabulary rows), oldest first, n >= 0.
  * seen: the rows to exclude when exclude_seen (may include rows not in the
@@ -129,58 +160,63 @@ emit_recommendations(FunctionCallInfo fcinfo, T4rLoadedModel *lm, const RecArgs 
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			V = lm->model->cfg.n_items;
 	int			k = a->k < V - 1 ? a->k : V - 1;
-	uint8	   *excl = palloc0(V);
 	int32	   *out_rows = palloc((size_t) (k > 0 ? k : 1) * sizeof(int32));
 	t4r_real   *out_vals = palloc((size_t) (k > 0 ? k : 1) * sizeof(t4r_real));
 	int			cnt = 0;
 
+	/*
+	 * The rows to exclude as a list, not a mask of V bytes: the per-call
+	 * memory of a backend stays independent of the vocabulary (with a model
+	 * in shared memory, a backend's private memory is scratch only).
+	 */
+	int32	   *excl;
+	int			nexcl = 0,
+				maxexcl = (a->exclude_seen ? nseen : 0) +
+		(a->exclude ? ArrayGetNItems(ARR_NDIM(a->exclude), ARR_DIMS(a->exclude)) : 0);
+
+	excl = palloc((size_t) (maxexcl > 0 ? maxexcl : 1) * sizeof(int32));
 	if (a->exclude_seen)
 		for (int i = 0; i < nseen; i++)
 			if (seen[i] > 0 && seen[i] < V)
-				excl[seen[i]] = 1;
+				excl[nexcl++] = seen[i];
 	if (a->exclude)
 	{
 		Datum	   *el;
-		int			ne = array_elems(a->exclude, INT8OID, &el, "exclude");
+		Oid			et = ARR_ELEMTYPE(a->exclude);
+		int			ne = array_elems(a->exclude, et, &el, "exclude");
 
 		for (int i = 0; i < ne; i++)
 		{
-			int32		r = t4r_pg_item_row(lm, DatumGetInt64(el[i]));
+			int32		r = t4r_ids_lookup_item(lm, el[i], et);
 
 			if (r > 0)
-				excl[r] = 1;
+				excl[nexcl++] = r;
 		}
 	}
 
 	if (n > 0)
 	{
-		t4r_real   *scores = palloc((size_t) V * sizeof(t4r_real));
-		int			rc;
-
 		/* one sequence: BLAS calls are small, waking BLAS threads costs more
 		 * than it gains (measured ~7% slower); restore the setting after */
 		int			blas_threads = openblas_get_num_threads();
 
 		if (blas_threads != 1)
 			openblas_set_num_threads(1);
-		rc = t4r_infer(lm->ctx, rows, ts, n, NULL, scores);
+		cnt = t4r_infer_topk(lm->ctx, rows, ts, n, k > 0 ? k : 0, excl, nexcl, out_rows, out_vals);
 		if (blas_threads != 1)
 			openblas_set_num_threads(blas_threads);
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "scoring the sequence", NULL);
-		cnt = t4r_topk(scores, V, k, excl, out_rows, out_vals);
 		if (cnt < 0)
-			t4r_pg_core_error(cnt, "selecting the top k", NULL);
-		pfree(scores);
+			t4r_pg_core_error(cnt, "scoring the sequence", NULL);
 	}
 	else
 	{
 		/* cold start: most popular items of the training data */
+		qsort(excl, nexcl, sizeof(int32), cmp_int32);
 		for (int i = 0; i < V - 1 && cnt < k; i++)
 		{
 			int32		r = lm->pop_order[i];
 
-			if (excl[r])
+			if (nexcl > 0 && bsearch(&r, excl, nexcl, sizeof(int32), cmp_int32))
 				continue;
 			out_rows[cnt] = r;
 			out_vals[cnt] = (t4r_real) lm->item_counts[r];
@@ -211,7 +247,7 @@ emit_recommendations(FunctionCallInfo fcinfo, T4rLoadedModel *lm, const RecArgs 
 		Datum		values[3];
 		bool		nulls[3] = {false, false, false};
 
-		values[0] = Int64GetDatum(lm->item_ids[out_rows[i]]);
+		values[0] = t4r_ids_item_datum(lm, out_rows[i], a->item_type);
 		values[1] = Float4GetDatum((float4) out_vals[i]);
 		values[2] = Int32GetDatum(i + 1);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -226,7 +262,7 @@ typedef struct SeqEv
 {
 	double		ts;
 	int			pos;
-	int64		item;
+	Datum		item;
 } SeqEv;
 
 static int
@@ -256,7 +292,9 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 			   *seen;
 	double	   *ts;
 
-	ni = array_elems(items, INT8OID, &ie, "items");
+	Oid			itype = ARR_ELEMTYPE(items);
+
+	ni = array_elems(items, itype, &ie, "items");
 	nt = array_elems(times, time_type, &te, "times");
 	if (ni != nt)
 		ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
@@ -272,16 +310,18 @@ recommend_sequence(FunctionCallInfo fcinfo, ArrayType *items, ArrayType *times,
 		t4r_pg_check_time(t, "times", i + 1);
 		ev[i].ts = t;
 		ev[i].pos = i;
-		ev[i].item = DatumGetInt64(ie[i]);
+		ev[i].item = ie[i];
 	}
 	qsort(ev, ni, sizeof(SeqEv), cmp_ev);
 	lm = t4r_pg_get_model(a->model_name, 0, T4R_PRIV_USAGE);
+	t4r_ids_check_item_type(lm, itype, "items");
+	check_item_types(lm, a);
 	rows = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(int32));
 	seen = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(int32));
 	ts = palloc((size_t) (ni > 0 ? ni : 1) * sizeof(double));
 	for (int i = 0; i < ni; i++)
 	{
-		int32		r = t4r_pg_item_row(lm, ev[i].item);
+		int32		r = t4r_ids_lookup_item(lm, ev[i].item, itype);
 
 		if (r <= 0)
 			continue;
@@ -425,11 +465,17 @@ source_relation(T4rLoadedModel *lm)
 	return relid;
 }
 
-Datum
-tim4rec_recommend_user(PG_FUNCTION_ARGS)
+/*
+ * The user forms: tim4rec_recommend(user_id bigint | text | uuid, k, ...)
+ * (first = 1) and tim4rec_recommend(user_id anyelement, item_type
+ * anycompatible, k, ...) (first = 2).
+ */
+static Datum
+recommend_user(FunctionCallInfo fcinfo, int first)
 {
 	RecArgs		a;
-	int64		user;
+	Datum		user;
+	Oid			user_type;
 	T4rLoadedModel *lm;
 	int			L,
 				rc,
@@ -438,6 +484,8 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 				nseen = 0;
 	StringInfoData q;
 	Oid			types[2] = {INT8OID, INT4OID};
+	const char *item_cast;
+	Oid			item_qtype;
 	Datum		vals[2];
 	SPIPlanPtr	plan;
 	const char *rel;
@@ -450,9 +498,15 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("user_id must not be null")));
-	user = PG_GETARG_INT64(0);
-	get_common_args(fcinfo, 1, &a);
+	user = PG_GETARG_DATUM(0);
+	user_type = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 0));
+	get_common_args(fcinfo, first, &a);
 	lm = t4r_pg_get_model(a.model_name, 0, T4R_PRIV_USAGE);
+	t4r_ids_check_user_type(lm, user_type, "user_id");
+	check_item_types(lm, &a);
+	types[0] = t4r_ids_user_param_type(lm);
+	item_cast = t4r_ids_query_item_cast(lm);
+	item_qtype = t4r_ids_query_item_type(lm);
 	(void) source_relation(lm);
 	L = lm->model->cfg.max_seq_len;
 
@@ -460,10 +514,10 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	initStringInfo(&q);
 	/* every operator and type schema-qualified: this text runs with the
 	 * caller's search_path (the source may be a view that needs it) */
-	appendStringInfo(&q, "SELECT %s::pg_catalog.int8, %s FROM %s "
+	appendStringInfo(&q, "SELECT %s%s, %s FROM %s "
 					 "WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL AND %s IS NOT NULL "
 					 "ORDER BY %s DESC, %s DESC LIMIT $2",
-					 quote_identifier(lm->item_column), quote_identifier(lm->time_column), rel,
+					 quote_identifier(lm->item_column), item_cast, quote_identifier(lm->time_column), rel,
 					 quote_identifier(lm->user_column),
 					 quote_identifier(lm->item_column), quote_identifier(lm->time_column),
 					 quote_identifier(lm->time_column),
@@ -472,7 +526,7 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
 	plan = get_plan(q.data, 2, types);
-	vals[0] = Int64GetDatum(user);
+	vals[0] = t4r_ids_user_param(lm, user, user_type);
 	vals[1] = Int32GetDatum(L);
 	rc = SPI_execute_plan(plan, vals, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
@@ -491,9 +545,9 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
-		int64		item = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		Datum		item = SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull);
 		Datum		td = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-		int32		r = t4r_pg_item_row(lm, item);
+		int32		r = t4r_ids_lookup_item(lm, item, item_qtype);
 
 		if (r <= 0)
 			continue;
@@ -507,8 +561,8 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	{
 		/* the user may have more history than the model reads: exclude all of it */
 		resetStringInfo(&q);
-		appendStringInfo(&q, "SELECT %s::pg_catalog.int8 FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL",
-						 quote_identifier(lm->item_column), rel,
+		appendStringInfo(&q, "SELECT %s%s FROM %s WHERE %s OPERATOR(pg_catalog.=) $1 AND %s IS NOT NULL",
+						 quote_identifier(lm->item_column), item_cast, rel,
 						 quote_identifier(lm->user_column), quote_identifier(lm->item_column));
 		plan = get_plan(q.data, 1, types);
 		rc = SPI_execute_plan(plan, vals, NULL, true, 0);
@@ -519,9 +573,9 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
-			int64		item = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-														   SPI_tuptable->tupdesc, 1, &isnull));
-			int32		r = t4r_pg_item_row(lm, item);
+			Datum		item = SPI_getbinval(SPI_tuptable->vals[i],
+											 SPI_tuptable->tupdesc, 1, &isnull);
+			int32		r = t4r_ids_lookup_item(lm, item, item_qtype);
 
 			if (r > 0)
 				seen[nseen++] = r;
@@ -532,4 +586,17 @@ tim4rec_recommend_user(PG_FUNCTION_ARGS)
 	emit_recommendations(fcinfo, lm, &a, rows, ts, n, seen, nseen);
 	t4r_pg_release_model(lm);
 	return (Datum) 0;
+}
+
+Datum
+tim4rec_recommend_user(PG_FUNCTION_ARGS)
+{
+	return recommend_user(fcinfo, 1);
+}
+
+/* tim4rec_recommend(user_id anyelement, item_type anycompatible, k, ...) */
+Datum
+tim4rec_recommend_user_any(PG_FUNCTION_ARGS)
+{
+	return recommend_user(fcinfo, 2);
 }

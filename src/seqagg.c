@@ -51,11 +51,16 @@ PG_FUNCTION_INFO_V1(tim4rec_seq_combinefn);
 PG_FUNCTION_INFO_V1(tim4rec_seq_serialfn);
 PG_FUNCTION_INFO_V1(tim4rec_seq_deserialfn);
 
+/* item: the id, or for text and uuid items (tim4rec_seq(item text | uuid,
+ * ...), README "Id types") a pointer to the key (NUL-terminated, uuids in
+ * canonical form) allocated in the aggregate's context */
 typedef struct SeqPair
 {
 	double		ts;
 	int64		item;
 } SeqPair;
+
+#define PAIR_KEY(p) ((char *) (intptr_t) (p)->item)
 
 typedef struct SeqState
 {
@@ -63,6 +68,7 @@ typedef struct SeqState
 	int64		cap;
 	int32		max_len;		/* 0 = keep everything */
 	Oid			time_type;
+	bool		keyed;			/* items are keys (text or uuid) */
 	SeqPair    *ev;
 } SeqState;
 
@@ -77,6 +83,24 @@ cmp_pair(const void *pa, const void *pb)
 	return (a->item > b->item) - (a->item < b->item);
 }
 
+/* keys: equal times ordered by the keys' bytes */
+static int
+cmp_pair_key(const void *pa, const void *pb)
+{
+	const SeqPair *a = pa,
+			   *b = pb;
+
+	if (a->ts != b->ts)
+		return a->ts < b->ts ? -1 : 1;
+	return strcmp(PAIR_KEY(a), PAIR_KEY(b));
+}
+
+static void
+sort_pairs(SeqState *s)
+{
+	qsort(s->ev, s->n, sizeof(SeqPair), s->keyed ? cmp_pair_key : cmp_pair);
+}
+
 /* a new state with room for cap events (at least T4R_SEQ_INIT_CAP); callers
  * pass a small constant or the number of events they are about to store,
  * never a size derived from max_len */
@@ -89,6 +113,7 @@ state_new(MemoryContext aggcxt, int32 max_len, int64 cap)
 	s->cap = cap < T4R_SEQ_INIT_CAP ? T4R_SEQ_INIT_CAP : cap;
 	s->max_len = max_len;
 	s->time_type = InvalidOid;
+	s->keyed = false;
 	s->ev = MemoryContextAllocHuge(aggcxt, (size_t) s->cap * sizeof(SeqPair));
 	return s;
 }
@@ -99,7 +124,10 @@ state_prune(SeqState *s)
 {
 	if (s->max_len <= 0 || s->n <= s->max_len)
 		return;
-	qsort(s->ev, s->n, sizeof(SeqPair), cmp_pair);
+	sort_pairs(s);
+	if (s->keyed)
+		for (int64 i = 0; i < s->n - s->max_len; i++)
+			pfree(PAIR_KEY(&s->ev[i]));
 	memmove(s->ev, s->ev + (s->n - s->max_len), (size_t) s->max_len * sizeof(SeqPair));
 	s->n = s->max_len;
 }
@@ -170,6 +198,7 @@ tim4rec_seq_transfn(PG_FUNCTION_ARGS)
 		/* start small; the state grows as rows arrive */
 		s = state_new(aggcxt, max_len, T4R_SEQ_INIT_CAP);
 		s->time_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		s->keyed = t4r_ids_kind(getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 1))) != T4R_ID_INT;
 		if (!t4r_pg_time_type_ok(s->time_type))
 			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 							errmsg("unsupported time type %s", format_type_be(s->time_type))));
@@ -194,7 +223,19 @@ tim4rec_seq_transfn(PG_FUNCTION_ARGS)
 	t4r_pg_check_time(t, "time argument of tim4rec_seq", 0);
 	state_reserve(s, 1);
 	s->ev[s->n].ts = t;
-	s->ev[s->n].item = PG_GETARG_INT64(1);
+	if (s->keyed)
+	{
+		Oid			it = getBaseType(get_fn_expr_argtype(fcinfo->flinfo, 1));
+		char	   *key;
+
+		if (it == UUIDOID)
+			key = DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(1)));
+		else
+			key = TextDatumGetCString(PG_GETARG_DATUM(1));
+		s->ev[s->n].item = (int64) (intptr_t) MemoryContextStrdup(aggcxt, key);
+	}
+	else
+		s->ev[s->n].item = PG_GETARG_INT64(1);
 	s->n++;
 	PG_RETURN_POINTER(s);
 }
@@ -220,9 +261,13 @@ tim4rec_seq_combinefn(PG_FUNCTION_ARGS)
 	{
 		a = state_new(aggcxt, b->max_len, b->n);
 		a->time_type = b->time_type;
+		a->keyed = b->keyed;
 	}
 	state_reserve(a, b->n);
 	memcpy(a->ev + a->n, b->ev, (size_t) b->n * sizeof(SeqPair));
+	if (a->keyed)
+		for (int64 i = 0; i < b->n; i++)
+			a->ev[a->n + i].item = (int64) (intptr_t) MemoryContextStrdup(aggcxt, PAIR_KEY(&b->ev[i]));
 	a->n += b->n;
 	if (a->max_len > 0 && a->n >= 2 * (int64) a->max_len)
 		state_prune(a);
@@ -240,10 +285,14 @@ tim4rec_seq_serialfn(PG_FUNCTION_ARGS)
 	pq_sendint64(&buf, s->n);
 	pq_sendint32(&buf, s->max_len);
 	pq_sendint32(&buf, s->time_type);
+	pq_sendbyte(&buf, s->keyed ? 1 : 0);
 	for (int64 i = 0; i < s->n; i++)
 	{
 		pq_sendfloat8(&buf, s->ev[i].ts);
-		pq_sendint64(&buf, s->ev[i].item);
+		if (s->keyed)
+			pq_sendstring(&buf, PAIR_KEY(&s->ev[i]));
+		else
+			pq_sendint64(&buf, s->ev[i].item);
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
@@ -264,15 +313,19 @@ tim4rec_seq_deserialfn(PG_FUNCTION_ARGS)
 	appendBinaryStringInfo(&buf, VARDATA_ANY(b), VARSIZE_ANY_EXHDR(b));
 	n = pq_getmsgint64(&buf);
 	max_len = pq_getmsgint(&buf, 4);
-	if (n < 0 || (size_t) n > (buf.len - buf.cursor) / 16 ||
+	if (n < 0 || (size_t) n > (buf.len - buf.cursor) / 9 ||
 		max_len < 0 || max_len > T4R_SEQ_MAX_LEN)
 		elog(ERROR, "tim4rec_seq_deserialfn: malformed state");
 	s = state_new(aggcxt, max_len, n);
 	s->time_type = pq_getmsgint(&buf, 4);
+	s->keyed = pq_getmsgbyte(&buf) != 0;
 	for (int64 i = 0; i < n; i++)
 	{
 		s->ev[i].ts = pq_getmsgfloat8(&buf);
-		s->ev[i].item = pq_getmsgint64(&buf);
+		if (s->keyed)
+			s->ev[i].item = (int64) (intptr_t) MemoryContextStrdup(aggcxt, pq_getmsgstring(&buf));
+		else
+			s->ev[i].item = pq_getmsgint64(&buf);
 	}
 	s->n = n;
 	pq_getmsgend(&buf);
@@ -300,7 +353,7 @@ tim4rec_seq_finalfn(PG_FUNCTION_ARGS)
 	{
 		/* sorting in place is fine: the final function may be called again
 		 * on the same state only for identical results (sorting is idempotent) */
-		qsort(s->ev, s->n, sizeof(SeqPair), cmp_pair);
+		sort_pairs(s);
 		n = s->n;
 		if (s->max_len > 0 && n > s->max_len)
 		{
@@ -313,12 +366,28 @@ tim4rec_seq_finalfn(PG_FUNCTION_ARGS)
 	}
 	items = palloc((size_t) (n > 0 ? n : 1) * sizeof(Datum));
 	times = palloc((size_t) (n > 0 ? n : 1) * sizeof(Datum));
-	for (int64 i = 0; i < n; i++)
 	{
-		items[i] = Int64GetDatum(s->ev[start + i].item);
-		times[i] = Float8GetDatum(s->ev[start + i].ts);
+		/* element type of the result's items: bigint, text or uuid */
+		Oid			arrt = TupleDescAttr(tupdesc, 0)->atttypid;
+		Oid			et = get_element_type(arrt);
+		int16		elen;
+		bool		ebyval;
+		char		ealign;
+
+		if (s != NULL && s->keyed != (et != INT8OID))
+			elog(ERROR, "tim4rec_seq_finalfn: item type does not match the result type");
+		for (int64 i = 0; i < n; i++)
+		{
+			const SeqPair *p = &s->ev[start + i];
+
+			items[i] = et == INT8OID ? Int64GetDatum(p->item) :
+				et == UUIDOID ? DirectFunctionCall1(uuid_in, CStringGetDatum(PAIR_KEY(p))) :
+				CStringGetTextDatum(PAIR_KEY(p));
+			times[i] = Float8GetDatum(p->ts);
+		}
+		get_typlenbyvalalign(et, &elen, &ebyval, &ealign);
+		values[0] = PointerGetDatum(construct_array(items, (int) n, et, elen, ebyval, ealign));
 	}
-	values[0] = PointerGetDatum(construct_array(items, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	values[1] = PointerGetDatum(construct_array(times, (int) n, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	tup = heap_form_tuple(tupdesc, values, nulls);
 	PG_RETURN_DATUM(HeapTupleGetDatum(tup));

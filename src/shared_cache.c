@@ -35,7 +35,11 @@
 #include "storage/dsm.h"
 #include "storage/dsm_impl.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -46,6 +50,18 @@
 #define T4R_SHARED_SLOTS 64
 #define T4R_SEG_MAGIC 0x74347253	/* "t4rS" */
 #define SEG_ALIGN 64
+
+/* a row being loaded by one backend (see t4r_pg_shared_attach_or_claim) */
+typedef struct LoadClaim
+{
+	bool		active;
+	bool		failed;			/* its publish failed: load privately */
+	T4rSharedKey key;
+	int			pid;
+	TimestampTz since;
+} LoadClaim;
+
+#define T4R_CLAIM_TIMEOUT_MS 60000
 
 typedef struct SharedSlot
 {
@@ -61,6 +77,7 @@ typedef struct SharedRegistry
 	LWLock	   *lock;
 	Size		total;			/* bytes of the registered segments */
 	SharedSlot	slots[T4R_SHARED_SLOTS];
+	LoadClaim	claims[T4R_SHARED_SLOTS];
 } SharedRegistry;
 
 typedef struct SegHeader
@@ -78,7 +95,13 @@ typedef struct SegHeader
 				off_pop,
 				off_direct,
 				off_sorted_ids,
-				off_sorted_rows;
+				off_sorted_rows,
+				off_key_off,	/* text/uuid item ids (T4rKeys): offsets, */
+				off_key_data,	/* bytes and hash slots, all relative */
+				off_key_slots;
+	int32		key_n;
+	uint32		key_nslots;
+	Size		key_data_len;
 } SegHeader;
 
 bool		tim4rec_shared_models = true;
@@ -157,6 +180,16 @@ fill_view(dsm_segment *seg, T4rModelArrays *out)
 	out->direct = h->drange > 0 ? (int32 *) (base + h->off_direct) : NULL;
 	out->sorted_ids = (int64 *) (base + h->off_sorted_ids);
 	out->sorted_rows = (int32 *) (base + h->off_sorted_rows);
+	memset(&out->keys, 0, sizeof(out->keys));
+	out->keys.n = h->key_n;
+	if (h->key_n > 0)
+	{
+		out->keys.nslots = h->key_nslots;
+		out->keys.data_len = h->key_data_len;
+		out->keys.off = (uint64 *) (base + h->off_key_off);
+		out->keys.data = base + h->off_key_data;
+		out->keys.slots = (int32 *) (base + h->off_key_slots);
+	}
 }
 
 /* release slot i (caller holds the lock exclusively) */
@@ -217,6 +250,9 @@ seg_layout(const T4rModelArrays *src, SegHeader *h)
 	PLACE(off_direct, (Size) (src->drange > 0 ? src->drange : 0) * sizeof(int32));
 	PLACE(off_sorted_ids, (Size) V * sizeof(int64));
 	PLACE(off_sorted_rows, (Size) V * sizeof(int32));
+	PLACE(off_key_off, src->keys.n > 0 ? (Size) (src->keys.n + 2) * sizeof(uint64) : 0);
+	PLACE(off_key_data, src->keys.n > 0 ? src->keys.data_len : 0);
+	PLACE(off_key_slots, src->keys.n > 0 ? (Size) src->keys.nslots * sizeof(int32) : 0);
 #undef PLACE
 	return off;
 }
@@ -300,6 +336,9 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 	h.nparams = src->nparams;
 	h.dmin = src->dmin;
 	h.drange = src->drange;
+	h.key_n = src->keys.n;
+	h.key_nslots = src->keys.nslots;
+	h.key_data_len = src->keys.data_len;
 	memcpy(base, &h, sizeof(h));
 	memcpy(base + h.off_params, src->params, src->nparams * sizeof(t4r_real));
 	memcpy(base + h.off_ids, src->ids, (Size) src->V * sizeof(int64));
@@ -309,6 +348,12 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 		memcpy(base + h.off_direct, src->direct, (Size) src->drange * sizeof(int32));
 	memcpy(base + h.off_sorted_ids, src->sorted_ids, (Size) src->V * sizeof(int64));
 	memcpy(base + h.off_sorted_rows, src->sorted_rows, (Size) src->V * sizeof(int32));
+	if (src->keys.n > 0)
+	{
+		memcpy(base + h.off_key_off, src->keys.off, (Size) (src->keys.n + 2) * sizeof(uint64));
+		memcpy(base + h.off_key_data, src->keys.data, src->keys.data_len);
+		memcpy(base + h.off_key_slots, src->keys.slots, (Size) src->keys.nslots * sizeof(int32));
+	}
 
 	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
 	free_slot = -1;
@@ -356,6 +401,95 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 	dsm_pin_mapping(seg);
 	fill_view(seg, out);
 	return true;
+}
+
+T4rSharedWait
+t4r_pg_shared_attach_or_claim(const T4rSharedKey *key, T4rModelArrays *out)
+{
+	if (!t4r_pg_shared_available())
+		return T4R_SHARED_PRIVATE;
+	for (;;)
+	{
+		LoadClaim  *mine = NULL,
+				   *spare = NULL;
+		bool		ready = false,
+					wait = false,
+					failed = false;
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (t4r_pg_shared_attach(key, out))
+			return T4R_SHARED_ATTACHED;
+		LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < T4R_SHARED_SLOTS; i++)
+			if (registry->slots[i].in_use && key_equal(&registry->slots[i].key, key))
+				ready = true;	/* published since our attach: attach */
+		for (int i = 0; i < T4R_SHARED_SLOTS && !ready; i++)
+		{
+			LoadClaim  *c = &registry->claims[i];
+
+			if (c->active && key_equal(&c->key, key))
+				mine = c;
+			else if (!spare && (!c->active ||
+								(c->failed && TimestampDifferenceExceeds(c->since, now, T4R_CLAIM_TIMEOUT_MS))))
+				spare = c;
+		}
+		if (!ready && mine && mine->failed)
+			failed = true;
+		else if (!ready && mine && mine->pid != MyProcPid &&
+				 BackendPidGetProc(mine->pid) != NULL &&
+				 !TimestampDifferenceExceeds(mine->since, now, T4R_CLAIM_TIMEOUT_MS))
+			wait = true;		/* a live backend is loading it */
+		else if (!ready && (mine || spare))
+		{
+			/* unclaimed, or its loader is gone or stuck: ours */
+			LoadClaim  *c = mine ? mine : spare;
+
+			c->active = true;
+			c->failed = false;
+			c->key = *key;
+			c->pid = MyProcPid;
+			c->since = now;
+		}
+		else if (!ready)
+			failed = true;		/* no free claim entry: load privately */
+		LWLockRelease(registry->lock);
+		if (ready)
+			continue;
+		if (failed)
+			return T4R_SHARED_PRIVATE;
+		if (!wait)
+			return T4R_SHARED_CLAIMED;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+void
+t4r_pg_shared_unclaim(const T4rSharedKey *key, bool publish_failed)
+{
+	if (registry == NULL)
+		return;
+	LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < T4R_SHARED_SLOTS; i++)
+	{
+		LoadClaim  *c = &registry->claims[i];
+
+		if (c->active && c->pid == MyProcPid && key_equal(&c->key, key))
+		{
+			if (!publish_failed)
+				c->active = false;
+			else
+			{
+				/* the waiters load privately (a failed publish would fail
+				 * for them too) until the entry is reused */
+				c->failed = true;
+				c->since = GetCurrentTimestamp();
+			}
+		}
+	}
+	LWLockRelease(registry->lock);
 }
 
 void

@@ -10,6 +10,7 @@
 #include "storage/itemptr.h"
 #include "utils/jsonb.h"
 #include "tim4rec.h"
+#include "ids.h"
 
 /* ---- GUCs (defined in src/tim4rec.c, _PG_init) ---- */
 extern int	tim4rec_threads;			/* tim4rec.threads, default 0 = number of CPUs (max 64) */
@@ -66,6 +67,9 @@ typedef struct T4rCatalogSession
 	bool		has_acl;		/* false: a 0.1 catalog (no owner/grant columns)
 								 * until ALTER EXTENSION tim4rec UPDATE */
 	const char *acl_columns;	/* "owner, grant_read, grant_usage" or NULLs */
+	bool		has_ids;		/* false: a catalog before 0.3 (bigint ids only) */
+	const char *id_columns;		/* "user_id_type, item_id_type" or defaults */
+	const char *keys_column;	/* "item_keys" or NULL::text[] */
 } T4rCatalogSession;
 void		t4r_pg_catalog_begin(T4rCatalogSession *s);
 void		t4r_pg_catalog_end(T4rCatalogSession *s);
@@ -121,11 +125,17 @@ typedef struct T4rInteractions
 	int64	   *items;
 	double	   *ts;				/* epoch seconds */
 	int64	   *order;			/* NULL unless an order column was given */
+	Oid			user_type;		/* the columns' (base) types */
+	Oid			item_type;
+	/* text and uuid columns: their keys (users/items hold the codes,
+	 * numbered in key order; see ids.h); NULL for integer columns */
+	T4rKeyDict *user_dict;
+	T4rKeyDict *item_dict;
 } T4rInteractions;
 
 /*
  * Checks the caller's SELECT privilege, that the columns exist and have
- * supported types (user/item: int2/int4/int8; time: timestamptz, timestamp,
+ * supported types (user/item: int2/int4/int8, text/varchar, uuid; time: timestamptz, timestamp,
  * date, any integer, float4/float8, numeric; order: any integer), then reads
  * all rows in the current memory context.  ereport(ERROR) with the right
  * SQLSTATE on any problem.  order_col may be NULL.
@@ -185,6 +195,9 @@ typedef struct T4rNewVersion
 	const char *order_column;	/* NULL if none */
 	const char *config_json;	/* jsonb text */
 	const int64 *item_ids;		/* [V]; element 0 (padding) not stored */
+	char	  **item_keys;		/* [V] text/uuid item ids (item_ids unused); NULL: integer */
+	Oid			user_type;		/* id types (InvalidOid: bigint) */
+	Oid			item_type;
 	const int64 *item_counts;	/* [V]; NULL = zeros */
 	int32		n_items;		/* V */
 	const char *metrics_json;	/* may be NULL */
@@ -254,6 +267,7 @@ typedef struct T4rModelArrays
 	int32	   *direct;			/* [drange] */
 	int64	   *sorted_ids;		/* [V-1] */
 	int32	   *sorted_rows;	/* [V-1] */
+	T4rKeys		keys;			/* text/uuid item ids (keys.n = 0: integer) */
 } T4rModelArrays;
 
 void		t4r_pg_shared_init(void);	/* _PG_init, when preloaded */
@@ -264,6 +278,26 @@ bool		t4r_pg_shared_attach(const T4rSharedKey *key, T4rModelArrays *out);
  * NOTICE, when it does not fit (the caller keeps its private copy) */
 bool		t4r_pg_shared_publish(const T4rSharedKey *key, const char *name,
 								  const T4rModelArrays *src, T4rModelArrays *out);
+/*
+ * One loader per row: when no segment is registered for key, the first
+ * backend claims the row (T4R_SHARED_CLAIMED: it loads and publishes, then
+ * calls t4r_pg_shared_unclaim, also on error); the others wait for it and
+ * attach its segment (T4R_SHARED_ATTACHED) instead of each loading a
+ * private copy at once.  A claim whose backend is gone (killed while
+ * loading) or older than a minute is taken over; a claim whose publish
+ * failed sends the waiters to private loading (T4R_SHARED_PRIVATE).
+ * Waiting checks for interrupts.
+ */
+typedef enum T4rSharedWait
+{
+	T4R_SHARED_ATTACHED,
+	T4R_SHARED_CLAIMED,
+	T4R_SHARED_PRIVATE
+} T4rSharedWait;
+T4rSharedWait t4r_pg_shared_attach_or_claim(const T4rSharedKey *key, T4rModelArrays *out);
+/* publish_failed: the waiters load privately; else (published, or the
+ * load failed with an error) the claim is gone: they attach or claim */
+void		t4r_pg_shared_unclaim(const T4rSharedKey *key, bool publish_failed);
 /* release the registry's segments of a model (it is gone from the catalog) */
 void		t4r_pg_shared_forget(Oid dbid, Oid relid, const char *name);
 
@@ -274,7 +308,11 @@ typedef struct T4rLoadedModel
 	int32		version;
 	t4r_model  *model;			/* malloc'd by the core */
 	t4r_infer_ctx *ctx;			/* one inference context for this backend */
-	int64	   *item_ids;		/* [V]; item_ids[0] = 0 (padding) */
+	int64	   *item_ids;		/* [V]; item_ids[0] = 0 (padding); for text
+								 * and uuid items the keys' ranks (ids.h) */
+	const T4rKeys *item_keys;	/* text and uuid item ids (n = 0: integer) */
+	Oid			user_type;		/* id types of the model (ids.h) */
+	Oid			item_type;
 	int64	   *item_counts;	/* [V] popularity in the training data */
 	int32	   *pop_order;		/* rows 1..V-1 by popularity desc, ties by row */
 	int			min_user;		/* the training's filters (evaluate) */

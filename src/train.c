@@ -12,6 +12,7 @@
  * cancel (statement_timeout, pg_cancel_backend, termination).
  */
 #include "tim4rec_pg.h"
+#include "ids.h"
 
 #include <math.h>
 #include <sys/time.h>
@@ -315,19 +316,43 @@ warm_options(Jsonb *parent_cfg, Jsonb *user)
 /*
  * Row of the parent's vocabulary for each row of the new one (row 0, the
  * padding, maps to 0), -1 for items the parent does not know: matched by
- * external item id.  The only place of the warm start that knows the id
- * type.  *known: how many of rows 1..V-1 the parent knows.
+ * external item id, integer ids directly, text and uuid ids by their keys
+ * (ids.h).  The only place of the warm start that knows the id types.
+ * *known: how many of rows 1..V-1 the parent knows.
  */
+static void
+warm_check_item_type(T4rLoadedModel *parent, const T4rInteractions *in, const char *item_col)
+{
+	Oid			pt = t4r_ids_item_type(parent);
+
+	if (t4r_ids_kind(pt) != t4r_ids_kind(in->item_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("item column \"%s\" has type %s, the parent model's item ids are %s",
+						item_col, format_type_be(in->item_type), t4r_ids_type_name(pt)),
+				 errhint("A warm start matches items by id: train from scratch to change the id type.")));
+}
+
 static int32_t *
-warm_row_map(T4rLoadedModel *parent, const t4r_dataset *ds, int64 *known)
+warm_row_map(T4rLoadedModel *parent, const T4rInteractions *in, const t4r_dataset *ds, int64 *known)
 {
 	int32_t    *map = palloc(sizeof(int32_t) * ds->n_items);
+	bool		keys = in->item_dict != NULL;
 
 	*known = 0;
 	map[0] = 0;
 	for (int32 r = 1; r < ds->n_items; r++)
 	{
-		map[r] = t4r_pg_item_row(parent, ds->item_ids[r]);
+		if (keys)
+		{
+			int			len;
+			const char *k = t4r_keydict_key(in->item_dict, ds->item_ids[r], &len);
+
+			map[r] = parent->item_keys && parent->item_keys->n > 0 ?
+				t4r_keys_lookup(parent->item_keys, k, len) : -1;
+		}
+		else
+			map[r] = t4r_pg_item_row(parent, ds->item_ids[r]);
 		if (map[r] >= 0)
 			(*known)++;
 	}
@@ -506,6 +531,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 
 	/* ---- read ---- */
 	t4r_pg_read_interactions(relid, user_col, item_col, time_col, opts.order_column, &in);
+	if (parent)
+		warm_check_item_type(parent, &in, item_col);
 	t4r_pg_progress_rows((int64) in.n);
 	elog(DEBUG1, "tim4rec: read %zu interactions in %.3f s", in.n, now_s() - t0);
 	if (in.n_null > 0)
@@ -620,7 +647,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			/* warm start: the parent's weights over the fresh initialisation
 			 * (new items keep theirs); before the GPU copy is made */
 			int64		known;
-			int32_t    *map = warm_row_map(parent, ds, &known);
+			int32_t    *map = warm_row_map(parent, &in, ds, &known);
 
 			err[0] = '\0';
 			rc = t4r_model_warm_start(model, parent->model, map, err, sizeof(err));
@@ -749,6 +776,16 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			nv.order_column = opts.order_column;
 			nv.config_json = t4r_pg_options_json(&opts);
 			nv.item_ids = ds->item_ids;
+			nv.user_type = in.user_type;
+			nv.item_type = in.item_type;
+			if (in.item_dict)
+			{
+				/* rows are in code order, codes in key order (ids.h) */
+				nv.item_keys = palloc(sizeof(char *) * V);
+				nv.item_keys[0] = NULL;
+				for (int r = 1; r < V; r++)
+					nv.item_keys[r] = (char *) t4r_keydict_key(in.item_dict, ds->item_ids[r], NULL);
+			}
 			nv.item_counts = ds->item_count;
 			nv.n_items = V;
 			nv.metrics_json = metrics.data;

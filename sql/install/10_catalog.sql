@@ -38,6 +38,12 @@ CREATE TABLE tim4rec_models (
   owner           name        NOT NULL DEFAULT CURRENT_USER,
   grant_read      name[]      NOT NULL DEFAULT '{}',
   grant_usage     name[]      NOT NULL DEFAULT '{}',
+  -- id types (README "Id types"): 'smallint', 'integer', 'bigint', 'text',
+  -- 'character varying' or 'uuid'; text and uuid item ids are in item_keys
+  -- (element r = vocabulary row r) and item_ids is then empty
+  user_id_type    text        NOT NULL DEFAULT 'bigint',
+  item_id_type    text        NOT NULL DEFAULT 'bigint',
+  item_keys       text[],
   parent_model    text,
   parent_version  int,
   PRIMARY KEY (model_name, version)
@@ -69,8 +75,8 @@ LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
 CREATE VIEW tim4rec_model_list WITH (security_barrier) AS
 SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
        m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
-       pg_catalog.cardinality(m.item_ids) AS n_items, m.config, m.metrics, m.history,
-       m.grant_read, m.grant_usage, m.parent_model, m.parent_version
+       pg_catalog.cardinality(m.item_counts) AS n_items, m.config, m.metrics, m.history,
+       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type, m.parent_model, m.parent_version
 FROM @extschema@.tim4rec_models m
 WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
                                          m.user_column, m.item_column, m.time_column, m.order_column);
@@ -122,6 +128,16 @@ CREATE FUNCTION tim4rec_item_ids(model_name text, version int DEFAULT NULL)
 RETURNS bigint[]
 AS 'MODULE_PATHNAME', 'tim4rec_item_ids'
 LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
+
+-- The vocabulary as text, for models with ids of any type (README "Id
+-- types"): element r is the item id of vocabulary row r.  Needs the read
+-- privilege.
+CREATE FUNCTION tim4rec_item_keys(model_name text, version int DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'tim4rec_item_keys'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
+COMMENT ON FUNCTION tim4rec_item_keys(text, int) IS
+  'item ids of a model version (default: current) as text[], element r = vocabulary row r, for every id type';
 
 -- Model privileges: 'usage' (recommend, evaluate) or 'read' (usage, plus
 -- the catalog row in tim4rec_model_list, tim4rec_item_ids and

@@ -28,6 +28,50 @@ RETURNS TABLE(item_id bigint, score real, rank int)
 AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
 LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 
+-- Users keyed by text (or varchar) and by uuid (README "Id types"):
+-- item_id (and exclude) have the same type as the user id, which suits
+-- models whose users and items share a key type; for other combinations
+-- use the form with an item_type argument below.
+CREATE FUNCTION tim4rec_recommend(user_id text, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(text, int, text, boolean, text[]) IS
+  'top-k items (text ids) for a text-keyed user from the source relation; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION tim4rec_recommend(user_id uuid, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(uuid, int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for a uuid-keyed user from the source relation; k, model_name, exclude_seen, exclude';
+
+-- Any combination of user and item id types: item_type is a NULL of the
+-- model's item id type (NULL::text, NULL::bigint, NULL::uuid), which gives
+-- item_id its type, e.g. tim4rec_recommend(user_uuid, NULL::text, 10, 'shop').
+-- k and model_name have no defaults here (so that calls of the bigint form
+-- such as tim4rec_recommend(1, NULL) stay unambiguous); the second form
+-- takes exclusions of the item id type.
+CREATE FUNCTION tim4rec_recommend(user_id anyelement, item_type anycompatible, k int,
+                                  model_name text, exclude_seen boolean DEFAULT true)
+RETURNS TABLE(item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user_any'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(anyelement, anycompatible, int, text, boolean) IS
+  'top-k items for a user of any id type; item_type: a NULL of the model''s item id type, which item_id takes; k, model_name, exclude_seen';
+CREATE FUNCTION tim4rec_recommend(user_id anyelement, item_type anycompatible, k int,
+                                  model_name text, exclude_seen boolean, exclude anycompatiblearray)
+RETURNS TABLE(item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user_any'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(anyelement, anycompatible, int, text, boolean, anycompatiblearray) IS
+  'top-k items for a user of any id type, with exclusions of the item id type; item_type: a NULL of the model''s item id type; k, model_name, exclude_seen, exclude';
+
 -- Ad-hoc sequence (anonymous session): items with their times, in any order;
 -- they are sorted by time, equal times keeping array order, and the most
 -- recent max_seq_len count.  exclude_seen excludes the items of the sequence.
@@ -47,6 +91,45 @@ CREATE FUNCTION tim4rec_recommend(items bigint[], times float8[], k int DEFAULT 
 RETURNS TABLE(item_id bigint, score real, rank int)
 AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
 LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+
+-- Text and uuid item ids (README "Id types"): the same forms with items
+-- and exclude of the model's item id type; item_id comes back in it.
+CREATE FUNCTION tim4rec_recommend(items text[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(text[], timestamptz[], int, text, boolean, text[]) IS
+  'top-k items (text ids) for an ad-hoc sequence of text item ids with timestamptz times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION tim4rec_recommend(items text[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(text[], float8[], int, text, boolean, text[]) IS
+  'top-k items (text ids) for an ad-hoc sequence of text item ids with epoch-second times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION tim4rec_recommend(items uuid[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(uuid[], timestamptz[], int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for an ad-hoc sequence of uuid item ids with timestamptz times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION tim4rec_recommend(items uuid[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION tim4rec_recommend(uuid[], float8[], int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for an ad-hoc sequence of uuid item ids with epoch-second times; k, model_name, exclude_seen, exclude';
 
 -- The same for a tim4rec_sequence (e.g. from tim4rec_seq in a LATERAL join).
 CREATE FUNCTION tim4rec_recommend(seq tim4rec_sequence, k int DEFAULT 10,
@@ -101,6 +184,84 @@ BEGIN
     END LOOP;
 END
 $do$;
+
+-- tim4rec_seq over text (or varchar) and uuid item ids (README "Id
+-- types"): the same aggregate, giving a sequence type whose items have
+-- that type; equal times are ordered by the ids' bytes.  tim4rec_recommend
+-- takes those sequences too, item_id of the same type.
+CREATE TYPE @extschema@.tim4rec_sequence_text AS (items text[], times float8[]);
+COMMENT ON TYPE @extschema@.tim4rec_sequence_text IS
+  'interaction sequence with text item ids, oldest first: items text[], times float8[] (epoch seconds); from tim4rec_seq';
+CREATE TYPE @extschema@.tim4rec_sequence_uuid AS (items uuid[], times float8[]);
+COMMENT ON TYPE @extschema@.tim4rec_sequence_uuid IS
+  'interaction sequence with uuid item ids, oldest first: items uuid[], times float8[] (epoch seconds); from tim4rec_seq';
+CREATE FUNCTION @extschema@.tim4rec_seq_finalfn_text(internal) RETURNS @extschema@.tim4rec_sequence_text
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.tim4rec_seq_finalfn_text(internal) IS
+  'final function of tim4rec_seq over text item ids (internal)';
+CREATE FUNCTION @extschema@.tim4rec_seq_finalfn_uuid(internal) RETURNS @extschema@.tim4rec_sequence_uuid
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.tim4rec_seq_finalfn_uuid(internal) IS
+  'final function of tim4rec_seq over uuid item ids (internal)';
+
+DO $do$
+DECLARE
+    t text;
+    it text;
+BEGIN
+    FOREACH it IN ARRAY ARRAY['text', 'uuid']
+    LOOP
+    FOREACH t IN ARRAY ARRAY['timestamptz', 'timestamp', 'date', 'bigint', 'integer', 'double precision', 'numeric']
+    LOOP
+        EXECUTE pg_catalog.format($f$
+            CREATE FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            COMMENT ON FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s) IS
+              'transition function of tim4rec_seq (internal)';
+            CREATE FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s, integer) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            COMMENT ON FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s, integer) IS
+              'transition function of tim4rec_seq (internal)';
+            CREATE AGGREGATE @extschema@.tim4rec_seq(item %2$s, ts %1$s) (
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn_%2$s,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE @extschema@.tim4rec_seq(%2$s, %1$s) IS
+              'time-ordered interaction sequence (tim4rec_sequence_%2$s) of a group: item, ts';
+            CREATE AGGREGATE @extschema@.tim4rec_seq(item %2$s, ts %1$s, max_len integer) (
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn_%2$s,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE @extschema@.tim4rec_seq(%2$s, %1$s, integer) IS
+              'the most recent max_len events of a group as a tim4rec_sequence_%2$s: item, ts, max_len';
+        $f$, t, it);
+    END LOOP;
+    END LOOP;
+END
+$do$;
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(seq @extschema@.tim4rec_sequence_text, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_text, int, text, boolean, text[]) IS
+  'top-k items (text ids) for a tim4rec_sequence_text; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(seq @extschema@.tim4rec_sequence_uuid, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_uuid, int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for a tim4rec_sequence_uuid; k, model_name, exclude_seen, exclude';
 
 -- Leave-one-out HR / NDCG / MRR at each k on the validation and test
 -- targets, for the model and a most-popular baseline, on the model's source

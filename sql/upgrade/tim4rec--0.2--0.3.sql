@@ -5,6 +5,186 @@
 -- the install script.
 \echo Use "ALTER EXTENSION tim4rec UPDATE TO '0.3'" to load this file. \quit
 
+-- ---- id types (issue 14 part 1, branch feat/ids) ----
+ALTER TABLE @extschema@.tim4rec_models
+  ADD COLUMN user_id_type text NOT NULL DEFAULT 'bigint',
+  ADD COLUMN item_id_type text NOT NULL DEFAULT 'bigint',
+  ADD COLUMN item_keys text[];
+CREATE OR REPLACE VIEW @extschema@.tim4rec_model_list WITH (security_barrier) AS
+SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
+       m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
+       pg_catalog.cardinality(m.item_counts) AS n_items, m.config, m.metrics, m.history,
+       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type
+FROM @extschema@.tim4rec_models m
+WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
+                                         m.user_column, m.item_column, m.time_column, m.order_column);
+
+CREATE FUNCTION @extschema@.tim4rec_item_keys(model_name text, version int DEFAULT NULL)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'tim4rec_item_keys'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT;
+COMMENT ON FUNCTION @extschema@.tim4rec_item_keys(text, int) IS
+  'item ids of a model version (default: current) as text[], element r = vocabulary row r, for every id type';
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id text, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(text, int, text, boolean, text[]) IS
+  'top-k items (text ids) for a text-keyed user from the source relation; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id uuid, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(uuid, int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for a uuid-keyed user from the source relation; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id anyelement, item_type anycompatible, k int,
+                                  model_name text, exclude_seen boolean DEFAULT true)
+RETURNS TABLE(item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user_any'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(anyelement, anycompatible, int, text, boolean) IS
+  'top-k items for a user of any id type; item_type: a NULL of the model''s item id type, which item_id takes; k, model_name, exclude_seen';
+CREATE FUNCTION @extschema@.tim4rec_recommend(user_id anyelement, item_type anycompatible, k int,
+                                  model_name text, exclude_seen boolean, exclude anycompatiblearray)
+RETURNS TABLE(item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_user_any'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(anyelement, anycompatible, int, text, boolean, anycompatiblearray) IS
+  'top-k items for a user of any id type, with exclusions of the item id type; item_type: a NULL of the model''s item id type; k, model_name, exclude_seen, exclude';
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(items text[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(text[], timestamptz[], int, text, boolean, text[]) IS
+  'top-k items (text ids) for an ad-hoc sequence of text item ids with timestamptz times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(items text[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(text[], float8[], int, text, boolean, text[]) IS
+  'top-k items (text ids) for an ad-hoc sequence of text item ids with epoch-second times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(items uuid[], times timestamptz[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_tstz'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(uuid[], timestamptz[], int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for an ad-hoc sequence of uuid item ids with timestamptz times; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(items uuid[], times float8[], k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_f8'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(uuid[], float8[], int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for an ad-hoc sequence of uuid item ids with epoch-second times; k, model_name, exclude_seen, exclude';
+
+-- tim4rec_seq over text (or varchar) and uuid item ids (README "Id
+-- types"): the same aggregate, giving a sequence type whose items have
+-- that type; equal times are ordered by the ids' bytes.  tim4rec_recommend
+-- takes those sequences too, item_id of the same type.
+CREATE TYPE @extschema@.tim4rec_sequence_text AS (items text[], times float8[]);
+COMMENT ON TYPE @extschema@.tim4rec_sequence_text IS
+  'interaction sequence with text item ids, oldest first: items text[], times float8[] (epoch seconds); from tim4rec_seq';
+CREATE TYPE @extschema@.tim4rec_sequence_uuid AS (items uuid[], times float8[]);
+COMMENT ON TYPE @extschema@.tim4rec_sequence_uuid IS
+  'interaction sequence with uuid item ids, oldest first: items uuid[], times float8[] (epoch seconds); from tim4rec_seq';
+CREATE FUNCTION @extschema@.tim4rec_seq_finalfn_text(internal) RETURNS @extschema@.tim4rec_sequence_text
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.tim4rec_seq_finalfn_text(internal) IS
+  'final function of tim4rec_seq over text item ids (internal)';
+CREATE FUNCTION @extschema@.tim4rec_seq_finalfn_uuid(internal) RETURNS @extschema@.tim4rec_sequence_uuid
+AS 'MODULE_PATHNAME', 'tim4rec_seq_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.tim4rec_seq_finalfn_uuid(internal) IS
+  'final function of tim4rec_seq over uuid item ids (internal)';
+
+DO $do$
+DECLARE
+    t text;
+    it text;
+BEGIN
+    FOREACH it IN ARRAY ARRAY['text', 'uuid']
+    LOOP
+    FOREACH t IN ARRAY ARRAY['timestamptz', 'timestamp', 'date', 'bigint', 'integer', 'double precision', 'numeric']
+    LOOP
+        EXECUTE pg_catalog.format($f$
+            CREATE FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            COMMENT ON FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s) IS
+              'transition function of tim4rec_seq (internal)';
+            CREATE FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s, integer) RETURNS internal
+            AS 'MODULE_PATHNAME', 'tim4rec_seq_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+            COMMENT ON FUNCTION @extschema@.tim4rec_seq_transfn(internal, %2$s, %1$s, integer) IS
+              'transition function of tim4rec_seq (internal)';
+            CREATE AGGREGATE @extschema@.tim4rec_seq(item %2$s, ts %1$s) (
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn_%2$s,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE @extschema@.tim4rec_seq(%2$s, %1$s) IS
+              'time-ordered interaction sequence (tim4rec_sequence_%2$s) of a group: item, ts';
+            CREATE AGGREGATE @extschema@.tim4rec_seq(item %2$s, ts %1$s, max_len integer) (
+                SFUNC = @extschema@.tim4rec_seq_transfn, STYPE = internal,
+                FINALFUNC = @extschema@.tim4rec_seq_finalfn_%2$s,
+                COMBINEFUNC = @extschema@.tim4rec_seq_combinefn,
+                SERIALFUNC = @extschema@.tim4rec_seq_serialfn, DESERIALFUNC = @extschema@.tim4rec_seq_deserialfn,
+                PARALLEL = SAFE);
+            COMMENT ON AGGREGATE @extschema@.tim4rec_seq(%2$s, %1$s, integer) IS
+              'the most recent max_len events of a group as a tim4rec_sequence_%2$s: item, ts, max_len';
+        $f$, t, it);
+    END LOOP;
+    END LOOP;
+END
+$do$;
+
+CREATE FUNCTION @extschema@.tim4rec_recommend(seq @extschema@.tim4rec_sequence_text, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude text[] DEFAULT NULL)
+RETURNS TABLE(item_id text, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_text, int, text, boolean, text[]) IS
+  'top-k items (text ids) for a tim4rec_sequence_text; k, model_name, exclude_seen, exclude';
+CREATE FUNCTION @extschema@.tim4rec_recommend(seq @extschema@.tim4rec_sequence_uuid, k int DEFAULT 10,
+                                  model_name text DEFAULT 'default',
+                                  exclude_seen boolean DEFAULT true,
+                                  exclude uuid[] DEFAULT NULL)
+RETURNS TABLE(item_id uuid, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_seq'
+LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_uuid, int, text, boolean, uuid[]) IS
+  'top-k items (uuid ids) for a tim4rec_sequence_uuid; k, model_name, exclude_seen, exclude';
+
+-- ---- recommend_all (issue 14 part 3): tim4rec_recommend_all ----
+CREATE FUNCTION @extschema@.tim4rec_recommend_all(model_name text DEFAULT 'default', k int DEFAULT 10,
+                                                  users anyarray DEFAULT NULL::bigint[],
+                                                  exclude_seen boolean DEFAULT true)
+RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
+
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, boolean) IS
+'Top k items of every user of a model''s source (or of the users array) in one call: model_name, k, users (NULL = all), exclude_seen; equals tim4rec_recommend per user, streamed in batches';
+
 -- ---- warm start (issue 14 part 2): the parent version of a warm start ----
 ALTER TABLE @extschema@.tim4rec_models ADD COLUMN parent_model text, ADD COLUMN parent_version int;
 COMMENT ON COLUMN @extschema@.tim4rec_models.parent_model IS
@@ -14,8 +194,8 @@ COMMENT ON COLUMN @extschema@.tim4rec_models.parent_version IS
 CREATE OR REPLACE VIEW @extschema@.tim4rec_model_list WITH (security_barrier) AS
 SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
        m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
-       pg_catalog.cardinality(m.item_ids) AS n_items, m.config, m.metrics, m.history,
-       m.grant_read, m.grant_usage, m.parent_model, m.parent_version
+       pg_catalog.cardinality(m.item_counts) AS n_items, m.config, m.metrics, m.history,
+       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type, m.parent_model, m.parent_version
 FROM @extschema@.tim4rec_models m
 WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
                                          m.user_column, m.item_column, m.time_column, m.order_column);

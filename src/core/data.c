@@ -621,43 +621,59 @@ heap_sift_up(int32_t *hr, t4r_real *hv, int i)
 	}
 }
 
+/*
+ * Streaming top k: rows are pushed in ascending order (any blocks), the
+ * heap keeps the k best; t4r_topk_finish sorts them.  t4r_topk and
+ * t4r_infer_topk share it, so a blocked scoring gives the same answer as
+ * a full score vector.
+ */
 int
-t4r_topk(const t4r_real *scores, int V, int k, const uint8_t *exclude,
-		 int32_t *rows, t4r_real *vals)
+t4r_topk_init(t4r_topk_state *t, int k, int32_t *rows)
 {
-	t4r_real	small[64];
-	t4r_real   *hv;
-	int			cnt = 0;
+	t->k = k;
+	t->cnt = 0;
+	t->rows = rows;
+	t->hv = k <= T4R_TOPK_SMALL ? t->small : malloc((size_t) k * sizeof(t4r_real));
+	return t->hv ? T4R_OK : T4R_ENOMEM;
+}
 
-	if (scores == NULL || rows == NULL || V < 0 || k < 0)
-		return T4R_EINVAL;
-	if (k == 0 || V <= 1)
-		return 0;
-	if (k > V - 1)
-		k = V - 1;
-	hv = k <= 64 ? small : malloc((size_t) k * sizeof(t4r_real));
-	if (hv == NULL)
-		return T4R_ENOMEM;
-	for (int r = 1; r < V; r++)
+void
+t4r_topk_push(t4r_topk_state *t, const t4r_real *scores, int32_t r0, int nr,
+			  const uint8_t *exclude)
+{
+	int32_t    *rows = t->rows;
+	t4r_real   *hv = t->hv;
+
+	for (int i = 0; i < nr; i++)
 	{
-		t4r_real	s = scores[r];
+		int32_t		r = r0 + i;
+		t4r_real	s = scores[i];
 
-		if (exclude && exclude[r])
+		if (r == 0 || (exclude && exclude[i]))
 			continue;
-		if (cnt < k)
+		if (t->cnt < t->k)
 		{
-			rows[cnt] = r;
-			hv[cnt] = s;
-			heap_sift_up(rows, hv, cnt);
-			cnt++;
+			rows[t->cnt] = r;
+			hv[t->cnt] = s;
+			heap_sift_up(rows, hv, t->cnt);
+			t->cnt++;
 		}
-		else if (better(s, r, hv[0], rows[0]))
+		else if (t->k > 0 && better(s, r, hv[0], rows[0]))
 		{
 			rows[0] = r;
 			hv[0] = s;
-			heap_sift_down(rows, hv, cnt, 0);
+			heap_sift_down(rows, hv, t->cnt, 0);
 		}
 	}
+}
+
+int
+t4r_topk_finish(t4r_topk_state *t, t4r_real *vals)
+{
+	int32_t    *rows = t->rows;
+	t4r_real   *hv = t->hv;
+	int			cnt = t->cnt;
+
 	/* heap sort: repeatedly move the worst to the end */
 	for (int e = cnt - 1; e > 0; e--)
 	{
@@ -672,9 +688,28 @@ t4r_topk(const t4r_real *scores, int V, int k, const uint8_t *exclude,
 	}
 	if (vals)
 		memcpy(vals, hv, (size_t) cnt * sizeof(t4r_real));
-	if (hv != small)
+	if (hv != t->small)
 		free(hv);
+	t->hv = NULL;
 	return cnt;
+}
+
+int
+t4r_topk(const t4r_real *scores, int V, int k, const uint8_t *exclude,
+		 int32_t *rows, t4r_real *vals)
+{
+	t4r_topk_state t;
+
+	if (scores == NULL || rows == NULL || V < 0 || k < 0)
+		return T4R_EINVAL;
+	if (k == 0 || V <= 1)
+		return 0;
+	if (k > V - 1)
+		k = V - 1;
+	if (t4r_topk_init(&t, k, rows) != T4R_OK)
+		return T4R_ENOMEM;
+	t4r_topk_push(&t, scores, 0, V, exclude);
+	return t4r_topk_finish(&t, vals);
 }
 
 /* ------------------------------------------------------------------ */

@@ -13,6 +13,8 @@ struct t4r_infer_ctx
 {
 	const t4r_model *m;
 	t4r_ws	   *ws;
+	t4r_real	block[T4R_SCORE_BLOCK];	/* t4r_infer_topk's scores */
+	uint8_t		bmask[T4R_SCORE_BLOCK]; /* and exclusions (all 0 between) */
 };
 
 int
@@ -70,6 +72,71 @@ t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n,
 	return T4R_OK;
 }
 
+static int
+cmp_i32(const void *a, const void *b)
+{
+	int32_t		x = *(const int32_t *) a,
+				y = *(const int32_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+int
+t4r_infer_topk(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n,
+			   int k, const int32_t *exclude, int nexclude, int32_t *rows, t4r_real *vals)
+{
+	t4r_sample	s;
+	t4r_topk_state t;
+	int32_t    *ex = NULL;
+	int			rc,
+				V,
+				e = 0;
+
+	if (!ctx || n < 1 || !items || k < 0 || (k > 0 && !rows) || nexclude < 0 ||
+		(nexclude > 0 && !exclude))
+		return T4R_EINVAL;
+	V = ctx->m->dims.V;
+	if (k > V - 1)
+		k = V - 1;
+	s.items = items;
+	s.ts = ts;
+	s.n = n;
+	s.target = 0;
+	rc = t4r_ws_forward(ctx->ws, &s, 1, 0, 0, 0);
+	if (rc != T4R_OK || k == 0)
+		return rc;
+	if (nexclude > 0)
+	{
+		ex = malloc(sizeof(int32_t) * (size_t) nexclude);
+		if (!ex)
+			return T4R_ENOMEM;
+		memcpy(ex, exclude, sizeof(int32_t) * (size_t) nexclude);
+		qsort(ex, nexclude, sizeof(int32_t), cmp_i32);
+	}
+	if (t4r_topk_init(&t, k, rows) != T4R_OK)
+	{
+		free(ex);
+		return T4R_ENOMEM;
+	}
+	for (int r0 = 0; r0 < V; r0 += T4R_SCORE_BLOCK)
+	{
+		int			nr = V - r0 < T4R_SCORE_BLOCK ? V - r0 : T4R_SCORE_BLOCK;
+		int			e0;
+
+		t4r_ws_scores_rows(ctx->ws, r0, nr, ctx->block);
+		while (e < nexclude && ex[e] < r0)
+			e++;
+		e0 = e;
+		for (; e < nexclude && ex[e] < r0 + nr; e++)
+			ctx->bmask[ex[e] - r0] = 1;
+		t4r_topk_push(&t, ctx->block, r0, nr, ctx->bmask);
+		for (int x = e0; x < e; x++)
+			ctx->bmask[ex[x] - r0] = 0;
+	}
+	free(ex);
+	return t4r_topk_finish(&t, vals);
+}
+
 #define INFER_MB 16
 
 int
@@ -125,6 +192,190 @@ t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq, int thread
 				t4r_ws_scores(ws, scores + (size_t) i0 * V);
 		}
 		t4r_ws_free(ws);
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* top-k recommendations for many sequences (tim4rec_recommend_all)    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Per thread: a workspace of T4R_REC_MB sequences, their [MB, V] score
+ * block and an exclusion mask of V bytes (all zero between jobs).  The
+ * workspace is reused for every batch, so a batch costs no allocation.
+ */
+struct t4r_rec_batch
+{
+	const t4r_model *m;
+	int			threads;
+	int			score_mode;
+	t4r_ws	  **ws;				/* [threads] */
+	t4r_real  **scores;			/* [threads][T4R_REC_MB * V] */
+	uint8_t   **mask;			/* [threads][V] */
+};
+
+int
+t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
+{
+	t4r_rec_batch *b;
+	int			V;
+
+	*out = NULL;
+	if (!m)
+		return T4R_EINVAL;
+	if (threads < 1)
+		threads = 1;
+	V = m->dims.V;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return T4R_ENOMEM;
+	b->m = m;
+	b->threads = threads;
+	b->score_mode = T4R_REC_EXACT;
+	b->ws = calloc(threads, sizeof(t4r_ws *));
+	b->scores = calloc(threads, sizeof(t4r_real *));
+	b->mask = calloc(threads, sizeof(uint8_t *));
+	if (!b->ws || !b->scores || !b->mask)
+	{
+		t4r_rec_batch_free(b);
+		return T4R_ENOMEM;
+	}
+	for (int t = 0; t < threads; t++)
+	{
+		int			rc = t4r_ws_create(m, T4R_REC_MB, 0, &b->ws[t]);
+
+		if (rc != T4R_OK)
+		{
+			t4r_rec_batch_free(b);
+			return rc;
+		}
+		b->scores[t] = malloc(sizeof(t4r_real) * (size_t) T4R_REC_MB * V);
+		b->mask[t] = calloc((size_t) V, 1);
+		if (!b->scores[t] || !b->mask[t])
+		{
+			t4r_rec_batch_free(b);
+			return T4R_ENOMEM;
+		}
+	}
+	*out = b;
+	return T4R_OK;
+}
+
+void
+t4r_rec_batch_free(t4r_rec_batch *b)
+{
+	if (!b)
+		return;
+	for (int t = 0; t < b->threads; t++)
+	{
+		if (b->ws)
+			t4r_ws_free(b->ws[t]);
+		if (b->scores)
+			free(b->scores[t]);
+		if (b->mask)
+			free(b->mask[t]);
+	}
+	free(b->ws);
+	free(b->scores);
+	free(b->mask);
+	free(b);
+}
+
+int
+t4r_rec_batch_set_scores(t4r_rec_batch *b, int mode)
+{
+	if (!b || (mode != T4R_REC_EXACT && mode != T4R_REC_PACKED))
+		return T4R_EINVAL;
+	b->score_mode = mode;
+	return T4R_OK;
+}
+
+int
+t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k)
+{
+	int			nch,
+				threads,
+				rc = T4R_OK,
+				V;
+
+	if (!b || njobs < 0 || (njobs > 0 && !jobs) || k < 0)
+		return T4R_EINVAL;
+	V = b->m->dims.V;
+	for (int j = 0; j < njobs; j++)
+	{
+		jobs[j].count = 0;
+		if (jobs[j].seq.n < 1 || !jobs[j].rows || (k > 0 && !jobs[j].vals))
+			return T4R_EINVAL;
+		for (int e = 0; e < jobs[j].nexclude; e++)
+			if (jobs[j].exclude[e] < 0 || jobs[j].exclude[e] >= V)
+				return T4R_EINVAL;
+	}
+	if (njobs == 0)
+		return T4R_OK;
+	nch = (njobs + T4R_REC_MB - 1) / T4R_REC_MB;
+	threads = b->threads < nch ? b->threads : nch;
+	openblas_set_num_threads(1);
+#pragma omp parallel num_threads(threads)
+	{
+		int			t = omp_get_thread_num();
+		t4r_ws	   *ws = b->ws[t];
+		t4r_real   *sc = b->scores[t];
+		uint8_t    *mask = b->mask[t];
+
+#pragma omp for schedule(dynamic, 1)
+		for (int c = 0; c < nch; c++)
+		{
+			int			j0 = c * T4R_REC_MB;
+			int			cnt = njobs - j0 < T4R_REC_MB ? njobs - j0 : T4R_REC_MB;
+			t4r_sample	smp[T4R_REC_MB];
+			int			e;
+
+			for (int s = 0; s < cnt; s++)
+				smp[s] = jobs[j0 + s].seq;
+			if (b->score_mode == T4R_REC_EXACT)
+			{
+				/* one forward and one GEMV per sequence, as t4r_infer: the
+				 * packed forward's GEMMs over more rows may round differently */
+				e = T4R_OK;
+				for (int s = 0; s < cnt && e == T4R_OK; s++)
+				{
+					e = t4r_ws_forward(ws, smp + s, 1, 0, 0, 0);
+					if (e == T4R_OK)
+						t4r_ws_scores(ws, sc + (size_t) s * V);
+				}
+			}
+			else
+			{
+				e = t4r_ws_forward(ws, smp, cnt, 0, 0, 0);
+				if (e == T4R_OK)
+					t4r_ws_scores(ws, sc);
+			}
+			if (e != T4R_OK)
+			{
+#pragma omp critical
+				rc = e;
+				continue;
+			}
+			for (int s = 0; s < cnt; s++)
+			{
+				t4r_rec_job *jb = &jobs[j0 + s];
+				int			got;
+
+				for (int x = 0; x < jb->nexclude; x++)
+					mask[jb->exclude[x]] = 1;
+				got = t4r_topk(sc + (size_t) s * V, V, k, mask, jb->rows, jb->vals);
+				for (int x = 0; x < jb->nexclude; x++)
+					mask[jb->exclude[x]] = 0;
+				if (got < 0)
+				{
+#pragma omp critical
+					rc = got;
+					continue;
+				}
+				jb->count = got;
+			}
+		}
 	}
 	return rc;
 }

@@ -1175,6 +1175,24 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 	return T4R_OK;
 }
 
+/* scores of rows r0 .. r0+nr-1 for the one sequence of w (S = 1): each
+ * row's dot product is computed by the same GEMV kernel whatever the block,
+ * as long as blocks start at multiples of 16 rows (test_model checks that
+ * blocked and full scores are bitwise equal) */
+void
+t4r_ws_scores_rows(t4r_ws *w, int r0, int nr, t4r_real *scores)
+{
+	const t4r_dims *D = &w->D;
+
+#ifdef T4R_DOUBLE
+	cblas_dgemv(CblasRowMajor, CblasNoTrans, nr, D->d, 1, w->pv.emb + (size_t) r0 * D->d, D->d,
+				w->hidden, 1, 0, scores, 1);
+#else
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, nr, D->d, 1, w->pv.emb + (size_t) r0 * D->d, D->d,
+				w->hidden, 1, 0, scores, 1);
+#endif
+}
+
 void
 t4r_ws_scores(t4r_ws *w, t4r_real *scores)
 {
@@ -1184,13 +1202,7 @@ t4r_ws_scores(t4r_ws *w, t4r_real *scores)
 	{
 		/* one sequence: one GEMV over the embedding in place (sgemm would
 		 * pack the whole [V, d] table first, every call) */
-#ifdef T4R_DOUBLE
-		cblas_dgemv(CblasRowMajor, CblasNoTrans, D->V, D->d, 1, w->pv.emb, D->d, w->hidden, 1,
-					0, scores, 1);
-#else
-		cblas_sgemv(CblasRowMajor, CblasNoTrans, D->V, D->d, 1, w->pv.emb, D->d, w->hidden, 1,
-					0, scores, 1);
-#endif
+		t4r_ws_scores_rows(w, 0, D->V, scores);
 		return;
 	}
 	t4r_gemm(0, 1, w->S, D->V, D->d, 1, w->hidden, D->d, w->pv.emb, D->d, 0, scores, D->V);

@@ -136,6 +136,7 @@ int			t4r_ws_backward(t4r_ws *w, const t4r_sample *s, const t4r_pview *gview,
 
 /* scores [S, V] = hidden E^T (ld V) */
 void		t4r_ws_scores(t4r_ws *w, t4r_real *scores);
+void		t4r_ws_scores_rows(t4r_ws *w, int r0, int nr, t4r_real *scores);
 
 /* t4r_dropout_mask (ops.h), same values, vectorisable loop */
 void		t4r_model_dropout_mask(t4r_real *mask, size_t n, double p, uint64_t seed,

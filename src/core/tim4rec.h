@@ -246,10 +246,50 @@ void		t4r_infer_ctx_free(t4r_infer_ctx *ctx);
 int			t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
 					  int n, t4r_real *hidden, t4r_real *scores);
 
+/* Top k of one sequence without a score vector of V floats: the scores
+ * are computed in blocks of T4R_SCORE_BLOCK rows (the same GEMV per row as
+ * t4r_infer, so the same values) and streamed through t4r_topk_push.
+ * exclude: rows to skip, any order, duplicates and rows outside 1..V-1
+ * ignored (nexclude may be 0).  Returns the count written to rows/vals
+ * (min(k, eligible rows)) or a negative error.  The context keeps one
+ * block buffer; per call it allocates only a sorted copy of exclude. */
+#define T4R_SCORE_BLOCK 2048
+int			t4r_infer_topk(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
+						   int n, int k, const int32_t *exclude, int nexclude,
+						   int32_t *rows, t4r_real *vals);
+
 /* Many sequences on `threads` threads: hidden [nseq*d] (may be NULL),
  * scores [nseq*V] (may be NULL). */
 int			t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq,
 							int threads, t4r_real *hidden, t4r_real *scores);
+
+/* Top-k recommendations for many sequences (tim4rec_recommend_all): each
+ * job's sequence is scored and its top k rows selected (t4r_topk, rows in
+ * exclude[] skipped), on the batch's threads in micro-batches of
+ * T4R_REC_MB sequences.  The default T4R_REC_EXACT runs each sequence's
+ * forward and score GEMV on its own, the arithmetic of t4r_infer bit for
+ * bit (the packed forward's GEMMs over a micro-batch's rows round
+ * differently in OpenBLAS); T4R_REC_PACKED runs one packed forward per
+ * micro-batch and one [MB, d] x [d, V] GEMM for its scores (faster, equal
+ * within float rounding only).  A batch object holds the per-thread
+ * scratch memory and is reused. */
+#define T4R_REC_MB 16
+#define T4R_REC_EXACT 0
+#define T4R_REC_PACKED 1
+typedef struct t4r_rec_job
+{
+	t4r_sample	seq;			/* n >= 1 */
+	const int32_t *exclude;		/* rows to skip (0 <= row < V), may be NULL */
+	int32_t		nexclude;
+	int32_t    *rows;			/* out [k] */
+	t4r_real   *vals;			/* out [k] */
+	int32_t		count;			/* out: min(k, eligible) */
+} t4r_rec_job;
+typedef struct t4r_rec_batch t4r_rec_batch;
+int			t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out);
+void		t4r_rec_batch_free(t4r_rec_batch *b);
+int			t4r_rec_batch_set_scores(t4r_rec_batch *b, int mode);
+int			t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k);
 
 /* Top-k of scores[0..V-1], row 0 (padding) never returned, rows with
  * exclude[row] != 0 skipped (exclude may be NULL).  Order: score descending,
@@ -257,6 +297,25 @@ int			t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq,
  * entries and returns that count (or a negative error). */
 int			t4r_topk(const t4r_real *scores, int V, int k, const uint8_t *exclude,
 					 int32_t *rows, t4r_real *vals);
+
+/* The same selection, streamed: init with k >= 0 and rows [k]; push
+ * scores[0..nr-1] of rows r0 .. r0+nr-1, blocks in ascending row order
+ * (row 0 and rows with exclude[i] != 0, i = row - r0, skipped; exclude
+ * may be NULL);
+ * finish writes vals [cnt] (may be NULL), frees the state and returns cnt. */
+#define T4R_TOPK_SMALL 64
+typedef struct t4r_topk_state
+{
+	int			k,
+				cnt;
+	int32_t    *rows;
+	t4r_real   *hv;
+	t4r_real	small[T4R_TOPK_SMALL];
+} t4r_topk_state;
+int			t4r_topk_init(t4r_topk_state *t, int k, int32_t *rows);
+void		t4r_topk_push(t4r_topk_state *t, const t4r_real *scores, int32_t r0, int nr,
+						  const uint8_t *exclude);
+int			t4r_topk_finish(t4r_topk_state *t, t4r_real *vals);
 
 /* ---- training ---- */
 typedef struct t4r_train_opts

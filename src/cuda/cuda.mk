@@ -46,7 +46,11 @@ endif
 # scheduler, cuBLAS -> CBLAS) and linked with the same parity test.  Checks
 # the kernels' logic (indexing, barriers, maths) against the CPU core; it
 # says nothing about speed or about GPU-only failure modes.
-#   make cuda-emu-parity    (T4R_PARITY_QUICK=k: first k configurations)
+#   make cuda-emu-parity     every configuration, the 20-step run and the fit
+#                            (~40 CPU-minutes on a loaded 2-core machine)
+#                            (T4R_PARITY_QUICK=k: first k configurations)
+#   make cuda-emu-parity-ci  the representative subset `make test` runs
+#                            (T4R_PARITY_SUBSET=1, a few minutes)
 # ---------------------------------------------------------------------------
 build/emu/model_emu.cpp: src/cuda/model.cu test/cuda/emu/transform.py
 	@mkdir -p build/emu
@@ -63,6 +67,8 @@ build/cuda_parity_emu: test/cuda/parity.c build/emu/model_emu.o build/emu/cuda_e
 	$(CORE_CC) $(CORE_CFLAGS) -DT4R_CUDA_EMU -Isrc/cuda -Itest/core $< build/emu/model_emu.o build/emu/cuda_emu.o \
 	  $(FLOAT_OBJS) -o $@ $(CORE_LIBS) -lstdc++
 
-.PHONY: cuda-emu-parity
+.PHONY: cuda-emu-parity cuda-emu-parity-ci
 cuda-emu-parity: build/cuda_parity_emu
 	./build/cuda_parity_emu
+cuda-emu-parity-ci: build/cuda_parity_emu
+	T4R_PARITY_SUBSET=1 ./build/cuda_parity_emu

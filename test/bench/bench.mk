@@ -55,3 +55,22 @@ bench-pg-load:
 
 bench-pg-memory:
 	bash test/bench/pg_memory.sh
+
+# tim4rec_recommend_all for all 6,040 users of the ML-1M-like set against the
+# LATERAL tim4rec_recommend form, interleaved, medians of T4R_BENCH_ROUNDS
+# (default 3); appends to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-recommend-all
+bench-recommend-all:
+	bash test/bench/pg_recommend_all.sh
+
+# the core part of tim4rec_recommend_all (6,040 ML-1M-like sequences):
+# per-sequence t4r_infer vs t4r_rec_batch_run exact / packed, wall and CPU
+# seconds - `make rec-batch-profile` (REC_PROFILE_THREADS, default 2)
+REC_PROFILE_THREADS ?= 2
+build/rec_batch_profile: test/bench/rec_batch_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+
+.PHONY: rec-batch-profile
+rec-batch-profile: build/rec_batch_profile
+	./build/rec_batch_profile $(REC_PROFILE_THREADS)

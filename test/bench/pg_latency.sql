@@ -7,6 +7,7 @@
 \pset pager off
 SET client_min_messages = warning;
 SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'tim4rec_import') AS have_import \gset
+SELECT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'tim4rec_item_keys') AS have_ids \gset
 
 -- ML-1M-like synthetic interactions (6,040 users, 3,706 items, ~1 M rows)
 \ir ml1m_like.sql
@@ -29,6 +30,21 @@ UPDATE tim4rec_models SET item_counts = ARRAY(SELECT count(b.item_id) FROM gener
                                               LEFT JOIN bench_ix b ON b.item_id = g GROUP BY g ORDER BY g)
 WHERE model_name = 'bench';
 \o
+
+-- text ids (README "Id types"): the same model and interactions keyed by
+-- text ('u<id>', 'sku-<id>'), measured interleaved with the bigint ids
+\if :have_ids
+DELETE FROM tim4rec_models WHERE model_name = 'bench_text';
+DROP TABLE IF EXISTS bench_ix_text;
+CREATE TABLE bench_ix_text AS SELECT 'u' || user_id AS user_id, 'sku-' || item_id AS item_id, ts FROM bench_ix;
+CREATE INDEX ON bench_ix_text (user_id, ts);
+VACUUM ANALYZE bench_ix_text;
+INSERT INTO tim4rec_models (model_name, version, is_current, source_schema, source_table, user_column, item_column,
+                            time_column, config, item_ids, item_counts, weights, user_id_type, item_id_type, item_keys)
+SELECT 'bench_text', 1, true, current_schema(), 'bench_ix_text', 'user_id', 'item_id', 'ts', config, '{}',
+       item_counts, weights, 'text', 'text', ARRAY(SELECT 'sku-' || g FROM generate_series(1, 3706) g ORDER BY g)
+FROM tim4rec_models WHERE model_name = 'bench';
+\endif
 
 CREATE TEMP TABLE bench_seqs AS
 SELECT user_id, tim4rec_seq(item_id, ts, 200) AS s FROM bench_ix GROUP BY user_id;
@@ -64,6 +80,35 @@ BEGIN
                FROM unnest(d) x;
 END $$;
 
+-- bigint and text ids, interleaved call by call: p50 and p99 of each arm
+CREATE FUNCTION pg_temp.lat_ids(n int) RETURNS TABLE(big_p50 float8, big_p99 float8, text_p50 float8, text_p99 float8)
+LANGUAGE plpgsql AS $$
+DECLARE
+  db float8[] := array_fill(0::float8, ARRAY[n]);
+  dt float8[] := array_fill(0::float8, ARRAY[n]);
+  t0 timestamptz;
+  u int;
+  ut text;
+  c int;
+BEGIN
+  FOR i IN 1..n LOOP
+    u := 1 + (i * 7919) % 6040;
+    ut := 'u' || u;
+    t0 := clock_timestamp();
+    SELECT count(*) INTO c FROM tim4rec_recommend(u, 10, 'bench');
+    db[i] := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    IF c <> 10 THEN RAISE EXCEPTION 'expected 10 rows, got %', c; END IF;
+    t0 := clock_timestamp();
+    SELECT count(*) INTO c FROM tim4rec_recommend(ut, 10, 'bench_text');
+    dt[i] := extract(epoch FROM clock_timestamp() - t0) * 1000;
+    IF c <> 10 THEN RAISE EXCEPTION 'expected 10 rows, got %', c; END IF;
+  END LOOP;
+  RETURN QUERY SELECT (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(db) x),
+                      (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY x) FROM unnest(db) x),
+                      (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(dt) x),
+                      (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY x) FROM unnest(dt) x);
+END $$;
+
 CREATE FUNCTION pg_temp.secs(q text) RETURNS float8 LANGUAGE plpgsql AS $$
 DECLARE t0 timestamptz := clock_timestamp(); BEGIN
   EXECUTE q;
@@ -75,6 +120,10 @@ SELECT * FROM pg_temp.lat('user', 300) \gset warm_
 SELECT * FROM pg_temp.lat('seq', 300) \gset warm_
 SELECT * FROM pg_temp.lat('user', :n_calls) \gset user_
 SELECT * FROM pg_temp.lat('seq', :n_calls) \gset seq_
+\if :have_ids
+SELECT * FROM pg_temp.lat_ids(300) \gset warmids_
+SELECT * FROM pg_temp.lat_ids(:n_calls) \gset ids_
+\endif
 
 SET max_parallel_workers_per_gather = 0;
 SELECT pg_temp.secs($$ SELECT count(*) FROM bench_ix $$) AS scan_s \gset
@@ -96,6 +145,11 @@ SELECT pg_temp.secs($$ SELECT count(*) FROM (SELECT user_id, tim4rec_seq(item_id
 SELECT format('| recommend(user, 10) p50, warm backend, index on (user, ts) | %s ms | <= 1 ms | %s |', round(:user_p50::numeric, 3), round(1 / :user_p50::numeric, 2));
 SELECT format('| recommend(user, 10) p99 | %s ms | <= 3 ms | %s |', round(:user_p99::numeric, 3), round(3 / :user_p99::numeric, 2));
 SELECT format('| recommend(user, 10) mean | %s ms | | |', round(:user_mean::numeric, 3));
+\if :have_ids
+SELECT format('| recommend(user, 10) p50, bigint ids (interleaved with the text arm below) | %s ms | <= 1 ms | %s |', round(:ids_big_p50::numeric, 3), round(1 / :ids_big_p50::numeric, 2));
+SELECT format('| recommend(user, 10) p50, text ids (''u<id>'' users, ''sku-<id>'' items) | %s ms | <= 1 ms | %s |', round(:ids_text_p50::numeric, 3), round(1 / :ids_text_p50::numeric, 2));
+SELECT format('| recommend(user, 10) p99, bigint ids / text ids (same loop) | %s / %s ms | <= 3 ms | %s |', round(:ids_big_p99::numeric, 3), round(:ids_text_p99::numeric, 3), round(3 / greatest(:ids_big_p99, :ids_text_p99)::numeric, 2));
+\endif
 SELECT format('| recommend(seq, 10) p50 (ad-hoc sequence, L <= 200) | %s ms | <= 1 ms | %s |', round(:seq_p50::numeric, 3), round(1 / :seq_p50::numeric, 2));
 SELECT format('| recommend(seq, 10) p99 | %s ms | <= 3 ms | %s |', round(:seq_p99::numeric, 3), round(3 / :seq_p99::numeric, 2));
 SELECT format('| bulk: all 6,040 users, tim4rec_seq + LATERAL recommend(seq, 10) | %s s | <= 5 s | %s |', round(:bulk_seq_s::numeric, 2), round(5 / :bulk_seq_s::numeric, 2));
@@ -108,4 +162,5 @@ SELECT format('| reference: count(item), max(ts) GROUP BY user (serial) | %s M r
 SELECT format('| reference: count(*) seq scan | %s M rows/s | | |', round(:bench_rows / :scan_s::numeric / 1e6, 2));
 
 DROP TABLE bench_ix, bench_users CASCADE;
-DELETE FROM tim4rec_models WHERE model_name = 'bench';
+DROP TABLE IF EXISTS bench_ix_text;
+DELETE FROM tim4rec_models WHERE model_name IN ('bench', 'bench_text');

@@ -124,7 +124,30 @@ measure() {
                 END {printf "%d %d %d %d\n", n, rss, pss, priv}'
 }
 
-declare -A RES
+# maps TAG: mean private kB per backend by kind of mapping -> "kind kB" lines
+# (heap, anon, main shared memory /dev/zero, DSM segments /dev/shm, the
+# postgres binary, tim4rec.so, other libraries)
+maps() {
+    local tag=$1 pids p
+    pids=$(psql -X -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 't4r_mem_$tag'
+                           AND backend_type = 'client backend' AND state = 'idle'")
+    for p in $pids; do
+        echo "__pid__"
+        cat "/proc/$p/smaps"
+    done | awk '/^__pid__/ {n++}
+                /^[0-9a-f]+-[0-9a-f]+ / {k = $6; if (k == "") k = "anonymous";
+                   else if (k == "[heap]") k = "heap"; else if (k ~ /^\/dev\/zero/) k = "main shared memory";
+                   else if (k ~ /^\/dev\/shm\//) k = "DSM segments"; else if (k ~ /tim4rec\.so$/) k = "tim4rec.so";
+                   else if (k ~ /\/postgres$/) k = "postgres binary"; else k = "other mappings"}
+                /^Private_(Clean|Dirty):/ {p[k] += $2}
+                END {for (k in p) printf "%s|%.0f\n", k, p[k] / n}' | sort
+}
+
+if [ -n "${T4R_MEM_WARM:-}" ]; then
+    psql -X -q -c "SELECT count(*) FROM tim4rec_recommend(ARRAY[1,2,3]::bigint[], ARRAY[1,2,3]::float8[], 10, 'big')" \
+         -c "SELECT count(*) FROM tim4rec_recommend(ARRAY[1,2,3]::bigint[], ARRAY[1,2,3]::float8[], 10, 'tiny')" >/dev/null
+fi
+declare -A RES MAPS
 for tag in idle loaded tiny big; do
     case $tag in
         idle)   sql="SELECT 1;" ;;
@@ -147,6 +170,7 @@ for tag in idle loaded tiny big; do
         [ "$nten" = $((NB * NCALLS)) ] || { t4r_log "$tag: $nten of $((NB * NCALLS)) calls returned 10 rows"; exit 1; }
     fi
     RES[$tag]=$(measure "$tag")
+    MAPS[$tag]=$(maps "$tag")
     t4r_log "$tag: $NB sessions ready in ${secs}s; backends, kB sums of Rss Pss Private: ${RES[$tag]}"
     read -r n _ _ _ <<<"${RES[$tag]}"
     [ "$n" = "$NB" ] || { t4r_log "$tag: found $n idle backends in pg_stat_activity, expected $NB"; exit 1; }
@@ -199,6 +223,15 @@ OUT=$W/result.md
     awk -v p1="$p1" -v n1="$n1" -v p2="$p2" -v n2="$n2" -v w1="$WEIGHTS_TINY" -v w2="$WEIGHTS" 'BEGIN {
         e = (p2 / n2 - p1 / n1) * 1024; w = w2 - w1
         printf "| size-dependent part: big minus tiny, per backend, / (weights big - weights tiny) | %.2f MiB | %.2f MiB | %.3f | |\n", e / 1048576, w / 1048576, e / w }'
+    echo
+    echo
+    echo "Where the private memory is: mean private kB per backend by kind of mapping (/proc/PID/smaps)."
+    echo
+    echo "| mapping | idle | tiny | big | big - idle |"
+    echo "|---|--:|--:|--:|--:|"
+    join -t'|' -a1 -a2 -e0 -o 0,1.2,2.2 <(echo "${MAPS[idle]}") <(echo "${MAPS[tiny]}") |
+        join -t'|' -a1 -a2 -e0 -o 0,1.2,1.3,2.2 - <(echo "${MAPS[big]}") |
+        awk -F'|' '{printf "| %s | %d | %d | %d | %d |\n", $1, $2, $3, $4, $4 - $2}'
     echo
     echo "Run time $(( $(date +%s) - START )) s."
 } >"$OUT"

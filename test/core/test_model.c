@@ -901,6 +901,89 @@ test_wrap(void)
 	free(s2);
 }
 
+/*
+ * t4r_infer_topk (blocked scores, streamed top k, sorted exclusion list)
+ * against t4r_infer's full score vector + t4r_topk with a V-byte mask:
+ * same rows, bitwise the same values, for vocabularies around the block
+ * size, every k class and exclusion lists with duplicates, padding and
+ * out-of-range rows.
+ */
+static void
+test_infer_topk(void)
+{
+	static const int Vs[] = {17, T4R_SCORE_BLOCK - 1, T4R_SCORE_BLOCK, T4R_SCORE_BLOCK + 1,
+	3 * T4R_SCORE_BLOCK + 37};
+	int			cases = 0,
+				ok = 1;
+
+	for (size_t vi = 0; vi < sizeof(Vs) / sizeof(Vs[0]); vi++)
+	{
+		int			V = Vs[vi],
+					L = 12;
+		t4r_model  *m = make_model("movielens", 1, 0, 2, L, V, 11 + vi, 0.05);
+		int			lens[] = {5, L + 3, 1};
+		seqset		q;
+		t4r_infer_ctx *ctx = NULL;
+		t4r_real   *sc = malloc(sizeof(t4r_real) * V);
+		uint8_t    *mask = calloc(V, 1);
+		int32_t    *r1 = malloc(sizeof(int32_t) * V),
+				   *r2 = malloc(sizeof(int32_t) * V);
+		t4r_real   *v1 = malloc(sizeof(t4r_real) * V),
+				   *v2 = malloc(sizeof(t4r_real) * V);
+		int			ks[] = {1, 10, 100, V - 1, V + 5};
+
+		make_seqs(&q, 3, lens, V);
+		t4r_infer_ctx_create(m, &ctx);
+		for (int i = 0; i < q.ns; i++)
+			for (size_t kk = 0; kk < sizeof(ks) / sizeof(ks[0]); kk++)
+			{
+				int32_t		ex[40];
+				int			nex = (int) (urand() * 40),
+							c1,
+							c2;
+
+				for (int e = 0; e < nex; e++)
+				{
+					double		u = urand();
+
+					ex[e] = u < 0.1 ? 0 : u < 0.15 ? -3 : u < 0.2 ? V + 2 :
+						u < 0.3 && e > 0 ? ex[e - 1] : 1 + (int32_t) (urand() * (V - 1));
+				}
+				memset(mask, 0, V);
+				for (int e = 0; e < nex; e++)
+					if (ex[e] > 0 && ex[e] < V)
+						mask[ex[e]] = 1;
+				c1 = t4r_infer(ctx, q.items[i], q.ts[i], q.s[i].n, NULL, sc) == T4R_OK ?
+					t4r_topk(sc, V, ks[kk], mask, r1, v1) : -1;
+				c2 = t4r_infer_topk(ctx, q.items[i], q.ts[i], q.s[i].n, ks[kk], ex, nex, r2, v2);
+				if (c1 < 0 || c1 != c2 || memcmp(r1, r2, sizeof(int32_t) * c1) != 0 ||
+					memcmp(v1, v2, sizeof(t4r_real) * c1) != 0)
+				{
+					ok = 0;
+					tap_diag("V %d seq %d k %d: counts %d / %d", V, i, ks[kk], c1, c2);
+				}
+				cases++;
+			}
+		tap_ok(t4r_infer_topk(ctx, q.items[0], q.ts[0], 0, 5, NULL, 0, r2, v2) == T4R_EINVAL &&
+			   t4r_infer_topk(ctx, q.items[0], q.ts[0], q.s[0].n, -1, NULL, 0, r2, v2) == T4R_EINVAL &&
+			   t4r_infer_topk(ctx, q.items[0], q.ts[0], q.s[0].n, 5, NULL, 3, r2, v2) == T4R_EINVAL &&
+			   t4r_infer_topk(ctx, q.items[0], q.ts[0], q.s[0].n, 0, NULL, 0, NULL, NULL) == 0,
+			   "t4r_infer_topk (V %d): bad n, k < 0, exclude NULL with nexclude > 0 -> T4R_EINVAL; k = 0 -> 0", V);
+		free(sc);
+		free(mask);
+		free(r1);
+		free(r2);
+		free(v1);
+		free(v2);
+		t4r_infer_ctx_free(ctx);
+		free_seqs(&q);
+		t4r_model_free(m);
+	}
+	tap_ok(ok, "t4r_infer_topk == t4r_infer + t4r_topk: same rows, bitwise the same scores (%d cases, "
+		   "V around the %d-row score block, k 1 .. V+5, exclusions with duplicates and bad rows)",
+		   cases, T4R_SCORE_BLOCK);
+}
+
 int
 main(void)
 {
@@ -911,6 +994,7 @@ main(void)
 	test_reference("movielens", 0, 1, 1, 9);
 	test_reference("amazon", 1, 1, 3, 17);
 	test_long_and_batch();
+	test_infer_topk();
 	test_trainer();
 	test_interrupt();
 	test_masks();

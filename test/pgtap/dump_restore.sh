@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "1..7"
+echo "1..9"
 q -d postgres -c "CREATE DATABASE $SRC" -c "CREATE DATABASE $DST" >/dev/null 2>&1
 ok $? "create two databases"
 
@@ -35,6 +35,12 @@ SELECT tim4rec_train('interactions', options => '{"epochs": 2, "hidden_size": 16
 SELECT tim4rec_train('interactions', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "seed": 5}');
 SELECT tim4rec_deploy('default', 1);
 SELECT tim4rec_grant('default', 'public', 'usage');
+-- a model keyed by text users and uuid items (README "Id types")
+CREATE TABLE shop AS
+SELECT 'customer-' || user_id AS customer, ('00000000-0000-4000-8000-' || lpad(item_id::text, 12, '0'))::uuid AS product, ts
+FROM interactions;
+CREATE INDEX ON shop (customer, ts);
+SELECT tim4rec_train('shop', 'shop', 'customer', 'product', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}');
 SQL
 ok $? "train two versions and deploy version 1 in the source database"
 
@@ -42,9 +48,15 @@ RECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' 
       FROM generate_series(1, 60) u, LATERAL tim4rec_recommend(u::bigint, 10) r"
 CAT="SELECT string_agg(model_name || ':' || version || ':' || is_current || ':' || md5(weights) || ':' ||
                        md5(item_ids::text) || ':' || md5(config::text) || ':' || md5(coalesce(metrics::text, '')) || ':' ||
-                       owner || ':' || grant_usage::text, ',' ORDER BY version)
+                       owner || ':' || grant_usage::text, ',' ORDER BY model_name, version)
      FROM tim4rec_models"
+TRECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
+       FROM generate_series(1, 60) u, LATERAL tim4rec_recommend('customer-' || u, NULL::uuid, 10, 'shop') r"
+TCAT="SELECT string_agg(model_name || ':' || user_id_type || ':' || item_id_type || ':' || md5(item_keys::text), ',')
+      FROM tim4rec_models WHERE model_name = 'shop'"
 before=$(q -d "$SRC" -c "$RECS" 2>&1)
+tbefore=$(q -d "$SRC" -c "$TRECS" 2>&1)
+tcat_before=$(q -d "$SRC" -c "$TCAT" 2>&1)
 cat_before=$(q -d "$SRC" -c "$CAT" 2>&1)
 
 "$BIN/pg_dump" -Fc -f "$DUMP" "$SRC" 2>/dev/null
@@ -59,6 +71,13 @@ ok $? "the catalog (versions, current flag, weights, vocabulary, config, metrics
 after=$(q -d "$DST" -c "$RECS" 2>&1)
 [ -n "$before" ] && [ "$(echo "$before" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$before" = "$after" ]
 ok $? "identical recommendations for 60 users (600 rows) after the restore"
+
+tcat_after=$(q -d "$DST" -c "$TCAT" 2>&1)
+tafter=$(q -d "$DST" -c "$TRECS" 2>&1)
+[ -n "$tcat_before" ] && [ "$tcat_before" = "$tcat_after" ] && [ "$tcat_before" != "${tcat_before#shop:text:uuid:}" ]
+ok $? "a text/uuid-keyed model keeps its id types and vocabulary (got: $tcat_after)"
+[ -n "$tbefore" ] && [ "$(echo "$tbefore" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$tbefore" = "$tafter" ]
+ok $? "and gives identical uuid recommendations for 60 text-keyed users after the restore"
 
 # training in the restored database continues the version sequence
 v=$(q -d "$DST" -c "SET client_min_messages = warning" -c "SELECT version FROM tim4rec_train('interactions', options => '{\"epochs\": 1, \"hidden_size\": 16, \"max_seq_len\": 20, \"batch_size\": 64}')" 2>&1)

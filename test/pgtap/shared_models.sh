@@ -79,7 +79,7 @@ ask_a() {   # one statement whose output is one line
     printf '%s\n' "$line"
 }
 
-echo "1..15"
+echo "1..20"
 {
     { "${RUN[@]}" "$BIN/initdb" -D "$DATA" -A trust -U "$SU" -E UTF8 --locale=C.UTF-8 ||
       { rm -rf "$DATA"; "${RUN[@]}" "$BIN/initdb" -D "$DATA" -A trust -U "$SU" -E UTF8 --no-locale; }
@@ -172,3 +172,58 @@ sleep 0.5
 q -c "$RECS" >/dev/null
 [ -n "$(q -c "$REG")" ]
 ok $? "with the default cap the next backend shares the model again"
+
+# text users and uuid items (README "Id types"): the keys and their hash
+# table live in the segment (flat, pointer-free) and serve other backends
+q >/dev/null 2>&1 <<'SQL'
+SET client_min_messages = warning;
+SET tim4rec.threads = 1;
+CREATE TABLE shop AS
+SELECT 'c' || lpad(user_id::text, 4, '0') AS customer,
+       ('00000000-0000-4000-8000-' || lpad(item_id::text, 12, '0'))::uuid AS product, ts
+FROM interactions;
+CREATE INDEX ON shop (customer, ts);
+SELECT tim4rec_train('shop', 'smt', 'customer', 'product', options => '{"epochs": 1, "hidden_size": 32, "max_seq_len": 20, "batch_size": 64}');
+SQL
+TRECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
+       FROM generate_series(1, 20) u, LATERAL tim4rec_recommend('c' || lpad(u::text, 4, '0'), NULL::uuid, 10, 'smt') r"
+t1=$(q -c "$TRECS")
+t2=$(q -c "$TRECS")
+[ -n "$t1" ] && [ "$t1" = "$t2" ] && q -c "$REG" | tr ',' '\n' | grep -q '^smt:'
+ok $? "a text/uuid-keyed model is published in shared memory and another backend answers the same"
+t_priv=$(q -c "SET tim4rec.shared_models = off" -c "$TRECS")
+[ "$t_priv" = "$t1" ] && [ "$(echo "$t1" | tr ',' '\n' | wc -l)" = 200 ] && echo "$t1" | grep -q ':00000000-0000-4000-8000-'
+ok $? "and gives the 200 uuid rows of private serving"
+
+# a cold start under load: 8 backends ask for a 100,000-item model (25 MB of
+# weights) at the same moment; one of them loads it from the catalog and
+# publishes it, the others wait for it and attach (a DEBUG1 message names
+# each load from the catalog) instead of each parsing a private copy at once
+REPO=${T4R_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+if ( cd "$REPO" && make -s $(make -s print-FLOAT_OBJS) >/dev/null 2>&1 &&
+     gcc -O2 -Isrc/core test/bench/pg_latency_model.c $(make -s print-FLOAT_OBJS) \
+         -o "$TOP/gen_model" -lopenblas -ljansson -fopenmp -lm ) 2>"$TOP/gen.log" &&
+   "$TOP/gen_model" 100001 >"$TOP/wide.safetensors" && chmod 644 "$TOP/wide.safetensors" &&
+   q -c "SELECT tim4rec_import('wide', pg_read_binary_file('$TOP/wide.safetensors'))" >/dev/null; then
+    WREC="SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank)
+          FROM tim4rec_recommend(ARRAY[5, 17, 99]::bigint[], ARRAY[1, 2, 3]::float8[], 10, 'wide')"
+    pids=()
+    for i in 1 2 3 4 5 6 7 8; do
+        q -c "SET client_min_messages = debug1" -c "$WREC" >"$TOP/cold.$i" 2>&1 &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    loads=$(cat "$TOP"/cold.* | grep -c 'loading model "wide"')
+    answers=$(grep -hv '^DEBUG\|^NOTICE\|^LOG' "$TOP"/cold.* | sort -u | wc -l)
+    [ "$loads" = 1 ] && [ "$answers" = 1 ]
+    ok $? "8 backends at once on a cold 100,000-item model: loaded from the catalog $loads time(s), 1 expected; $answers distinct answer(s)"
+    [ "$(q -c "$REG" | tr ',' '\n' | grep -c '^wide:')" = 1 ]
+    ok $? "one registry entry for it"
+    r_wide=$(q -c "SET tim4rec.shared_models = off" -c "$WREC")
+    [ -n "$r_wide" ] && [ "$r_wide" = "$(grep -hv '^DEBUG\|^NOTICE\|^LOG' "$TOP/cold.1")" ]
+    ok $? "and the waiters answer as private serving does"
+else
+    diag "$(tail -5 "$TOP/gen.log")"
+    for t in 1 2 3; do ok 1 "cold start under load: could not build or import the 100,000-item model"; done
+fi
+

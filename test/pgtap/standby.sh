@@ -4,7 +4,8 @@
 # only, and checks that
 #   * reads work on the standby and give the primary's answers: recommend
 #     (user form, items with timestamptz[] / float8[] times, a
-#     tim4rec_sequence), tim4rec_evaluate, tim4rec_model_list, tim4rec_export;
+#     tim4rec_sequence), tim4rec_recommend_all (also equal to the LATERAL
+#     per-user form there), tim4rec_evaluate, tim4rec_model_list, tim4rec_export;
 #   * writes (tim4rec_train, tim4rec_deploy, tim4rec_drop, tim4rec_import)
 #     fail with SQLSTATE 25006 (read_only_sql_transaction);
 #   * ONE standby session, kept open all along (a psql coprocess), serves the
@@ -98,7 +99,7 @@ wait_replay() {
     return 1
 }
 
-echo "1..26"
+echo "1..29"
 
 # ---------------------------------------------------------------- clusters
 {
@@ -184,6 +185,11 @@ Q_EVAL="SELECT count(*) || ' rows: ' || string_agg(model || ':' || split || ':' 
 Q_LIST="SELECT string_agg(model_name || ':' || version || ':' || is_current || ':' || n_items || ':' ||
                 md5(config::text), ',' ORDER BY version)
         FROM tim4rec_model_list WHERE model_name = '$MODEL';"
+Q_ALL="SELECT count(*) || ' rows ' || md5(string_agg(user_id || ':' || item_id || ':' || rank || ':' || score, ','
+                ORDER BY user_id, rank)) FROM tim4rec_recommend_all('$MODEL', 10);"
+Q_ALL_LAT="SELECT count(*) || ' rows ' || md5(string_agg(u.user_id || ':' || item_id || ':' || rank || ':' || score, ','
+                ORDER BY u.user_id, rank)) FROM (SELECT DISTINCT user_id FROM interactions) u,
+                LATERAL tim4rec_recommend(u.user_id, 10, '$MODEL') r;"
 Q_CUR="SELECT version FROM tim4rec_model_list WHERE model_name = '$MODEL' AND is_current;"
 Q_EXP="SELECT md5(tim4rec_export('$MODEL')) || ' ' || length(tim4rec_export('$MODEL'));"
 
@@ -204,6 +210,10 @@ R1=$(sq "$Q_USERS")
 same "recommend with items and timestamptz[] times equals the primary's" "$Q_TSTZ"
 same "recommend with items and float8[] times (and exclude) equals the primary's" "$Q_F8"
 same "recommend with a tim4rec_sequence from tim4rec_seq equals the primary's" "$Q_SEQ"
+same "tim4rec_recommend_all (all 150 users, top 10) equals the primary's" "$Q_ALL"
+A_ALL=$(sq "$Q_ALL")
+[[ "$A_ALL" == "1500 rows "* ]] && [ "$A_ALL" = "$(sq "$Q_ALL_LAT")" ]
+ok $? "on the standby, tim4rec_recommend_all equals the LATERAL tim4rec_recommend form (${A_ALL:0:40})"
 same "tim4rec_evaluate equals the primary's" "$Q_EVAL"
 same "tim4rec_model_list equals the primary's" "$Q_LIST"
 same "tim4rec_export: the same bytes as on the primary (md5, length)" "$Q_EXP"
@@ -238,6 +248,7 @@ R2=$(sq "$Q_USERS")
 [ -n "$R1" ] && [ -n "$R2" ] && [ "$R1" != "$R2" ]
 ok $? "and that differs from its version 1 answers (its cached model was replaced)"
 same "the same standby session: recommend with a tim4rec_sequence follows version 2" "$Q_SEQ"
+same "the same standby session: tim4rec_recommend_all follows version 2" "$Q_ALL"
 same "the same standby session: tim4rec_export gives version 2's bytes" "$Q_EXP"
 
 # ---------------------------------------------------------------- rollback on the primary

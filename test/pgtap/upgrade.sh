@@ -27,7 +27,7 @@ if [ ! -f "$SHARE/tim4rec--0.1.sql" ]; then
     exit 0
 fi
 
-echo "1..12"
+echo "1..13"
 q -d postgres -c "CREATE DATABASE $DB" -c "CREATE DATABASE $FRESH" -c "CREATE ROLE t4r_up_app" >/dev/null
 q -d "$DB" -c "CREATE EXTENSION tim4rec VERSION '0.1'" >/dev/null
 ok $? "CREATE EXTENSION tim4rec VERSION '0.1'"
@@ -117,3 +117,15 @@ SQL
 [ "$(q -d "$DB" -c "SELECT string_agg(version || ':' || is_current || ':' || array_to_string(grant_usage, '+'), ',' ORDER BY version)
                     FROM tim4rec_model_list WHERE model_name = 'default'")" = "1:false:t4r_up_app,2:false:t4r_up_app,3:true:t4r_up_app" ]
 ok $? "after the update: grants work and a new version keeps the owner and grants"
+
+# id types (0.3): the old rows read as bigint ids, and a text-keyed model
+# trains and serves in the updated database
+q -d "$DB" >/dev/null 2>&1 <<'SQL'
+SET client_min_messages = warning;
+SET tim4rec.threads = 1;
+CREATE TABLE interactions_text AS SELECT 'u' || user_id AS user_id, 'i' || item_id AS item_id, ts FROM interactions;
+SELECT tim4rec_train('interactions_text', 'text_model', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}');
+SQL
+[ "$(q -d "$DB" -c "SELECT string_agg(DISTINCT user_id_type || '/' || item_id_type, ',') FROM tim4rec_model_list WHERE model_name = 'copy' OR (model_name = 'default' AND version <= 2)")" = "bigint/bigint" ] &&
+[ "$(q -d "$DB" -c "SELECT count(*) FROM tim4rec_recommend('u1'::text, 10, 'text_model') WHERE item_id LIKE 'i%'")" = 10 ]
+ok $? "after the update: the old models have bigint id types, a text-keyed model trains and recommends text items"

@@ -19,7 +19,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(31);
+SELECT plan(34);
 
 -- row r (0 = padding) of item_embedding.weight ([V, d] float32) of a safetensors file
 CREATE FUNCTION emb_row(w bytea, r int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
@@ -121,7 +121,21 @@ SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": 3}
 SELECT is((SELECT count(*)::int FROM (SELECT model_name, version, is_current FROM tim4rec_models
                                        EXCEPT SELECT * FROM snap) d), 0, 'failed warm starts store nothing');
 
--- 26-31: privileges: READ on the parent, OWNER of the target
+-- 26-28: text ids: items matched by key; the id type must match the parent's
+CREATE TABLE twt AS SELECT user_id, 'sku-' || item_id AS item_id, ts FROM tw WHERE item_id < 100;
+SELECT is((SELECT version FROM tim4rec_train('twt', 'pt', options => (SELECT j FROM o))), 1, 'text-keyed parent pt');
+INSERT INTO twt SELECT user_id, 'sku-' || item_id, ts FROM tw WHERE item_id > 100;
+CREATE TEMP TABLE ctv AS SELECT version FROM tim4rec_train('twt', 'ct', options => '{"init_from": "pt", "learning_rate": 1e-30, "epochs": 1}');
+SELECT is((SELECT bool_and(emb_row(c.weights, array_position(c.item_keys, k)) = emb_row(p.weights, array_position(p.item_keys, k)))
+              AND count(*) = 27 AND bool_or(array_position(c.item_keys, k) <> array_position(p.item_keys, k))
+           FROM tim4rec_models p, tim4rec_models c, unnest(p.item_keys) k
+           WHERE p.model_name = 'pt' AND c.model_name = 'ct'), true,
+          'text ids: the 27 known items keep the parent''s rows, matched by key (some at other row numbers)');
+SELECT throws_ok($$ SELECT tim4rec_train('tw', 'c', options => '{"init_from": "pt"}') $$,
+                 '42804', 'item column "item_id" has type bigint, the parent model''s item ids are text',
+                 'a bigint item column cannot warm start from a text-keyed parent: 42804');
+
+-- 29-34: privileges: READ on the parent, OWNER of the target
 CREATE ROLE t4r_warm_a NOLOGIN;
 CREATE ROLE t4r_warm_b NOLOGIN;
 GRANT SELECT ON tw TO t4r_warm_b;

@@ -1,0 +1,951 @@
+/*
+ * recommend_all.c - tim4rec_recommend_all: the top k items of every user of
+ * a model's source relation (or of the users given), in one call.
+ *
+ *   tim4rec_recommend_all(model_name text DEFAULT 'default', k int DEFAULT 10,
+ *                         users anyarray DEFAULT NULL, exclude_seen boolean DEFAULT true)
+ *   RETURNS TABLE(user_id bigint, item_id bigint, score real, rank int)
+ *
+ * The answer of every user is the answer of tim4rec_recommend(user, k,
+ * model_name, exclude_seen): same items, ranks, ties and scores, bit for bit
+ * (the core runs each user's forward and score GEMV exactly as t4r_infer
+ * does; see t4r_rec_batch_run).  How:
+ *
+ *   - one query reads the source relation once, grouped by user (ORDER BY
+ *     the user column: with an index on (user, time) an index scan, else
+ *     one sort), through a cursor that stays open across calls; each
+ *     user's rows are then put in the per-user history query's order (time
+ *     DESC, order column or item DESC) with the types' own btree
+ *     comparators, the ones the executor's sort uses;
+ *   - a value-per-call SRF: each time its rows run out it fetches rows
+ *     until a batch of users is complete (RA_BATCH_USERS, fewer when k is
+ *     large: about RA_BATCH_ROWS result rows) (a user is complete when the
+ *     next user's rows start), scores them on tim4rec.threads threads with
+ *     t4r_rec_batch_run, and returns the batch's rows one per call.  Memory
+ *     is one batch (its users' windows and exclusions, k rows each) plus
+ *     per-thread scratch, whatever the number of users;
+ *   - per user, exactly what tim4rec_recommend_user does: the window is the
+ *     user's most recent max_seq_len rows with an item and a time, items
+ *     unknown to the model dropped after the window is taken; with
+ *     exclude_seen the window's known items are excluded, or, when the
+ *     window is full, every known item of the user's rows with an item;
+ *     a user without a known item gets the cold-start popularity order.
+ *
+ * users: the users to answer (each distinct id once, in id order), those
+ * without rows get the cold-start answer like tim4rec_recommend; NULL
+ * elements are skipped with a NOTICE.  Without it: every user with a
+ * non-NULL id in the source relation.  Rows come ordered by user, rank.
+ *
+ * Privileges are tim4rec_recommend's: USAGE on the model, SELECT on the
+ * source's columns (row-level security applies to the query).  Nothing is
+ * written: it works on a hot standby.
+ *
+ * Ids: user and item ids are bigint here (models with text or uuid ids
+ * get ERROR 0A000 from ra_check_id_types); every conversion between an id
+ * Datum and the C value goes through ra_user_from_source, ra_user_from_arg,
+ * ra_check_users_type, ra_user_datum, ra_item_datum and ra_item_row (and
+ * the int8 casts of ra_query), the places to port to other id types.  Two
+ * more assumptions to port: users are compared with cmp_user / == (the
+ * users filter is merged with the source's ORDER BY user order, so for
+ * text ids that must be the column's collation order), and without an
+ * order column the item id breaks ties of equal times (int8 comparator).
+ */
+#include "postgres.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/sortsupport.h"
+#include "utils/datum.h"
+#include "parser/parse_oper.h"
+
+#include "tim4rec_pg.h"
+
+/* OpenBLAS thread control (cblas.h of OpenBLAS declares these) */
+extern void openblas_set_num_threads(int);
+extern int	openblas_get_num_threads(void);
+
+PG_FUNCTION_INFO_V1(tim4rec_recommend_all);
+
+#define RA_BATCH_USERS 1024		/* users scored per batch (at most about) */
+#define RA_BATCH_ROWS (256 * 1024)	/* ... and about this many result rows */
+#define RA_FETCH_ROWS 8192		/* rows per cursor fetch, at most */
+
+/* ---------------------------------------------------------------- */
+/* id conversions (bigint ids for now)                               */
+/* ---------------------------------------------------------------- */
+
+typedef int64 RaUser;
+
+/* the user column of a source row (the query casts it to int8) */
+static inline RaUser
+ra_user_from_source(Datum d)
+{
+	return DatumGetInt64(d);
+}
+
+/* element types accepted for the users argument */
+static void
+ra_check_users_type(Oid elemtype)
+{
+	if (elemtype != INT8OID && elemtype != INT4OID && elemtype != INT2OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("users must be an array of the model's user id type"),
+				 errdetail("users is %s; models are keyed by integer user ids.",
+						   format_type_be(get_array_type(elemtype) != InvalidOid ?
+										  get_array_type(elemtype) : elemtype)),
+				 errhint("Pass a bigint[], integer[] or smallint[] array.")));
+}
+
+static inline RaUser
+ra_user_from_arg(Datum d, Oid elemtype)
+{
+	switch (elemtype)
+	{
+		case INT2OID:
+			return (int64) DatumGetInt16(d);
+		case INT4OID:
+			return (int64) DatumGetInt32(d);
+		default:
+			return DatumGetInt64(d);
+	}
+}
+
+static inline Datum
+ra_user_datum(RaUser u)
+{
+	return Int64GetDatum(u);
+}
+
+static inline Datum
+ra_item_datum(T4rLoadedModel *lm, int32 row)
+{
+	return Int64GetDatum(lm->item_ids[row]);
+}
+
+/* the item column of a source row (cast to int8 by the query) -> vocabulary
+ * row, <= 0 if unknown */
+static inline int32
+ra_item_row(T4rLoadedModel *lm, Datum d)
+{
+	return t4r_pg_item_row(lm, DatumGetInt64(d));
+}
+
+/* integer user and item ids only, for now (text and uuid: not yet) */
+static void
+ra_check_id_types(T4rLoadedModel *lm)
+{
+	Oid			ut = t4r_ids_user_type(lm),
+				it = t4r_ids_item_type(lm);
+
+	if (t4r_ids_kind(ut) != T4R_ID_INT || t4r_ids_kind(it) != T4R_ID_INT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("tim4rec_recommend_all supports models with integer user and item ids only"),
+				 errdetail("Model \"%s\" has %s user ids and %s item ids.", lm->name,
+						   t4r_ids_type_name(ut), t4r_ids_type_name(it)),
+				 errhint("Use tim4rec_recommend(user_id, ...) in a LATERAL join for this model.")));
+}
+
+static int
+cmp_user(const void *pa, const void *pb)
+{
+	RaUser		a = *(const RaUser *) pa,
+				b = *(const RaUser *) pb;
+
+	return (a > b) - (a < b);
+}
+
+/* ---------------------------------------------------------------- */
+/* state                                                             */
+/* ---------------------------------------------------------------- */
+
+/* one user of a batch */
+typedef struct RaUserRec
+{
+	RaUser		user;
+	int32	   *rows;			/* window, oldest first (known items) */
+	double	   *ts;
+	int			n;
+	int32	   *seen;			/* exclusions (exclude_seen) */
+	int			nseen;
+	int32	   *out_rows;		/* [k] */
+	t4r_real   *out_vals;
+	int			cnt;
+} RaUserRec;
+
+/* one source row of the user being read */
+typedef struct RaSrcRow
+{
+	int32		row;			/* vocabulary row, <= 0 if unknown */
+	bool		tnull;
+	bool		onull;
+	Datum		t;				/* time */
+	Datum		o;				/* order column (or the item id) */
+} RaSrcRow;
+
+/* one output row */
+typedef struct RaRow
+{
+	RaUser		user;
+	int32		row;
+	float4		score;
+	int32		rank;
+} RaRow;
+
+typedef struct RaState
+{
+	T4rLoadedModel *lm;
+	int			k;				/* min(k, V - 1) */
+	int			k_arg;
+	bool		exclude_seen;
+	int			V;
+	int			L;
+	int			threads;
+	int			batch_users;	/* users per batch: RA_BATCH_USERS, fewer for a large k */
+	t4r_rec_batch *rb;			/* malloc'd by the core: freed by rb_free_cb */
+	MemoryContextCallback rb_cb;
+	char	   *portal_name;	/* NULL once the cursor is closed */
+	Oid			time_type;
+	bool		eof;
+	ExprContext *econtext;
+	bool		cb_registered;
+
+	/* users filter: sorted, distinct; next to emit */
+	RaUser	   *fusers;
+	int			nfusers;
+	int			fpos;
+
+	/* the user being read: every row with an item, in scan order */
+	bool		cur_valid;
+	RaUser		cur_user;
+	RaSrcRow   *cur_src;
+	int			cur_nsrc;
+	int			cur_src_cap;
+	MemoryContext user_cxt;		/* by-reference time / order values */
+	int32	   *cur_rows;		/* [L] window, newest first (known items) */
+	double	   *cur_ts;
+
+	/* the per-user history query's ORDER BY time DESC, order DESC: the
+	 * types' own btree comparators (what the executor's sort uses) */
+	bool		sort_ready;
+	Oid			order_type;
+	bool		time_byval,
+				order_byval;
+	int16		time_len,
+				order_len;
+	SortSupportData ssup_time;
+	SortSupportData ssup_order;
+
+	/* the batch */
+	MemoryContext batch_cxt;
+	RaUserRec  *users;
+	int			nusers;
+	int			users_cap;
+	RaRow	   *out;
+	int			nout;
+	int			opos;
+} RaState;
+
+static void
+rb_free_cb(void *arg)
+{
+	RaState    *st = (RaState *) arg;
+
+	t4r_rec_batch_free(st->rb);
+	st->rb = NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* source relation and query                                         */
+/* ---------------------------------------------------------------- */
+
+static void
+ra_source_check(T4rLoadedModel *lm)
+{
+	Oid			relid;
+
+	switch (t4r_pg_source_access(&lm->acl, GetUserId(), &relid))
+	{
+		case T4R_SOURCE_NONE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no source relation", lm->name),
+					 errdetail("The model was imported, not trained on a table; tim4rec_recommend_all reads the users' histories from the source relation."),
+					 errhint("Use tim4rec_recommend(items, times, ...) with each user's sequence.")));
+			break;
+		case T4R_SOURCE_MISSING:
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("source relation %s.%s of model \"%s\" does not exist",
+							quote_identifier(lm->source_schema ? lm->source_schema : ""),
+							quote_identifier(lm->source_table), lm->name)));
+			break;
+		case T4R_SOURCE_DENIED:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s",
+							quote_qualified_identifier(lm->source_schema, lm->source_table)),
+					 errdetail("tim4rec_recommend_all reads the users' histories from the source relation of model \"%s\".",
+							   lm->name)));
+			break;
+		case T4R_SOURCE_ROWS_LIMITED:
+		case T4R_SOURCE_READABLE:
+			break;
+	}
+}
+
+/*
+ * Every row of the source with a user id, grouped by user (ORDER BY the
+ * user column: an index on (user, ...) gives that order without a sort);
+ * each user's rows are put in the per-user history query's order (time
+ * DESC, order column or item DESC) here, with the types' comparators.
+ * Every operator and type schema-qualified: the text runs with the
+ * caller's search_path (the source may be a view that needs it).
+ */
+static char *
+ra_query(T4rLoadedModel *lm, bool filter)
+{
+	StringInfoData q;
+	const char *ucol = quote_identifier(lm->user_column);
+
+	initStringInfo(&q);
+	appendStringInfo(&q, "SELECT s.%s::pg_catalog.int8, s.%s::pg_catalog.int8, s.%s",
+					 ucol, quote_identifier(lm->item_column), quote_identifier(lm->time_column));
+	if (lm->order_column)
+		appendStringInfo(&q, ", s.%s", quote_identifier(lm->order_column));
+	appendStringInfo(&q, " FROM %s s WHERE s.%s IS NOT NULL",
+					 quote_qualified_identifier(lm->source_schema, lm->source_table), ucol);
+	if (filter)
+		appendStringInfo(&q, " AND s.%s OPERATOR(pg_catalog.=) ANY ($1)", ucol);
+	/* qualified: a bare name would sort by the int8 output column */
+	appendStringInfo(&q, " ORDER BY s.%s", ucol);
+	return q.data;
+}
+
+/* ---------------------------------------------------------------- */
+/* reading and batching                                              */
+/* ---------------------------------------------------------------- */
+
+static RaUserRec *
+ra_new_user(RaState *st, RaUser u)
+{
+	RaUserRec  *r;
+
+	if (st->nusers == st->users_cap)
+	{
+		st->users_cap *= 2;
+		st->users = repalloc(st->users, sizeof(RaUserRec) * st->users_cap);
+	}
+	r = &st->users[st->nusers++];
+	memset(r, 0, sizeof(*r));
+	r->user = u;
+	return r;
+}
+
+/* users of the filter below u (or all remaining if !upto) have no rows:
+ * cold start */
+static void
+ra_flush_filter(RaState *st, bool upto, RaUser u)
+{
+	while (st->fpos < st->nfusers && (!upto || st->fusers[st->fpos] < u))
+		(void) ra_new_user(st, st->fusers[st->fpos++]);
+	if (upto && st->fpos < st->nfusers && st->fusers[st->fpos] == u)
+		st->fpos++;
+}
+
+static int
+ra_cmp_src(const void *pa, const void *pb, void *arg)
+{
+	const RaSrcRow *a = pa,
+			   *b = pb;
+	RaState    *st = arg;
+	int			c;
+
+	c = ApplySortComparator(a->t, false, b->t, false, &st->ssup_time);
+	if (c != 0)
+		return c;
+	return ApplySortComparator(a->o, a->onull, b->o, b->onull, &st->ssup_order);
+}
+
+/* ORDER BY <typid> DESC (NULLS FIRST, the default) */
+static void
+ra_desc_sort(SortSupport ssup, Oid typid)
+{
+	Oid			gt;
+
+	get_sort_group_operators(typid, false, false, true, NULL, NULL, &gt, NULL);
+	memset(ssup, 0, sizeof(*ssup));
+	ssup->ssup_cxt = CurrentMemoryContext;
+	ssup->ssup_collation = InvalidOid;
+	ssup->ssup_nulls_first = true;
+	ssup->abbreviate = false;
+	PrepareSortSupportFromOrderingOp(gt, ssup);
+}
+
+/*
+ * The user being read is complete: its history as tim4rec_recommend_user
+ * reads it, into the batch (in batch_cxt).  The window is the first L rows
+ * with a time in time DESC, order DESC order (L = max_seq_len: that
+ * query's LIMIT), unknown items dropped after; with exclude_seen the
+ * window's known items are excluded, or, when the window is full, every
+ * known item of the user's rows.
+ */
+static void
+ra_finish_user(RaState *st)
+{
+	RaUserRec  *r;
+	MemoryContext old;
+	int			ntimed = 0,
+				nwin,
+				n = 0;
+
+	if (!st->cur_valid)
+		return;
+	st->cur_valid = false;
+
+	/* rows with a time first (scan order kept), then sort those */
+	for (int i = 0; i < st->cur_nsrc; i++)
+		if (!st->cur_src[i].tnull)
+		{
+			RaSrcRow	tmp = st->cur_src[i];
+
+			st->cur_src[i] = st->cur_src[ntimed];
+			st->cur_src[ntimed++] = tmp;
+		}
+	if (ntimed > 1)
+		qsort_arg(st->cur_src, ntimed, sizeof(RaSrcRow), ra_cmp_src, st);
+	nwin = ntimed < st->L ? ntimed : st->L;
+	for (int i = 0; i < nwin; i++)
+	{
+		if (st->cur_src[i].row <= 0)
+			continue;
+		st->cur_rows[n] = st->cur_src[i].row;
+		st->cur_ts[n] = t4r_pg_time_to_epoch(st->cur_src[i].t, st->time_type);
+		n++;
+	}
+
+	old = MemoryContextSwitchTo(st->batch_cxt);
+	if (st->fusers)
+		ra_flush_filter(st, true, st->cur_user);
+	r = ra_new_user(st, st->cur_user);
+	r->n = n;
+	if (n > 0)
+	{
+		r->rows = palloc(sizeof(int32) * n);
+		r->ts = palloc(sizeof(double) * n);
+		/* newest first: reverse */
+		for (int i = 0; i < n; i++)
+		{
+			r->rows[i] = st->cur_rows[n - 1 - i];
+			r->ts[i] = st->cur_ts[n - 1 - i];
+		}
+	}
+	if (st->exclude_seen)
+	{
+		if (nwin >= st->L)
+		{
+			r->seen = palloc(sizeof(int32) * (st->cur_nsrc > 0 ? st->cur_nsrc : 1));
+			for (int i = 0; i < st->cur_nsrc; i++)
+				if (st->cur_src[i].row > 0)
+					r->seen[r->nseen++] = st->cur_src[i].row;
+		}
+		else
+		{
+			r->seen = palloc(sizeof(int32) * (n > 0 ? n : 1));
+			memcpy(r->seen, st->cur_rows, sizeof(int32) * n);
+			r->nseen = n;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+static void
+ra_start_user(RaState *st, RaUser u)
+{
+	st->cur_valid = true;
+	st->cur_user = u;
+	st->cur_nsrc = 0;
+	MemoryContextReset(st->user_cxt);
+}
+
+/* fetch and consume rows until the batch has batch_users users or the
+ * source is exhausted */
+static void
+ra_read_batch(RaState *st)
+{
+	while (!st->eof && st->nusers < st->batch_users)
+	{
+		Portal		portal;
+		SPITupleTable *tt;
+		uint64		nr;
+		long		want;
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+			elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
+		portal = SPI_cursor_find(st->portal_name);
+		if (portal == NULL)
+			elog(ERROR, "tim4rec: cursor \"%s\" of tim4rec_recommend_all is gone", st->portal_name);
+		/* a fetch completes at most one user per row: fetch no more rows
+		 * than users missing, so a batch holds <= batch_users + T4R_REC_MB */
+		want = Min(RA_FETCH_ROWS, Max(st->batch_users - st->nusers, T4R_REC_MB));
+		SPI_cursor_fetch(portal, true, want);
+		tt = SPI_tuptable;
+		nr = SPI_processed;
+		if (!st->sort_ready)
+		{
+			MemoryContext old = MemoryContextSwitchTo(st->user_cxt->parent);
+
+			st->time_type = SPI_gettypeid(tt->tupdesc, 3);
+			if (!t4r_pg_time_type_ok(st->time_type))
+				ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+								errmsg("column %s of %s has an unsupported type for a time column",
+									   quote_identifier(st->lm->time_column),
+									   quote_qualified_identifier(st->lm->source_schema,
+																  st->lm->source_table))));
+			st->order_type = st->lm->order_column ? SPI_gettypeid(tt->tupdesc, 4) : INT8OID;
+			get_typlenbyval(st->time_type, &st->time_len, &st->time_byval);
+			get_typlenbyval(st->order_type, &st->order_len, &st->order_byval);
+			ra_desc_sort(&st->ssup_time, st->time_type);
+			ra_desc_sort(&st->ssup_order, st->order_type);
+			st->sort_ready = true;
+			MemoryContextSwitchTo(old);
+		}
+		for (uint64 i = 0; i < nr; i++)
+		{
+			HeapTuple	tup = tt->vals[i];
+			bool		unull,
+						inull,
+						tnull,
+						onull;
+			Datum		ud = SPI_getbinval(tup, tt->tupdesc, 1, &unull);
+			Datum		id = SPI_getbinval(tup, tt->tupdesc, 2, &inull);
+			RaUser		u;
+			RaSrcRow   *sr;
+
+			if (unull)
+				continue;		/* the query excludes them */
+			u = ra_user_from_source(ud);
+			if (!st->cur_valid || u != st->cur_user)
+			{
+				ra_finish_user(st);
+				ra_start_user(st, u);
+			}
+			if (inull)
+				continue;		/* in no history query */
+			if (st->cur_nsrc == st->cur_src_cap)
+			{
+				st->cur_src_cap *= 2;
+				st->cur_src = repalloc(st->cur_src, sizeof(RaSrcRow) * st->cur_src_cap);
+			}
+			sr = &st->cur_src[st->cur_nsrc++];
+			sr->row = ra_item_row(st->lm, id);
+			sr->t = SPI_getbinval(tup, tt->tupdesc, 3, &tnull);
+			sr->tnull = tnull;
+			if (st->lm->order_column)
+				sr->o = SPI_getbinval(tup, tt->tupdesc, 4, &onull);
+			else
+			{
+				sr->o = id;
+				onull = false;
+			}
+			sr->onull = onull;
+			/* values that live in the tuple: copy (the tuples go with SPI) */
+			if ((!tnull && !st->time_byval) || (!onull && !st->order_byval))
+			{
+				MemoryContext old = MemoryContextSwitchTo(st->user_cxt);
+
+				if (!tnull && !st->time_byval)
+					sr->t = datumCopy(sr->t, false, st->time_len);
+				if (!onull && !st->order_byval)
+					sr->o = datumCopy(sr->o, false, st->order_len);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		if (nr < (uint64) want)
+		{
+			st->eof = true;
+			SPI_cursor_close(portal);
+			st->portal_name = NULL;
+		}
+		SPI_finish();
+	}
+	if (st->eof)
+	{
+		MemoryContext old;
+
+		ra_finish_user(st);
+		old = MemoryContextSwitchTo(st->batch_cxt);
+		if (st->fusers)
+			ra_flush_filter(st, false, 0);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* score the batch's users and lay out its rows */
+static void
+ra_score_batch(RaState *st)
+{
+	T4rLoadedModel *lm = st->lm;
+	MemoryContext old = MemoryContextSwitchTo(st->batch_cxt);
+	t4r_rec_job *jobs = palloc(sizeof(t4r_rec_job) * (st->nusers > 0 ? st->nusers : 1));
+	int			njobs = 0,
+				total = 0;
+	int			kbuf = st->k > 0 ? st->k : 1;
+	uint8	   *excl = NULL;
+
+	for (int i = 0; i < st->nusers; i++)
+	{
+		RaUserRec  *r = &st->users[i];
+
+		r->out_rows = palloc(sizeof(int32) * kbuf);
+		r->out_vals = palloc(sizeof(t4r_real) * kbuf);
+		if (r->n > 0)
+		{
+			t4r_rec_job *j = &jobs[njobs++];
+
+			j->seq.items = r->rows;
+			j->seq.ts = r->ts;
+			j->seq.n = r->n;
+			j->seq.target = 0;
+			j->exclude = r->seen;
+			j->nexclude = r->seen ? r->nseen : 0;
+			j->rows = r->out_rows;
+			j->vals = r->out_vals;
+			j->count = 0;
+		}
+		else
+		{
+			/* cold start: most popular items of the training data */
+			if (excl == NULL)
+				excl = palloc0(st->V);
+			for (int x = 0; x < r->nseen; x++)
+				excl[r->seen[x]] = 1;
+			r->cnt = 0;
+			for (int p = 0; p < st->V - 1 && r->cnt < st->k; p++)
+			{
+				int32		row = lm->pop_order[p];
+
+				if (excl[row])
+					continue;
+				r->out_rows[r->cnt] = row;
+				r->out_vals[r->cnt] = (t4r_real) lm->item_counts[row];
+				r->cnt++;
+			}
+			for (int x = 0; x < r->nseen; x++)
+				excl[r->seen[x]] = 0;
+		}
+	}
+	if (njobs > 0)
+	{
+		int			blas_threads = openblas_get_num_threads();
+		int			rc;
+
+		rc = t4r_rec_batch_run(st->rb, jobs, njobs, st->k);
+		if (blas_threads != openblas_get_num_threads())
+			openblas_set_num_threads(blas_threads);
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "scoring a batch of users", NULL);
+	}
+	njobs = 0;
+	for (int i = 0; i < st->nusers; i++)
+	{
+		RaUserRec  *r = &st->users[i];
+
+		if (r->n > 0)
+			r->cnt = jobs[njobs++].count;
+		total += r->cnt;
+	}
+	st->out = palloc(sizeof(RaRow) * (total > 0 ? total : 1));
+	st->nout = 0;
+	st->opos = 0;
+	for (int i = 0; i < st->nusers; i++)
+	{
+		RaUserRec  *r = &st->users[i];
+		int32	   *rows = r->out_rows;
+		t4r_real   *vals = r->out_vals;
+
+		/* equal scores by item id, as tim4rec_recommend */
+		for (int a = 1; a < r->cnt; a++)
+		{
+			int32		rr = rows[a];
+			t4r_real	v = vals[a];
+			int			b = a - 1;
+
+			while (b >= 0 && vals[b] == v && lm->item_ids[rows[b]] > lm->item_ids[rr])
+			{
+				rows[b + 1] = rows[b];
+				vals[b + 1] = vals[b];
+				b--;
+			}
+			rows[b + 1] = rr;
+			vals[b + 1] = v;
+		}
+		for (int a = 0; a < r->cnt; a++)
+		{
+			RaRow	   *o = &st->out[st->nout++];
+
+			o->user = r->user;
+			o->row = rows[a];
+			o->score = (float4) vals[a];
+			o->rank = a + 1;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* next batch: false when there is none */
+static bool
+ra_next_batch(RaState *st)
+{
+	for (;;)
+	{
+		MemoryContextReset(st->batch_cxt);
+		st->users = MemoryContextAlloc(st->batch_cxt, sizeof(RaUserRec) * 64);
+		st->users_cap = 64;
+		st->nusers = 0;
+		st->out = NULL;
+		st->nout = st->opos = 0;
+		if (st->eof && !st->cur_valid && (st->fusers == NULL || st->fpos >= st->nfusers))
+			return false;
+		ra_read_batch(st);
+		if (st->nusers == 0)
+		{
+			if (st->eof)
+				return false;
+			continue;
+		}
+		ra_score_batch(st);
+		CHECK_FOR_INTERRUPTS();
+		if (st->nout > 0)
+			return true;
+	}
+}
+
+/* normal end or early shutdown of the scan (not called on error: the
+ * transaction's abort closes the cursor and unpins the model) */
+static void
+ra_shutdown(Datum arg)
+{
+	RaState    *st = (RaState *) DatumGetPointer(arg);
+
+	if (st->portal_name)
+	{
+		Portal		p = GetPortalByName(st->portal_name);
+
+		if (PortalIsValid(p))
+			SPI_cursor_close(p);
+		st->portal_name = NULL;
+	}
+	if (st->lm)
+	{
+		t4r_pg_release_model(st->lm);
+		st->lm = NULL;
+	}
+	t4r_rec_batch_free(st->rb);
+	st->rb = NULL;
+}
+
+/* ---------------------------------------------------------------- */
+/* the function                                                      */
+/* ---------------------------------------------------------------- */
+
+static RaState *
+ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RaState    *st;
+	char	   *model_name;
+	TupleDesc	tupdesc;
+	T4rLoadedModel *lm;
+	SPIPlanPtr	plan;
+	Portal		portal;
+	Datum		vals[1];
+	Oid			types[1] = {INT8ARRAYOID};
+	ArrayType  *farr = NULL;
+	int			rc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("model_name must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("k must not be null")));
+	if (PG_GETARG_INT32(1) <= 0)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("k must be positive"),
+						errdetail("k = %d.", PG_GETARG_INT32(1))));
+	if (PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("exclude_seen must not be null")));
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || rsinfo->econtext == NULL)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("set-valued function called in context that cannot accept a set")));
+	if (!PG_ARGISNULL(2))
+	{
+		Oid			atype = get_fn_expr_argtype(fcinfo->flinfo, 2);
+
+		farr = PG_GETARG_ARRAYTYPE_P(2);
+		if (!OidIsValid(atype) || !OidIsValid(get_element_type(atype)))
+			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+							errmsg("users must be an array")));
+		ra_check_users_type(ARR_ELEMTYPE(farr));
+	}
+	model_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	st = palloc0(sizeof(RaState));
+	st->k_arg = PG_GETARG_INT32(1);
+	st->exclude_seen = PG_GETARG_BOOL(3);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "tim4rec: return type must be a row type");
+	fctx->tuple_desc = BlessTupleDesc(tupdesc);
+
+	/* the users filter: distinct, sorted */
+	if (farr)
+	{
+		Oid			et = ARR_ELEMTYPE(farr);
+		int16		typlen;
+		bool		byval;
+		char		align;
+		Datum	   *el;
+		bool	   *nulls;
+		int			n,
+					nn = 0,
+					nnull = 0;
+
+		get_typlenbyvalalign(et, &typlen, &byval, &align);
+		deconstruct_array(farr, et, typlen, byval, align, &el, &nulls, &n);
+		st->fusers = palloc(sizeof(RaUser) * (n > 0 ? n : 1));
+		for (int i = 0; i < n; i++)
+		{
+			if (nulls[i])
+			{
+				nnull++;
+				continue;
+			}
+			st->fusers[nn++] = ra_user_from_arg(el[i], et);
+		}
+		if (nnull > 0)
+			ereport(NOTICE,
+					(errmsg("%d NULL user id%s in users skipped", nnull, nnull == 1 ? "" : "s")));
+		qsort(st->fusers, nn, sizeof(RaUser), cmp_user);
+		n = 0;
+		for (int i = 0; i < nn; i++)
+			if (n == 0 || st->fusers[n - 1] != st->fusers[i])
+				st->fusers[n++] = st->fusers[i];
+		st->nfusers = n;
+	}
+
+	lm = t4r_pg_get_model(model_name, 0, T4R_PRIV_USAGE);
+	st->lm = lm;
+	ra_check_id_types(lm);
+	ra_source_check(lm);
+	st->V = lm->model->cfg.n_items;
+	st->L = lm->model->cfg.max_seq_len;
+	st->k = st->k_arg < st->V - 1 ? st->k_arg : st->V - 1;
+	st->threads = t4r_pg_threads();
+	st->batch_users = RA_BATCH_ROWS / st->k;
+	st->batch_users = Max(T4R_REC_MB, Min(RA_BATCH_USERS, st->batch_users));
+	st->cur_rows = palloc(sizeof(int32) * st->L);
+	st->cur_ts = palloc(sizeof(double) * st->L);
+	st->cur_src_cap = 256;
+	st->cur_src = palloc(sizeof(RaSrcRow) * st->cur_src_cap);
+	st->user_cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all user",
+										 ALLOCSET_SMALL_SIZES);
+	st->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all batch",
+										  ALLOCSET_DEFAULT_SIZES);
+
+	/* core scratch (malloc): freed at shutdown, or with this context on error */
+	st->rb_cb.func = rb_free_cb;
+	st->rb_cb.arg = st;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &st->rb_cb);
+	rc = t4r_rec_batch_create(lm->model, st->threads, &st->rb);
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "allocating the inference scratch memory", NULL);
+
+	/* the cursor over the source */
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
+	plan = SPI_prepare_cursor(ra_query(lm, st->fusers != NULL), st->fusers ? 1 : 0, types,
+							  CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "tim4rec: SPI_prepare failed for the source query: %s",
+			 SPI_result_code_string(SPI_result));
+	if (st->fusers)
+	{
+		Datum	   *d = palloc(sizeof(Datum) * (st->nfusers > 0 ? st->nfusers : 1));
+
+		for (int i = 0; i < st->nfusers; i++)
+			d[i] = ra_user_datum(st->fusers[i]);
+		vals[0] = PointerGetDatum(construct_array(d, st->nfusers, INT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+	}
+	portal = SPI_cursor_open(NULL, plan, vals, NULL, true);
+	if (portal == NULL)
+		elog(ERROR, "tim4rec: opening the source cursor failed: %s",
+			 SPI_result_code_string(SPI_result));
+	st->portal_name = MemoryContextStrdup(fctx->multi_call_memory_ctx, portal->name);
+	SPI_finish();
+
+	st->econtext = rsinfo->econtext;
+	RegisterExprContextCallback(st->econtext, ra_shutdown, PointerGetDatum(st));
+	st->cb_registered = true;
+	return st;
+}
+
+Datum
+tim4rec_recommend_all(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *fctx;
+	RaState    *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+
+		fctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(fctx->multi_call_memory_ctx);
+		fctx->user_fctx = ra_init(fcinfo, fctx);
+		MemoryContextSwitchTo(old);
+	}
+	fctx = SRF_PERCALL_SETUP();
+	st = (RaState *) fctx->user_fctx;
+
+	if (st->opos >= st->nout)
+	{
+		MemoryContext old = MemoryContextSwitchTo(fctx->multi_call_memory_ctx);
+		bool		more = ra_next_batch(st);
+
+		MemoryContextSwitchTo(old);
+		if (!more)
+		{
+			UnregisterExprContextCallback(st->econtext, ra_shutdown, PointerGetDatum(st));
+			ra_shutdown(PointerGetDatum(st));
+			SRF_RETURN_DONE(fctx);
+		}
+	}
+	{
+		RaRow	   *o = &st->out[st->opos++];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = ra_user_datum(o->user);
+		values[1] = ra_item_datum(st->lm, o->row);
+		values[2] = Float4GetDatum(o->score);
+		values[3] = Int32GetDatum(o->rank);
+		SRF_RETURN_NEXT(fctx, HeapTupleGetDatum(heap_form_tuple(fctx->tuple_desc, values, nulls)));
+	}
+}
