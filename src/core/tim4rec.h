@@ -253,7 +253,7 @@ int			t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
  * ignored (nexclude may be 0).  Returns the count written to rows/vals
  * (min(k, eligible rows)) or a negative error.  The context keeps one
  * block buffer; per call it allocates only a sorted copy of exclude. */
-#define T4R_SCORE_BLOCK 2048
+#define T4R_SCORE_BLOCK 8192
 int			t4r_infer_topk(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
 						   int n, int k, const int32_t *exclude, int nexclude,
 						   int32_t *rows, t4r_real *vals);

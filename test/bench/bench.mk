@@ -74,3 +74,12 @@ build/rec_batch_profile: test/bench/rec_batch_profile.c $(FLOAT_OBJS) $(wildcard
 .PHONY: rec-batch-profile
 rec-batch-profile: build/rec_batch_profile
 	./build/rec_batch_profile $(REC_PROFILE_THREADS)
+
+# one recommendation's scoring + top k: full score vector vs blocked
+# (t4r_infer_topk), alternating call by call - `make topk-profile`
+build/topk_profile: test/bench/topk_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+
+.PHONY: topk-profile
+topk-profile: build/topk_profile
+	OPENBLAS_NUM_THREADS=1 ./build/topk_profile
