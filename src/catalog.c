@@ -221,6 +221,32 @@ t4r_pg_check_model_writable(const char *model_name)
 static bytea *meta_inject(const char *data, Size len, const char *meta, int meta_len,
 							const char *name);
 
+/*
+ * The config column of (name, version) (version > 0), copied into the
+ * current memory context; the caller must have checked the read privilege
+ * (t4r_pg_get_model).  ERROR 42704 when the row does not exist.
+ */
+Jsonb *
+t4r_pg_catalog_config(const char *name, int32 version)
+{
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+	Datum		d = (Datum) 0;
+	bool		isnull = true;
+	MemoryContext target = CurrentMemoryContext;
+	bool		found;
+
+	t4r_pg_catalog_begin(&cs);
+	found = fetch_row(&cs, name, version, &acl, "config", &d, &isnull, target, false);
+	MemoryContextSwitchTo(target);
+	t4r_pg_catalog_end(&cs);
+	if (!found || isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" version %d does not exist", name, version)));
+	return DatumGetJsonbP(d);
+}
+
 int32
 t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 {
@@ -231,6 +257,8 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	bool		deploy = nv->deploy != 0;
 	bool		have_cur_metric = false;
 	double		cur_metric = 0;
+	int32		cur_version = 0;
+	const char *metrics_json = nv->metrics_json;
 	T4rModelAcl acl;
 	bytea	   *w;
 
@@ -267,6 +295,8 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 			{
 				Datum		m = SPI_getbinval(tup, td, 3, &isnull);
 
+				cur_version = v;
+
 				if (!isnull)
 				{
 					char	   *txt = TextDatumGetCString(m);
@@ -288,6 +318,31 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	/* a model whose validation metric is not a number is never deployed */
 	if (isnan(nv->valid_ndcg10))
 		deploy = false;
+	/* a version that is not deployed says why, in its metrics */
+	if (!deploy && nv->deploy != 0 && metrics_json != NULL)
+	{
+		StringInfoData r,
+					m;
+		size_t		len = strlen(metrics_json);
+
+		initStringInfo(&r);
+		if (isnan(nv->valid_ndcg10))
+			appendStringInfoString(&r, "validation NDCG@10 is not a number");
+		else
+			appendStringInfo(&r, "if_better: validation NDCG@10 %.6f does not beat %.6f of the current version %d",
+							 nv->valid_ndcg10, cur_metric, cur_version);
+		while (len > 0 && metrics_json[len - 1] != '}')
+			len--;
+		if (len > 0)
+		{
+			initStringInfo(&m);
+			appendBinaryStringInfo(&m, metrics_json, len - 1);
+			appendStringInfoString(&m, ", \"not_deployed\": ");
+			escape_json(&m, r.data);
+			appendStringInfoChar(&m, '}');
+			metrics_json = m.data;
+		}
+	}
 
 	if (deploy)
 	{
@@ -329,17 +384,18 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		memcpy(VARDATA(w), nv->weights, nv->weights_len);
 	}
 	{
-		Oid			types[21] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
+		Oid			types[23] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
 			NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID,
-		NAMEOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, TEXTOID, TEXTARRAYOID};
-		Datum		vals[21];
-		char		nulls[22] = "                     ";
+		NAMEOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT4OID};
+		Datum		vals[23];
+		char		nulls[24] = "                       ";
 		int			V = nv->n_items;
 		Oid			utype = OidIsValid(nv->user_type) ? nv->user_type : INT8OID;
 		Oid			itype = OidIsValid(nv->item_type) ? nv->item_type : INT8OID;
 		StringInfoData cols,
 					params;
 		int			nparams;
+		bool		has_parent = get_attnum(cs.relid, "parent_model") != InvalidAttrNumber;
 
 		if (!cs.has_ids && (t4r_ids_kind(utype) != T4R_ID_INT || t4r_ids_kind(itype) != T4R_ID_INT))
 			ereport(ERROR,
@@ -364,8 +420,8 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		vals[10] = int8_array(nv->item_ids + 1, nv->item_keys ? 0 : V - 1, false);
 		vals[11] = int8_array(nv->item_counts ? nv->item_counts + 1 : NULL, V - 1,
 							  nv->item_counts == NULL);
-		if (nv->metrics_json)
-			vals[12] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->metrics_json));
+		if (metrics_json)
+			vals[12] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json));
 		else
 			nulls[12] = 'n';
 		if (nv->history_json)
@@ -417,6 +473,24 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 			appendStringInfoString(&cols, ", user_id_type, item_id_type, item_keys");
 			appendStringInfo(&params, ", $%d, $%d, $%d", nparams + 1, nparams + 2, nparams + 3);
 			nparams += 3;
+		}
+		if (nv->parent_model != NULL)
+		{
+			/* the parent columns came with 0.3; a warm start needs them */
+			if (!has_parent)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("the tim4rec catalog has no parent_model column"),
+						 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
+			types[nparams] = TEXTOID;
+			vals[nparams] = CStringGetTextDatum(nv->parent_model);
+			nulls[nparams] = ' ';
+			types[nparams + 1] = INT4OID;
+			vals[nparams + 1] = Int32GetDatum(nv->parent_version);
+			nulls[nparams + 1] = ' ';
+			appendStringInfoString(&cols, ", parent_model, parent_version");
+			appendStringInfo(&params, ", $%d, $%d", nparams + 1, nparams + 2);
+			nparams += 2;
 		}
 		nulls[nparams] = '\0';
 

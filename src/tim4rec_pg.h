@@ -207,6 +207,8 @@ typedef struct T4rNewVersion
 	size_t		weights_len;
 	int			deploy;			/* 0 = never, 1 = always, 2 = if validation NDCG@10 improves */
 	double		valid_ndcg10;	/* for deploy = 2 */
+	const char *parent_model;	/* warm start: the model and version it */
+	int32		parent_version; /* continued from; NULL / 0 otherwise */
 } T4rNewVersion;
 
 /* options jsonb of tim4rec_train / config of tim4rec_import (src/train.c):
@@ -230,6 +232,9 @@ char	   *t4r_pg_options_json(const T4rTrainOptions *o);
  * caller's transaction; returns the version.  *deployed tells whether it
  * became the current version. */
 int32		t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed);
+/* config column of (name, version > 0); the caller checked READ (ERROR 42704
+ * when there is no such row) */
+Jsonb	   *t4r_pg_catalog_config(const char *name, int32 version);
 /* ERROR 42501 when model_name exists and the caller does not own it
  * (train and import check before the long work; insert checks again) */
 void		t4r_pg_check_model_writable(const char *model_name);

@@ -12,6 +12,7 @@
  * cancel (statement_timeout, pg_cancel_backend, termination).
  */
 #include "tim4rec_pg.h"
+#include "ids.h"
 
 #include <math.h>
 #include <sys/time.h>
@@ -31,7 +32,7 @@
 
 PG_FUNCTION_INFO_V1(tim4rec_train);
 
-#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device"
+#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from"
 
 /* ------------------------------------------------------------------ */
 /* options                                                             */
@@ -226,6 +227,148 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 }
 
 /* ------------------------------------------------------------------ */
+/* warm start ("init_from")                                            */
+/* ------------------------------------------------------------------ */
+/*
+ * options->init_from: "name" (the current version) or {"model": "name",
+ * "version": n}.  On return *name and *version (0 = current); false when
+ * the key is absent.
+ */
+static bool
+init_from_option(Jsonb *opts, char **name, int32 *version)
+{
+	JsonbValue *v;
+	const char *usage = "init_from is a model name or {\"model\": name, \"version\": n}.";
+
+	*name = NULL;
+	*version = 0;
+	if (opts == NULL || !JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+		return false;
+	v = getKeyJsonValueFromContainer(&opts->root, "init_from", strlen("init_from"), NULL);
+	if (v == NULL)
+		return false;
+	if (v->type == jbvString)
+		*name = pnstrdup(v->val.string.val, v->val.string.len);
+	else if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	k,
+					x;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *key;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(&it, &x, true);
+			if (strcmp(key, "model") == 0 && x.type == jbvString)
+				*name = pnstrdup(x.val.string.val, x.val.string.len);
+			else if (strcmp(key, "version") == 0 && x.type == jbvNumeric)
+				*version = int_option(DatumGetCString(DirectFunctionCall1(numeric_out,
+																		   NumericGetDatum(x.val.numeric))),
+									  "options", "init_from", 1, INT_MAX);
+			else if (strcmp(key, "version") == 0 && x.type == jbvNull)
+				*version = 0;
+			else
+				bad_option("options", "init_from", usage);
+		}
+	}
+	else
+		bad_option("options", "init_from", usage);
+	if (*name == NULL || (*name)[0] == '\0' || strlen(*name) >= NAMEDATALEN)
+		bad_option("options", "init_from", usage);
+	return true;
+}
+
+/*
+ * The options of a warm start: the parent's stored options (all but the
+ * per-call keys deploy, device and threads), then the caller's, without
+ * init_from.  A "preset" other than the parent's would reset the parent's
+ * keys: refused.
+ */
+static Jsonb *
+warm_options(Jsonb *parent_cfg, Jsonb *user)
+{
+	Datum		p = JsonbPGetDatum(parent_cfg);
+	Datum		u = JsonbPGetDatum(user);
+	JsonbValue *up = getKeyJsonValueFromContainer(&user->root, "preset", strlen("preset"), NULL);
+
+	if (up != NULL)
+	{
+		JsonbValue *pp = getKeyJsonValueFromContainer(&parent_cfg->root, "preset", strlen("preset"), NULL);
+
+		/* the parent's own preset changes nothing; another one would reset
+		 * the parent's keys */
+		if (up->type != jbvString || pp == NULL || pp->type != jbvString ||
+			up->val.string.len != pp->val.string.len ||
+			memcmp(up->val.string.val, pp->val.string.val, up->val.string.len) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"preset\" differs from the parent's preset"),
+					 errdetail("A warm start takes every option the call does not set from the parent version%s%.*s%s.",
+							   pp && pp->type == jbvString ? " (preset \"" : "",
+							   pp && pp->type == jbvString ? pp->val.string.len : 0,
+							   pp && pp->type == jbvString ? pp->val.string.val : "",
+							   pp && pp->type == jbvString ? "\")" : ""),
+					 errhint("Leave \"preset\" out with init_from and set single keys (e.g. \"patience\").")));
+	}
+	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("deploy"));
+	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("device"));
+	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("threads"));
+	u = DirectFunctionCall2(jsonb_delete, u, CStringGetTextDatum("init_from"));
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, p, u));
+}
+
+/*
+ * Row of the parent's vocabulary for each row of the new one (row 0, the
+ * padding, maps to 0), -1 for items the parent does not know: matched by
+ * external item id, integer ids directly, text and uuid ids by their keys
+ * (ids.h).  The only place of the warm start that knows the id types.
+ * *known: how many of rows 1..V-1 the parent knows.
+ */
+static void
+warm_check_item_type(T4rLoadedModel *parent, const T4rInteractions *in, const char *item_col)
+{
+	Oid			pt = t4r_ids_item_type(parent);
+
+	if (t4r_ids_kind(pt) != t4r_ids_kind(in->item_type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("item column \"%s\" has type %s, the parent model's item ids are %s",
+						item_col, format_type_be(in->item_type), t4r_ids_type_name(pt)),
+				 errhint("A warm start matches items by id: train from scratch to change the id type.")));
+}
+
+static int32_t *
+warm_row_map(T4rLoadedModel *parent, const T4rInteractions *in, const t4r_dataset *ds, int64 *known)
+{
+	int32_t    *map = palloc(sizeof(int32_t) * ds->n_items);
+	bool		keys = in->item_dict != NULL;
+
+	*known = 0;
+	map[0] = 0;
+	for (int32 r = 1; r < ds->n_items; r++)
+	{
+		if (keys)
+		{
+			int			len;
+			const char *k = t4r_keydict_key(in->item_dict, ds->item_ids[r], &len);
+
+			map[r] = parent->item_keys && parent->item_keys->n > 0 ?
+				t4r_keys_lookup(parent->item_keys, k, len) : -1;
+		}
+		else
+			map[r] = t4r_pg_item_row(parent, ds->item_ids[r]);
+		if (map[r] >= 0)
+			(*known)++;
+	}
+	return map;
+}
+
+/* ------------------------------------------------------------------ */
 /* callbacks                                                           */
 /* ------------------------------------------------------------------ */
 typedef struct TrainState
@@ -332,6 +475,9 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	int64		n_users = 0,
 				n_items = 0,
 				n_inter = 0;
+	char	   *parent_name = NULL;
+	int32		parent_version = 0;
+	T4rLoadedModel *parent = NULL;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -349,7 +495,31 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
-	t4r_pg_parse_options(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &opts, "options");
+	{
+		Jsonb	   *uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+
+		if (init_from_option(uopts, &parent_name, &parent_version))
+		{
+			/* READ on the parent (42704 / 42501 from here); pinned until
+			 * the end of the call */
+			parent = t4r_pg_get_model(parent_name, parent_version, T4R_PRIV_READ);
+			parent_version = parent->version;
+			uopts = warm_options(t4r_pg_catalog_config(parent_name, parent_version), uopts);
+		}
+		t4r_pg_parse_options(uopts, &opts, "options");
+	}
+	if (parent)
+	{
+		char		diff[512];
+
+		if (t4r_config_shape_diff(&parent->model->cfg, &opts.cfg, diff, sizeof(diff)) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("options change the shape of the weights of model \"%s\" version %d",
+							parent_name, parent_version),
+					 errdetail("A warm start keeps the parent's shapes; these options differ: %s.", diff),
+					 errhint("Leave these keys out (init_from takes them from the parent), or train without init_from to change them.")));
+	}
 
 	use_cuda = t4r_pg_use_cuda_for(opts.device, "training", &opts.cfg);
 	strlcpy(opts.device, use_cuda ? "cuda" : "cpu", sizeof(opts.device));
@@ -370,6 +540,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 
 	/* ---- read ---- */
 	t4r_pg_read_interactions(relid, user_col, item_col, time_col, opts.order_column, &in);
+	if (parent)
+		warm_check_item_type(parent, &in, item_col);
 	t4r_pg_progress_rows((int64) in.n);
 	elog(DEBUG1, "tim4rec: read %zu interactions in %.3f s", in.n, now_s() - t0);
 	if (in.n_null > 0)
@@ -482,6 +654,25 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		if (rc != T4R_OK)
 			t4r_pg_core_error(rc, "creating the model", err);
 		t4r_model_init(model, opts.cfg.seed);
+		if (parent)
+		{
+			/* warm start: the parent's weights over the fresh initialisation
+			 * (new items keep theirs); before the GPU copy is made */
+			int64		known;
+			int32_t    *map = warm_row_map(parent, &in, ds, &known);
+
+			err[0] = '\0';
+			rc = t4r_model_warm_start(model, parent->model, map, err, sizeof(err));
+			pfree(map);
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "warm start", err);
+			ereport(NOTICE,
+					(errmsg("warm start from model \"%s\" version %d: " INT64_FORMAT " known items, " INT64_FORMAT " new, " INT64_FORMAT " dropped",
+							parent_name, parent_version, known, (int64) (V - 1) - known,
+							(int64) (parent->model->cfg.n_items - 1) - known)));
+			t4r_pg_release_model(parent);
+			parent = NULL;
+		}
 		if (use_cuda)
 		{
 			t4r_pg_device_open(&dev, model, true);
@@ -617,6 +808,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			nv.weights_len = len;
 			nv.deploy = opts.deploy;
 			nv.valid_ndcg10 = vndcg;
+			nv.parent_model = parent_name;
+			nv.parent_version = parent_version;
 			version = t4r_pg_catalog_insert(&nv, &deployed);
 		}
 	}

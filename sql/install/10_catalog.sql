@@ -44,6 +44,8 @@ CREATE TABLE tim4rec_models (
   user_id_type    text        NOT NULL DEFAULT 'bigint',
   item_id_type    text        NOT NULL DEFAULT 'bigint',
   item_keys       text[],
+  parent_model    text,
+  parent_version  int,
   PRIMARY KEY (model_name, version)
 );
 CREATE UNIQUE INDEX tim4rec_models_current ON tim4rec_models (model_name) WHERE is_current;
@@ -52,6 +54,10 @@ REVOKE ALL ON tim4rec_models FROM PUBLIC;
 
 COMMENT ON TABLE tim4rec_models IS
   'tim4rec models: one row per version; item_ids[r] is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors; owner, grant_read and grant_usage govern access (functions only)';
+COMMENT ON COLUMN tim4rec_models.parent_model IS
+  'warm start (options init_from): the model this version continued training from; NULL for a training from scratch or an import';
+COMMENT ON COLUMN tim4rec_models.parent_version IS
+  'warm start: the version of parent_model this version continued training from';
 
 -- The READ rule of one catalog row for the current user: its owner (or a
 -- member, or a superuser), a role granted 'read', or a role that may read
@@ -70,7 +76,7 @@ CREATE VIEW tim4rec_model_list WITH (security_barrier) AS
 SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
        m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
        pg_catalog.cardinality(m.item_counts) AS n_items, m.config, m.metrics, m.history,
-       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type
+       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type, m.parent_model, m.parent_version
 FROM @extschema@.tim4rec_models m
 WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
                                          m.user_column, m.item_column, m.time_column, m.order_column);

@@ -3,7 +3,9 @@
 -- Train a model on an interactions relation and store it as a new version
 -- (made current unless options.deploy = 'if_better' and the validation
 -- NDCG@10 does not improve).  Rows with a NULL in a used column are skipped
--- (a NOTICE gives the count).  See README for the options.
+-- (a NOTICE gives the count).  options.init_from continues from a stored
+-- version (warm start; parent_model / parent_version record it).  See
+-- README for the options.
 CREATE FUNCTION tim4rec_train(relation regclass,
                               model_name text DEFAULT 'default',
                               user_column name DEFAULT 'user_id',

@@ -184,3 +184,18 @@ LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100
 
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, boolean) IS
 'Top k items of every user of a model''s source (or of the users array) in one call: model_name, k, users (NULL = all), exclude_seen; equals tim4rec_recommend per user, streamed in batches';
+
+-- ---- warm start (issue 14 part 2): the parent version of a warm start ----
+ALTER TABLE @extschema@.tim4rec_models ADD COLUMN parent_model text, ADD COLUMN parent_version int;
+COMMENT ON COLUMN @extschema@.tim4rec_models.parent_model IS
+  'warm start (options init_from): the model this version continued training from; NULL for a training from scratch or an import';
+COMMENT ON COLUMN @extschema@.tim4rec_models.parent_version IS
+  'warm start: the version of parent_model this version continued training from';
+CREATE OR REPLACE VIEW @extschema@.tim4rec_model_list WITH (security_barrier) AS
+SELECT m.model_name, m.version, m.is_current, m.created_at, m.owner,
+       m.source_schema, m.source_table, m.user_column, m.item_column, m.time_column, m.order_column,
+       pg_catalog.cardinality(m.item_counts) AS n_items, m.config, m.metrics, m.history,
+       m.grant_read, m.grant_usage, m.user_id_type, m.item_id_type, m.parent_model, m.parent_version
+FROM @extschema@.tim4rec_models m
+WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
+                                         m.user_column, m.item_column, m.time_column, m.order_column);

@@ -137,6 +137,13 @@ const char *const *t4r_config_keys(void);
 /* the same list joined with ", " (static string), for hints */
 const char *t4r_config_keys_joined(void);
 
+/* The option keys that decide a weight's shape or which tensors exist
+ * (hidden_size, num_layers, d_state, d_conv, expand, head_dim, max_seq_len,
+ * is_time, p2p_residual) on which a and b differ, written "key a -> b" and
+ * joined with ", " into buf (may be NULL); returns how many differ. */
+int			t4r_config_shape_diff(const t4r_config *a, const t4r_config *b,
+								  char *buf, size_t len);
+
 /* Derived sizes */
 typedef struct t4r_dims
 {
@@ -218,6 +225,19 @@ int			t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out,
 						   char *err, size_t errlen);
 /* MODEL.md initialisation from a seed. */
 void		t4r_model_init(t4r_model *m, uint64_t seed);
+/*
+ * Warm start (continue training from a parent model): m has been created for
+ * the new vocabulary and initialised by t4r_model_init (so rows without a
+ * parent keep exactly the official initialisation).  Every tensor but
+ * item_embedding.weight is copied from parent and must have the same shape
+ * there (T4R_EMISMATCH with a message naming the first one that differs).
+ * Row r of item_embedding.weight (r = 0..V-1, row 0 = padding) becomes
+ * parent's row row_map[r] when row_map[r] >= 0 and keeps m's initialisation
+ * when it is -1; row_map[r] >= parent's V is T4R_EINVAL.  Nothing is changed
+ * on an error.
+ */
+int			t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
+								 const int32_t *row_map, char *err, size_t errlen);
 /* pointer to a named tensor's data, NULL if the model has no such tensor */
 t4r_real   *t4r_model_tensor(const t4r_model *m, const char *name);
 /* T4R_OK when every parameter is finite; otherwise T4R_ENONFINITE with a

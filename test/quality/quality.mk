@@ -16,3 +16,9 @@ quality: build/quality_core
 # one epoch of the ML-1M-sized synthetic set (movielens preset, L = 200)
 quality-synth: build/quality_core
 	@bash test/quality/run_synth.sh
+
+# warm start vs full retrain on Amazon Beauty split by time (issue 14):
+# test/bench/quality_warm.sh, results in test/bench/QUALITY.md
+.PHONY: quality-warm
+quality-warm:
+	@bash test/bench/quality_warm.sh

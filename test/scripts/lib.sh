@@ -9,7 +9,7 @@
 T4R_PG_BINDIR=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
 T4R_PACKAGES=(build-essential postgresql-15 postgresql-server-dev-15 libopenblas-dev
               libjansson-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
-              postgresql-15-plproxy)
+              postgresql-15-plproxy postgresql-15-cron)
 
 t4r_log() { printf '[tim4rec] %s\n' "$*" >&2; }
 
