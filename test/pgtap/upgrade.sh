@@ -95,8 +95,8 @@ SHAPE="SELECT string_agg(x, E'\n' ORDER BY x) FROM (
          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attrelid = 'tim4rec_models'::regclass AND a.attnum > 0 AND NOT a.attisdropped
          UNION ALL
-         SELECT 'fn ' || p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' ' || p.provolatile ||
-                p.proparallel || ' ' || coalesce(array_to_string(p.proacl, ','), 'default')
+         SELECT 'fn ' || p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' ' || p.provolatile::text ||
+                p.proparallel::text || ' ' || coalesce(array_to_string(p.proacl, ','), 'default')
          FROM pg_proc p JOIN pg_depend dp ON dp.objid = p.oid AND dp.classid = 'pg_proc'::regclass AND dp.deptype = 'e'
          WHERE dp.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tim4rec')
          UNION ALL
@@ -108,8 +108,10 @@ SHAPE="SELECT string_agg(x, E'\n' ORDER BY x) FROM (
          FROM pg_depend dp
          WHERE dp.refclassid = 'pg_extension'::regclass AND dp.deptype = 'e'
            AND dp.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tim4rec')) s"
-shape_up=$(q -d "$DB" -c "$SHAPE" 2>&1)
-shape_fresh=$(q -d "$FRESH" -c "$SHAPE" 2>&1)
+# an error in the query must not compare equal on both sides (text ||
+# "char" was ambiguous here once, and the check passed on two identical errors)
+shape_up=$(q -d "$DB" -c "$SHAPE") || shape_up=""
+shape_fresh=$(q -d "$FRESH" -c "$SHAPE") || shape_fresh=""
 if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then ok 0 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
 else ok 1 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
      diff <(echo "$shape_up") <(echo "$shape_fresh") | sed 's/^/# /'; fi
