@@ -196,6 +196,9 @@ COMMENT ON FUNCTION @extschema@.tim4rec_evaluate_wide(text, int[]) IS
 
 -- comments (issue 14 part 5): the statements of sql/install/90_comments.sql
 -- catalog (10_catalog.sql)
+-- (the table's comment of 0.2, with the item_keys of the id types)
+COMMENT ON TABLE @extschema@.tim4rec_models IS
+  'tim4rec models: one row per version; item_ids[r] (bigint ids) or item_keys[r] (text and uuid ids, as text) is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors; owner, grant_read and grant_usage govern access (functions only)';
 COMMENT ON FUNCTION @extschema@.tim4rec_model_readable(name, name[], name, name, name, name, name, name) IS
   'whether the current user may read a catalog row: owner (or member, superuser), a role in grant_read, or SELECT on every row of the source (internal, used by tim4rec_model_list)';
 COMMENT ON VIEW @extschema@.tim4rec_model_list IS
