@@ -144,7 +144,8 @@ eval_compute(FunctionCallInfo fcinfo, int **ks_out, int *nk_out)
 						dropped, lm->name, lm->version)));
 
 	res = palloc0(sizeof(double) * 12 * nk);
-	use_cuda = t4r_pg_use_cuda(t4r_pg_device_name(tim4rec_device), "evaluation");
+	use_cuda = t4r_pg_use_cuda_for(t4r_pg_device_name(tim4rec_device), "evaluation",
+								   &lm->model->cfg);
 	memset(&dev, 0, sizeof(dev));
 	PG_TRY();
 	{

@@ -33,6 +33,7 @@ const char *t4r_pg_device_name(int device);
  * ERROR for 'cuda' without CUDA support or a usable GPU; NOTICE and false
  * for 'auto' in that case. */
 bool		t4r_pg_use_cuda(const char *device, const char *what);
+bool		t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg);
 /* a GPU copy of m (train: with gradients and Adam); ERROR on failure */
 void		t4r_pg_device_open(T4rDevice *d, t4r_model *m, bool train);
 const t4r_backend *t4r_pg_device_backend(const T4rDevice *d);	/* NULL: CPU */

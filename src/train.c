@@ -173,6 +173,13 @@ t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname)
 			}
 		}
 	}
+	if (o->cfg.training == T4R_TRAIN_ALL_POSITIONS && o->cfg.is_time &&
+		o->cfg.time_features != T4R_TIME_ROBUST)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s: training \"all_positions\" needs a causal model", argname),
+				 errdetail("The official time features mix all positions of a sequence (a layer norm and an L x L MLP over them), so every prefix must be its own sample."),
+				 errhint("Set \"time_features\": \"robust\" (a causal time path), or use \"training\": \"prefixes\".")));
 	err[0] = '\0';
 	if (t4r_config_validate(&o->cfg, err, sizeof(err)) != T4R_OK)
 		ereport(ERROR,
@@ -205,6 +212,8 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 					 float8out_internal(o->cfg.learning_rate), o->cfg.batch_size, o->cfg.epochs,
 					 o->cfg.patience, (uint64) o->cfg.seed, o->min_user, o->min_item,
 					 o->deploy == 2 ? "if_better" : "always", o->device);
+	if (o->cfg.training == T4R_TRAIN_ALL_POSITIONS)
+		appendStringInfoString(&s, ", \"training\": \"all_positions\"");
 	if (o->threads > 0)
 		appendStringInfo(&s, ", \"threads\": %d", o->threads);
 	if (o->order_column)
@@ -342,7 +351,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
 	t4r_pg_parse_options(PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5), &opts, "options");
 
-	use_cuda = t4r_pg_use_cuda(opts.device, "training");
+	use_cuda = t4r_pg_use_cuda_for(opts.device, "training", &opts.cfg);
 	strlcpy(opts.device, use_cuda ? "cuda" : "cpu", sizeof(opts.device));
 	threads = opts.threads > 0 ? opts.threads : t4r_pg_threads();
 	opts.threads = threads;
@@ -442,7 +451,10 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			(size_t) V * (2 * sizeof(int64_t)) +
 			(size_t) ds->n_users * (3 * sizeof(int64_t)) +
 			2 * lay.total * sizeof(t4r_real) +			/* model + best weights */
-			(size_t) ds->n_train_samples * sizeof(uint32_t) +
+			/* the sample order: 4 bytes a target, or (all_positions) 12
+			 * bytes a window, at most one window a target */
+			(size_t) ds->n_train_samples *
+			(opts.cfg.training == T4R_TRAIN_ALL_POSITIONS ? 12 : sizeof(uint32_t)) +
 			(size_t) opts.cfg.batch_size * sizeof(t4r_sample) +
 			(size_t) threads * V * sizeof(t4r_real) * 2 +	/* evaluation scores */
 			lay.total * sizeof(float) + 4096 * 1024;	/* serialised weights */
@@ -555,6 +567,8 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			if (rc != T4R_OK)
 				t4r_pg_core_error(rc, "serialising the model", NULL);
 
+			/* the robust time path's gap scale fitted on this data */
+			opts.cfg.time_scale = model->cfg.time_scale;
 			initStringInfo(&metrics);
 			appendStringInfoChar(&metrics, '{');
 			metric_json(&metrics, "valid", vhr, vndcg, vmrr);

@@ -100,7 +100,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 /* ------------------------------------------------------------------ */
 typedef enum
 {
-	KT_INT, KT_DOUBLE, KT_BOOL, KT_U64, KT_PRESET
+	KT_INT, KT_DOUBLE, KT_BOOL, KT_U64, KT_PRESET, KT_TIMEF, KT_TRAINING
 } key_type;
 
 typedef struct
@@ -131,12 +131,15 @@ static const key_def key_defs[] = {
 	KD(batch_size, KT_INT),
 	KD(epochs, KT_INT),
 	KD(patience, KT_INT),
+	KD(time_features, KT_TIMEF),
+	KD(time_scale, KT_DOUBLE),
+	KD(training, KT_TRAINING),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
 
 static const char *key_names[N_KEYS + 1];
-static char keys_joined[512];
+static char keys_joined[640];
 
 static void
 init_key_names(void)
@@ -312,6 +315,28 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 				c->n_items = n_items;
 				return T4R_OK;
 			}
+		case KT_TIMEF:
+			if (strcmp(value, "official") == 0)
+				c->time_features = T4R_TIME_OFFICIAL;
+			else if (strcmp(value, "robust") == 0)
+				c->time_features = T4R_TIME_ROBUST;
+			else
+			{
+				set_err(err, errlen, "invalid value \"%s\" for option \"time_features\": expected \"official\" or \"robust\"", value);
+				return T4R_EINVAL;
+			}
+			return T4R_OK;
+		case KT_TRAINING:
+			if (strcmp(value, "prefixes") == 0)
+				c->training = T4R_TRAIN_PREFIXES;
+			else if (strcmp(value, "all_positions") == 0)
+				c->training = T4R_TRAIN_ALL_POSITIONS;
+			else
+			{
+				set_err(err, errlen, "invalid value \"%s\" for option \"training\": expected \"prefixes\" or \"all_positions\"", value);
+				return T4R_EINVAL;
+			}
+			return T4R_OK;
 		case KT_INT:
 			{
 				int			v;
@@ -395,6 +420,19 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	CHECK_RANGE_INT(p2p_residual, 0, 1);
 	CHECK_RANGE_INT(is_time, 0, 1);
 	CHECK_RANGE_INT(kaiming_init, 0, 1);
+	CHECK_RANGE_INT(time_features, 0, 1);
+	CHECK_RANGE_INT(training, 0, 1);
+	if (!(c->time_scale >= 0 && c->time_scale <= 1e300))
+	{
+		set_err(err, errlen, "option \"time_scale\" must be a finite number >= 0 (got %g)", c->time_scale);
+		return T4R_EINVAL;
+	}
+	if (c->training == T4R_TRAIN_ALL_POSITIONS && c->is_time &&
+		c->time_features != T4R_TIME_ROBUST)
+	{
+		set_err(err, errlen, "option \"training\" = \"all_positions\" needs a causal model, but time_features \"official\" is not causal (set \"time_features\": \"robust\")");
+		return T4R_EINVAL;
+	}
 	if (!(c->dropout_prob >= 0 && c->dropout_prob < 1))
 	{
 		set_err(err, errlen, "option \"dropout_prob\" must be in [0, 1) (got %g)", c->dropout_prob);
@@ -460,6 +498,9 @@ t4r_dims_from_config(const t4r_config *c, t4r_dims *o)
 	o->layers = c->num_layers;
 	o->is_time = c->is_time;
 	o->p2p = c->p2p_residual;
+	o->robust = c->is_time && c->time_features == T4R_TIME_ROBUST;
+	o->allpos = c->training == T4R_TRAIN_ALL_POSITIONS;
+	o->TJ = T4R_RTIME_J;
 }
 
 /* ------------------------------------------------------------------ */
@@ -529,7 +570,12 @@ t4r_layout_build(const t4r_config *c, t4r_layout *out)
 	add_tensor(&b, "item_embedding.weight", 2, D.V, D.d, 0);
 	add_tensor(&b, "in_layer_norm.weight", 1, D.d, 0, 0);
 	add_tensor(&b, "in_layer_norm.bias", 1, D.d, 0, 0);
-	if (D.is_time)
+	if (D.robust)
+	{
+		add_tensor(&b, "time_input.weight", 1, D.H, 0, 0);
+		add_tensor(&b, "time_input.bias", 1, D.H, 0, 0);
+	}
+	else if (D.is_time)
 	{
 		add_tensor(&b, "layer_norm_time.weight", 1, D.L, 0, 0);
 		add_tensor(&b, "layer_norm_time.bias", 1, D.L, 0, 0);
@@ -542,7 +588,22 @@ t4r_layout_build(const t4r_config *c, t4r_layout *out)
 		T("ssd.in_proj.bias", 1, D.in_dim, 0, 0);
 		T("ssd.conv1d.weight", 3, D.conv_dim, 1, D.K);
 		T("ssd.conv1d.bias", 1, D.conv_dim, 0, 0);
-		if (D.is_time)
+		if (D.robust)
+		{
+			T("ssd.conv1d4time_1.weight", 3, D.H, 1, D.K);
+			T("ssd.conv1d4time_1.bias", 1, D.H, 0, 0);
+			T("ssd.conv1d4time_2.weight", 3, D.H, 1, D.K);
+			T("ssd.conv1d4time_2.bias", 1, D.H, 0, 0);
+			T("ssd.time_mlp.1.weight", 2, D.H, D.TJ, 0);
+			T("ssd.time_mlp.1.bias", 2, D.H, D.TJ, 0);
+			T("ssd.time_mlp.3.weight", 2, D.H, D.TJ, 0);
+			T("ssd.time_mlp.3.bias", 1, D.H, 0, 0);
+			T("ssd.time_gate.weight", 1, D.H, 0, 0);
+			T("ssd.time_gate.bias", 1, D.H, 0, 0);
+			T("ssd.time_affine.weight", 1, D.H, 0, 0);
+			T("ssd.time_affine.bias", 1, D.H, 0, 0);
+		}
+		else if (D.is_time)
 		{
 			T("ssd.conv1d4time_1.weight", 3, D.H, 1, D.K);
 			T("ssd.conv1d4time_1.bias", 1, D.H, 0, 0);

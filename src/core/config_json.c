@@ -2,6 +2,7 @@
  * config_json.c - configuration <-> JSON.
  *
  * t4r_config_to_json writes the model option keys and "preset" as one JSON
+ * object (time_features and time_scale only for the robust time path)
  * object with sorted keys and native types, in the same form Python's
  * json.dumps(..., sort_keys=True) gives (", " and ": " separators, reals in
  * their shortest round-trip form, always with a '.' or an exponent).
@@ -197,6 +198,16 @@ t4r_config_to_json(const t4r_config *c)
 	sb_str(&b, ": ");
 	sb_jstr(&b, preset[0] ? preset : "movielens");
 	bad |= kv_real(&b, "time_dropout", c->time_dropout, &first);
+	/* the robust time path only: an official model's JSON stays exactly
+	 * the published key set */
+	if (c->time_features == T4R_TIME_ROBUST)
+	{
+		sb_str(&b, ", ");
+		sb_jstr(&b, "time_features");
+		sb_str(&b, ": ");
+		sb_jstr(&b, "robust");
+		bad |= kv_real(&b, "time_scale", c->time_scale, &first);
+	}
 	sb_str(&b, "}");
 
 	if (b.failed || bad)

@@ -943,6 +943,120 @@ user_of_pos(const t4r_dataset *ds, int64_t p)
 	return lo;
 }
 
+/* ------------------------------------------------------------------ */
+/* robust time path: the gap scale                                     */
+/* ------------------------------------------------------------------ */
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+double
+t4r_dataset_time_scale(const t4r_dataset *ds)
+{
+	int64_t		npos = 0,
+				k = 0,
+				stride,
+				seen = 0;
+	double	   *g,
+				med;
+	const int64_t cap = (int64_t) 1 << 20;
+
+	if (ds == NULL)
+		return 1.0;
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		off = ds->seq_off[u],
+					tl = train_len(ds, u);
+
+		for (int64_t j = 1; j < tl; j++)
+			if (ds->seq_ts[off + j] - ds->seq_ts[off + j - 1] > 0)
+				npos++;
+	}
+	if (npos == 0)
+		return 1.0;
+	/* at most ~1M gaps: every stride-th positive gap in data order */
+	stride = (npos + cap - 1) / cap;
+	g = malloc(sizeof(double) * (size_t) (npos / stride + 1));
+	if (g == NULL)
+		return 1.0;
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		off = ds->seq_off[u],
+					tl = train_len(ds, u);
+
+		for (int64_t j = 1; j < tl; j++)
+		{
+			double		gap = ds->seq_ts[off + j] - ds->seq_ts[off + j - 1];
+
+			if (gap > 0 && seen++ % stride == 0)
+				g[k++] = gap;
+		}
+	}
+	qsort(g, (size_t) k, sizeof(double), cmp_double);
+	med = (k % 2) ? g[k / 2] : 0.5 * (g[k / 2 - 1] + g[k / 2]);
+	free(g);
+	return med > 0 && isfinite(med) ? med : 1.0;
+}
+
+/* ------------------------------------------------------------------ */
+/* all_positions windows                                               */
+/* ------------------------------------------------------------------ */
+int64_t
+t4r_window_plan(int64_t m, int L, int64_t *start, int32_t *len, int32_t *loss_from)
+{
+	int64_t		nw = 0,
+				covered,
+				st = L - L / 2;
+
+	if (m < 1 || L < 1)
+		return 0;
+	if (m <= L)
+	{
+		if (start)
+		{
+			start[0] = 0;
+			len[0] = (int32_t) m;
+			loss_from[0] = 0;
+		}
+		return 1;
+	}
+	if (start)
+	{
+		start[0] = 0;
+		len[0] = L;
+		loss_from[0] = 0;
+	}
+	nw = 1;
+	covered = L;
+	while (covered < m)
+	{
+		int64_t		e = covered + st < m ? covered + st : m;
+		int64_t		a = e - L;
+
+		if (start)
+		{
+			start[nw] = a;
+			len[nw] = L;
+			loss_from[nw] = (int32_t) (covered - a);
+		}
+		nw++;
+		covered = e;
+	}
+	return nw;
+}
+
+typedef struct fit_window
+{
+	uint32_t	pos;			/* first input item in seq_items */
+	int32_t		n;				/* inputs */
+	int32_t		lf;				/* first position with a loss */
+} fit_window;
+
 /* "what: <backend message or the code's text>" */
 static void
 backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, int rc)
@@ -959,6 +1073,9 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	t4r_fit_opts o;
 	t4r_trainer *tr = NULL;
 	uint32_t   *all = NULL;		/* target positions: 4 bytes per sample */
+	fit_window *win = NULL;		/* all_positions: the windows */
+	int64_t		nwin = 0;
+	int			allpos = m ? m->dims.allpos : 0;
 	t4r_sample *batch = NULL;
 	t4r_real   *best = NULL;
 	int64_t		S = 0,
@@ -1032,8 +1149,85 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		set_err(err, errlen, "no user has a validation target (users need at least 3 interactions)");
 		return T4R_EDATA;
 	}
+	if (allpos && o.backend != NULL)
+	{
+		set_err(err, errlen, "training \"all_positions\" is not supported by this backend");
+		return T4R_EINVAL;
+	}
+	if (m->dims.robust && o.backend != NULL)
+	{
+		set_err(err, errlen, "time_features \"robust\" is not supported by this backend");
+		return T4R_EINVAL;
+	}
+	/* the robust time path's gap scale comes from the training data */
+	if (m->dims.robust && !(m->cfg.time_scale > 0))
+		m->cfg.time_scale = t4r_dataset_time_scale(ds);
 
-	all = malloc((size_t) S * sizeof(uint32_t));
+	if (allpos)
+	{
+		int64_t		k = 0;
+
+		for (int64_t u = 0; u < ds->n_users; u++)
+		{
+			int64_t		tl = train_len(ds, u);
+
+			if (tl > 1)
+				nwin += t4r_window_plan(tl - 1, L, NULL, NULL, NULL);
+		}
+		win = malloc((size_t) nwin * sizeof(fit_window));
+		if (win == NULL)
+		{
+			rc = T4R_ENOMEM;
+			set_err(err, errlen, "out of memory for %lld training windows", (long long) nwin);
+			goto done;
+		}
+		for (int64_t u = 0; u < ds->n_users; u++)
+		{
+			int64_t		tl = train_len(ds, u);
+			int64_t		st[64];
+			int32_t		ln[64],
+						lf[64];
+
+			if (tl < 2)
+				continue;
+			/* the plan in pieces of at most 64 windows (long histories) */
+			{
+				int64_t		nw = t4r_window_plan(tl - 1, L, NULL, NULL, NULL);
+				int64_t	   *pst = nw <= 64 ? st : malloc(sizeof(int64_t) * nw);
+				int32_t    *pln = nw <= 64 ? ln : malloc(sizeof(int32_t) * nw);
+				int32_t    *plf = nw <= 64 ? lf : malloc(sizeof(int32_t) * nw);
+
+				if (!pst || !pln || !plf)
+				{
+					if (nw > 64)
+					{
+						free(pst);
+						free(pln);
+						free(plf);
+					}
+					rc = T4R_ENOMEM;
+					set_err(err, errlen, "out of memory for the training windows");
+					goto done;
+				}
+				t4r_window_plan(tl - 1, L, pst, pln, plf);
+				for (int64_t i = 0; i < nw; i++)
+				{
+					win[k].pos = (uint32_t) (ds->seq_off[u] + pst[i]);
+					win[k].n = pln[i];
+					win[k].lf = plf[i];
+					k++;
+				}
+				if (nw > 64)
+				{
+					free(pst);
+					free(pln);
+					free(plf);
+				}
+			}
+		}
+	}
+
+	all = allpos ? malloc(sizeof(uint32_t)) : malloc((size_t) S * sizeof(uint32_t));
 	batch = malloc((size_t) (B < S ? B : S) * sizeof(t4r_sample));
 	best = malloc(m->layout.total * sizeof(t4r_real));
 	if (!all || !batch || !best)
@@ -1065,6 +1259,86 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		int64_t		step = 0;
 		t4r_epoch_info info;
 
+		if (allpos)
+		{
+			/* windows in canonical order, shuffled by (seed, epoch); a
+			 * batch is the next windows until they hold batch_size targets */
+			int64_t		wi = 0;
+
+			t4r_rng_seed(&rng, t4r_hash64(m->cfg.seed, (uint64_t) epoch, 0x77696e646f77ULL, 0));
+			for (int64_t i = nwin - 1; i > 0; i--)
+			{
+				int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
+				fit_window	t = win[i];
+
+				win[i] = win[j];
+				win[j] = t;
+			}
+			/* win was built in canonical order once; later epochs shuffle
+			 * the previous epoch's order, still a function of the seed */
+			steps_per_epoch = 0;
+			{
+				int64_t		acc = 0;
+
+				for (int64_t i = 0; i < nwin; i++)
+				{
+					acc += win[i].n - win[i].lf;
+					if (acc >= B || i == nwin - 1)
+					{
+						steps_per_epoch++;
+						acc = 0;
+					}
+				}
+			}
+			while (wi < nwin)
+			{
+				int			ns = 0;
+				int64_t		terms = 0;
+				double		loss = 0;
+
+				if (o.train.interrupt && o.train.interrupt(o.train.interrupt_ud))
+				{
+					rc = T4R_ECANCELLED;
+					set_err(err, errlen, "training cancelled");
+					goto done;
+				}
+				while (wi < nwin && terms < B && ns < B)
+				{
+					const fit_window *fw = &win[wi++];
+
+					batch[ns].items = ds->seq_items + fw->pos;
+					batch[ns].ts = ds->seq_ts + fw->pos;
+					batch[ns].n = fw->n;
+					batch[ns].target = ds->seq_items[fw->pos + fw->n];
+					batch[ns].targets = ds->seq_items + fw->pos + 1;
+					batch[ns].loss_from = fw->lf;
+					terms += fw->n - fw->lf;
+					ns++;
+				}
+				rc = t4r_trainer_step(tr, batch, ns, &loss);
+				if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
+				{
+					rc = T4R_ENONFINITE;
+					set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
+							epoch, (long long) step + 1, (long long) steps_per_epoch,
+							isnan(loss) ? "NaN" : "infinite");
+					goto done;
+				}
+				if (rc != T4R_OK)
+				{
+					if (rc == T4R_ECANCELLED)
+						set_err(err, errlen, "training cancelled");
+					else
+						backend_err(err, errlen, NULL, "training step failed", rc);
+					goto done;
+				}
+				lsum += loss * (double) terms;
+				step++;
+				if (o.progress)
+					o.progress(o.ud, epoch, step, steps_per_epoch, loss);
+			}
+			goto epoch_end;
+		}
 		/* canonical order, then a shuffle keyed by (seed, epoch) */
 		si = 0;
 		for (int64_t u = 0; u < ds->n_users; u++)
@@ -1106,6 +1380,8 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				batch[i].ts = ds->seq_ts + p - n;
 				batch[i].n = n;
 				batch[i].target = ds->seq_items[p];
+				batch[i].targets = NULL;
+				batch[i].loss_from = 0;
 			}
 			if (o.backend)
 				rc = o.backend->step(o.backend->ctx, batch, ns, &loss);
@@ -1135,6 +1411,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				o.progress(o.ud, epoch, step, steps_per_epoch, loss);
 		}
 
+epoch_end:
 		/* the host model follows the backend once per epoch (the best
 		 * epoch's weights are kept on the host) */
 		if (o.backend && (rc = o.backend->sync_to_host(o.backend->ctx)) != T4R_OK)
@@ -1210,6 +1487,7 @@ done:
 	if (tr)
 		t4r_trainer_free(tr);
 	free(all);
+	free(win);
 	free(batch);
 	free(best);
 	return rc;

@@ -50,6 +50,12 @@ t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v)
 	v->in_ln_b = vptr(m, base, "in_layer_norm.bias");
 	v->tln_w = vptr(m, base, "layer_norm_time.weight");
 	v->tln_b = vptr(m, base, "layer_norm_time.bias");
+	if (m->dims.robust)
+	{
+		/* robust time path: time_input.* in the slots of layer_norm_time */
+		v->tln_w = vptr(m, base, "time_input.weight");
+		v->tln_b = vptr(m, base, "time_input.bias");
+	}
 	v->layers = m->dims.layers;
 	for (int i = 0; i < m->dims.layers && i < T4R_MAX_LAYERS; i++)
 	{
@@ -87,6 +93,18 @@ t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v)
 		LP(fc2_b, "ffn.fc2.bias");
 		LP(fln_w, "ffn.layer_norm.weight");
 		LP(fln_b, "ffn.layer_norm.bias");
+		if (m->dims.robust)
+		{
+			/* robust time path (timepath.h): its tensors in the same slots */
+			LP(tp.w1, "ssd.time_mlp.1.weight");
+			LP(tp.b1, "ssd.time_mlp.1.bias");
+			LP(tp.w2, "ssd.time_mlp.3.weight");
+			LP(tp.b2, "ssd.time_mlp.3.bias");
+			LP(tp.gw, "ssd.time_gate.weight");
+			LP(tp.gb, "ssd.time_gate.bias");
+			LP(tp.lnw, "ssd.time_affine.weight");
+			LP(tp.lnb, "ssd.time_affine.bias");
+		}
 #undef LP
 	}
 }
@@ -117,7 +135,32 @@ t4r_model_init(t4r_model *m, uint64_t seed)
 		t4r_real   *p = m->params + t->offset;
 		size_t		n = t->numel;
 
-		if (strstr(nm, "conv1d"))
+		if (strstr(nm, "ssd.time_mlp.") || strstr(nm, "ssd.time_gate.") ||
+			strstr(nm, "ssd.time_affine.") || strncmp(nm, "time_input.", 11) == 0)
+		{
+			/*
+			 * robust time path (not in the published model): the MLP starts
+			 * near s = 1 (q = T), the gate at 1/2, the affine maps at
+			 * identity: w1 ~ N(0, 1), w2 ~ N(0, 1/J), b2 = 1, the rest 0 /
+			 * weights 1
+			 */
+			int			is_w = ends_with(nm, ".weight");
+
+			for (size_t i = 0; i < n; i++)
+			{
+				if (strstr(nm, "ssd.time_mlp.1.weight"))
+					p[i] = (t4r_real) t4r_rng_normal(&rng);
+				else if (strstr(nm, "ssd.time_mlp.3.weight"))
+					p[i] = (t4r_real) (t4r_rng_normal(&rng) / m->dims.TJ);
+				else if (strstr(nm, "ssd.time_mlp.3.bias"))
+					p[i] = 1;
+				else if (strstr(nm, "ssd.time_gate."))
+					p[i] = 0;
+				else
+					p[i] = is_w ? 1 : 0;
+			}
+		}
+		else if (strstr(nm, "conv1d"))
 		{
 			/* ssd.conv1d, conv1d4time_1, conv1d4time_2 */
 			int			is_w = ends_with(nm, ".weight");
@@ -204,10 +247,27 @@ take(carver *c, size_t n)
 	return p;
 }
 
+/* rows of logits an all_positions workspace computes at once: up to 256,
+ * about 512K logits (2 MiB in float), never fewer than Smax (what the
+ * per-prefix workspace holds); larger blocks repack E less often */
+static int
+ws_lchunk(const t4r_dims *D, int Smax)
+{
+	int			ch = (int) ((1 << 19) / (D->V > 0 ? D->V : 1));
+	int			mrows = Smax * D->L;
+
+	if (ch > 256)
+		ch = 256;
+	if (ch > mrows)
+		ch = mrows;
+	return Smax > ch ? Smax : ch;
+}
+
 static size_t
 ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real *base)
 {
 	carver		c = {base, 0};
+	int			allpos = train && D->allpos;
 	size_t		M = (size_t) Smax * D->L;
 	size_t		S = (size_t) Smax;
 	size_t		R = (size_t) Smax * D->H;
@@ -231,7 +291,7 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 	{
 		t4r_lact   *a = &w->la[i];
 		int			last = (i == D->layers - 1);
-		size_t		rows = last ? S : M;
+		size_t		rows = (last && !allpos) ? S : M;
 
 		a->U = take(&c, M * d);
 		if (D->is_time)
@@ -240,7 +300,8 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 			a->mmlp = train ? take(&c, RL) : NULL;
 			a->mgate = (train && !last) ? take(&c, RL) : NULL;
 			a->tdt = take(&c, RL);
-			a->tcache = take(&c, t4r_time_cache_size((int) R, D->L, D->G));
+			a->tcache = take(&c, D->robust ? t4r_rtime_cache_size((int) R, D->L) :
+							 t4r_time_cache_size((int) R, D->L, D->G));
 		}
 		if (!train && i > 0)
 		{
@@ -295,10 +356,10 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 	}
 	for (int i = 0; i < D->layers; i++)
 		w->la[i].F = (i + 1 < D->layers) ? w->la[i + 1].U : NULL;
-	w->hidden = take(&c, S * d);
+	w->hidden = take(&c, (allpos ? M : S) * d);
 	if (D->layers > 0)
 		w->la[D->layers - 1].F = w->hidden;
-	w->logits = take(&c, S * D->V);
+	w->logits = take(&c, (allpos ? (size_t) ws_lchunk(D, Smax) : S) * D->V);
 	w->convT = take(&c, (size_t) D->K * C + D->H);
 	w->ones = take(&c, f > d ? f : d);
 	w->zeros = take(&c, C > d ? C : d);
@@ -323,7 +384,8 @@ ws_carve(t4r_ws *w, const t4r_dims *D, int chunk, int Smax, int train, t4r_real 
 			w->dtdt = take(&c, RL);
 			w->dT0 = take(&c, RL);
 			w->dT1 = take(&c, RL);
-			w->tscratch = take(&c, t4r_time_scratch_size((int) R, D->L, D->G));
+			w->tscratch = take(&c, D->robust ? t4r_rtime_scratch_size(D->L) :
+							   t4r_time_scratch_size((int) R, D->L, D->G));
 		}
 		w->dconvT = take(&c, (size_t) D->K * C);
 		w->dA = take(&c, D->H);
@@ -364,12 +426,15 @@ t4r_ws_create(const t4r_model *m, int Smax, int train, t4r_ws **out)
 	w->Smax = Smax;
 	w->Mmax = (size_t) Smax * m->dims.L;
 	w->train = train;
+	w->allpos = train && w->D.allpos;
+	w->lchunk = w->allpos ? ws_lchunk(&w->D, Smax) : Smax;
 	n = ws_carve(w, &w->D, m->cfg.chunk_size, Smax, train, NULL);
 	w->mem = malloc((n + ALIGN_E) * sizeof(t4r_real));
 	w->n = malloc(sizeof(int) * Smax);
 	w->off = malloc(sizeof(size_t) * Smax);
 	w->items = malloc(sizeof(int32_t) * w->Mmax);
-	if (!w->mem || !w->n || !w->off || !w->items)
+	w->rtgt = w->allpos ? malloc(sizeof(int32_t) * w->Mmax) : NULL;
+	if (!w->mem || !w->n || !w->off || !w->items || (w->allpos && !w->rtgt))
 	{
 		t4r_ws_free(w);
 		return T4R_ENOMEM;
@@ -394,6 +459,7 @@ t4r_ws_free(t4r_ws *w)
 	free(w->n);
 	free(w->off);
 	free(w->items);
+	free(w->rtgt);
 	free(w);
 }
 
@@ -822,9 +888,12 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	const t4r_lparams *P = &w->pv.l[li];
 	t4r_lact   *A = &w->la[li];
 	int			last = (li == D->layers - 1);
+	/* rows of the item path after the SSD: one per sample in the last
+	 * layer, except in all_positions training (every position has a loss) */
+	int			lastr = last && !w->allpos;
 	int			S = w->S;
 	size_t		M = w->M;
-	size_t		rows = last ? (size_t) S : M;
+	size_t		rows = lastr ? (size_t) S : M;
 	int			d = D->d,
 				Di = D->Di,
 				C = D->conv_dim,
@@ -842,7 +911,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	t4r_real   *Aneg = w->convT + (size_t) K * C;
 
 	/* 1. in_proj */
-	if (!last)
+	if (!lastr)
 	{
 		fill_rows(A->zxd, M, in_dim, P->in_b);
 		t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
@@ -936,8 +1005,12 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 			mm = A->mmlp;
 			mg = last ? NULL : A->mgate;
 		}
-		t4r_time_fwd(&P->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
-					 A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
+		if (D->robust)
+			t4r_rtime_fwd(&P->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
+						  A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
+		else
+			t4r_time_fwd(&P->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
+						 A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
 	}
 
 	/* 4. delta */
@@ -971,14 +1044,14 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		const t4r_real *x = A->xbc + off * C;
 
 		t4r_ssd_fwd(w->n[s], H, D->P, N, cfg->chunk_size, x, C, x + Di, x + Di + N, C,
-					A->delta + off * H, Aneg, P->D, last,
-					last ? A->y + (size_t) s * Di : A->y + off * Di, Di, w->ssd_ws);
+					A->delta + off * H, Aneg, P->D, lastr,
+					lastr ? A->y + (size_t) s * Di : A->y + off * Di, Di, w->ssd_ws);
 	}
 
 	/* 6. gated RMS norm */
 	for (size_t r = 0; r < rows; r++)
 	{
-		const t4r_real *z = A->zxd + out_row(w, last, r) * in_dim;
+		const t4r_real *z = A->zxd + out_row(w, lastr, r) * in_dim;
 		const t4r_real *y = A->y + r * Di;
 		t4r_real   *yn = A->yn + r * Di;
 		double		ss = 0,
@@ -1003,7 +1076,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	{
 		for (int s = 0; s < S; s++)
 		{
-			if (last)
+			if (lastr)
 				mask_gen(A->mo + (size_t) s * d, d, pd, cfg, step, idx0 + s,
 						 T4R_SITE_LAYER(li, T4R_LSITE_O));
 			else
@@ -1014,7 +1087,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *a = A->a + r * d;
-		const t4r_real *u = A->U + out_row(w, last, r) * d;
+		const t4r_real *u = A->U + out_row(w, lastr, r) * d;
 
 		const t4r_real *restrict mo = pd > 0 ? A->mo + r * d : w->ones;
 		const t4r_real *restrict uu = residual ? u : w->zeros;
@@ -1032,7 +1105,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	{
 		for (int s = 0; s < S; s++)
 		{
-			if (last)
+			if (lastr)
 			{
 				mask_gen(A->m1 + (size_t) s * f, f, pd, cfg, step, idx0 + s,
 						 T4R_SITE_LAYER(li, T4R_LSITE_FFN1));
@@ -1137,7 +1210,30 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 						  w->la[0].U + r * d, &w->e_mu[r], &w->e_rs[r]);
 
 	/* 2. time features */
-	if (D->is_time)
+	if (D->robust)
+	{
+		/* robust (timepath.h): log-scaled gaps, a per-head affine map, zero
+		 * in padded slots */
+		for (int s = 0; s < S; s++)
+		{
+			int			n = w->n[s];
+			int			start = smp[s].n - n;
+			t4r_real   *td = w->td + (size_t) s * L;
+			t4r_real   *T = w->la[0].T + (size_t) s * H * L;
+
+			t4r_rtime_features(smp[s].ts + start, n, L, cfg->time_scale, td);
+			if (pd > 0)
+			{
+				mask_gen(T, L, pd, cfg, step, idx0 + s, T4R_SITE_TD);
+				for (int l = 0; l < L; l++)
+					td[l] *= T[l];
+			}
+			for (int h = 0; h < H; h++)
+				for (int l = 0; l < L; l++)
+					T[(size_t) h * L + l] = l < n ? pv->tln_w[h] * td[l] + pv->tln_b[h] : 0;
+		}
+	}
+	else if (D->is_time)
 	{
 		for (int s = 0; s < S; s++)
 		{
@@ -1269,9 +1365,12 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	const t4r_lparams *GP = &g->l[li];
 	t4r_lact   *A = &w->la[li];
 	int			last = (li == D->layers - 1);
+	/* rows of the item path after the SSD: one per sample in the last
+	 * layer, except in all_positions training (every position has a loss) */
+	int			lastr = last && !w->allpos;
 	int			S = w->S;
 	size_t		M = w->M;
-	size_t		rows = last ? (size_t) S : M;
+	size_t		rows = lastr ? (size_t) S : M;
 	int			d = D->d,
 				Di = D->Di,
 				C = D->conv_dim,
@@ -1359,7 +1458,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	/* gated RMS norm -> dy, dz */
 	for (size_t r = 0; r < rows; r++)
 	{
-		size_t		gr = out_row(w, last, r);
+		size_t		gr = out_row(w, lastr, r);
 		const t4r_real *z = A->zxd + gr * in_dim;
 		const t4r_real *y = A->y + r * Di;
 		const t4r_real *dyn = w->dyn + r * Di;
@@ -1394,8 +1493,8 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		t4r_real   *dx = w->dxbc + off * C;
 
 		t4r_ssd_bwd(w->n[s], H, D->P, N, cfg->chunk_size, x, C, x + Di, x + Di + N, C,
-					A->delta + off * H, Aneg, P->D, last,
-					last ? w->dy + (size_t) s * Di : w->dy + off * Di, Di,
+					A->delta + off * H, Aneg, P->D, lastr,
+					lastr ? w->dy + (size_t) s * Di : w->dy + off * Di, Di,
 					dx, dx + Di, dx + Di + N, w->ddelta + off * H, w->dA, GP->D, w->ssd_ws);
 	}
 	for (int h = 0; h < H; h++)
@@ -1465,7 +1564,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 							  w->dzxd + (off + j) * in_dim + Di,
 							  w->dconvT, w->dconvT + C, w->dconvT + 2 * C, w->dconvT + 3 * C);
 			}
-			if (last)
+			if (lastr)
 			{
 				colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
 				colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
@@ -1501,7 +1600,7 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		}
 		/* the sample's rows of dzxd are complete: in_proj bias gradient
 		 * while they are in cache */
-		if (last)
+		if (lastr)
 		{
 			colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
 			colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
@@ -1519,12 +1618,16 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 		const t4r_real *mm = ptd > 0 ? A->mmlp : NULL;
 		const t4r_real *mg = (ptd > 0 && !last) ? A->mgate : NULL;
 
-		t4r_time_bwd(&P->tp, &GP->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
-					 A->tcache, w->dtdt, last ? NULL : dTn, dT, w->tscratch);
+		if (D->robust)
+			t4r_rtime_bwd(&P->tp, &GP->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
+						  A->tcache, w->dtdt, last ? NULL : dTn, dT, w->tscratch);
+		else
+			t4r_time_bwd(&P->tp, &GP->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
+						 A->tcache, w->dtdt, last ? NULL : dTn, dT, w->tscratch);
 	}
 
 	/* in_proj */
-	if (!last)
+	if (!lastr)
 	{
 		t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
 		t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
@@ -1549,12 +1652,96 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	if (residual)
 		for (size_t r = 0; r < rows; r++)
 		{
-			t4r_real   *du = dU + out_row(w, last, r) * d;
+			t4r_real   *du = dU + out_row(w, lastr, r) * d;
 			const t4r_real *da = w->da + r * d;
 
 			for (int c = 0; c < d; c++)
 				du[c] += da[c];
 		}
+}
+
+/*
+ * all_positions: the cross-entropy of every loss position (rows of w->hidden,
+ * all of the last layer's rows in this mode) in runs of at most lchunk
+ * contiguous rows: logits = hidden E^T, softmax, dlogits scaled by `scale`,
+ * dE += dlogits^T hidden, dF = dlogits E (rows without a loss: dF = 0).
+ */
+static int
+allpos_loss(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
+			double *loss_sum)
+{
+	const t4r_dims *D = &w->D;
+	int			V = D->V,
+				d = D->d;
+	size_t		M = w->M;
+	int32_t    *rt = w->rtgt;
+	t4r_real   *dF = w->dU0;
+	double		lsum = 0;
+
+	/* target of every row (-1: no loss), all checked before any gradient */
+	for (int s = 0; s < w->S; s++)
+	{
+		int			n = w->n[s];
+		int			start = smp[s].n - n;
+		int			lf;
+
+		if (smp[s].targets)
+		{
+			lf = smp[s].loss_from - start;
+			lf = lf < 0 ? 0 : lf > n ? n : lf;
+		}
+		else
+			lf = n - 1;
+		for (int l = 0; l < n; l++)
+		{
+			int32_t		tg = -1;
+
+			if (l >= lf)
+			{
+				tg = smp[s].targets ? smp[s].targets[start + l] : smp[s].target;
+				if (tg < 0 || tg >= V)
+					return T4R_EINVAL;
+			}
+			rt[w->off[s] + l] = tg;
+		}
+	}
+	memset(dF, 0, sizeof(t4r_real) * M * d);
+	for (size_t r0 = 0; r0 < M;)
+	{
+		size_t		cnt = 0;
+		const t4r_real *hid;
+
+		if (rt[r0] < 0)
+		{
+			r0++;
+			continue;
+		}
+		while (r0 + cnt < M && cnt < (size_t) w->lchunk && rt[r0 + cnt] >= 0)
+			cnt++;
+		hid = w->hidden + r0 * d;
+		t4r_gemm(0, 1, (int) cnt, V, d, 1, hid, d, w->pv.emb, d, 0, w->logits, V);
+		for (size_t i = 0; i < cnt; i++)
+		{
+			t4r_real   *lg = w->logits + i * V;
+			t4r_real	mx;
+			double		sum;
+			int			tg = rt[r0 + i];
+			t4r_real	tl = lg[tg];
+			t4r_real	inv;
+
+			sum = softmax_exp(lg, V, &mx);
+			lsum += log(sum) + mx - tl;
+			inv = (t4r_real) (scale / sum);
+			for (int v = 0; v < V; v++)
+				lg[v] *= inv;
+			lg[tg] -= (t4r_real) scale;
+		}
+		t4r_gemm(1, 0, V, d, (int) cnt, 1, w->logits, V, hid, d, 1, g->emb, d);
+		t4r_gemm(0, 0, (int) cnt, d, V, 1, w->logits, V, w->pv.emb, d, 0, dF + r0 * d, d);
+		r0 += cnt;
+	}
+	*loss_sum = lsum;
+	return T4R_OK;
 }
 
 T4R_CLONES int
@@ -1579,6 +1766,16 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 
 	if (!w->train)
 		return T4R_EINVAL;
+	if (w->allpos)
+	{
+		int			rc = allpos_loss(w, smp, g, scale, &lsum);
+
+		if (rc != T4R_OK)
+			return rc;
+		*loss_sum = lsum;
+		dF = w->dU0;
+		goto layers;
+	}
 	for (int s = 0; s < S; s++)
 		if (smp[s].target < 0 || smp[s].target >= V)
 			return T4R_EINVAL;
@@ -1607,6 +1804,7 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 	dF = w->dU0;
 	t4r_gemm(0, 0, S, d, V, 1, w->logits, V, pv->emb, d, 0, dF, d);
 
+layers:
 	/* layers, last first */
 	dU = w->dU1;
 	dT = w->dT0;
@@ -1649,8 +1847,31 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 					ge[c] += dx[c];
 		}
 	}
-	/* time features: sum over heads, layer_norm_time */
-	if (D->is_time)
+	/* time features: sum over heads, layer_norm_time (robust: the
+	 * per-head affine map of the gap features) */
+	if (D->robust)
+	{
+		for (int s = 0; s < S; s++)
+		{
+			const t4r_real *dTs = dTn + (size_t) s * H * L;
+			const t4r_real *td = w->td + (size_t) s * L;
+
+			for (int h = 0; h < H; h++)
+			{
+				double		aw = 0,
+							ab = 0;
+
+				for (int l = 0; l < w->n[s]; l++)
+				{
+					aw += (double) dTs[(size_t) h * L + l] * td[l];
+					ab += dTs[(size_t) h * L + l];
+				}
+				g->tln_w[h] += (t4r_real) aw;
+				g->tln_b[h] += (t4r_real) ab;
+			}
+		}
+	}
+	else if (D->is_time)
 	{
 		for (int s = 0; s < S; s++)
 		{

@@ -69,6 +69,9 @@ typedef struct t4r_ws
 	int			Smax;			/* sample capacity */
 	size_t		Mmax;			/* row capacity (Smax * L) */
 	int			train;			/* backward buffers present */
+	int			allpos;			/* all_positions training: every row of the
+								 * last layer kept, a loss at every position */
+	int			lchunk;			/* rows of logits computed at once (allpos) */
 	size_t		nreal;			/* elements in mem */
 	t4r_real   *mem;			/* one allocation */
 	t4r_pview	pv;				/* parameter pointers (model params) */
@@ -80,6 +83,7 @@ typedef struct t4r_ws
 	int		   *n;				/* [Smax] lengths (<= L) */
 	size_t	   *off;			/* [Smax] first row */
 	int32_t    *items;			/* [Mmax] item of each row */
+	int32_t    *rtgt;			/* [Mmax] allpos: target of each row, -1 = no loss */
 
 	/* forward */
 	t4r_real   *emb;			/* [M, d] embedding after dropout */
@@ -89,8 +93,8 @@ typedef struct t4r_ws
 	t4r_real   *t_mu, *t_rs;	/* [S] */
 	t4r_real   *T0;				/* [S, L] layer_norm_time output */
 	t4r_lact	la[T4R_MAX_LAYERS];
-	t4r_real   *hidden;			/* [S, d] = la[last].F */
-	t4r_real   *logits;			/* [S, V] (dlogits in place) */
+	t4r_real   *hidden;			/* [S, d] = la[last].F ([M, d] if allpos) */
+	t4r_real   *logits;			/* [S, V] (dlogits in place); [lchunk, V] if allpos */
 	t4r_real   *convT;			/* [K, conv_dim] transposed conv weights (+ [H] A) */
 	t4r_real   *ones, *zeros;	/* constants: ones [max(4d, d)], zeros [d] */
 	t4r_real   *ssd_ws;
@@ -115,7 +119,9 @@ typedef struct t4r_ws
 
 void		t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v);
 
-/* elements a workspace of Smax samples needs (train: with backward) */
+/* elements a workspace of Smax samples needs (train: with backward; a
+ * training workspace of a config with training = all_positions keeps every
+ * row of the last layer and computes the logits in chunks) */
 size_t		t4r_ws_elems(const t4r_dims *D, int chunk, int Smax, int train);
 int			t4r_ws_create(const t4r_model *m, int Smax, int train, t4r_ws **out);
 void		t4r_ws_free(t4r_ws *w);
@@ -127,7 +133,9 @@ void		t4r_ws_free(t4r_ws *w);
 int			t4r_ws_forward(t4r_ws *w, const t4r_sample *s, int S, int idx0,
 						   int training, uint64_t step);
 
-/* After t4r_ws_forward: logits, cross-entropy against s[i].target, backward,
+/* After t4r_ws_forward: logits, cross-entropy against s[i].target (allpos
+ * workspace: against s[i].targets[j] at every position j >= loss_from, or
+ * s[i].target at the last position when targets is NULL), backward,
  * parameter gradients ACCUMULATED into gview (a view of a gradient buffer),
  * dlogits scaled by `scale` (1/batch).  Returns the summed (unscaled) loss
  * of the S samples in *loss_sum. */

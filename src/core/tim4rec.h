@@ -93,9 +93,28 @@ typedef struct t4r_config
 	int			patience;
 	uint64_t	seed;
 	char		preset[16];		/* "movielens" or "amazon" */
+	/* time path form (model key "time_features"): T4R_TIME_OFFICIAL (the
+	 * published, non-causal one) or T4R_TIME_ROBUST (causal, log-scaled
+	 * gaps; timepath.h) */
+	int			time_features;
+	/* robust form only (model key "time_scale"): gaps are divided by it
+	 * before log1p; 0 = not fitted yet (t4r_fit sets the median positive
+	 * gap of the training data) */
+	double		time_scale;
+	/* training key "training": T4R_TRAIN_PREFIXES (one sample per prefix,
+	 * the published form) or T4R_TRAIN_ALL_POSITIONS (one pass per window
+	 * of a history, a loss at every position; needs a causal model) */
+	int			training;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;
+
+#define T4R_TIME_OFFICIAL 0
+#define T4R_TIME_ROBUST 1
+#define T4R_TRAIN_PREFIXES 0
+#define T4R_TRAIN_ALL_POSITIONS 1
+/* hidden width of the robust time path's per-position MLP */
+#define T4R_RTIME_J 8
 
 /* Fill *c with a preset ("movielens" = default when preset is NULL, "amazon").
  * n_items is left 0 (must be set before creating a model). */
@@ -135,7 +154,10 @@ typedef struct t4r_dims
 				ffn_dim,		/* 4*d */
 				layers,
 				is_time,
-				p2p;
+				p2p,
+				robust,			/* time_features == robust (and is_time) */
+				allpos,			/* training == all_positions */
+				TJ;				/* robust time MLP width (T4R_RTIME_J) */
 } t4r_dims;
 void		t4r_dims_from_config(const t4r_config *c, t4r_dims *out);
 
@@ -211,6 +233,13 @@ typedef struct t4r_sample
 	const double *ts;
 	int32_t		n;
 	int32_t		target;
+	/* all_positions training only (a trainer of a config with training =
+	 * all_positions; NULL elsewhere): targets[j] is the next item after
+	 * items[j], and the positions j >= loss_from (indexes into items, of
+	 * those the model reads: the last L) each add a cross-entropy term.
+	 * targets == NULL: one term, at the last position, against target. */
+	const int32_t *targets;
+	int32_t		loss_from;
 } t4r_sample;
 
 /* ---- inference ---- */
@@ -233,7 +262,7 @@ int			t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
  * ignored (nexclude may be 0).  Returns the count written to rows/vals
  * (min(k, eligible rows)) or a negative error.  The context keeps one
  * block buffer; per call it allocates only a sorted copy of exclude. */
-#define T4R_SCORE_BLOCK 2048
+#define T4R_SCORE_BLOCK 8192
 int			t4r_infer_topk(t4r_infer_ctx *ctx, const int32_t *items, const double *ts,
 						   int n, int k, const int32_t *exclude, int nexclude,
 						   int32_t *rows, t4r_real *vals);
@@ -323,7 +352,9 @@ void		t4r_trainer_free(t4r_trainer *t);
 /* One optimiser step over the whole batch (ns samples): training-mode
  * forward (dropout drawn from a generator keyed by cfg.seed, the step number
  * and the sample's index in the batch), backward, gradient = mean over the
- * batch, Adam (lr, 0.9, 0.999, eps 1e-8).  *loss = mean cross-entropy.
+ * batch's cross-entropy terms (one per sample, or one per loss position of
+ * an all_positions sample), Adam (lr, 0.9, 0.999, eps 1e-8).  *loss = mean
+ * cross-entropy.
  * A loss that is NaN or infinite returns T4R_ENONFINITE (*loss set) without
  * touching the parameters, Adam's state or the step count. */
 int			t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss);
@@ -400,6 +431,24 @@ int			t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 								 int (*interrupt) (void *ud), void *ud,
 								 t4r_dataset **out, char *err, size_t errlen);
 void		t4r_dataset_free(t4r_dataset *ds);
+
+/* The robust time path's gap scale for this data: the median of the
+ * positive gaps between consecutive training interactions of a user (over
+ * at most ~1M of them, evenly spread), 1.0 when there is none.  t4r_fit
+ * sets cfg.time_scale to it when the model is robust and time_scale is 0. */
+double		t4r_dataset_time_scale(const t4r_dataset *ds);
+
+/* all_positions training windows of a history with m inputs (a user with
+ * tl training items has m = tl - 1: inputs 0..m-1, input j predicts item
+ * j+1): returns the number of windows; when start != NULL also writes each
+ * window's first input, length and first loss position (relative to the
+ * window).  m <= L: one window [0, m), a loss everywhere, exactly the
+ * per-prefix contexts.  m > L: [0, L) with a loss everywhere, then windows
+ * of L inputs advancing by L - L/2 whose loss positions are the inputs not
+ * trained yet: every target exactly once, with at least L/2 + 1 items of
+ * context (the per-prefix form gives those targets L). */
+int64_t		t4r_window_plan(int64_t m, int L, int64_t *start, int32_t *len,
+							int32_t *loss_from);
 
 #define T4R_SPLIT_VALID 0
 #define T4R_SPLIT_TEST  1

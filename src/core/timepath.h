@@ -53,4 +53,44 @@ void		t4r_time_bwd(const t4r_time_params *p, const t4r_time_params *g,
 						 const t4r_real *cache,
 						 const t4r_real *dtdt, const t4r_real *dTnew,
 						 t4r_real *dT, t4r_real *scratch);
+
+/*
+ * The robust, causal time path (time_features = robust; timepath_robust.c).
+ * Same row convention (row r = sample r / H, head r % H), but each row has
+ * its own length n = nlen[r / H] (clamped to L): only positions l < n are
+ * read or written with values, the rest of every output row is set to 0
+ * (dT too), so padded slots never enter any computation.
+ *
+ * Input features of a sample (model level, t4r_rtime_features):
+ *   g[0] = 0, g[l] = sign(d) * log1p(|d| / time_scale) with d = ts[l] - ts[l-1]
+ *   (l < n; 0 beyond), time_scale stored with the model (the median positive
+ *   gap of the training data), so a shift or a change of unit of the
+ *   timestamps gives the same g.  Then T[h, l] = time_input.weight[h] *
+ *   Dropout(g)[l] + time_input.bias[h] for l < n.
+ * Per layer and row (p's fields reused: w1,b1 [H, J]; w2 [H, J]; b2 [H];
+ * c1*, c2* as official; gw, gb [H] the gate; lnw, lnb [H] the output affine):
+ *   u    = T * mask_mlp
+ *   s[l] = b2[h] + sum_j w2[h,j] * silu(w1[h,j] * u[l] + b1[h,j])   (per position)
+ *   q    = T * s
+ *   r1   = hardswish(causalconv(q; c1w[h,:], c1b[h]))
+ *   tdt  = hardswish(causalconv(r1; c2w[h,:], c2b[h]))
+ *   if Tnew: gate[l] = sigmoid(gw[h] * (T * mask_gate)[l] + gb[h])
+ *            Tnew[l] = lnw[h] * (gate T + (1 - gate) tdt)[l] + lnb[h]
+ * No normalisation over positions and no mixing other than the causal convs.
+ */
+size_t		t4r_rtime_cache_size(int R, int L);
+size_t		t4r_rtime_scratch_size(int L);
+void		t4r_rtime_features(const double *ts, int n, int L, double scale, t4r_real *g);
+void		t4r_rtime_fwd(const t4r_time_params *p, int R, int H, int L, int K, int J,
+						  const int *nlen, const t4r_real *T,
+						  const t4r_real *mask_mlp, const t4r_real *mask_gate,
+						  t4r_real *tdt, t4r_real *Tnew, t4r_real *cache);
+/* OVERWRITES dT [R, L]; ACCUMULATES parameter gradients into g */
+void		t4r_rtime_bwd(const t4r_time_params *p, const t4r_time_params *g,
+						  int R, int H, int L, int K, int J, const int *nlen,
+						  const t4r_real *T,
+						  const t4r_real *mask_mlp, const t4r_real *mask_gate,
+						  const t4r_real *cache,
+						  const t4r_real *dtdt, const t4r_real *dTnew,
+						  t4r_real *dT, t4r_real *scratch);
 #endif

@@ -63,7 +63,7 @@ trainer_bytes(const t4r_dims *D, int chunk, size_t total, int threads, int mb)
 		b += (size_t) threads * total * sizeof(t4r_real);
 	b += (size_t) threads * ((e + 16) * sizeof(t4r_real) + sizeof(t4r_ws) +
 							 (size_t) mb * (sizeof(int) + sizeof(size_t)) +
-							 (size_t) mb * D->L * sizeof(int32_t));
+							 (size_t) mb * D->L * sizeof(int32_t) * (D->allpos ? 2 : 1));
 	b += (size_t) threads * sizeof(t4r_pview);
 	return b;
 }
@@ -243,6 +243,22 @@ sample_cost(const t4r_sample *s, int L)
 	return (double) (n > 0 ? n : 1) + L / 16.0 + 4.0;
 }
 
+/* cross-entropy terms of one sample: one, or (all_positions trainer) one per
+ * loss position of the last L */
+static inline int64_t
+sample_terms(const t4r_sample *s, int L, int allpos)
+{
+	int			n,
+				lf;
+
+	if (!allpos || s->targets == NULL)
+		return 1;
+	n = s->n < L ? s->n : L;
+	lf = s->loss_from - (s->n - n);
+	lf = lf < 0 ? 0 : lf > n ? n : lf;
+	return n - lf;
+}
+
 int
 t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 					  double *loss)
@@ -256,10 +272,17 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 	int			rc = T4R_OK;
 	int			stop = 0;
 	uint64_t	step = (uint64_t) t->steps;
+	int64_t		terms = 0;
 
 	if (loss)
 		*loss = 0;
 	if (!s || ns < 1)
+		return T4R_EINVAL;
+	/* the loss is the mean over cross-entropy terms (= samples, except in
+	 * all_positions training) */
+	for (int i = 0; i < ns; i++)
+		terms += sample_terms(&s[i], L, t->m->dims.allpos);
+	if (terms < 1)
 		return T4R_EINVAL;
 	tl = calloc(nt, sizeof(double));
 	trc = calloc(nt, sizeof(int));
@@ -314,7 +337,7 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 
 			e = t4r_ws_forward(t->ws[tid], s + i0, cnt, i0, training, step);
 			if (e == T4R_OK)
-				e = t4r_ws_backward(t->ws[tid], s + i0, &t->gv[tid], 1.0 / ns, &ls);
+				e = t4r_ws_backward(t->ws[tid], s + i0, &t->gv[tid], 1.0 / (double) terms, &ls);
 			if (e != T4R_OK)
 			{
 				trc[tid] = e;
@@ -343,7 +366,7 @@ t4r_trainer_loss_grad(t4r_trainer *t, const t4r_sample *s, int ns, int training,
 		for (int i = 0; i < nt; i++)
 			ls += tl[i];
 		if (loss)
-			*loss = ls / ns;
+			*loss = ls / (double) terms;
 		if (nt > 1)
 		{
 			t4r_real   *g = t->grads;

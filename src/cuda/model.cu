@@ -2370,6 +2370,14 @@ t4r_cuda_trainer_create(t4r_model *m, int max_batch, int train, t4r_cuda_trainer
 	nw = m->dims.P < 32 ? m->dims.P : 32;
 	ppw = (m->dims.P + nw - 1) / nw;
 	npl = (m->dims.N + 31) / 32;
+	if (m->dims.robust || m->dims.allpos)
+	{
+		/* the GPU code computes the published model only (issue 13) */
+		if (err && errlen)
+			snprintf(err, errlen, "the CUDA path supports neither time_features \"robust\" "
+					 "nor training \"all_positions\"");
+		return T4R_EINVAL;
+	}
 	if (ppw > 4 || npl > 4 || m->dims.K > 8 || m->dims.layers > T4R_MAX_LAYERS)
 	{
 		if (err && errlen)

@@ -56,6 +56,22 @@ bench-pg-load:
 bench-pg-memory:
 	bash test/bench/pg_memory.sh
 
+# issue 13: epoch time and targets/s of training all_positions vs prefixes
+# (robust time path) vs the official model, through SQL on the ML-1M-sized
+# synthetic table (T4R_AP_* and THREADS in test/bench/pg_all_positions.sh);
+# appends its table to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-all-positions
+bench-all-positions:
+	bash test/bench/pg_all_positions.sh
+
+# issue 13: test metrics after early stopping of all_positions vs prefixes
+# (robust) vs official through SQL (T4R_APQ_* in
+# test/bench/pg_all_positions_quality.sh); appends to test/bench/QUALITY.md
+# unless T4R_BENCH_NO_APPEND=1.
+.PHONY: bench-all-positions-quality
+bench-all-positions-quality:
+	bash test/bench/pg_all_positions_quality.sh
+
 # tim4rec_recommend_all for all 6,040 users of the ML-1M-like set against the
 # LATERAL tim4rec_recommend form, interleaved, medians of T4R_BENCH_ROUNDS
 # (default 3); appends to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
@@ -74,3 +90,12 @@ build/rec_batch_profile: test/bench/rec_batch_profile.c $(FLOAT_OBJS) $(wildcard
 .PHONY: rec-batch-profile
 rec-batch-profile: build/rec_batch_profile
 	./build/rec_batch_profile $(REC_PROFILE_THREADS)
+
+# one recommendation's scoring + top k: full score vector vs blocked
+# (t4r_infer_topk), alternating call by call - `make topk-profile`
+build/topk_profile: test/bench/topk_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+
+.PHONY: topk-profile
+topk-profile: build/topk_profile
+	OPENBLAS_NUM_THREADS=1 ./build/topk_profile

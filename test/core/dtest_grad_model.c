@@ -3,7 +3,9 @@
  * cross-entropy (t4r_trainer_loss_grad) against central finite differences
  * of the loss, for every parameter tensor, on small configurations: time
  * path on/off, p2p on/off, 1/2/3 layers, conv width 3/4, dropout off/on,
- * batches mixing lengths 1, short, L-1, L and > L.
+ * batches mixing lengths 1, short, L-1, L and > L; the robust (causal) time
+ * path, trained per prefix and on all positions (a loss at every position
+ * from loss_from on, windows longer than L included).
  *
  * The weights are the MODEL.md initialisation plus random noise, so that no
  * path is degenerate (layer norm weights != 1, biases != 0, ...).
@@ -43,6 +45,8 @@ typedef struct gcase
 				K;
 	double		dropout,
 				tdropout;
+	int			robust,
+				allpos;
 } gcase;
 
 #define NS 7
@@ -96,6 +100,7 @@ run_case(const gcase *gc)
 	int			L = 10,
 				V = 13;
 	int32_t    *items[NS];
+	int32_t    *tgts[NS];
 	double	   *ts[NS];
 	t4r_sample	smp[NS];
 	t4r_real   *an;
@@ -120,6 +125,9 @@ run_case(const gcase *gc)
 	c.time_dropout = gc->tdropout;
 	c.n_items = V;
 	c.batch_size = NS;
+	c.time_features = gc->robust ? T4R_TIME_ROBUST : T4R_TIME_OFFICIAL;
+	c.time_scale = 900.0;
+	c.training = gc->allpos ? T4R_TRAIN_ALL_POSITIONS : T4R_TRAIN_PREFIXES;
 	if (t4r_model_create(&c, &m, err, sizeof err) != T4R_OK)
 	{
 		tap_ok(0, "%s: model create: %s", gc->name, err);
@@ -134,7 +142,8 @@ run_case(const gcase *gc)
 
 		if (strstr(t->name, "A_log") || strstr(t->name, "dt_bias"))
 			sc = 0.2;
-		if (strstr(t->name, "mlp4time") || strstr(t->name, "in_proj.weight") ||
+		if (strstr(t->name, "mlp4time") || strstr(t->name, "time_mlp") ||
+			strstr(t->name, "in_proj.weight") ||
 			strstr(t->name, "fc"))
 			sc = 0.25;
 		for (size_t i = 0; i < t->numel; i++)
@@ -167,6 +176,18 @@ run_case(const gcase *gc)
 		smp[s].ts = ts[s];
 		smp[s].n = n;
 		smp[s].target = (int32_t) (urand() * V);	/* row 0 possible too */
+		tgts[s] = malloc(sizeof(int32_t) * n);
+		for (int i = 0; i < n; i++)
+			tgts[s][i] = (int32_t) (urand() * V);
+		smp[s].targets = NULL;
+		smp[s].loss_from = 0;
+		if (gc->allpos && s % 3 != 2)
+		{
+			/* a loss at every position from loss_from on (s % 3 == 2: a
+			 * plain sample, one loss at the end) */
+			smp[s].targets = tgts[s];
+			smp[s].loss_from = (s == 4) ? 5 : (s % 2) * (n / 2);
+		}
 	}
 	smp[0].target = 0;
 
@@ -227,8 +248,8 @@ run_case(const gcase *gc)
 		if (maxfd < 1e-9 && maxan < 1e-9)
 		{
 			/* a parameter without gradient (last layer's gate / time LN) */
-			int			last_gate = strstr(t->name, "time_gate_residual") ||
-				strstr(t->name, "time_layer_norm");
+			int			last_gate = strstr(t->name, "time_gate") ||
+				strstr(t->name, "time_layer_norm") || strstr(t->name, "time_affine");
 
 			if (!last_gate)
 			{
@@ -253,8 +274,11 @@ run_case(const gcase *gc)
 	if (gc->is_time)
 	{
 		char		nm[T4R_NAME_MAX];
-		const char *sfx[] = {"ssd.time_gate_residual.1.weight", "ssd.time_gate_residual.1.bias",
+		const char *sfx_o[] = {"ssd.time_gate_residual.1.weight", "ssd.time_gate_residual.1.bias",
 		"ssd.time_layer_norm.weight", "ssd.time_layer_norm.bias"};
+		const char *sfx_r[] = {"ssd.time_gate.weight", "ssd.time_gate.bias",
+		"ssd.time_affine.weight", "ssd.time_affine.bias"};
+		const char **sfx = gc->robust ? sfx_r : sfx_o;
 
 		for (int k = 0; k < 4; k++)
 		{
@@ -279,6 +303,7 @@ run_case(const gcase *gc)
 	for (int s = 0; s < NS; s++)
 	{
 		free(items[s]);
+		free(tgts[s]);
 		free(ts[s]);
 	}
 	t4r_trainer_free(tr);
@@ -289,14 +314,20 @@ int
 main(void)
 {
 	static const gcase cases[] = {
-		{"time, gate scalar, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0},
-		{"time, p2p, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3},
-		{"no time, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.3, 0},
-		{"time, p2p, 1 layer, K4, eval", "amazon", 1, 1, 1, 4, 0, 0},
-		{"time, gate scalar, 1 layer, K3, dropout", "movielens", 1, 0, 1, 3, 0.2, 0.2},
-		{"no time, 1 layer, K4, eval", "amazon", 0, 0, 1, 4, 0, 0},
-		{"time, gate scalar, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25},
-		{"time, p2p, 3 layers, K2, eval", "movielens", 1, 1, 3, 2, 0, 0},
+		{"time, gate scalar, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 0, 0},
+		{"time, p2p, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 0, 0},
+		{"no time, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.3, 0, 0, 0},
+		{"time, p2p, 1 layer, K4, eval", "amazon", 1, 1, 1, 4, 0, 0, 0, 0},
+		{"time, gate scalar, 1 layer, K3, dropout", "movielens", 1, 0, 1, 3, 0.2, 0.2, 0, 0},
+		{"no time, 1 layer, K4, eval", "amazon", 0, 0, 1, 4, 0, 0, 0, 0},
+		{"time, gate scalar, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25, 0, 0},
+		{"time, p2p, 3 layers, K2, eval", "movielens", 1, 1, 3, 2, 0, 0, 0, 0},
+		{"robust, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 1, 0},
+		{"robust, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 1, 0},
+		{"robust, all_positions, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 1, 1},
+		{"robust, all_positions, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25, 1, 1},
+		{"robust, all_positions, 1 layer, K2, dropout", "amazon", 1, 0, 1, 2, 0.3, 0.2, 1, 1},
+		{"no time, all_positions, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.2, 0, 0, 1},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

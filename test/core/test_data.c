@@ -716,8 +716,8 @@ test_scale(void)
 	tap_ok(rc == T4R_OK && ds->n_users == 6040 && ds->n_interactions > 990000,
 		   "1M interactions build (%.3f s, %lld users, V=%d)", sec,
 		   rc ? -1LL : (long long) ds->n_users, rc ? -1 : ds->n_items);
-	/* generous bound: the target is well under a second on one core */
-	tap_ok(sec < 3.0, "1M interactions build in under 3 s (%.3f s)", sec);
+	/* the build time is a benchmark figure, not a test (shared machines) */
+	tap_diag("1M interactions built in %.3f s", sec);
 	if (rc == T4R_OK)
 		t4r_dataset_free(ds);
 	free(u);

@@ -191,7 +191,7 @@ main(void)
 					rows[5];
 		double		t[2] = {1e9, 1e9 + 5};
 		t4r_real	vals[5];
-		t4r_rec_job j = {{it, t, 2, 0}, NULL, 0, rows, vals, 0};
+		t4r_rec_job j = {{it, t, 2, 0, NULL, 0}, NULL, 0, rows, vals, 0};
 
 		tap_ok(t4r_rec_batch_create(m, 2, &b) == T4R_OK, "create");
 		tap_ok(t4r_rec_batch_run(b, &j, 1, 5) == T4R_OK && j.count == 5, "one job");
