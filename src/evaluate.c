@@ -27,6 +27,14 @@
 #include "tim4rec_pg.h"
 
 PG_FUNCTION_INFO_V1(tim4rec_evaluate);
+PG_FUNCTION_INFO_V1(tim4rec_evaluate_wide);
+
+static const char *const eval_models[2] = {"tim4rec", "most_popular"};
+static const char *const eval_splits[2] = {"valid", "test"};
+static const char *const eval_metrics[3] = {"hr", "ndcg", "mrr"};
+
+/* index of metric me at the j-th k of model m, split sp in eval_compute's result */
+#define EVAL_AT(m, sp, me, j, nk) ((size_t) (((m) * 2 + (sp)) * 3 + (me)) * (nk) + (j))
 
 static Oid
 eval_source_relation(T4rLoadedModel *lm)
@@ -49,10 +57,14 @@ eval_source_relation(T4rLoadedModel *lm)
 	return relid;
 }
 
-Datum
-tim4rec_evaluate(PG_FUNCTION_ARGS)
+/*
+ * The evaluation shared by both result shapes: arguments (model_name, ks),
+ * data, one pass of scoring per model and split.  Returns the metrics as
+ * [2 models][2 splits][3 metrics][nk] (EVAL_AT) and the ks in *ks_out.
+ */
+static double *
+eval_compute(FunctionCallInfo fcinfo, int **ks_out, int *nk_out)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name;
 	T4rLoadedModel *lm;
 	Oid			relid;
@@ -201,28 +213,70 @@ tim4rec_evaluate(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	InitMaterializedSRF(fcinfo, 0);
-	{
-		static const char *const models[2] = {"tim4rec", "most_popular"};
-		static const char *const splits[2] = {"valid", "test"};
-		static const char *const metrics[3] = {"hr", "ndcg", "mrr"};
-
-		for (int m = 0; m < 2; m++)
-			for (int sp = 0; sp < 2; sp++)
-				for (int me = 0; me < 3; me++)
-					for (int j = 0; j < nk; j++)
-					{
-						Datum		values[5];
-						bool		nulls[5] = {0, 0, 0, 0, 0};
-
-						values[0] = CStringGetTextDatum(models[m]);
-						values[1] = CStringGetTextDatum(splits[sp]);
-						values[2] = CStringGetTextDatum(metrics[me]);
-						values[3] = Int32GetDatum(ks[j]);
-						values[4] = Float8GetDatum(res[(size_t) ((m * 2 + sp) * 3 + me) * nk + j]);
-						tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-					}
-	}
 	t4r_pg_release_model(lm);
+	*ks_out = ks;
+	*nk_out = nk;
+	return res;
+}
+
+/* Long form: one row per (model, split, metric, k). */
+Datum
+tim4rec_evaluate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int		   *ks;
+	int			nk;
+	double	   *res = eval_compute(fcinfo, &ks, &nk);
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int m = 0; m < 2; m++)
+		for (int sp = 0; sp < 2; sp++)
+			for (int me = 0; me < 3; me++)
+				for (int j = 0; j < nk; j++)
+				{
+					Datum		values[5];
+					bool		nulls[5] = {0, 0, 0, 0, 0};
+
+					values[0] = CStringGetTextDatum(eval_models[m]);
+					values[1] = CStringGetTextDatum(eval_splits[sp]);
+					values[2] = CStringGetTextDatum(eval_metrics[me]);
+					values[3] = Int32GetDatum(ks[j]);
+					values[4] = Float8GetDatum(res[EVAL_AT(m, sp, me, j, nk)]);
+					tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				}
+	PG_RETURN_NULL();
+}
+
+/*
+ * Compact form (README "Evaluation"): one row per (model, split, k) with
+ * the three metrics as columns hr, ndcg, mrr, in the order of the long form
+ * (model, split, then ks as given).  A fixed set of columns cannot carry
+ * one column per k when ks is an argument, and a row per k keeps each
+ * number readable in psql (float8[] columns would not line up).  The same
+ * numbers as the long form: computed once by eval_compute.
+ */
+Datum
+tim4rec_evaluate_wide(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int		   *ks;
+	int			nk;
+	double	   *res = eval_compute(fcinfo, &ks, &nk);
+
+	InitMaterializedSRF(fcinfo, 0);
+	for (int m = 0; m < 2; m++)
+		for (int sp = 0; sp < 2; sp++)
+			for (int j = 0; j < nk; j++)
+			{
+				Datum		values[6];
+				bool		nulls[6] = {0, 0, 0, 0, 0, 0};
+
+				values[0] = CStringGetTextDatum(eval_models[m]);
+				values[1] = CStringGetTextDatum(eval_splits[sp]);
+				values[2] = Int32GetDatum(ks[j]);
+				for (int me = 0; me < 3; me++)
+					values[3 + me] = Float8GetDatum(res[EVAL_AT(m, sp, me, j, nk)]);
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
 	PG_RETURN_NULL();
 }

@@ -53,7 +53,7 @@ SELECT pg_catalog.pg_extension_config_dump('tim4rec_models', '');
 REVOKE ALL ON tim4rec_models FROM PUBLIC;
 
 COMMENT ON TABLE tim4rec_models IS
-  'tim4rec models: one row per version; item_ids[r] is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors; owner, grant_read and grant_usage govern access (functions only)';
+  'tim4rec models: one row per version; item_ids[r] (bigint ids) or item_keys[r] (text and uuid ids, as text) is the external id of vocabulary row r (row 0, padding, not stored); weights are safetensors; owner, grant_read and grant_usage govern access (functions only)';
 COMMENT ON COLUMN tim4rec_models.parent_model IS
   'warm start (options init_from): the model this version continued training from; NULL for a training from scratch or an import';
 COMMENT ON COLUMN tim4rec_models.parent_version IS

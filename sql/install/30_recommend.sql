@@ -273,6 +273,18 @@ RETURNS TABLE(model text, split text, metric text, k int, value float8)
 AS 'MODULE_PATHNAME', 'tim4rec_evaluate'
 LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;
 
+-- The same evaluation in compact form (README "Evaluation"): one row per
+-- model, split and k with the metrics as columns hr, ndcg, mrr; the same
+-- numbers as tim4rec_evaluate, computed once.  A separate name rather than
+-- a boolean argument: the result columns differ.
+CREATE FUNCTION @extschema@.tim4rec_evaluate_wide(model_name text DEFAULT 'default',
+                                                  ks int[] DEFAULT '{10,20,50}')
+RETURNS TABLE(model text, split text, k int, hr float8, ndcg float8, mrr float8)
+AS 'MODULE_PATHNAME', 'tim4rec_evaluate_wide'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;
+COMMENT ON FUNCTION @extschema@.tim4rec_evaluate_wide(text, int[]) IS
+  'leave-one-out evaluation, one row per model (tim4rec, most_popular), split and k with columns hr, ndcg, mrr; model_name, ks (default {10,20,50})';
+
 -- The models this database serves from shared memory (one copy per server,
 -- with shared_preload_libraries = 'tim4rec'): name, bytes, the segment's
 -- handle and the catalog row's xmin.  Empty without the preload.  For DBAs:

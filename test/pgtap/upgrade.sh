@@ -6,7 +6,7 @@
 # ALTER EXTENSION tim4rec UPDATE: the models, versions, current version and
 # recommendations are identical, every model gets the database owner as
 # owner, the raw catalog grants of 0.1 are gone, and the database looks like
-# a fresh 0.2 install (same catalog columns, functions and views).
+# a fresh install (same catalog columns, functions, views and comments).
 # Prints TAP.  Uses PGHOST/PGPORT/PGUSER; T4R_PG_BINDIR for the tools.
 set -u -o pipefail
 BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -95,17 +95,25 @@ SHAPE="SELECT string_agg(x, E'\n' ORDER BY x) FROM (
          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
          WHERE a.attrelid = 'tim4rec_models'::regclass AND a.attnum > 0 AND NOT a.attisdropped
          UNION ALL
-         SELECT 'fn ' || p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' ' || p.provolatile ||
-                p.proparallel || ' ' || coalesce(array_to_string(p.proacl, ','), 'default')
+         SELECT 'fn ' || p.oid::regprocedure::text || ' ' || pg_get_function_result(p.oid) || ' ' || p.provolatile::text ||
+                p.proparallel::text || ' ' || coalesce(array_to_string(p.proacl, ','), 'default')
          FROM pg_proc p JOIN pg_depend dp ON dp.objid = p.oid AND dp.classid = 'pg_proc'::regclass AND dp.deptype = 'e'
          WHERE dp.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tim4rec')
          UNION ALL
          SELECT 'view ' || c.relname || ' ' || md5(pg_get_viewdef(c.oid)) || ' ' || coalesce(array_to_string(c.reloptions, ','), '')
-         FROM pg_class c WHERE c.relname IN ('tim4rec_model_list', 'tim4rec_progress')) s"
-shape_up=$(q -d "$DB" -c "$SHAPE" 2>&1)
-shape_fresh=$(q -d "$FRESH" -c "$SHAPE" 2>&1)
-if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then ok 0 "catalog columns, functions (with privileges) and views match a fresh $CUR install"
-else ok 1 "catalog columns, functions (with privileges) and views match a fresh $CUR install"
+         FROM pg_class c WHERE c.relname IN ('tim4rec_model_list', 'tim4rec_progress')
+         UNION ALL
+         SELECT 'comment ' || pg_describe_object(dp.classid, dp.objid, 0) || ' ' ||
+                coalesce(obj_description(dp.objid, (SELECT relname FROM pg_class WHERE oid = dp.classid)), '(none)')
+         FROM pg_depend dp
+         WHERE dp.refclassid = 'pg_extension'::regclass AND dp.deptype = 'e'
+           AND dp.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tim4rec')) s"
+# an error in the query must not compare equal on both sides (text ||
+# "char" was ambiguous here once, and the check passed on two identical errors)
+shape_up=$(q -d "$DB" -c "$SHAPE") || shape_up=""
+shape_fresh=$(q -d "$FRESH" -c "$SHAPE") || shape_fresh=""
+if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then ok 0 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
+else ok 1 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
      diff <(echo "$shape_up") <(echo "$shape_fresh") | sed 's/^/# /'; fi
 
 q -d "$DB" >/dev/null 2>&1 <<'SQL'
