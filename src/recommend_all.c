@@ -40,15 +40,15 @@
  * source's columns (row-level security applies to the query).  Nothing is
  * written: it works on a hot standby.
  *
- * Ids: user and item ids are bigint here (models with text or uuid ids
- * get ERROR 0A000 from ra_check_id_types); every conversion between an id
- * Datum and the C value goes through ra_user_from_source, ra_user_from_arg,
- * ra_check_users_type, ra_user_datum, ra_item_datum and ra_item_row (and
- * the int8 casts of ra_query), the places to port to other id types.  Two
- * more assumptions to port: users are compared with cmp_user / == (the
- * users filter is merged with the source's ORDER BY user order, so for
- * text ids that must be the column's collation order), and without an
- * order column the item id breaks ties of equal times (int8 comparator).
+ * Ids: the bigint signature returns bigint ids (models with integer ids);
+ * the generic one, (model_name, k, users anyarray, item_type anycompatible,
+ * exclude_seen), returns user_id in the users array's element type and
+ * item_id in item_type's type, for every id type (src/ids.h).  Users are
+ * read and compared as the query's user parameter type (int8, text, uuid)
+ * in the user column's order and collation (the cursor's ORDER BY), so the
+ * users filter merges with the scan; items go through t4r_ids_lookup_item;
+ * ties of equal times break on the order column, else the item column, in
+ * their own types and collations, as the per-user history query does.
  */
 #include "postgres.h"
 
@@ -85,87 +85,13 @@ PG_FUNCTION_INFO_V1(tim4rec_recommend_all);
 /* id conversions (bigint ids for now)                               */
 /* ---------------------------------------------------------------- */
 
-typedef int64 RaUser;
-
-/* the user column of a source row (the query casts it to int8) */
-static inline RaUser
-ra_user_from_source(Datum d)
-{
-	return DatumGetInt64(d);
-}
-
-/* element types accepted for the users argument */
-static void
-ra_check_users_type(Oid elemtype)
-{
-	if (elemtype != INT8OID && elemtype != INT4OID && elemtype != INT2OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("users must be an array of the model's user id type"),
-				 errdetail("users is %s; models are keyed by integer user ids.",
-						   format_type_be(get_array_type(elemtype) != InvalidOid ?
-										  get_array_type(elemtype) : elemtype)),
-				 errhint("Pass a bigint[], integer[] or smallint[] array.")));
-}
-
-static inline RaUser
-ra_user_from_arg(Datum d, Oid elemtype)
-{
-	switch (elemtype)
-	{
-		case INT2OID:
-			return (int64) DatumGetInt16(d);
-		case INT4OID:
-			return (int64) DatumGetInt32(d);
-		default:
-			return DatumGetInt64(d);
-	}
-}
-
-static inline Datum
-ra_user_datum(RaUser u)
-{
-	return Int64GetDatum(u);
-}
-
-static inline Datum
-ra_item_datum(T4rLoadedModel *lm, int32 row)
-{
-	return Int64GetDatum(lm->item_ids[row]);
-}
-
-/* the item column of a source row (cast to int8 by the query) -> vocabulary
- * row, <= 0 if unknown */
-static inline int32
-ra_item_row(T4rLoadedModel *lm, Datum d)
-{
-	return t4r_pg_item_row(lm, DatumGetInt64(d));
-}
-
-/* integer user and item ids only, for now (text and uuid: not yet) */
-static void
-ra_check_id_types(T4rLoadedModel *lm)
-{
-	Oid			ut = t4r_ids_user_type(lm),
-				it = t4r_ids_item_type(lm);
-
-	if (t4r_ids_kind(ut) != T4R_ID_INT || t4r_ids_kind(it) != T4R_ID_INT)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("tim4rec_recommend_all supports models with integer user and item ids only"),
-				 errdetail("Model \"%s\" has %s user ids and %s item ids.", lm->name,
-						   t4r_ids_type_name(ut), t4r_ids_type_name(it)),
-				 errhint("Use tim4rec_recommend(user_id, ...) in a LATERAL join for this model.")));
-}
-
-static int
-cmp_user(const void *pa, const void *pb)
-{
-	RaUser		a = *(const RaUser *) pa,
-				b = *(const RaUser *) pb;
-
-	return (a > b) - (a < b);
-}
+/*
+ * A user id as a Datum of the query's user parameter type (int8, text or
+ * uuid: t4r_ids_user_param_type), compared with the user column's own
+ * ordering (its btree comparator and collation), the order the query's
+ * ORDER BY user gives.
+ */
+typedef Datum RaUser;
 
 /* ---------------------------------------------------------------- */
 /* state                                                             */
@@ -222,6 +148,14 @@ typedef struct RaState
 	ExprContext *econtext;
 	bool		cb_registered;
 
+	/* user ids: the parameter type, its storage, the column's order */
+	Oid			user_ptype;
+	bool		user_byval;
+	int16		user_len;
+	SortSupportData ssup_user;
+	Oid			out_user_type;	/* the result's column types */
+	Oid			out_item_type;
+
 	/* users filter: sorted, distinct; next to emit */
 	RaUser	   *fusers;
 	int			nfusers;
@@ -272,11 +206,10 @@ rb_free_cb(void *arg)
 /* ---------------------------------------------------------------- */
 
 static void
-ra_source_check(T4rLoadedModel *lm)
+ra_source_check(T4rLoadedModel *lm, Oid *relid)
 {
-	Oid			relid;
-
-	switch (t4r_pg_source_access(&lm->acl, GetUserId(), &relid))
+	*relid = InvalidOid;
+	switch (t4r_pg_source_access(&lm->acl, GetUserId(), relid))
 	{
 		case T4R_SOURCE_NONE:
 			ereport(ERROR,
@@ -315,21 +248,26 @@ ra_source_check(T4rLoadedModel *lm)
  * caller's search_path (the source may be a view that needs it).
  */
 static char *
-ra_query(T4rLoadedModel *lm, bool filter)
+ra_query(T4rLoadedModel *lm, Oid user_ptype, bool filter)
 {
 	StringInfoData q;
 	const char *ucol = quote_identifier(lm->user_column);
+	const char *icol = quote_identifier(lm->item_column);
 
 	initStringInfo(&q);
-	appendStringInfo(&q, "SELECT s.%s::pg_catalog.int8, s.%s::pg_catalog.int8, s.%s",
-					 ucol, quote_identifier(lm->item_column), quote_identifier(lm->time_column));
-	if (lm->order_column)
-		appendStringInfo(&q, ", s.%s", quote_identifier(lm->order_column));
+	/* user (as the parameter type), item (as the lookup type), time, and
+	 * the tie-break key of the history query: the order column, else the
+	 * item column itself (its own type and collation) */
+	appendStringInfo(&q, "SELECT s.%s::%s, s.%s%s, s.%s, s.%s",
+					 ucol, user_ptype == INT8OID ? "pg_catalog.int8" :
+					 user_ptype == UUIDOID ? "pg_catalog.uuid" : "pg_catalog.text",
+					 icol, t4r_ids_query_item_cast(lm), quote_identifier(lm->time_column),
+					 lm->order_column ? quote_identifier(lm->order_column) : icol);
 	appendStringInfo(&q, " FROM %s s WHERE s.%s IS NOT NULL",
 					 quote_qualified_identifier(lm->source_schema, lm->source_table), ucol);
 	if (filter)
 		appendStringInfo(&q, " AND s.%s OPERATOR(pg_catalog.=) ANY ($1)", ucol);
-	/* qualified: a bare name would sort by the int8 output column */
+	/* qualified: a bare name would sort by the cast output column */
 	appendStringInfo(&q, " ORDER BY s.%s", ucol);
 	return q.data;
 }
@@ -337,6 +275,42 @@ ra_query(T4rLoadedModel *lm, bool filter)
 /* ---------------------------------------------------------------- */
 /* reading and batching                                              */
 /* ---------------------------------------------------------------- */
+
+static inline int
+ra_cmp_user(RaState *st, RaUser a, RaUser b)
+{
+	return ApplySortComparator(a, false, b, false, &st->ssup_user);
+}
+
+static int
+ra_qsort_user(const void *pa, const void *pb, void *arg)
+{
+	return ra_cmp_user((RaState *) arg, *(const RaUser *) pa, *(const RaUser *) pb);
+}
+
+/* a user (parameter type) as the result column's type */
+static Datum
+ra_user_out(RaState *st, RaUser u)
+{
+	int64		v;
+
+	switch (st->out_user_type)
+	{
+		case INT4OID:
+		case INT2OID:
+			v = DatumGetInt64(u);
+			if ((st->out_user_type == INT4OID && (v < PG_INT32_MIN || v > PG_INT32_MAX)) ||
+				(st->out_user_type == INT2OID && (v < PG_INT16_MIN || v > PG_INT16_MAX)))
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("user id " INT64_FORMAT " is out of range for type %s", v,
+								format_type_be(st->out_user_type)),
+						 errhint("Pass users as a bigint[] array (or NULL::bigint[]).")));
+			return st->out_user_type == INT4OID ? Int32GetDatum((int32) v) : Int16GetDatum((int16) v);
+		default:
+			return u;			/* int8, text (varchar: binary-compatible), uuid */
+	}
+}
 
 static RaUserRec *
 ra_new_user(RaState *st, RaUser u)
@@ -350,7 +324,7 @@ ra_new_user(RaState *st, RaUser u)
 	}
 	r = &st->users[st->nusers++];
 	memset(r, 0, sizeof(*r));
-	r->user = u;
+	r->user = datumCopy(u, st->user_byval, st->user_len);
 	return r;
 }
 
@@ -359,9 +333,9 @@ ra_new_user(RaState *st, RaUser u)
 static void
 ra_flush_filter(RaState *st, bool upto, RaUser u)
 {
-	while (st->fpos < st->nfusers && (!upto || st->fusers[st->fpos] < u))
+	while (st->fpos < st->nfusers && (!upto || ra_cmp_user(st, st->fusers[st->fpos], u) < 0))
 		(void) ra_new_user(st, st->fusers[st->fpos++]);
-	if (upto && st->fpos < st->nfusers && st->fusers[st->fpos] == u)
+	if (upto && st->fpos < st->nfusers && ra_cmp_user(st, st->fusers[st->fpos], u) == 0)
 		st->fpos++;
 }
 
@@ -381,17 +355,20 @@ ra_cmp_src(const void *pa, const void *pb, void *arg)
 
 /* ORDER BY <typid> DESC (NULLS FIRST, the default) */
 static void
-ra_desc_sort(SortSupport ssup, Oid typid)
+ra_sort(SortSupport ssup, Oid typid, Oid collation, bool desc)
 {
-	Oid			gt;
+	Oid			op;
 
-	get_sort_group_operators(typid, false, false, true, NULL, NULL, &gt, NULL);
+	if (desc)
+		get_sort_group_operators(typid, false, false, true, NULL, NULL, &op, NULL);
+	else
+		get_sort_group_operators(typid, true, false, false, &op, NULL, NULL, NULL);
 	memset(ssup, 0, sizeof(*ssup));
 	ssup->ssup_cxt = CurrentMemoryContext;
-	ssup->ssup_collation = InvalidOid;
-	ssup->ssup_nulls_first = true;
+	ssup->ssup_collation = collation;
+	ssup->ssup_nulls_first = desc;	/* DESC: NULLS FIRST, ASC: NULLS LAST */
 	ssup->abbreviate = false;
-	PrepareSortSupportFromOrderingOp(gt, ssup);
+	PrepareSortSupportFromOrderingOp(op, ssup);
 }
 
 /*
@@ -475,9 +452,14 @@ static void
 ra_start_user(RaState *st, RaUser u)
 {
 	st->cur_valid = true;
-	st->cur_user = u;
 	st->cur_nsrc = 0;
 	MemoryContextReset(st->user_cxt);
+	{
+		MemoryContext old = MemoryContextSwitchTo(st->user_cxt);
+
+		st->cur_user = datumCopy(u, st->user_byval, st->user_len);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* fetch and consume rows until the batch has batch_users users or the
@@ -516,11 +498,11 @@ ra_read_batch(RaState *st)
 									   quote_identifier(st->lm->time_column),
 									   quote_qualified_identifier(st->lm->source_schema,
 																  st->lm->source_table))));
-			st->order_type = st->lm->order_column ? SPI_gettypeid(tt->tupdesc, 4) : INT8OID;
+			st->order_type = SPI_gettypeid(tt->tupdesc, 4);
 			get_typlenbyval(st->time_type, &st->time_len, &st->time_byval);
 			get_typlenbyval(st->order_type, &st->order_len, &st->order_byval);
-			ra_desc_sort(&st->ssup_time, st->time_type);
-			ra_desc_sort(&st->ssup_order, st->order_type);
+			ra_sort(&st->ssup_time, st->time_type, TupleDescAttr(tt->tupdesc, 2)->attcollation, true);
+			ra_sort(&st->ssup_order, st->order_type, TupleDescAttr(tt->tupdesc, 3)->attcollation, true);
 			st->sort_ready = true;
 			MemoryContextSwitchTo(old);
 		}
@@ -538,8 +520,8 @@ ra_read_batch(RaState *st)
 
 			if (unull)
 				continue;		/* the query excludes them */
-			u = ra_user_from_source(ud);
-			if (!st->cur_valid || u != st->cur_user)
+			u = ud;
+			if (!st->cur_valid || ra_cmp_user(st, u, st->cur_user) != 0)
 			{
 				ra_finish_user(st);
 				ra_start_user(st, u);
@@ -552,16 +534,14 @@ ra_read_batch(RaState *st)
 				st->cur_src = repalloc(st->cur_src, sizeof(RaSrcRow) * st->cur_src_cap);
 			}
 			sr = &st->cur_src[st->cur_nsrc++];
-			sr->row = ra_item_row(st->lm, id);
+			{
+				int32		row = t4r_ids_lookup_item(st->lm, id, t4r_ids_query_item_type(st->lm));
+
+				sr->row = row > 0 ? row : 0;
+			}
 			sr->t = SPI_getbinval(tup, tt->tupdesc, 3, &tnull);
 			sr->tnull = tnull;
-			if (st->lm->order_column)
-				sr->o = SPI_getbinval(tup, tt->tupdesc, 4, &onull);
-			else
-			{
-				sr->o = id;
-				onull = false;
-			}
+			sr->o = SPI_getbinval(tup, tt->tupdesc, 4, &onull);
 			sr->onull = onull;
 			/* values that live in the tuple: copy (the tuples go with SPI) */
 			if ((!tnull && !st->time_byval) || (!onull && !st->order_byval))
@@ -774,9 +754,12 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	SPIPlanPtr	plan;
 	Portal		portal;
 	Datum		vals[1];
-	Oid			types[1] = {INT8ARRAYOID};
+	Oid			types[1];
 	ArrayType  *farr = NULL;
+	Oid			felem = InvalidOid;
 	int			rc;
+	bool		generic = PG_NARGS() == 5;	/* (..., users, item_type, exclude_seen) */
+	int			arg_excl = generic ? 4 : 3;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -788,7 +771,7 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						errmsg("k must be positive"),
 						errdetail("k = %d.", PG_GETARG_INT32(1))));
-	if (PG_ARGISNULL(3))
+	if (PG_ARGISNULL(arg_excl))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						errmsg("exclude_seen must not be null")));
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) || rsinfo->econtext == NULL)
@@ -802,16 +785,45 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 		if (!OidIsValid(atype) || !OidIsValid(get_element_type(atype)))
 			ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
 							errmsg("users must be an array")));
-		ra_check_users_type(ARR_ELEMTYPE(farr));
+		felem = ARR_ELEMTYPE(farr);
 	}
 	model_name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	st = palloc0(sizeof(RaState));
 	st->k_arg = PG_GETARG_INT32(1);
-	st->exclude_seen = PG_GETARG_BOOL(3);
+	st->exclude_seen = PG_GETARG_BOOL(arg_excl);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "tim4rec: return type must be a row type");
 	fctx->tuple_desc = BlessTupleDesc(tupdesc);
+	st->out_user_type = getBaseType(TupleDescAttr(tupdesc, 0)->atttypid);
+	st->out_item_type = getBaseType(TupleDescAttr(tupdesc, 1)->atttypid);
+
+	/* the model and its id types: the result's types and the users must fit */
+	lm = t4r_pg_get_model(model_name, 0, T4R_PRIV_USAGE);
+	st->lm = lm;
+	t4r_ids_check_user_type(lm, st->out_user_type, generic ? "users" : "user_id (bigint)");
+	t4r_ids_check_item_type(lm, st->out_item_type, generic ? "item_type" : "item_id (bigint)");
+	if (farr)
+		t4r_ids_check_user_type(lm, felem, "users");
+	st->user_ptype = t4r_ids_user_param_type(lm);
+	get_typlenbyval(st->user_ptype, &st->user_len, &st->user_byval);
+	{
+		/* the user column's order (ORDER BY s.user): its collation */
+		Oid			relid,
+					typ = InvalidOid,
+					coll = InvalidOid;
+		int32		typmod;
+
+		ra_source_check(lm, &relid);
+		if (OidIsValid(relid))
+		{
+			AttrNumber	att = get_attnum(relid, lm->user_column);
+
+			if (att != InvalidAttrNumber)
+				get_atttypetypmodcoll(relid, att, &typ, &typmod, &coll);
+		}
+		ra_sort(&st->ssup_user, st->user_ptype, coll, false);
+	}
 
 	/* the users filter: distinct, sorted */
 	if (farr)
@@ -836,23 +848,19 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 				nnull++;
 				continue;
 			}
-			st->fusers[nn++] = ra_user_from_arg(el[i], et);
+			st->fusers[nn++] = datumCopy(t4r_ids_user_param(lm, el[i], et), st->user_byval, st->user_len);
 		}
 		if (nnull > 0)
 			ereport(NOTICE,
 					(errmsg("%d NULL user id%s in users skipped", nnull, nnull == 1 ? "" : "s")));
-		qsort(st->fusers, nn, sizeof(RaUser), cmp_user);
+		qsort_arg(st->fusers, nn, sizeof(RaUser), ra_qsort_user, st);
 		n = 0;
 		for (int i = 0; i < nn; i++)
-			if (n == 0 || st->fusers[n - 1] != st->fusers[i])
+			if (n == 0 || ra_cmp_user(st, st->fusers[n - 1], st->fusers[i]) != 0)
 				st->fusers[n++] = st->fusers[i];
 		st->nfusers = n;
 	}
 
-	lm = t4r_pg_get_model(model_name, 0, T4R_PRIV_USAGE);
-	st->lm = lm;
-	ra_check_id_types(lm);
-	ra_source_check(lm);
 	st->V = lm->model->cfg.n_items;
 	st->L = lm->model->cfg.max_seq_len;
 	st->k = st->k_arg < st->V - 1 ? st->k_arg : st->V - 1;
@@ -879,19 +887,20 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	/* the cursor over the source */
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	plan = SPI_prepare_cursor(ra_query(lm, st->fusers != NULL), st->fusers ? 1 : 0, types,
+	types[0] = get_array_type(st->user_ptype);
+	plan = SPI_prepare_cursor(ra_query(lm, st->user_ptype, st->fusers != NULL), st->fusers ? 1 : 0, types,
 							  CURSOR_OPT_NO_SCROLL);
 	if (plan == NULL)
 		elog(ERROR, "tim4rec: SPI_prepare failed for the source query: %s",
 			 SPI_result_code_string(SPI_result));
 	if (st->fusers)
 	{
-		Datum	   *d = palloc(sizeof(Datum) * (st->nfusers > 0 ? st->nfusers : 1));
+		int16		tl;
+		bool		tb;
+		char		ta;
 
-		for (int i = 0; i < st->nfusers; i++)
-			d[i] = ra_user_datum(st->fusers[i]);
-		vals[0] = PointerGetDatum(construct_array(d, st->nfusers, INT8OID, 8, FLOAT8PASSBYVAL,
-												  TYPALIGN_DOUBLE));
+		get_typlenbyvalalign(st->user_ptype, &tl, &tb, &ta);
+		vals[0] = PointerGetDatum(construct_array(st->fusers, st->nfusers, st->user_ptype, tl, tb, ta));
 	}
 	portal = SPI_cursor_open(NULL, plan, vals, NULL, true);
 	if (portal == NULL)
@@ -942,8 +951,8 @@ tim4rec_recommend_all(PG_FUNCTION_ARGS)
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
 
-		values[0] = ra_user_datum(o->user);
-		values[1] = ra_item_datum(st->lm, o->row);
+		values[0] = ra_user_out(st, o->user);
+		values[1] = t4r_ids_item_datum(st->lm, o->row, st->out_item_type);
 		values[2] = Float4GetDatum(o->score);
 		values[3] = Int32GetDatum(o->rank);
 		SRF_RETURN_NEXT(fctx, HeapTupleGetDatum(heap_form_tuple(fctx->tuple_desc, values, nulls)));

@@ -18,3 +18,16 @@ LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100
 
 COMMENT ON FUNCTION tim4rec_recommend_all(text, int, anyarray, boolean) IS
 'Top k items of every user of a model''s source (or of the users array) in one call: model_name, k, users (NULL = all), exclude_seen; equals tim4rec_recommend per user, streamed in batches';
+
+-- The same for every id type: user_id comes back in the users array's
+-- element type, item_id in item_type's type (a NULL of the model's item id
+-- type), e.g. tim4rec_recommend_all('shop', 10, NULL::text[], NULL::uuid)
+-- for text users and uuid items (users NULL::text[] = every user).
+CREATE FUNCTION tim4rec_recommend_all(model_name text, k int, users anyarray,
+                                      item_type anycompatible, exclude_seen boolean DEFAULT true)
+RETURNS TABLE(user_id anyelement, item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
+
+COMMENT ON FUNCTION tim4rec_recommend_all(text, int, anyarray, anycompatible, boolean) IS
+'Top k items of every user for any id types: model_name, k, users (typed array; NULL::text[] = all), item_type (NULL of the item id type), exclude_seen; user_id and item_id in those types';

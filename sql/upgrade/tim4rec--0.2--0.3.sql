@@ -283,3 +283,12 @@ COMMENT ON FUNCTION @extschema@.tim4rec_evaluate(text, int[]) IS
   'leave-one-out HR / NDCG / MRR on validation and test for the model and a most-popular baseline, one row per (model, split, metric, k); model_name, ks (default {10,20,50})';
 COMMENT ON FUNCTION @extschema@.tim4rec_shared_model_list() IS
   'the models this database serves from shared memory (shared_preload_libraries): model_name, bytes, segment, row_xmin; for DBAs';
+
+-- ---- recommend_all for every id type (issue 14 parts 1 and 3) ----
+CREATE FUNCTION @extschema@.tim4rec_recommend_all(model_name text, k int, users anyarray,
+                                                  item_type anycompatible, exclude_seen boolean DEFAULT true)
+RETURNS TABLE(user_id anyelement, item_id anycompatible, score real, rank int)
+AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
+COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, anycompatible, boolean) IS
+'Top k items of every user for any id types: model_name, k, users (typed array; NULL::text[] = all), item_type (NULL of the item id type), exclude_seen; user_id and item_id in those types';

@@ -15,7 +15,7 @@
 SET client_min_messages = warning;
 
 BEGIN;
-SELECT plan(38);
+SELECT plan(42);
 
 -- 1,300 users (more than one batch of 1,024, more rows than one fetch of 8,192); times with ties (several events per hour); users 1..60 have
 -- more events than max_seq_len (20)
@@ -162,13 +162,39 @@ DELETE FROM ix WHERE ts = 'infinity';
 SELECT results_eq($$ SELECT * FROM tim4rec_recommend_all('ra', 3, ARRAY[4]) $$, $$ SELECT * FROM lateral_recs('ra', 3, true) WHERE user_id = 4 $$,
                   'after the error, the next call answers');
 
--- 38: text item ids are not supported yet: a clear error
+-- 38-42: other id types (the generic form): integer users with text items,
+-- text users with uuid items (users filter with duplicates, a NULL and an
+-- unknown user), against tim4rec_recommend's generic form per user
 CREATE TABLE ix_text AS SELECT user_id, 'sku-' || item_id AS item_id, ts FROM ix
 WHERE user_id <= 300 AND item_id IS NOT NULL AND ts IS NOT NULL AND ts < '2030-01-01';
 SELECT version FROM tim4rec_train('ix_text', 'ra_text', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 256}') \g /dev/null
-SELECT throws_ok($$ SELECT * FROM tim4rec_recommend_all('ra_text', 3) $$, '0A000',
-                 'tim4rec_recommend_all supports models with integer user and item ids only',
-                 'a model with text item ids: 0A000');
+SELECT throws_ok($$ SELECT * FROM tim4rec_recommend_all('ra_text', 3) $$, '42804', NULL,
+                 'a model with text item ids through the bigint signature: 42804');
+SELECT results_eq(
+  $$ SELECT * FROM tim4rec_recommend_all('ra_text', 3, NULL::int[], NULL::text) $$,
+  $$ SELECT u.user_id, r.item_id, r.score, r.rank
+     FROM (SELECT DISTINCT user_id FROM ix_text) u,
+          LATERAL tim4rec_recommend(u.user_id, NULL::text, 3, 'ra_text') r ORDER BY u.user_id, r.rank $$,
+  'integer users, text items: every user equals tim4rec_recommend (items as text, scores, ranks)');
+CREATE TABLE ix_tu AS
+SELECT 'c' || lpad(user_id::text, 5, '0') AS customer,
+       ('00000000-0000-4000-8000-' || lpad((item_id * 7919 % 1000)::text, 12, '0'))::uuid AS product, ts
+FROM ix WHERE user_id <= 300 AND item_id IS NOT NULL AND ts IS NOT NULL AND ts < '2030-01-01';
+SELECT version FROM tim4rec_train('ix_tu', 'ra_tu', 'customer', 'product', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 256}') \g /dev/null
+SELECT results_eq(
+  $$ SELECT * FROM tim4rec_recommend_all('ra_tu', 4, NULL::text[], NULL::uuid) $$,
+  $$ SELECT u.customer, r.item_id, r.score, r.rank
+     FROM (SELECT DISTINCT customer FROM ix_tu) u,
+          LATERAL tim4rec_recommend(u.customer, NULL::uuid, 4, 'ra_tu') r ORDER BY u.customer, r.rank $$,
+  'text users, uuid items: every user equals tim4rec_recommend, in the user column''s order');
+SELECT results_eq(
+  $$ SELECT * FROM tim4rec_recommend_all('ra_tu', 4, ARRAY['c00120', 'c00007', NULL, 'c00120', 'nobody']::text[], NULL::uuid, false) $$,
+  $$ SELECT u, r.item_id, r.score, r.rank
+     FROM unnest(ARRAY['c00007', 'c00120', 'nobody']::text[]) u,
+          LATERAL tim4rec_recommend(u, NULL::uuid, 4, 'ra_tu', false) r ORDER BY u, r.rank $$,
+  'text users filter (duplicates, NULL, an unknown user: cold start), exclude_seen false');
+SELECT throws_ok($$ SELECT * FROM tim4rec_recommend_all('ra_tu', 4, NULL::text[], NULL::text) $$, '42804', NULL,
+                 'item_type text for a uuid-keyed model: 42804');
 
 SELECT * FROM finish();
 ROLLBACK;
