@@ -227,7 +227,7 @@ SQL
     local best run sps
     read -r run best sps <<<"$(awk '$1 == "TRAINROW" { printf "%s %s %.1f", $2, $3, ($5 > 0 ? $4 * $2 / $5 : 0); exit }' "$logf")"
     emit_row "$ds" "$label" "$seed" sql "$mm" "$best" "$run" "$secs" "$sps" "$mib"
-    if [ "$label" = TiM4Rec ] && [ "$seed" = "${SEEDS%% *}" ]; then
+    if [ "${label%% *}" = TiM4Rec ] && [ "$seed" = "${SEEDS%% *}" ]; then
         emit_row "$ds" "most-popular${label#TiM4Rec}" - sql "$pm" - - - - -
     fi
 }
