@@ -13,18 +13,7 @@
 #include <strings.h>
 
 #include "tim4rec.h"
-
-static void
-set_err(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "err.h"
 
 const char *
 t4r_strerror(int code)
@@ -284,7 +273,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 
 	if (c == NULL || key == NULL)
 	{
-		set_err(err, errlen, "missing option key");
+		t4r_set_err(err, errlen, "missing option key");
 		return T4R_EINVAL;
 	}
 	for (int i = 0; i < N_KEYS; i++)
@@ -292,13 +281,13 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 			kd = &key_defs[i];
 	if (kd == NULL)
 	{
-		set_err(err, errlen, "unknown option \"%s\"; valid options are: %s",
+		t4r_set_err(err, errlen, "unknown option \"%s\"; valid options are: %s",
 				key, t4r_config_keys_joined());
 		return T4R_EINVAL;
 	}
 	if (value == NULL)
 	{
-		set_err(err, errlen, "option \"%s\" needs a value", key);
+		t4r_set_err(err, errlen, "option \"%s\" needs a value", key);
 		return T4R_EINVAL;
 	}
 	switch (kd->type)
@@ -309,7 +298,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 
 				if (t4r_config_preset(c, value) != T4R_OK)
 				{
-					set_err(err, errlen, "invalid value \"%s\" for option \"preset\": expected \"movielens\" or \"amazon\"", value);
+					t4r_set_err(err, errlen, "invalid value \"%s\" for option \"preset\": expected \"movielens\" or \"amazon\"", value);
 					return T4R_EINVAL;
 				}
 				c->n_items = n_items;
@@ -322,7 +311,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 				c->time_features = T4R_TIME_ROBUST;
 			else
 			{
-				set_err(err, errlen, "invalid value \"%s\" for option \"time_features\": expected \"official\" or \"robust\"", value);
+				t4r_set_err(err, errlen, "invalid value \"%s\" for option \"time_features\": expected \"official\" or \"robust\"", value);
 				return T4R_EINVAL;
 			}
 			return T4R_OK;
@@ -333,7 +322,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 				c->training = T4R_TRAIN_ALL_POSITIONS;
 			else
 			{
-				set_err(err, errlen, "invalid value \"%s\" for option \"training\": expected \"prefixes\" or \"all_positions\"", value);
+				t4r_set_err(err, errlen, "invalid value \"%s\" for option \"training\": expected \"prefixes\" or \"all_positions\"", value);
 				return T4R_EINVAL;
 			}
 			return T4R_OK;
@@ -343,7 +332,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 
 				if (!parse_int(value, &v))
 				{
-					set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected an integer", value, key);
+					t4r_set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected an integer", value, key);
 					return T4R_EINVAL;
 				}
 				*(int *) ((char *) c + kd->off) = v;
@@ -355,7 +344,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 
 				if (!parse_double(value, &v))
 				{
-					set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected a finite number", value, key);
+					t4r_set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected a finite number", value, key);
 					return T4R_EINVAL;
 				}
 				*(double *) ((char *) c + kd->off) = v;
@@ -367,7 +356,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 
 				if (!parse_bool(value, &v))
 				{
-					set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected true or false", value, key);
+					t4r_set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected true or false", value, key);
 					return T4R_EINVAL;
 				}
 				*(int *) ((char *) c + kd->off) = v;
@@ -379,7 +368,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 
 				if (!parse_u64(value, &v))
 				{
-					set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected a non-negative integer", value, key);
+					t4r_set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected a non-negative integer", value, key);
 					return T4R_EINVAL;
 				}
 				*(uint64_t *) ((char *) c + kd->off) = v;
@@ -393,7 +382,7 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 	do { \
 		if (c->field < (lo) || c->field > (hi)) \
 		{ \
-			set_err(err, errlen, "option \"" #field "\" must be between %d and %d (got %d)", (lo), (hi), c->field); \
+			t4r_set_err(err, errlen, "option \"" #field "\" must be between %d and %d (got %d)", (lo), (hi), c->field); \
 			return T4R_EINVAL; \
 		} \
 	} while (0)
@@ -403,7 +392,7 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 {
 	if (c == NULL)
 	{
-		set_err(err, errlen, "missing configuration");
+		t4r_set_err(err, errlen, "missing configuration");
 		return T4R_EINVAL;
 	}
 	CHECK_RANGE_INT(hidden_size, 1, 4096);
@@ -424,55 +413,55 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	CHECK_RANGE_INT(training, 0, 1);
 	if (!(c->time_scale >= 0 && c->time_scale <= 1e300))
 	{
-		set_err(err, errlen, "option \"time_scale\" must be a finite number >= 0 (got %g)", c->time_scale);
+		t4r_set_err(err, errlen, "option \"time_scale\" must be a finite number >= 0 (got %g)", c->time_scale);
 		return T4R_EINVAL;
 	}
 	if (c->training == T4R_TRAIN_ALL_POSITIONS && c->is_time &&
 		c->time_features != T4R_TIME_ROBUST)
 	{
-		set_err(err, errlen, "option \"training\" = \"all_positions\" needs a causal model, but time_features \"official\" is not causal (set \"time_features\": \"robust\")");
+		t4r_set_err(err, errlen, "option \"training\" = \"all_positions\" needs a causal model, but time_features \"official\" is not causal (set \"time_features\": \"robust\")");
 		return T4R_EINVAL;
 	}
 	if (!(c->dropout_prob >= 0 && c->dropout_prob < 1))
 	{
-		set_err(err, errlen, "option \"dropout_prob\" must be in [0, 1) (got %g)", c->dropout_prob);
+		t4r_set_err(err, errlen, "option \"dropout_prob\" must be in [0, 1) (got %g)", c->dropout_prob);
 		return T4R_EINVAL;
 	}
 	if (!(c->time_dropout >= 0 && c->time_dropout < 1))
 	{
-		set_err(err, errlen, "option \"time_dropout\" must be in [0, 1) (got %g)", c->time_dropout);
+		t4r_set_err(err, errlen, "option \"time_dropout\" must be in [0, 1) (got %g)", c->time_dropout);
 		return T4R_EINVAL;
 	}
 	if (!(c->norm_eps > 0 && c->norm_eps < 1))
 	{
-		set_err(err, errlen, "option \"norm_eps\" must be in (0, 1) (got %g)", c->norm_eps);
+		t4r_set_err(err, errlen, "option \"norm_eps\" must be in (0, 1) (got %g)", c->norm_eps);
 		return T4R_EINVAL;
 	}
 	if (!(c->learning_rate > 0 && c->learning_rate <= 10))
 	{
-		set_err(err, errlen, "option \"learning_rate\" must be in (0, 10] (got %g)", c->learning_rate);
+		t4r_set_err(err, errlen, "option \"learning_rate\" must be in (0, 10] (got %g)", c->learning_rate);
 		return T4R_EINVAL;
 	}
 	if ((c->expand * c->hidden_size) % c->head_dim != 0)
 	{
-		set_err(err, errlen, "expand * hidden_size (%d) must be divisible by head_dim (%d)",
+		t4r_set_err(err, errlen, "expand * hidden_size (%d) must be divisible by head_dim (%d)",
 				c->expand * c->hidden_size, c->head_dim);
 		return T4R_EINVAL;
 	}
 	if ((long) c->expand * c->hidden_size > 65536)
 	{
-		set_err(err, errlen, "expand * hidden_size (%ld) is too large (at most 65536)",
+		t4r_set_err(err, errlen, "expand * hidden_size (%ld) is too large (at most 65536)",
 				(long) c->expand * c->hidden_size);
 		return T4R_EINVAL;
 	}
 	if (strcmp(c->preset, "movielens") != 0 && strcmp(c->preset, "amazon") != 0)
 	{
-		set_err(err, errlen, "option \"preset\" must be \"movielens\" or \"amazon\"");
+		t4r_set_err(err, errlen, "option \"preset\" must be \"movielens\" or \"amazon\"");
 		return T4R_EINVAL;
 	}
 	if (c->n_items != 0 && (c->n_items < 2 || (double) c->n_items * c->hidden_size > 2e9))
 	{
-		set_err(err, errlen, "the item vocabulary must have between 2 and %.0f rows (got %d)",
+		t4r_set_err(err, errlen, "the item vocabulary must have between 2 and %.0f rows (got %d)",
 				2e9 / c->hidden_size, c->n_items);
 		return T4R_EINVAL;
 	}
@@ -680,13 +669,13 @@ model_header(const t4r_config *cfg, t4r_model **out, char *err, size_t errlen)
 		return rc;
 	if (cfg->n_items < 2)
 	{
-		set_err(err, errlen, "the model needs an item vocabulary of at least 2 rows (got %d)", cfg->n_items);
+		t4r_set_err(err, errlen, "the model needs an item vocabulary of at least 2 rows (got %d)", cfg->n_items);
 		return T4R_EINVAL;
 	}
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 	{
-		set_err(err, errlen, "out of memory");
+		t4r_set_err(err, errlen, "out of memory");
 		return T4R_ENOMEM;
 	}
 	m->cfg = *cfg;
@@ -695,7 +684,7 @@ model_header(const t4r_config *cfg, t4r_model **out, char *err, size_t errlen)
 	if (rc != T4R_OK)
 	{
 		free(m);
-		set_err(err, errlen, "out of memory");
+		t4r_set_err(err, errlen, "out of memory");
 		return rc;
 	}
 	*out = m;
@@ -719,7 +708,7 @@ t4r_model_create(const t4r_config *cfg, t4r_model **out, char *err, size_t errle
 
 		t4r_layout_free(&m->layout);
 		free(m);
-		set_err(err, errlen, "out of memory allocating %zu parameters", total);
+		t4r_set_err(err, errlen, "out of memory allocating %zu parameters", total);
 		return T4R_ENOMEM;
 	}
 	*out = m;
@@ -745,7 +734,7 @@ t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out, char *e
 	*out = NULL;
 	if (params == NULL)
 	{
-		set_err(err, errlen, "no parameters to wrap");
+		t4r_set_err(err, errlen, "no parameters to wrap");
 		return T4R_EINVAL;
 	}
 	rc = model_header(cfg, out, err, errlen);
@@ -771,7 +760,7 @@ t4r_model_check_finite(const t4r_model *m, char *err, size_t errlen)
 {
 	if (m == NULL || m->params == NULL)
 	{
-		set_err(err, errlen, "no model");
+		t4r_set_err(err, errlen, "no model");
 		return T4R_EINVAL;
 	}
 	for (int i = 0; i < m->layout.n; i++)
@@ -782,7 +771,7 @@ t4r_model_check_finite(const t4r_model *m, char *err, size_t errlen)
 		for (size_t j = 0; j < t->numel; j++)
 			if (!isfinite(p[j]))
 			{
-				set_err(err, errlen, "tensor %s holds a non-finite value (%s at element %zu)",
+				t4r_set_err(err, errlen, "tensor %s holds a non-finite value (%s at element %zu)",
 						t->name, isnan(p[j]) ? "NaN" : p[j] > 0 ? "Infinity" : "-Infinity", j);
 				return T4R_ENONFINITE;
 			}

@@ -13,6 +13,7 @@
  */
 #include "tim4rec.h"
 #include "strbuf.h"
+#include "err.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -29,19 +30,6 @@ ascii_only(char *s)
 	for (; s && *s; s++)
 		if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f)
 			*s = '?';
-}
-
-static void
-set_err(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	ascii_only(err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -249,29 +237,29 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 		err[0] = '\0';
 	if (c == NULL || (json == NULL && len > 0))
 	{
-		set_err(err, errlen, "config JSON: NULL argument");
+		t4r_set_err(err, errlen, "config JSON: NULL argument");
 		return T4R_EINVAL;
 	}
 	if (json == NULL || len == 0)
 	{
-		set_err(err, errlen, "config JSON: empty input");
+		t4r_set_err(err, errlen, "config JSON: empty input");
 		return T4R_EFORMAT;
 	}
 	if (memchr(json, '\0', len) != NULL)
 	{
-		set_err(err, errlen, "config JSON: embedded NUL byte");
+		t4r_set_err(err, errlen, "config JSON: embedded NUL byte");
 		return T4R_EFORMAT;
 	}
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 	{
-		set_err(err, errlen, "config JSON: %s (line %d, column %d)",
+		t4r_set_err(err, errlen, "config JSON: %s (line %d, column %d)",
 				jerr.text, jerr.line, jerr.column);
 		return T4R_EFORMAT;
 	}
 	if (!json_is_object(root))
 	{
-		set_err(err, errlen, "config JSON: expected an object");
+		t4r_set_err(err, errlen, "config JSON: expected an object");
 		json_decref(root);
 		return T4R_EFORMAT;
 	}
@@ -285,7 +273,7 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 	{
 		if (!json_is_string(v))
 		{
-			set_err(err, errlen, "config JSON: \"preset\" must be a string");
+			t4r_set_err(err, errlen, "config JSON: \"preset\" must be a string");
 			json_decref(root);
 			return T4R_EINVAL;
 		}
@@ -309,7 +297,7 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 			continue;
 		if (!known_key(key))
 		{
-			set_err(err, errlen, "config JSON: unknown key \"%.64s\" (valid keys: %s)",
+			t4r_set_err(err, errlen, "config JSON: unknown key \"%.64s\" (valid keys: %s)",
 					key, t4r_config_keys_joined());
 			json_decref(root);
 			return T4R_EINVAL;
@@ -333,7 +321,7 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 				val = json_string_value(v);
 				break;
 			default:
-				set_err(err, errlen,
+				t4r_set_err(err, errlen,
 						"config JSON: key \"%s\" must be a number, a boolean or a string",
 						key);
 				json_decref(root);
@@ -345,7 +333,7 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 			if (err && errlen)
 				ascii_only(err);
 			if (err && errlen && err[0] == '\0')
-				set_err(err, errlen, "config JSON: bad value for \"%s\"", key);
+				t4r_set_err(err, errlen, "config JSON: bad value for \"%s\"", key);
 			json_decref(root);
 			return rc;
 		}
@@ -356,7 +344,7 @@ t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 	if (rc != T4R_OK)
 	{
 		if (err && errlen && err[0] == '\0')
-			set_err(err, errlen, "config JSON: invalid configuration");
+			t4r_set_err(err, errlen, "config JSON: invalid configuration");
 		return rc;
 	}
 	*c = work;

@@ -30,22 +30,9 @@
 
 #include "tim4rec.h"
 #include "ops.h"
+#include "err.h"
 
 
-static void set_err(char *err, size_t errlen, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
-
-static void
-set_err(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 static double
 now_seconds(void)
@@ -241,7 +228,7 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 		if (interrupt && interrupt(ud)) \
 		{ \
 			rc = T4R_ECANCELLED; \
-			set_err(err, errlen, "building the dataset was cancelled"); \
+			t4r_set_err(err, errlen, "building the dataset was cancelled"); \
 			goto fail; \
 		} \
 	} while (0)
@@ -284,35 +271,35 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 
 	if (out == NULL)
 	{
-		set_err(err, errlen, "t4r_dataset_build: out is NULL");
+		t4r_set_err(err, errlen, "t4r_dataset_build: out is NULL");
 		return T4R_EINVAL;
 	}
 	*out = NULL;
 	if (n > 0 && (users == NULL || items == NULL || ts == NULL))
 	{
-		set_err(err, errlen, "t4r_dataset_build: users, items and ts must not be NULL");
+		t4r_set_err(err, errlen, "t4r_dataset_build: users, items and ts must not be NULL");
 		return T4R_EINVAL;
 	}
 	if (n >= (size_t) INT32_MAX)
 	{
-		set_err(err, errlen, "too many interactions (%zu; at most %d)", n, INT32_MAX - 1);
+		t4r_set_err(err, errlen, "too many interactions (%zu; at most %d)", n, INT32_MAX - 1);
 		return T4R_EINVAL;
 	}
 	for (size_t k = 0; k < n; k++)
 		if (!t4r_time_ok(ts[k]))
 		{
 			if (isfinite(ts[k]))
-				set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is out of range: %g "
+				t4r_set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is out of range: %g "
 						"(times must be finite with an absolute value of at most %g)",
 						k, (long long) users[k], (long long) items[k], ts[k], T4R_TIME_ABS_MAX);
 			else
-				set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is not a finite number",
+				t4r_set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is not a finite number",
 						k, (long long) users[k], (long long) items[k]);
 			return T4R_EINVAL;
 		}
 	if (n == 0)
 	{
-		set_err(err, errlen, "no interactions");
+		t4r_set_err(err, errlen, "no interactions");
 		return T4R_EDATA;
 	}
 	mu = min_user < 1 ? 1 : (uint32_t) min_user;
@@ -449,7 +436,7 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 		irow[i] = idead[i] ? 0 : (int32_t) (++keep_items);
 	if (keep_users == 0 || keep_items == 0 || keep_n == 0)
 	{
-		set_err(err, errlen,
+		t4r_set_err(err, errlen,
 				"no interactions left after filtering users with fewer than %d and items with fewer than %d interactions "
 				"(input: %zu interactions, %zu users, %zu items; remaining: %zu users, %zu items)",
 				(int) mu, (int) mi, n, nu, ni, keep_users, keep_items);
@@ -531,7 +518,7 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 
 fail:
 	if (rc == T4R_ENOMEM)
-		set_err(err, errlen, "out of memory building the dataset (%zu interactions)", n);
+		t4r_set_err(err, errlen, "out of memory building the dataset (%zu interactions)", n);
 	t4r_dataset_free(ds);
 	free(uu);
 	free(ui);
@@ -1063,7 +1050,7 @@ backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, in
 {
 	const char *msg = (b && b->error) ? b->error(b->ctx) : NULL;
 
-	set_err(err, errlen, "%s: %s", what, (msg && msg[0]) ? msg : t4r_strerror(rc));
+	t4r_set_err(err, errlen, "%s: %s", what, (msg && msg[0]) ? msg : t4r_strerror(rc));
 }
 
 int
@@ -1098,7 +1085,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		memset(res, 0, sizeof(*res));
 	if (m == NULL || ds == NULL)
 	{
-		set_err(err, errlen, "t4r_fit: model and dataset must not be NULL");
+		t4r_set_err(err, errlen, "t4r_fit: model and dataset must not be NULL");
 		return T4R_EINVAL;
 	}
 	if (opts)
@@ -1110,12 +1097,12 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	}
 	if (o.train.threads < 1)
 	{
-		set_err(err, errlen, "threads must be at least 1 (got %d)", o.train.threads);
+		t4r_set_err(err, errlen, "threads must be at least 1 (got %d)", o.train.threads);
 		return T4R_EINVAL;
 	}
 	if (m->cfg.n_items != ds->n_items)
 	{
-		set_err(err, errlen, "the model has %d item rows but the dataset %d",
+		t4r_set_err(err, errlen, "the model has %d item rows but the dataset %d",
 				m->cfg.n_items, (int) ds->n_items);
 		return T4R_EMISMATCH;
 	}
@@ -1125,7 +1112,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	patience = o.patience > 0 ? o.patience : m->cfg.patience;
 	if (B < 1 || epochs < 1 || patience < 1 || L < 1)
 	{
-		set_err(err, errlen, "batch_size, epochs, patience and max_seq_len must be positive");
+		t4r_set_err(err, errlen, "batch_size, epochs, patience and max_seq_len must be positive");
 		return T4R_EINVAL;
 	}
 	for (int64_t u = 0; u < ds->n_users; u++)
@@ -1139,24 +1126,24 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	}
 	if (S == 0)
 	{
-		set_err(err, errlen, "no training samples: every user needs at least 4 interactions "
+		t4r_set_err(err, errlen, "no training samples: every user needs at least 4 interactions "
 				"(%lld users, %lld interactions after filtering)",
 				(long long) ds->n_users, (long long) ds->n_interactions);
 		return T4R_EDATA;
 	}
 	if (nvalid == 0)
 	{
-		set_err(err, errlen, "no user has a validation target (users need at least 3 interactions)");
+		t4r_set_err(err, errlen, "no user has a validation target (users need at least 3 interactions)");
 		return T4R_EDATA;
 	}
 	if (allpos && o.backend != NULL)
 	{
-		set_err(err, errlen, "training \"all_positions\" is not supported by this backend");
+		t4r_set_err(err, errlen, "training \"all_positions\" is not supported by this backend");
 		return T4R_EINVAL;
 	}
 	if (m->dims.robust && o.backend != NULL)
 	{
-		set_err(err, errlen, "time_features \"robust\" is not supported by this backend");
+		t4r_set_err(err, errlen, "time_features \"robust\" is not supported by this backend");
 		return T4R_EINVAL;
 	}
 	/* the robust time path's gap scale comes from the training data */
@@ -1178,7 +1165,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		if (win == NULL)
 		{
 			rc = T4R_ENOMEM;
-			set_err(err, errlen, "out of memory for %lld training windows", (long long) nwin);
+			t4r_set_err(err, errlen, "out of memory for %lld training windows", (long long) nwin);
 			goto done;
 		}
 		for (int64_t u = 0; u < ds->n_users; u++)
@@ -1206,7 +1193,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 						free(plf);
 					}
 					rc = T4R_ENOMEM;
-					set_err(err, errlen, "out of memory for the training windows");
+					t4r_set_err(err, errlen, "out of memory for the training windows");
 					goto done;
 				}
 				t4r_window_plan(tl - 1, L, pst, pln, plf);
@@ -1233,7 +1220,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	if (!all || !batch || !best)
 	{
 		rc = T4R_ENOMEM;
-		set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
+		t4r_set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
 		goto done;
 	}
 	if (o.backend == NULL)
@@ -1245,7 +1232,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	else if (o.backend->step == NULL || o.backend->sync_to_host == NULL)
 	{
 		rc = T4R_EINVAL;
-		set_err(err, errlen, "t4r_fit: the backend needs step and sync_to_host");
+		t4r_set_err(err, errlen, "t4r_fit: the backend needs step and sync_to_host");
 		goto done;
 	}
 
@@ -1299,7 +1286,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				if (o.train.interrupt && o.train.interrupt(o.train.interrupt_ud))
 				{
 					rc = T4R_ECANCELLED;
-					set_err(err, errlen, "training cancelled");
+					t4r_set_err(err, errlen, "training cancelled");
 					goto done;
 				}
 				while (wi < nwin && terms < B && ns < B)
@@ -1319,7 +1306,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
 				{
 					rc = T4R_ENONFINITE;
-					set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
+					t4r_set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
 							epoch, (long long) step + 1, (long long) steps_per_epoch,
 							isnan(loss) ? "NaN" : "infinite");
 					goto done;
@@ -1327,7 +1314,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 				if (rc != T4R_OK)
 				{
 					if (rc == T4R_ECANCELLED)
-						set_err(err, errlen, "training cancelled");
+						t4r_set_err(err, errlen, "training cancelled");
 					else
 						backend_err(err, errlen, NULL, "training step failed", rc);
 					goto done;
@@ -1367,7 +1354,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			if (o.train.interrupt && o.train.interrupt(o.train.interrupt_ud))
 			{
 				rc = T4R_ECANCELLED;
-				set_err(err, errlen, "training cancelled");
+				t4r_set_err(err, errlen, "training cancelled");
 				goto done;
 			}
 			for (int i = 0; i < ns; i++)
@@ -1392,7 +1379,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
 			{
 				rc = T4R_ENONFINITE;
-				set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
+				t4r_set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
 						epoch, (long long) step + 1, (long long) steps_per_epoch,
 						isnan(loss) ? "NaN" : "infinite");
 				goto done;
@@ -1400,7 +1387,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			if (rc != T4R_OK)
 			{
 				if (rc == T4R_ECANCELLED)
-					set_err(err, errlen, "training cancelled");
+					t4r_set_err(err, errlen, "training cancelled");
 				else
 					backend_err(err, errlen, o.backend, "training step failed", rc);
 				goto done;
@@ -1427,7 +1414,7 @@ epoch_end:
 
 			if ((rc = t4r_model_check_finite(m, msg, sizeof(msg))) != T4R_OK)
 			{
-				set_err(err, errlen, "training diverged in epoch %d: %s", epoch, msg);
+				t4r_set_err(err, errlen, "training diverged in epoch %d: %s", epoch, msg);
 				goto done;
 			}
 		}
@@ -1437,7 +1424,7 @@ epoch_end:
 		if (rc != T4R_OK)
 		{
 			if (rc == T4R_ECANCELLED)
-				set_err(err, errlen, "training cancelled");
+				t4r_set_err(err, errlen, "training cancelled");
 			else
 				backend_err(err, errlen, o.backend, "validation failed", rc);
 			goto done;
@@ -1445,7 +1432,7 @@ epoch_end:
 		if (!isfinite(ndcg10))
 		{
 			rc = T4R_ENONFINITE;
-			set_err(err, errlen, "training diverged: the validation NDCG@10 of epoch %d is not finite",
+			t4r_set_err(err, errlen, "training diverged: the validation NDCG@10 of epoch %d is not finite",
 					epoch);
 			goto done;
 		}

@@ -15,6 +15,7 @@
  */
 #include "tim4rec.h"
 #include "strbuf.h"
+#include "err.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -25,29 +26,6 @@
 
 #define ST_MAX_HEADER	100000000u	/* 100 MB, the safetensors limit */
 #define ST_MAX_NDIM		8
-
-/* Messages quote names and values from untrusted input and may be cut at
- * any byte: keep them printable ASCII so that callers can pass them on. */
-static void
-ascii_only(char *s)
-{
-	for (; s && *s; s++)
-		if ((unsigned char) *s < 0x20 || (unsigned char) *s >= 0x7f)
-			*s = '?';
-}
-
-static void
-set_err(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	ascii_only(err);
-}
 
 /* ------------------------------------------------------------------ */
 /* little-endian helpers                                               */
@@ -275,7 +253,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 	e->name = name;
 	if (!json_is_object(obj))
 	{
-		set_err(err, errlen, "tensor %.80s: entry is not a JSON object", name);
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: entry is not a JSON object", name);
 		return T4R_EFORMAT;
 	}
 	json_object_foreach(obj, key, val)
@@ -283,7 +261,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 		if (strcmp(key, "dtype") != 0 && strcmp(key, "shape") != 0 &&
 			strcmp(key, "data_offsets") != 0)
 		{
-			set_err(err, errlen, "tensor %.80s: unexpected field \"%.40s\"", name, key);
+			t4r_set_err_ascii(err, errlen, "tensor %.80s: unexpected field \"%.40s\"", name, key);
 			return T4R_EFORMAT;
 		}
 	}
@@ -292,29 +270,29 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 	offs = json_object_get(obj, "data_offsets");
 	if (dtype == NULL || shape == NULL || offs == NULL)
 	{
-		set_err(err, errlen, "tensor %.80s: missing field \"%s\"", name,
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: missing field \"%s\"", name,
 				dtype == NULL ? "dtype" : shape == NULL ? "shape" : "data_offsets");
 		return T4R_EFORMAT;
 	}
 	if (!json_is_string(dtype))
 	{
-		set_err(err, errlen, "tensor %.80s: dtype is not a string", name);
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: dtype is not a string", name);
 		return T4R_EFORMAT;
 	}
 	if (strcmp(json_string_value(dtype), "F32") != 0)
 	{
-		set_err(err, errlen, "tensor %.80s: dtype \"%.20s\" is not supported (only F32)",
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: dtype \"%.20s\" is not supported (only F32)",
 				name, json_string_value(dtype));
 		return T4R_EFORMAT;
 	}
 	if (!json_is_array(shape))
 	{
-		set_err(err, errlen, "tensor %.80s: shape is not an array", name);
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: shape is not an array", name);
 		return T4R_EFORMAT;
 	}
 	if (json_array_size(shape) > ST_MAX_NDIM)
 	{
-		set_err(err, errlen, "tensor %.80s: shape has %zu dimensions (at most %d supported)",
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: shape has %zu dimensions (at most %d supported)",
 				name, json_array_size(shape), ST_MAX_NDIM);
 		return T4R_EFORMAT;
 	}
@@ -326,7 +304,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 
 		if (!json_is_integer(d) || (dv = json_integer_value(d)) < 0)
 		{
-			set_err(err, errlen, "tensor %.80s: shape[%zu] is not a non-negative integer",
+			t4r_set_err_ascii(err, errlen, "tensor %.80s: shape[%zu] is not a non-negative integer",
 					name, k);
 			return T4R_EFORMAT;
 		}
@@ -338,7 +316,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 	}
 	if (!json_is_array(offs) || json_array_size(offs) != 2)
 	{
-		set_err(err, errlen, "tensor %.80s: data_offsets is not an array of two integers",
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: data_offsets is not an array of two integers",
 				name);
 		return T4R_EFORMAT;
 	}
@@ -346,7 +324,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 	je = json_array_get(offs, 1);
 	if (!json_is_integer(jb) || !json_is_integer(je))
 	{
-		set_err(err, errlen, "tensor %.80s: data_offsets is not an array of two integers",
+		t4r_set_err_ascii(err, errlen, "tensor %.80s: data_offsets is not an array of two integers",
 				name);
 		return T4R_EFORMAT;
 	}
@@ -354,7 +332,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 	en = json_integer_value(je);
 	if (b < 0 || en < b || (uint64_t) en > dlen)
 	{
-		set_err(err, errlen,
+		t4r_set_err_ascii(err, errlen,
 				"tensor %.80s: data_offsets [%lld, %lld] outside the data (%llu bytes)",
 				name, (long long) b, (long long) en, (unsigned long long) dlen);
 		return T4R_EFORMAT;
@@ -364,7 +342,7 @@ parse_entry(const char *name, json_t *obj, uint64_t dlen, st_entry *e,
 		char		sh[160];
 
 		fmt_shape(sh, sizeof(sh), e->ndim, e->shape);
-		set_err(err, errlen,
+		t4r_set_err_ascii(err, errlen,
 				"tensor %.80s: data_offsets [%lld, %lld] span %lld bytes, shape %s needs %s",
 				name, (long long) b, (long long) en, (long long) (en - b), sh,
 				overflow ? "more than fits" : "numel*4");
@@ -393,45 +371,45 @@ st_parse(const uint8_t *buf, size_t len, st_file *f, char *err, size_t errlen)
 	memset(f, 0, sizeof(*f));
 	if (buf == NULL || len < 8)
 	{
-		set_err(err, errlen, "safetensors: %zu bytes is too short for a header length",
+		t4r_set_err_ascii(err, errlen, "safetensors: %zu bytes is too short for a header length",
 				buf == NULL ? (size_t) 0 : len);
 		return T4R_EFORMAT;
 	}
 	hlen = rd_u64le(buf);
 	if (hlen > (uint64_t) (len - 8))
 	{
-		set_err(err, errlen, "safetensors: header length %llu exceeds the %zu bytes after it",
+		t4r_set_err_ascii(err, errlen, "safetensors: header length %llu exceeds the %zu bytes after it",
 				(unsigned long long) hlen, len - 8);
 		return T4R_EFORMAT;
 	}
 	if (hlen > ST_MAX_HEADER)
 	{
-		set_err(err, errlen, "safetensors: header length %llu exceeds the 100 MB limit",
+		t4r_set_err_ascii(err, errlen, "safetensors: header length %llu exceeds the 100 MB limit",
 				(unsigned long long) hlen);
 		return T4R_EFORMAT;
 	}
 	if (hlen < 2)
 	{
-		set_err(err, errlen, "safetensors: header length %llu is too small",
+		t4r_set_err_ascii(err, errlen, "safetensors: header length %llu is too small",
 				(unsigned long long) hlen);
 		return T4R_EFORMAT;
 	}
 	hdr = (const char *) buf + 8;
 	if (memchr(hdr, '\0', (size_t) hlen) != NULL)
 	{
-		set_err(err, errlen, "safetensors: header contains a NUL byte");
+		t4r_set_err_ascii(err, errlen, "safetensors: header contains a NUL byte");
 		return T4R_EFORMAT;
 	}
 	f->root = json_loadb(hdr, (size_t) hlen, JSON_REJECT_DUPLICATES, &jerr);
 	if (f->root == NULL)
 	{
-		set_err(err, errlen, "safetensors: header is not valid JSON: %s (at byte %d)",
+		t4r_set_err_ascii(err, errlen, "safetensors: header is not valid JSON: %s (at byte %d)",
 				jerr.text, jerr.position);
 		return T4R_EFORMAT;
 	}
 	if (!json_is_object(f->root))
 	{
-		set_err(err, errlen, "safetensors: header is not a JSON object");
+		t4r_set_err_ascii(err, errlen, "safetensors: header is not a JSON object");
 		st_free(f);
 		return T4R_EFORMAT;
 	}
@@ -444,7 +422,7 @@ st_parse(const uint8_t *buf, size_t len, st_file *f, char *err, size_t errlen)
 	{
 		if (!json_is_object(f->meta))
 		{
-			set_err(err, errlen, "safetensors: __metadata__ is not an object");
+			t4r_set_err_ascii(err, errlen, "safetensors: __metadata__ is not an object");
 			st_free(f);
 			return T4R_EFORMAT;
 		}
@@ -452,7 +430,7 @@ st_parse(const uint8_t *buf, size_t len, st_file *f, char *err, size_t errlen)
 		{
 			if (!json_is_string(val))
 			{
-				set_err(err, errlen, "safetensors: __metadata__.%.60s is not a string", key);
+				t4r_set_err_ascii(err, errlen, "safetensors: __metadata__.%.60s is not a string", key);
 				st_free(f);
 				return T4R_EFORMAT;
 			}
@@ -462,7 +440,7 @@ st_parse(const uint8_t *buf, size_t len, st_file *f, char *err, size_t errlen)
 	nkeys = json_object_size(f->root) - (f->meta != NULL ? 1 : 0);
 	if (nkeys > 1000000)
 	{
-		set_err(err, errlen, "safetensors: too many tensors (%zu)", nkeys);
+		t4r_set_err_ascii(err, errlen, "safetensors: too many tensors (%zu)", nkeys);
 		st_free(f);
 		return T4R_EFORMAT;
 	}
@@ -471,7 +449,7 @@ st_parse(const uint8_t *buf, size_t len, st_file *f, char *err, size_t errlen)
 	if (f->ents == NULL || order == NULL)
 	{
 		free(order);
-		set_err(err, errlen, "safetensors: out of memory");
+		t4r_set_err_ascii(err, errlen, "safetensors: out of memory");
 		st_free(f);
 		return T4R_ENOMEM;
 	}
@@ -501,7 +479,7 @@ st_parse(const uint8_t *buf, size_t len, st_file *f, char *err, size_t errlen)
 
 		if (b->begin < a->end)
 		{
-			set_err(err, errlen,
+			t4r_set_err_ascii(err, errlen,
 					"safetensors: tensors %.80s [%llu, %llu] and %.80s [%llu, %llu] overlap",
 					a->name, (unsigned long long) a->begin, (unsigned long long) a->end,
 					b->name, (unsigned long long) b->begin, (unsigned long long) b->end);
@@ -542,7 +520,7 @@ st_match(const st_file *f, const t4r_layout *lay, char *err, size_t errlen)
 
 		if (idx < 0 || idx >= lay->n)
 		{
-			set_err(err, errlen, "tensor %.80s: not a parameter of this configuration",
+			t4r_set_err_ascii(err, errlen, "tensor %.80s: not a parameter of this configuration",
 					e->name);
 			return T4R_EMISMATCH;
 		}
@@ -557,7 +535,7 @@ st_match(const st_file *f, const t4r_layout *lay, char *err, size_t errlen)
 
 			fmt_shape(got, sizeof(got), e->ndim, e->shape);
 			fmt_shape(want, sizeof(want), t->ndim, t->shape);
-			set_err(err, errlen, "tensor %.80s: shape %s does not match the expected %s",
+			t4r_set_err_ascii(err, errlen, "tensor %.80s: shape %s does not match the expected %s",
 					e->name, got, want);
 			return T4R_EMISMATCH;
 		}
@@ -569,10 +547,10 @@ st_match(const st_file *f, const t4r_layout *lay, char *err, size_t errlen)
 		for (i = 0; i < lay->n; i++)
 			if (st_find(f, lay->t[i].name) == NULL)
 			{
-				set_err(err, errlen, "tensor %.80s: missing from the file", lay->t[i].name);
+				t4r_set_err_ascii(err, errlen, "tensor %.80s: missing from the file", lay->t[i].name);
 				return T4R_EMISMATCH;
 			}
-		set_err(err, errlen, "safetensors: %d tensors, expected %d", f->n, lay->n);
+		t4r_set_err_ascii(err, errlen, "safetensors: %d tensors, expected %d", f->n, lay->n);
 		return T4R_EMISMATCH;
 	}
 	return T4R_OK;
@@ -599,7 +577,7 @@ st_copy(const st_file *f, const t4r_layout *lay, t4r_real *dst, char *err, size_
 
 			if (!isfinite(v))
 			{
-				set_err(err, errlen, "tensor %.80s: element %zu is %s (weights must be finite)",
+				t4r_set_err_ascii(err, errlen, "tensor %.80s: element %zu is %s (weights must be finite)",
 						e->name, j, isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity");
 				return T4R_EFORMAT;
 			}
@@ -625,7 +603,7 @@ t4r_safetensors_read_into(const uint8_t *buf, size_t len,
 		err[0] = '\0';
 	if (lay == NULL || dst == NULL || (lay->n > 0 && lay->t == NULL))
 	{
-		set_err(err, errlen, "safetensors: NULL argument");
+		t4r_set_err_ascii(err, errlen, "safetensors: NULL argument");
 		return T4R_EINVAL;
 	}
 	rc = st_parse(buf, len, &f, err, errlen);
@@ -653,7 +631,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 		err[0] = '\0';
 	if (out == NULL)
 	{
-		set_err(err, errlen, "safetensors: NULL argument");
+		t4r_set_err_ascii(err, errlen, "safetensors: NULL argument");
 		return T4R_EINVAL;
 	}
 	*out = NULL;
@@ -671,7 +649,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 		rc = t4r_config_preset(&c, "movielens");
 		if (rc != T4R_OK)
 		{
-			set_err(err, errlen, "safetensors: cannot apply the movielens preset");
+			t4r_set_err_ascii(err, errlen, "safetensors: cannot apply the movielens preset");
 			st_free(&f);
 			return rc;
 		}
@@ -684,7 +662,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 			rc = t4r_config_from_json(&c, s, json_string_length(jc), msg, sizeof(msg));
 			if (rc != T4R_OK)
 			{
-				set_err(err, errlen, "safetensors: __metadata__.config: %s", msg);
+				t4r_set_err_ascii(err, errlen, "safetensors: __metadata__.config: %s", msg);
 				st_free(&f);
 				return T4R_EFORMAT;
 			}
@@ -695,7 +673,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 	emb = st_find(&f, "item_embedding.weight");
 	if (emb == NULL)
 	{
-		set_err(err, errlen, "tensor item_embedding.weight: missing from the file");
+		t4r_set_err_ascii(err, errlen, "tensor item_embedding.weight: missing from the file");
 		st_free(&f);
 		return T4R_EMISMATCH;
 	}
@@ -706,7 +684,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 			char		got[160];
 
 			fmt_shape(got, sizeof(got), emb->ndim, emb->shape);
-			set_err(err, errlen,
+			t4r_set_err_ascii(err, errlen,
 					"tensor item_embedding.weight: shape %s does not match the expected [V, %d]",
 					got, c.hidden_size);
 			st_free(&f);
@@ -714,7 +692,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 		}
 		if (emb->shape[0] < 2 || (double) emb->shape[0] * c.hidden_size > 2e9)
 		{
-			set_err(err, errlen,
+			t4r_set_err_ascii(err, errlen,
 					"tensor item_embedding.weight: %lld rows is not a valid vocabulary size",
 					(long long) emb->shape[0]);
 			st_free(&f);
@@ -727,7 +705,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 	rc = t4r_config_validate(&c, msg, sizeof(msg));
 	if (rc != T4R_OK)
 	{
-		set_err(err, errlen, "safetensors: invalid configuration: %s", msg);
+		t4r_set_err_ascii(err, errlen, "safetensors: invalid configuration: %s", msg);
 		st_free(&f);
 		return cfg != NULL ? T4R_EINVAL : T4R_EFORMAT;
 	}
@@ -735,7 +713,7 @@ t4r_safetensors_read(const uint8_t *buf, size_t len, const t4r_config *cfg,
 	rc = t4r_model_create(&c, &m, msg, sizeof(msg));
 	if (rc != T4R_OK)
 	{
-		set_err(err, errlen, "safetensors: cannot create the model: %s", msg);
+		t4r_set_err_ascii(err, errlen, "safetensors: cannot create the model: %s", msg);
 		st_free(&f);
 		return rc;
 	}

@@ -14,18 +14,7 @@
 #include <string.h>
 
 #include "tim4rec.h"
-
-static void
-set_err(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+#include "err.h"
 
 #define EMB "item_embedding.weight"
 
@@ -61,7 +50,7 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 		err[0] = '\0';
 	if (m == NULL || parent == NULL || row_map == NULL)
 	{
-		set_err(err, errlen, "warm start: NULL argument");
+		t4r_set_err(err, errlen, "warm start: NULL argument");
 		return T4R_EINVAL;
 	}
 	nl = &m->layout;
@@ -70,7 +59,7 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 	pei = t4r_layout_find(pl, EMB);
 	if (ei < 0 || pei < 0)
 	{
-		set_err(err, errlen, "warm start: a model has no %s", EMB);
+		t4r_set_err(err, errlen, "warm start: a model has no %s", EMB);
 		return T4R_EMISMATCH;
 	}
 	d = (int) nl->t[ei].shape[1];
@@ -80,7 +69,7 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 	/* check everything before changing anything */
 	if (nl->n != pl->n)
 	{
-		set_err(err, errlen, "warm start: the parent has %d tensors, the new model %d", pl->n, nl->n);
+		t4r_set_err(err, errlen, "warm start: the parent has %d tensors, the new model %d", pl->n, nl->n);
 		return T4R_EMISMATCH;
 	}
 	for (int i = 0; i < nl->n; i++)
@@ -92,7 +81,7 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 
 		if (j < 0)
 		{
-			set_err(err, errlen, "warm start: the parent has no tensor %s", a->name);
+			t4r_set_err(err, errlen, "warm start: the parent has no tensor %s", a->name);
 			return T4R_EMISMATCH;
 		}
 		b = &pl->t[j];
@@ -107,7 +96,7 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 
 			shape_text(b, sb, sizeof sb);
 			shape_text(a, sa, sizeof sa);
-			set_err(err, errlen, "warm start: tensor %s has shape %s in the parent and %s in the new model",
+			t4r_set_err(err, errlen, "warm start: tensor %s has shape %s in the parent and %s in the new model",
 					a->name, sb, sa);
 			return T4R_EMISMATCH;
 		}
@@ -115,7 +104,7 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 	for (int32_t r = 0; r < V; r++)
 		if (row_map[r] < -1 || row_map[r] >= PV)
 		{
-			set_err(err, errlen, "warm start: row %d maps to parent row %d, outside -1..%d",
+			t4r_set_err(err, errlen, "warm start: row %d maps to parent row %d, outside -1..%d",
 					(int) r, (int) row_map[r], (int) PV - 1);
 			return T4R_EINVAL;
 		}

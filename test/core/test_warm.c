@@ -202,7 +202,7 @@ main(void)
 		t4r_trainer *t = NULL;
 		int32_t		items[3] = {1, 2, 3};
 		double		ts[3] = {100, 200, 300};
-		t4r_sample	s = {items, ts, 3, 4};
+		t4r_sample	s = {.items = items, .ts = ts, .n = 3, .target = 4};
 		double		loss = NAN;
 
 		rc = t4r_trainer_create(m, &o, &t, err, sizeof err);
