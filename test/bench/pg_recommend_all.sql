@@ -50,8 +50,12 @@ SELECT count(*) AS n_diff FROM (
 -- the arms interleaved, :rounds rounds
 CREATE TEMP TABLE t (round int, arm text, s float8, c float8);
 DO $$
+DECLARE threads text := current_setting('tim4rec.threads');
 BEGIN
   FOR i IN 1..current_setting('t4r.rounds')::int LOOP
+    -- the 'all1' arm's SET LOCAL lasts to the end of this DO block's
+    -- transaction: restore the session's setting every round
+    PERFORM set_config('tim4rec.threads', threads, true);
     INSERT INTO t SELECT i, 'all', * FROM pg_temp.secs($q$ SELECT count(*) FROM tim4rec_recommend_all('bench', 10) $q$);
     INSERT INTO t SELECT i, 'lateral', * FROM pg_temp.secs($q$ SELECT count(*) FROM bench_users u, LATERAL tim4rec_recommend(u.user_id, 10, 'bench') r $q$);
     TRUNCATE bench_recs;
