@@ -257,6 +257,51 @@ t4r_pg_source_access(const T4rModelAcl *acl, Oid roleid, Oid *relid_out)
 	return T4R_SOURCE_READABLE;
 }
 
+/*
+ * The source relation of a loaded model for a function that reads it
+ * (recommend by user, recommend_all, evaluate): ERROR 55000 for an imported
+ * model (none_detail, none_hint), 42P01 when the relation is gone and, when
+ * check_select, 42501 without SELECT on it or a used column (detail:
+ * "<reader> from the source relation of model ..."); row-level security
+ * applies to the reading query itself.
+ */
+Oid
+t4r_pg_source_relation(const T4rLoadedModel *lm, bool check_select, const char *none_detail,
+					   const char *none_hint, const char *reader)
+{
+	Oid			relid;
+
+	switch (t4r_pg_source_access(&lm->acl, GetUserId(), &relid))
+	{
+		case T4R_SOURCE_NONE:
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("model \"%s\" has no source relation", lm->name),
+					 errdetail("%s", none_detail),
+					 none_hint ? errhint("%s", none_hint) : 0));
+			break;
+		case T4R_SOURCE_MISSING:
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("source relation %s.%s of model \"%s\" does not exist",
+							quote_identifier(lm->source_schema ? lm->source_schema : ""),
+							quote_identifier(lm->source_table), lm->name)));
+			break;
+		case T4R_SOURCE_DENIED:
+			if (check_select)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for table %s",
+								quote_qualified_identifier(lm->source_schema, lm->source_table)),
+						 errdetail("%s from the source relation of model \"%s\".", reader, lm->name)));
+			break;
+		case T4R_SOURCE_ROWS_LIMITED:
+		case T4R_SOURCE_READABLE:
+			break;
+	}
+	return relid;
+}
+
 bool
 t4r_pg_model_allowed(const T4rModelAcl *acl, int priv, Oid roleid)
 {

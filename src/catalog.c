@@ -82,6 +82,26 @@ cmp_int64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* ERROR (code) "<what> contains the id X more than once" unless ids[0..n-1]
+ * are distinct */
+static void
+check_distinct_ids(const int64 *ids, int n, int code, const char *what)
+{
+	int64	   *srt;
+
+	if (n < 2)
+		return;
+	srt = palloc(sizeof(int64) * n);
+	memcpy(srt, ids, sizeof(int64) * n);
+	qsort(srt, n, sizeof(int64), cmp_int64);
+	for (int i = 1; i < n; i++)
+		if (srt[i] == srt[i - 1])
+			ereport(ERROR,
+					(errcode(code),
+					 errmsg("%s contains the id " INT64_FORMAT " more than once", what, srt[i])));
+	pfree(srt);
+}
+
 static Datum
 int8_array(const int64 *v, int n, bool zeros)
 {
@@ -1096,20 +1116,9 @@ import_meta_ids(const char *json, int V, Oid item_type, int64 *ids)
 
 		t4r_keys_build(&k, keys, V - 1, NULL);
 	}
-	else if (V > 2)
-	{
-		int64	   *srt = palloc(sizeof(int64) * (V - 1));
-
-		memcpy(srt, ids + 1, sizeof(int64) * (V - 1));
-		qsort(srt, V - 1, sizeof(int64), cmp_int64);
-		for (int i = 1; i < V - 1; i++)
-			if (srt[i] == srt[i - 1])
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-						 errmsg("invalid model file: __metadata__.tim4rec_item_ids contains the id " INT64_FORMAT " more than once",
-								srt[i])));
-		pfree(srt);
-	}
+	else
+		check_distinct_ids(ids + 1, V - 1, ERRCODE_INVALID_BINARY_REPRESENTATION,
+						   "invalid model file: __metadata__.tim4rec_item_ids");
 	return keys;
 }
 
@@ -1238,19 +1247,7 @@ tim4rec_import(PG_FUNCTION_ARGS)
 							 errdetail("item_ids[%d] is NULL.", i + 1)));
 				ids[i - first + 1] = DatumGetInt64(el[i]);
 			}
-			/* distinct ids */
-			{
-				int64	   *s = palloc(sizeof(int64) * (V - 1));
-
-				memcpy(s, ids + 1, sizeof(int64) * (V - 1));
-				qsort(s, V - 1, sizeof(int64), cmp_int64);
-				for (int i = 1; i < V - 1; i++)
-					if (s[i] == s[i - 1])
-						ereport(ERROR,
-								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-								 errmsg("item_ids contains the id " INT64_FORMAT " more than once", s[i])));
-				pfree(s);
-			}
+			check_distinct_ids(ids + 1, V - 1, ERRCODE_INVALID_PARAMETER_VALUE, "item_ids");
 		}
 
 		/* re-serialise: the stored file's metadata is the configuration used */

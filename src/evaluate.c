@@ -39,22 +39,10 @@ static const char *const eval_metrics[3] = {"hr", "ndcg", "mrr"};
 static Oid
 eval_source_relation(T4rLoadedModel *lm)
 {
-	Oid			relid;
-	T4rSourceAccess acc = t4r_pg_source_access(&lm->acl, GetUserId(), &relid);
-
-	if (acc == T4R_SOURCE_NONE)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("model \"%s\" has no source relation", lm->name),
-				 errdetail("The model was imported, not trained on a table, so there is no data to evaluate it on.")));
-	if (acc == T4R_SOURCE_MISSING)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("source relation %s.%s of model \"%s\" does not exist",
-						quote_identifier(lm->source_schema ? lm->source_schema : ""),
-						quote_identifier(lm->source_table), lm->name)));
 	/* privileges on the relation: checked when it is read */
-	return relid;
+	return t4r_pg_source_relation(lm, false,
+								  "The model was imported, not trained on a table, so there is no data to evaluate it on.",
+								  NULL, "tim4rec_evaluate");
 }
 
 /*

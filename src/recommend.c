@@ -432,37 +432,9 @@ get_plan(const char *query, int nargs, Oid *types)
 static Oid
 source_relation(T4rLoadedModel *lm)
 {
-	Oid			relid;
-
-	switch (t4r_pg_source_access(&lm->acl, GetUserId(), &relid))
-	{
-		case T4R_SOURCE_NONE:
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("model \"%s\" has no source relation", lm->name),
-					 errdetail("The model was imported, not trained on a table."),
-					 errhint("Use tim4rec_recommend(items, times, ...) with the user's sequence.")));
-			break;
-		case T4R_SOURCE_MISSING:
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("source relation %s.%s of model \"%s\" does not exist",
-							quote_identifier(lm->source_schema ? lm->source_schema : ""),
-							quote_identifier(lm->source_table), lm->name)));
-			break;
-		case T4R_SOURCE_DENIED:
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s",
-							quote_qualified_identifier(lm->source_schema, lm->source_table)),
-					 errdetail("tim4rec_recommend(user_id, ...) reads the user's history from the source relation of model \"%s\".",
-							   lm->name)));
-			break;
-		case T4R_SOURCE_ROWS_LIMITED:
-		case T4R_SOURCE_READABLE:
-			break;
-	}
-	return relid;
+	return t4r_pg_source_relation(lm, true, "The model was imported, not trained on a table.",
+								  "Use tim4rec_recommend(items, times, ...) with the user's sequence.",
+								  "tim4rec_recommend(user_id, ...) reads the user's history");
 }
 
 /*

@@ -342,6 +342,11 @@ void		t4r_pg_release_model(T4rLoadedModel *lm);
 void		t4r_pg_model_cache_reset(void);
 /* this backend changed the catalog (new row ids may repeat in one xact) */
 void		t4r_pg_catalog_changed(void);
+/* the source relation of lm for a reader: ERROR 55000 (imported model),
+ * 42P01 (gone), 42501 (check_select and no SELECT); see access.c */
+Oid			t4r_pg_source_relation(const T4rLoadedModel *lm, bool check_select,
+								   const char *none_detail, const char *none_hint,
+								   const char *reader);
 /* vocabulary row of an external item id, -1 if unknown */
 int32		t4r_pg_item_row(T4rLoadedModel *lm, int64 item_id);
 

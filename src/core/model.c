@@ -806,6 +806,25 @@ softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
 }
 
 /*
+ * Fused softmax cross-entropy of one row of logits lg [V] with target tg:
+ * returns the row's loss log(sum exp) + max - lg[tg] and overwrites lg with
+ * its gradient, scaled: scale * (softmax(lg) - onehot(tg)).
+ */
+static double
+xent_row(t4r_real *lg, int V, int tg, double scale)
+{
+	t4r_real	mx;
+	t4r_real	tl = lg[tg];
+	double		sum = softmax_exp(lg, V, &mx);
+	t4r_real	inv = (t4r_real) (scale / sum);
+
+	for (int v = 0; v < V; v++)
+		lg[v] *= inv;
+	lg[tg] -= (t4r_real) scale;
+	return log(sum) + mx - tl;
+}
+
+/*
  * t4r_dropout_mask (ops.h) with the pairs loop written so that it vectorises
  * (64-bit multiplies: AVX-512DQ); the values are exactly the same function
  * of (seed, step, sample, site, element index).
@@ -1721,21 +1740,7 @@ allpos_loss(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
 		hid = w->hidden + r0 * d;
 		t4r_gemm(0, 1, (int) cnt, V, d, 1, hid, d, w->pv.emb, d, 0, w->logits, V);
 		for (size_t i = 0; i < cnt; i++)
-		{
-			t4r_real   *lg = w->logits + i * V;
-			t4r_real	mx;
-			double		sum;
-			int			tg = rt[r0 + i];
-			t4r_real	tl = lg[tg];
-			t4r_real	inv;
-
-			sum = softmax_exp(lg, V, &mx);
-			lsum += log(sum) + mx - tl;
-			inv = (t4r_real) (scale / sum);
-			for (int v = 0; v < V; v++)
-				lg[v] *= inv;
-			lg[tg] -= (t4r_real) scale;
-		}
+			lsum += xent_row(w->logits + i * V, V, rt[r0 + i], scale);
 		t4r_gemm(1, 0, V, d, (int) cnt, 1, w->logits, V, hid, d, 1, g->emb, d);
 		t4r_gemm(0, 0, (int) cnt, d, V, 1, w->logits, V, w->pv.emb, d, 0, dF + r0 * d, d);
 		r0 += cnt;
@@ -1783,21 +1788,7 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 	/* scores and fused softmax / cross-entropy */
 	t4r_ws_scores(w, w->logits);
 	for (int s = 0; s < S; s++)
-	{
-		t4r_real   *lg = w->logits + (size_t) s * V;
-		t4r_real	mx;
-		double		sum;
-		int			tg = smp[s].target;
-		t4r_real	tl = lg[tg];
-		t4r_real	inv;
-
-		sum = softmax_exp(lg, V, &mx);
-		lsum += log(sum) + mx - tl;
-		inv = (t4r_real) (scale / sum);
-		for (int v = 0; v < V; v++)
-			lg[v] *= inv;
-		lg[tg] -= (t4r_real) scale;
-	}
+		lsum += xent_row(w->logits + (size_t) s * V, V, smp[s].target, scale);
 	*loss_sum = lsum;
 	/* dE += dlogits^T hidden; dhidden = dlogits E */
 	t4r_gemm(1, 0, V, d, S, 1, w->logits, V, w->hidden, d, 1, g->emb, d);
