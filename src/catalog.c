@@ -1141,12 +1141,12 @@ tim4rec_import(PG_FUNCTION_ARGS)
 	uint8_t    *volatile buf = NULL;
 	int64	   *ids;
 	int			V;
-	int32		version = 0;
+	volatile int32 version = 0;
 	T4rTrainOptions opts;
 	bool		have_cfg = !PG_ARGISNULL(3);
-	Oid			user_type = INT8OID;
-	Oid			item_type = INT8OID;
-	char	  **item_keys = NULL;
+	volatile Oid user_type = INT8OID;
+	volatile Oid item_type = INT8OID;
+	char	  **volatile item_keys = NULL;
 	char	   *meta_ids;
 	char		err[512] = "";
 

@@ -61,8 +61,8 @@ eval_compute(FunctionCallInfo fcinfo, int **ks_out, int *nk_out)
 	int			min_user,
 				min_item;
 	T4rInteractions in;
-	size_t		kept = 0,
-				dropped = 0;
+	volatile size_t kept = 0;
+	size_t		dropped = 0;
 	t4r_dataset *volatile ds = NULL;
 	double	   *res;			/* [2 models][2 splits][3 metrics][nk] */
 	int			V;

@@ -466,18 +466,18 @@ tim4rec_train(PG_FUNCTION_ARGS)
 				thr = 0,
 				tndcg = 0,
 				tmrr = 0;
-	int32		version = 0;
+	volatile int32 version = 0;
 	bool		deployed = false;
 	int			threads;
 	bool		use_cuda;
 	T4rDevice	dev;
 	char		err[512] = "";
-	int64		n_users = 0,
+	volatile int64 n_users = 0,
 				n_items = 0,
 				n_inter = 0;
-	char	   *parent_name = NULL;
+	char	   *volatile parent_name = NULL;
 	int32		parent_version = 0;
-	T4rLoadedModel *parent = NULL;
+	T4rLoadedModel *volatile parent = NULL;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -497,8 +497,11 @@ tim4rec_train(PG_FUNCTION_ARGS)
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
 	{
 		Jsonb	   *uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+		char	   *pname = NULL;
+		bool		warm = init_from_option(uopts, &pname, &parent_version);
 
-		if (init_from_option(uopts, &parent_name, &parent_version))
+		parent_name = pname;
+		if (warm)
 		{
 			/* READ on the parent (42704 / 42501 from here); pinned until
 			 * the end of the call */

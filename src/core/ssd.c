@@ -831,6 +831,7 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 			if (has_dS)
 			{
 				t4r_real	sw = 0;
+				t4r_real	sdt = 0;	/* sum dt over (j, q) */
 
 				/* dX_h += diag(w) B dS^T */
 				ssd_rowscale(q, N, w.wv, Bc, ldbc, w.Bw);
@@ -864,8 +865,6 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 					dcum[q - 1] += de * E[q - 1];
 					da += (double) de * E[q - 1] * T[q - 1];
 				}
-				t4r_real	sdt = 0;	/* sum dt over (j, q) */
-
 				for (int j = q - 1; j >= 0; j--)
 				{
 					t4r_real	t = dw[j] * w.wv[j];
