@@ -8,6 +8,12 @@
  * vocabulary rows and computes HR, NDCG and MRR at each k on the validation
  * and test targets for the model and for the most-popular baseline (training
  * part counts of the current data).  No masking of seen items.
+ *
+ * tim4rec_evaluate_users(model_name, split, baseline) gives the same
+ * evaluation per user (the rank of each user's held-out item), for paired
+ * comparisons of models over users (issue 12 part 3): both read and build
+ * the data through eval_prepare, so the mean over users of a metric computed
+ * from the ranks is tim4rec_evaluate's figure.
  */
 #include "postgres.h"
 
@@ -25,9 +31,11 @@
 #include "utils/tuplestore.h"
 
 #include "tim4rec_pg.h"
+#include "eval_users.h"
 
 PG_FUNCTION_INFO_V1(tim4rec_evaluate);
 PG_FUNCTION_INFO_V1(tim4rec_evaluate_wide);
+PG_FUNCTION_INFO_V1(tim4rec_evaluate_users);
 
 static const char *const eval_models[2] = {"tim4rec", "most_popular"};
 static const char *const eval_splits[2] = {"valid", "test"};
@@ -46,6 +54,98 @@ eval_source_relation(T4rLoadedModel *lm)
 }
 
 /*
+ * Read the model's source relation as it is now and keep the interactions of
+ * items the model knows (NOTICE with the count of the others).  in keeps the
+ * user keys (text and uuid users) for tim4rec_evaluate_users.
+ */
+static size_t
+eval_read(T4rLoadedModel *lm, T4rInteractions *in)
+{
+	Oid			relid = eval_source_relation(lm);
+	size_t		kept = 0,
+				dropped = 0;
+
+	memset(in, 0, sizeof(*in));
+	t4r_pg_read_interactions(relid, lm->user_column, lm->item_column, lm->time_column,
+							 lm->order_column, in);
+	t4r_ids_map_items(lm, in);
+	/* keep the interactions of known items (compacting in place) */
+	for (size_t i = 0; i < in->n; i++)
+	{
+		if (t4r_pg_item_row(lm, in->items[i]) <= 0)
+		{
+			dropped++;
+			continue;
+		}
+		in->users[kept] = in->users[i];
+		in->items[kept] = in->items[i];
+		in->ts[kept] = in->ts[i];
+		if (in->order)
+			in->order[kept] = in->order[i];
+		kept++;
+	}
+	if (dropped > 0)
+		ereport(NOTICE,
+				(errmsg("%zu interactions with items unknown to model \"%s\" version %d were left out of the evaluation",
+						dropped, lm->name, lm->version)));
+	return kept;
+}
+
+/*
+ * Build the evaluation data of the kept interactions with the model's
+ * protocol (min_user / min_item, leave-one-out) and express it in the
+ * model's vocabulary rows.  Call inside PG_TRY: *dsp is set as soon as the
+ * dataset exists, so that the caller's PG_FINALLY frees it on error.
+ */
+static void
+eval_build(T4rLoadedModel *lm, T4rInteractions *in, size_t kept,
+		   t4r_dataset *volatile *dsp)
+{
+	t4r_dataset *d = NULL;
+	t4r_dataset *ds;
+	int32	   *map;
+	int64_t    *cnt,
+			   *ids;
+	int			V = lm->model->cfg.n_items;
+	char		err[256] = "";
+	int			rc;
+
+	rc = t4r_dataset_build_ex(in->users, in->items, in->ts, in->order, kept,
+							  lm->min_user, lm->min_item, t4r_pg_interrupt, NULL, &d, err, sizeof(err));
+	*dsp = d;
+	ds = d;
+	if (rc == T4R_ECANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "building the evaluation data", err);
+
+	/* dataset rows -> model rows (the dataset's items are a subset) */
+	map = palloc(sizeof(int32) * ds->n_items);
+	map[0] = 0;
+	for (int r = 1; r < ds->n_items; r++)
+		map[r] = t4r_pg_item_row(lm, ds->item_ids[r]);
+	cnt = calloc(V, sizeof(int64_t));
+	ids = malloc(sizeof(int64_t) * V);
+	if (!cnt || !ids)
+	{
+		free(cnt);
+		free(ids);
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	}
+	for (int r = 1; r < ds->n_items; r++)
+		cnt[map[r]] = ds->item_count[r];
+	memcpy(ids, lm->item_ids, sizeof(int64_t) * V);
+	for (int64_t i = 0; i < ds->seq_off[ds->n_users]; i++)
+		ds->seq_items[i] = map[ds->seq_items[i]];
+	free(ds->item_count);
+	free(ds->item_ids);
+	ds->item_count = cnt;
+	ds->item_ids = ids;
+	ds->n_items = V;
+	pfree(map);
+}
+
+/*
  * The evaluation shared by both result shapes: arguments (model_name, ks),
  * data, one pass of scoring per model and split.  Returns the metrics as
  * [2 models][2 splits][3 metrics][nk] (EVAL_AT) and the ks in *ks_out.
@@ -55,18 +155,12 @@ eval_compute(FunctionCallInfo fcinfo, int **ks_out, int *nk_out)
 {
 	char	   *name;
 	T4rLoadedModel *lm;
-	Oid			relid;
 	int		   *ks;
 	int			nk;
-	int			min_user,
-				min_item;
 	T4rInteractions in;
-	volatile size_t kept = 0;
-	size_t		dropped = 0;
+	size_t		kept;
 	t4r_dataset *volatile ds = NULL;
 	double	   *res;			/* [2 models][2 splits][3 metrics][nk] */
-	int			V;
-	char		err[256] = "";
 	int			rc;
 	bool		use_cuda;
 	T4rDevice	dev;
@@ -102,34 +196,7 @@ eval_compute(FunctionCallInfo fcinfo, int **ks_out, int *nk_out)
 	}
 
 	lm = t4r_pg_get_model(name, 0, T4R_PRIV_USAGE);
-	relid = eval_source_relation(lm);
-	min_user = lm->min_user;
-	min_item = lm->min_item;
-	V = lm->model->cfg.n_items;
-
-	memset(&in, 0, sizeof(in));
-	t4r_pg_read_interactions(relid, lm->user_column, lm->item_column, lm->time_column,
-							 lm->order_column, &in);
-	t4r_ids_map_items(lm, &in);
-	/* keep the interactions of known items (compacting in place) */
-	for (size_t i = 0; i < in.n; i++)
-	{
-		if (t4r_pg_item_row(lm, in.items[i]) <= 0)
-		{
-			dropped++;
-			continue;
-		}
-		in.users[kept] = in.users[i];
-		in.items[kept] = in.items[i];
-		in.ts[kept] = in.ts[i];
-		if (in.order)
-			in.order[kept] = in.order[i];
-		kept++;
-	}
-	if (dropped > 0)
-		ereport(NOTICE,
-				(errmsg("%zu interactions with items unknown to model \"%s\" version %d were left out of the evaluation",
-						dropped, lm->name, lm->version)));
+	kept = eval_read(lm, &in);
 
 	res = palloc0(sizeof(double) * 12 * nk);
 	use_cuda = t4r_pg_use_cuda_for(t4r_pg_device_name(tim4rec_device), "evaluation",
@@ -137,43 +204,7 @@ eval_compute(FunctionCallInfo fcinfo, int **ks_out, int *nk_out)
 	memset(&dev, 0, sizeof(dev));
 	PG_TRY();
 	{
-		t4r_dataset *d = NULL;
-		int32	   *map;
-		int64_t    *cnt,
-				   *ids;
-
-		rc = t4r_dataset_build_ex(in.users, in.items, in.ts, in.order, kept,
-								  min_user, min_item, t4r_pg_interrupt, NULL, &d, err, sizeof(err));
-		ds = d;
-		if (rc == T4R_ECANCELLED)
-			CHECK_FOR_INTERRUPTS();
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "building the evaluation data", err);
-
-		/* dataset rows -> model rows (the dataset's items are a subset) */
-		map = palloc(sizeof(int32) * ds->n_items);
-		map[0] = 0;
-		for (int r = 1; r < ds->n_items; r++)
-			map[r] = t4r_pg_item_row(lm, ds->item_ids[r]);
-		cnt = calloc(V, sizeof(int64_t));
-		ids = malloc(sizeof(int64_t) * V);
-		if (!cnt || !ids)
-		{
-			free(cnt);
-			free(ids);
-			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-		}
-		for (int r = 1; r < ds->n_items; r++)
-			cnt[map[r]] = ds->item_count[r];
-		memcpy(ids, lm->item_ids, sizeof(int64_t) * V);
-		for (int64_t i = 0; i < ds->seq_off[ds->n_users]; i++)
-			ds->seq_items[i] = map[ds->seq_items[i]];
-		free(ds->item_count);
-		free(ds->item_ids);
-		ds->item_count = cnt;
-		ds->item_ids = ids;
-		ds->n_items = V;
-
+		eval_build(lm, &in, kept, &ds);
 		if (use_cuda)
 			t4r_pg_device_open(&dev, lm->model, false);
 		for (int m = 0; m < 2; m++)
@@ -266,5 +297,120 @@ tim4rec_evaluate_wide(PG_FUNCTION_ARGS)
 					values[3 + me] = Float8GetDatum(res[EVAL_AT(m, sp, me, j, nk)]);
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			}
+	PG_RETURN_NULL();
+}
+
+/*
+ * tim4rec_evaluate_users(model_name, split, baseline): one row per user with
+ * a target in split ('valid' or 'test'): user_id (the source's user id as
+ * text), item_id (the held-out item as text) and rank, the 1-based rank of
+ * that item among all the model's items with tim4rec_evaluate's ranking (no
+ * masking, equal scores ordered by item row), for the model or, with
+ * baseline, for the most-popular baseline.  HR@k = rank <= k, NDCG@k =
+ * 1/log2(rank + 1) and MRR@k = 1/rank when rank <= k (else 0): their means
+ * over the rows are tim4rec_evaluate's figures.
+ */
+Datum
+tim4rec_evaluate_users(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name;
+	char	   *split_s;
+	int			split;
+	bool		baseline;
+	T4rLoadedModel *lm;
+	T4rInteractions in;
+	size_t		kept;
+	t4r_dataset *volatile ds = NULL;
+	int64_t    *volatile users = NULL;
+	int64_t    *volatile ranks = NULL;
+	bool		use_cuda;
+	T4rDevice	dev;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("model_name must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("split must not be null")));
+	if (PG_ARGISNULL(2))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						errmsg("baseline must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	split_s = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	baseline = PG_GETARG_BOOL(2);
+	if (strcmp(split_s, "test") == 0)
+		split = T4R_SPLIT_TEST;
+	else if (strcmp(split_s, "valid") == 0)
+		split = T4R_SPLIT_VALID;
+	else
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						errmsg("invalid split \"%s\"", split_s),
+						errhint("Use 'test' or 'valid'.")));
+
+	lm = t4r_pg_get_model(name, 0, T4R_PRIV_USAGE);
+	kept = eval_read(lm, &in);
+
+	InitMaterializedSRF(fcinfo, 0);
+	use_cuda = !baseline &&
+		t4r_pg_use_cuda_for(t4r_pg_device_name(tim4rec_device), "evaluation",
+							&lm->model->cfg);
+	memset(&dev, 0, sizeof(dev));
+	PG_TRY();
+	{
+		int64_t		n = 0;
+		int			rc;
+
+		eval_build(lm, &in, kept, &ds);
+		users = malloc(sizeof(int64_t) * (ds->n_users > 0 ? ds->n_users : 1));
+		ranks = malloc(sizeof(int64_t) * (ds->n_users > 0 ? ds->n_users : 1));
+		if (!users || !ranks)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		if (use_cuda)
+			t4r_pg_device_open(&dev, lm->model, false);
+		CHECK_FOR_INTERRUPTS();
+		rc = t4r_evaluate_ranks(baseline ? NULL : lm->model, ds, split,
+								t4r_pg_threads(), t4r_pg_interrupt, NULL,
+								t4r_pg_device_backend(&dev), users, ranks, &n);
+		if (rc == T4R_ECANCELLED)
+			CHECK_FOR_INTERRUPTS();
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "evaluating the model", NULL);
+		for (int64_t i = 0; i < n; i++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {0, 0, 0};
+			int64_t		u = users[i];
+			int64_t		off = ds->seq_off[u],
+						m = ds->seq_off[u + 1] - off;
+			int32_t		row = ds->seq_items[off + (split == T4R_SPLIT_VALID ? m - 2 : m - 1)];
+
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (in.user_dict)
+			{
+				int			len;
+				const char *key = t4r_keydict_key(in.user_dict, ds->user_ids[u], &len);
+
+				values[0] = PointerGetDatum(cstring_to_text_with_len(key, len));
+			}
+			else
+				values[0] = CStringGetTextDatum(psprintf(INT64_FORMAT, (int64) ds->user_ids[u]));
+			values[1] = CStringGetTextDatum(t4r_ids_item_cstring(lm, row));
+			values[2] = Int64GetDatum(ranks[i] + 1);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_FINALLY();
+	{
+		t4r_pg_device_close(&dev);
+		if (ds)
+			t4r_dataset_free(ds);
+		free(users);
+		free(ranks);
+	}
+	PG_END_TRY();
+
+	t4r_pg_release_model(lm);
 	PG_RETURN_NULL();
 }

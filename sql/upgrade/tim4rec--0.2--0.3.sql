@@ -292,3 +292,13 @@ AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
 LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, anycompatible, boolean) IS
 'Top k items of every user for any id types: model_name, k, users (typed array; NULL::text[] = all), item_type (NULL of the item id type), exclude_seen; user_id and item_id in those types';
+
+-- ---- per-user evaluation (issue 12 part 3, branch feat/ablation): tim4rec_evaluate_users ----
+CREATE FUNCTION @extschema@.tim4rec_evaluate_users(model_name text DEFAULT 'default',
+                                                   split text DEFAULT 'test',
+                                                   baseline boolean DEFAULT false)
+RETURNS TABLE(user_id text, item_id text, rank bigint)
+AS 'MODULE_PATHNAME', 'tim4rec_evaluate_users'
+LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;
+COMMENT ON FUNCTION @extschema@.tim4rec_evaluate_users(text, text, boolean) IS
+  'per-user leave-one-out evaluation: user_id, held-out item_id (as text) and its 1-based rank among all items, for tim4rec_evaluate''s metrics per user; model_name, split (''test'' or ''valid''), baseline (most-popular instead of the model)';

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# ablation.sh - issue 12 part 3: does the time path help?  `make quality-ablation`.
+#
+# Arms, every one trained through SQL (tim4rec_train) on the same split of
+# the same table, with the same common options, early stopping on
+# validation NDCG@10 and the best epoch's weights kept:
+#   robust   "time_features": "robust",  "training": "all_positions"
+#   notime   "is_time": false,           "training": "all_positions"
+#   official "time_features": "official" (per-prefix training: the official
+#            time path is not causal, so all_positions is refused for it)
+# Then per user: the rank of the held-out test item (tim4rec_evaluate_users,
+# the same ranking as tim4rec_evaluate), a paired bootstrap over users of the
+# difference of test NDCG@10 between arms (test/quality/paired_bootstrap.awk),
+# per-arm mean +- sd over seeds, and the validation curves (per-epoch
+# validation NDCG@10 from the catalog's history) drawn with gnuplot.
+#
+# Phases (ABL_PHASES, default "train eval report"):
+#   train   train every (data set, tie order, arm, seed) not yet in the
+#           catalog, ABL_PARALLEL at a time (default 2, ABL_THREADS = 1
+#           thread each), cheapest data sets first
+#   eval    per-user test ranks of every trained model -> $OUT/ranks/*.tsv,
+#           per-epoch history -> $OUT/hist/*.tsv
+#   report  tables (markdown, $OUT/ablation.md), bootstrap, curves ($OUT/*.svg)
+#
+# Knobs (environment):
+#   ABL_DATASETS   default "synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core"
+#                  (synth-gap = test/quality/gen_synth.awk with ABL_SYNTH_USERS
+#                  users (600): next item decided by the time gap, the
+#                  positive control; the others from ../shared/data)
+#   ABL_TIE_ORDERS for Amazon data sets: "file item" (default); file = order
+#                  column seq (file order), item = order column item_id.
+#                  Other data sets: file order.
+#   ABL_ARMS       default "robust notime official"
+#   ABL_SEEDS      default "2020 2021 2022"
+#   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm
+#                  (default: ABL_SEEDS); ABL_OFFICIAL_DATASETS: its data sets
+#                  (default: ABL_DATASETS)
+#   ABL_OPTIONS    common JSON members, default
+#                  '"batch_size": 256, "patience": 5, "epochs": 30, "max_seq_len": 50'
+#                  (the preset: amazon for Amazon/Last.fm, movielens for
+#                  MovieLens and the synthetic set)
+#   ABL_PARALLEL, ABL_THREADS, ABL_BOOT (bootstrap resamples, 2000),
+#   ABL_BOOT_SEED (12345), ABL_OUT (test/results/ablation),
+#   ABL_CLUSTER_DIR  keep the cluster (and its trained models) in this
+#                  directory and reuse it on the next call (resumable runs);
+#                  default: a throwaway cluster
+#   ABL_PORT (54351), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1 (skip build/install)
+# Settings are never chosen on test: the test figures are only reported.
+set -u -o pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO" || exit 1
+# shellcheck source=../scripts/lib.sh
+. "$REPO/test/scripts/lib.sh"
+export PATH=$T4R_PG_BINDIR:$PATH
+
+DATA=${QUALITY_DATA:-$REPO/../shared/data}
+DATASETS=${ABL_DATASETS:-synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core}
+TIE_ORDERS=${ABL_TIE_ORDERS:-file item}
+ARMS=${ABL_ARMS:-robust notime official}
+SEEDS=${ABL_SEEDS:-2020 2021 2022}
+OFF_SEEDS=${ABL_OFFICIAL_SEEDS:-$SEEDS}
+OFF_DATASETS=${ABL_OFFICIAL_DATASETS:-$DATASETS}
+COMMON=${ABL_OPTIONS:-'"batch_size": 256, "patience": 5, "epochs": 30, "max_seq_len": 50'}
+PAR=${ABL_PARALLEL:-2}
+THREADS=${ABL_THREADS:-1}
+BOOT=${ABL_BOOT:-2000}
+BOOT_SEED=${ABL_BOOT_SEED:-12345}
+OUT=${ABL_OUT:-$REPO/test/results/ablation}
+PHASES=${ABL_PHASES:-train eval report}
+PORT=${ABL_PORT:-54351}
+SYNTH_USERS=${ABL_SYNTH_USERS:-600}
+mkdir -p "$OUT/logs" "$OUT/ranks" "$OUT/hist"
+
+log() { printf '[ablation %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# ------------------------------------------------------------------ cluster
+KEEP=0
+cluster_up() {
+    if [ -n "${ABL_CLUSTER_DIR:-}" ]; then
+        KEEP=1
+        T4R_CLUSTER_DIR=$ABL_CLUSTER_DIR
+        local run=() data=$ABL_CLUSTER_DIR/data
+        if [ "$(id -u)" -eq 0 ]; then run=(runuser -u postgres --); PGUSER=postgres; else PGUSER=$(id -un); fi
+        T4R_CLUSTER_RUN=("${run[@]}")
+        if [ ! -d "$data" ]; then
+            mkdir -p "$ABL_CLUSTER_DIR" && chmod 755 "$ABL_CLUSTER_DIR"
+            [ "$(id -u)" -eq 0 ] && chown postgres "$ABL_CLUSTER_DIR"
+            "${run[@]}" "$T4R_PG_BINDIR/initdb" -D "$data" -A trust -U "$PGUSER" -E UTF8 --no-locale \
+                >"$ABL_CLUSTER_DIR/initdb.log" 2>&1 || { cat "$ABL_CLUSTER_DIR/initdb.log" >&2; return 1; }
+        fi
+        if [ ! -f "$data/postmaster.pid" ]; then
+            "${run[@]}" "$T4R_PG_BINDIR/pg_ctl" -D "$data" -w -t 60 -l "$ABL_CLUSTER_DIR/server.log" \
+                -o "-c listen_addresses='' -k $ABL_CLUSTER_DIR -p $PORT -c fsync=off -c max_connections=40 -c shared_buffers=128MB" \
+                start >/dev/null || { cat "$ABL_CLUSTER_DIR/server.log" >&2; return 1; }
+        fi
+        export PGHOST=$ABL_CLUSTER_DIR PGPORT=$PORT PGUSER
+    else
+        t4r_cluster_start "$PORT" >"$OUT/logs/cluster.log" 2>&1 || { cat "$OUT/logs/cluster.log" >&2; return 1; }
+        trap 't4r_cluster_stop' EXIT
+    fi
+    export PGDATABASE=postgres
+    psql -X -q -c "CREATE EXTENSION IF NOT EXISTS tim4rec" >/dev/null 2>&1 ||
+        { log "CREATE EXTENSION tim4rec failed"; return 1; }
+}
+
+# --------------------------------------------------------------- data sets
+dsid() { printf '%s' "$1" | tr -c 'A-Za-z0-9\n' '_'; }
+preset_of() { case "$1" in ml-*|movielens*|synth*) echo movielens ;; *) echo amazon ;; esac; }
+orders_of() { case "$1" in amazon*) echo "$TIE_ORDERS" ;; *) echo file ;; esac; }
+ocol_of() { case "$1" in item) echo item_id ;; *) echo seq ;; esac; }
+
+load_dataset() {    # ds -> table d_<dsid>, loaded once
+    local ds=$1 t csv
+    t=d_$(dsid "$ds")
+    if [ "$(psql -X -At -c "SELECT to_regclass('public.$t') IS NOT NULL")" = t ]; then
+        return 0
+    fi
+    if [ "$ds" = synth-gap ]; then
+        csv=$OUT/synth-gap.csv
+        awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_synth.awk >"$csv"
+    else
+        csv=$DATA/$ds/interactions.csv
+        [ -r "$csv" ] || { log "SKIP $ds: $csv not found"; return 1; }
+    fi
+    test/scripts/load_interactions.sh --replace -t "$t" -f csv "$csv" >>"$OUT/logs/load.log" 2>&1 ||
+        { log "load of $ds failed (see $OUT/logs/load.log)"; return 1; }
+    [ "$ds" = synth-gap ] && rm -f "$csv"
+    log "loaded $ds into $t: $(tail -1 "$OUT/logs/load.log")"
+}
+
+arm_opts() {
+    case $1 in
+        robust) echo '"time_features": "robust", "training": "all_positions"' ;;
+        notime) echo '"is_time": false, "training": "all_positions"' ;;
+        official) echo '"time_features": "official"' ;;
+        *) log "unknown arm $1"; return 1 ;;
+    esac
+}
+model_of() { echo "a_$(dsid "$1")_$2_$3_$4"; }     # ds order arm seed
+
+# ------------------------------------------------------------------ train
+train_one() {    # ds order arm seed
+    local ds=$1 order=$2 arm=$3 seed=$4 model opts logf
+    model=$(model_of "$ds" "$order" "$arm" "$seed")
+    logf=$OUT/logs/$model.log
+    opts="{$COMMON, \"preset\": \"$(preset_of "$ds")\", \"seed\": $seed, \"threads\": $THREADS, \"order_column\": \"$(ocol_of "$order")\", $(arm_opts "$arm")}"
+    log "start $model: load $(cut -d' ' -f1 /proc/loadavg); options $opts"
+    if psql -X -q -At -F' ' -v ON_ERROR_STOP=1 >"$logf" 2>&1 <<SQL
+SELECT 'START', extract(epoch FROM clock_timestamp()), '$(cut -d' ' -f1 /proc/loadavg)';
+SELECT 'TRAINROW', epochs_run, best_epoch, valid_ndcg10, test_hr10, test_ndcg10, test_mrr10, train_samples, seconds, users, items, interactions
+  FROM tim4rec_train('d_$(dsid "$ds")', '$model', options => '$opts'::jsonb);
+SELECT 'END', extract(epoch FROM clock_timestamp()), '$(cut -d' ' -f1 /proc/loadavg)';
+SQL
+    then
+        log "done  $model: $(grep '^TRAINROW' "$logf")"
+    else
+        log "FAILED $model: $(tail -3 "$logf")"
+    fi
+}
+
+model_exists() {
+    [ "$(psql -X -At -c "SELECT count(*) FROM tim4rec_models WHERE model_name = '$1'")" != 0 ]
+}
+
+phase_train() {
+    local jobs=() ds order arm seed j n=0
+    # cheap arms (all_positions) of every data set first, in the order given,
+    # seeds interleaved; then the per-prefix official arm
+    for ds in $DATASETS; do
+        load_dataset "$ds" || continue
+        for order in $(orders_of "$ds"); do
+            for seed in $SEEDS; do
+                for arm in $ARMS; do
+                    [ "$arm" = official ] && continue
+                    jobs+=("$ds $order $arm $seed")
+                done
+            done
+        done
+    done
+    case " $ARMS " in *" official "*)
+        for ds in $OFF_DATASETS; do
+            case " $DATASETS " in *" $ds "*) ;; *) continue ;; esac
+            load_dataset "$ds" || continue
+            for order in $(orders_of "$ds"); do
+                for seed in $OFF_SEEDS; do jobs+=("$ds $order official $seed"); done
+            done
+        done ;;
+    esac
+    log "${#jobs[@]} trainings planned, $PAR at a time, $THREADS thread(s) each"
+    for j in "${jobs[@]}"; do
+        # shellcheck disable=SC2086
+        set -- $j
+        if model_exists "$(model_of "$1" "$2" "$3" "$4")"; then
+            log "skip $(model_of "$1" "$2" "$3" "$4"): already trained"
+            continue
+        fi
+        train_one "$1" "$2" "$3" "$4" &
+        n=$((n + 1))
+        if [ "$n" -ge "$PAR" ]; then wait -n; n=$((n - 1)); fi
+    done
+    wait
+}
+
+# ------------------------------------------------------------------ eval
+# per model: ranks/<model>.tsv = user_id <TAB> rank (0-based) of the test
+# target; hist/<model>.tsv = epoch <TAB> valid_ndcg10 <TAB> loss <TAB> seconds
+phase_eval() {
+    local m
+    for m in $(psql -X -At -c "SELECT model_name FROM tim4rec_models WHERE model_name LIKE 'a\\_%' ORDER BY 1"); do
+        psql -X -At -F$'\t' -c "SELECT (e->>'epoch')::int, e->>'valid_ndcg10', e->>'loss', e->>'seconds'
+                                  FROM tim4rec_models, jsonb_array_elements(history) e
+                                 WHERE model_name = '$m' ORDER BY 1" >"$OUT/hist/$m.tsv"
+        [ -s "$OUT/ranks/$m.tsv" ] && continue
+        if psql -X -At -F$'\t' -v ON_ERROR_STOP=1 \
+             -c "SELECT user_id, rank FROM tim4rec_evaluate_users('$m', 'test') ORDER BY user_id" \
+             >"$OUT/ranks/$m.tmp" 2>"$OUT/logs/eval_$m.err"; then
+            mv "$OUT/ranks/$m.tmp" "$OUT/ranks/$m.tsv"
+            # the check of the issue: mean of the per-user values = tim4rec_evaluate
+            psql -X -At -F' ' -c "SELECT 'EVAL', value FROM tim4rec_evaluate('$m', ARRAY[10])
+                                   WHERE model = 'tim4rec' AND split = 'test' AND metric = 'ndcg'" \
+                >"$OUT/ranks/$m.eval"
+            log "per-user ranks of $m: $(wc -l <"$OUT/ranks/$m.tsv") users"
+        else
+            log "per-user evaluation of $m failed: $(tail -2 "$OUT/logs/eval_$m.err")"
+            rm -f "$OUT/ranks/$m.tmp"
+        fi
+    done
+}
+
+# ------------------------------------------------------------------ report
+phase_report() {
+    bash test/quality/ablation_report.sh "$OUT"
+}
+
+if has_phase train || has_phase eval; then
+    if [ "${T4R_SKIP_INSTALL:-0}" != 1 ]; then
+        { t4r_ensure_packages && t4r_build_install; } >"$OUT/logs/setup.log" 2>&1 ||
+            { tail -20 "$OUT/logs/setup.log"; log "build/install failed"; exit 1; }
+    fi
+    cluster_up || exit 1
+    log "$(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+    has_phase train && phase_train
+    has_phase eval && phase_eval
+fi
+has_phase report && phase_report
+exit 0
