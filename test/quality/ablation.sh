@@ -63,8 +63,6 @@ OFF_DATASETS=${ABL_OFFICIAL_DATASETS:-$DATASETS}
 COMMON=${ABL_OPTIONS:-'"batch_size": 256, "patience": 5, "epochs": 30, "max_seq_len": 50'}
 PAR=${ABL_PARALLEL:-2}
 THREADS=${ABL_THREADS:-1}
-BOOT=${ABL_BOOT:-2000}
-BOOT_SEED=${ABL_BOOT_SEED:-12345}
 OUT=${ABL_OUT:-$REPO/test/results/ablation}
 PHASES=${ABL_PHASES:-train eval report}
 PORT=${ABL_PORT:-54351}
@@ -75,14 +73,10 @@ log() { printf '[ablation %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ------------------------------------------------------------------ cluster
-KEEP=0
 cluster_up() {
     if [ -n "${ABL_CLUSTER_DIR:-}" ]; then
-        KEEP=1
-        T4R_CLUSTER_DIR=$ABL_CLUSTER_DIR
         local run=() data=$ABL_CLUSTER_DIR/data
         if [ "$(id -u)" -eq 0 ]; then run=(runuser -u postgres --); PGUSER=postgres; else PGUSER=$(id -un); fi
-        T4R_CLUSTER_RUN=("${run[@]}")
         if [ ! -d "$data" ]; then
             mkdir -p "$ABL_CLUSTER_DIR" && chmod 755 "$ABL_CLUSTER_DIR"
             [ "$(id -u)" -eq 0 ] && chown postgres "$ABL_CLUSTER_DIR"
@@ -165,12 +159,14 @@ model_exists() {
 
 phase_train() {
     local jobs=() ds order arm seed j n=0
-    # cheap arms (all_positions) of every data set first, in the order given,
-    # seeds interleaved; then the per-prefix official arm
-    for ds in $DATASETS; do
-        load_dataset "$ds" || continue
-        for order in $(orders_of "$ds"); do
-            for seed in $SEEDS; do
+    # the cheap arms (all_positions) first, seed by seed (every data set gets
+    # its first seed before any gets its second), data sets in the order
+    # given; then the per-prefix official arm
+    for ds in $DATASETS; do load_dataset "$ds" || true; done
+    for seed in $SEEDS; do
+        for ds in $DATASETS; do
+            [ "$(psql -X -At -c "SELECT to_regclass('public.d_$(dsid "$ds")') IS NOT NULL")" = t ] || continue
+            for order in $(orders_of "$ds"); do
                 for arm in $ARMS; do
                     [ "$arm" = official ] && continue
                     jobs+=("$ds $order $arm $seed")

@@ -2,16 +2,23 @@
 # the real data sets in ../shared/data (see test/quality/run_quality.sh and
 # test/bench/QUALITY.md).  Not part of `make test`.
 # Variables (environment or make): QUALITY_EPOCHS, QUALITY_PATIENCE,
-# QUALITY_DATASETS, QUALITY_SEEDS, THREADS, QUALITY_PATH (auto|sql|core).
+# QUALITY_DATASETS, QUALITY_SEEDS, THREADS, QUALITY_PATH (auto|sql|core),
+# QUALITY_SUITE=ablation (the time ablation, test/quality/ablation.sh).
 # build/quality_core is the C driver on the float core (fallback / cross-check).
 
 build/quality_core: test/quality/quality_core.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
 	@mkdir -p build
 	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
 
-.PHONY: quality quality-synth
+.PHONY: quality quality-synth quality-ablation
 quality: build/quality_core
 	@bash test/quality/run_quality.sh
+
+# does the time path help? robust / official / is_time=false, paired
+# bootstrap over users, validation curves (issue 12 part 3; knobs ABL_* in
+# test/quality/ablation.sh; the same as QUALITY_SUITE=ablation make quality)
+quality-ablation:
+	@bash test/quality/ablation.sh
 
 # one epoch of the ML-1M-sized synthetic set (movielens preset, L = 200)
 quality-synth: build/quality_core

@@ -40,10 +40,22 @@
 #   T4R_SKIP_INSTALL=1  skip packages/build/install (sql path)
 # Output: a table on stdout; logs and rows.md (table rows for
 # test/bench/QUALITY.md) under test/results/quality/.
+# Validation curves: the per-epoch validation NDCG@10 of every fit (the
+# catalog's history) is drawn per data set into
+# test/results/quality/curves_<data set>.svg (gnuplot, installed from
+# Debian's gnuplot-nox when missing).
+#
+# QUALITY_SUITE=ablation runs the time ablation of issue 12 part 3 instead
+# (test/quality/ablation.sh, knobs ABL_*: arms robust / notime / official,
+# seeds, data sets, tie orders, paired bootstrap over users, curves).
 set -u -o pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO" || exit 1
+if [ "${QUALITY_SUITE:-}" = ablation ]; then
+    exec bash test/quality/ablation.sh
+fi
+CURVES=()
 # shellcheck source=../scripts/lib.sh
 . "$REPO/test/scripts/lib.sh"
 export PATH=$T4R_PG_BINDIR:$PATH
@@ -211,6 +223,12 @@ SQL
         log "  FAILED: $(tail -5 "$logf")"
         return 1
     fi
+    # the per-epoch history (validation curve) from the catalog
+    mkdir -p "$OUTDIR/hist"
+    psql -X -At -F$'\t' -c "SELECT (e->>'epoch')::int, e->>'valid_ndcg10', e->>'loss', e->>'seconds'
+                               FROM tim4rec_models, jsonb_array_elements(history) e
+                              WHERE model_name = '$model' ORDER BY 1" >"$OUTDIR/hist/$model.tsv" 2>/dev/null
+    CURVES+=("$ds|$OUTDIR/hist/$model.tsv=$label $seed")
     local t0 t1 hwm secs mib
     t0=$(awk '/^T0$/ { getline; print; exit }' "$logf")
     t1=$(awk '/^T1$/ { getline; print; exit }' "$logf")
@@ -290,6 +308,17 @@ for ds in $DATASETS; do
             first=0
         done
     fi
+done
+# validation curves of every arm, one picture per data set
+# (test/quality/plot_curves.sh, gnuplot)
+for ds in $DATASETS; do
+    args=()
+    for c in "${CURVES[@]}"; do
+        [ "${c%%|*}" = "$ds" ] && args+=("${c#*|}")
+    done
+    [ ${#args[@]} -gt 0 ] || continue
+    bash test/quality/plot_curves.sh "$OUTDIR/curves_$ds.svg" "$ds: validation NDCG@10 per epoch" "${args[@]}" &&
+        [ -s "$OUTDIR/curves_$ds.svg" ] && echo "curves: $OUTDIR/curves_$ds.svg"
 done
 echo
 echo "rows: $ROWS; logs: $OUTDIR"
