@@ -22,7 +22,8 @@
 #           per-epoch history -> $OUT/hist/*.tsv
 #   report  tables (markdown, $OUT/ablation.md), bootstrap, curves ($OUT/*.svg)
 #
-# Knobs (environment):
+# Knobs (environment; ABL_DATASETS, ABL_SEEDS and ABL_TIE_ORDERS fall back
+# on make quality's QUALITY_DATASETS, QUALITY_SEEDS and QUALITY_TIE_ORDERS):
 #   ABL_DATASETS   default "synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core"
 #                  (synth-gap = test/quality/gen_synth.awk with ABL_SYNTH_USERS
 #                  users (600): next item decided by the time gap, the
@@ -54,10 +55,10 @@ cd "$REPO" || exit 1
 export PATH=$T4R_PG_BINDIR:$PATH
 
 DATA=${QUALITY_DATA:-$REPO/../shared/data}
-DATASETS=${ABL_DATASETS:-synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core}
-TIE_ORDERS=${ABL_TIE_ORDERS:-file item}
+DATASETS=${ABL_DATASETS:-${QUALITY_DATASETS:-synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core}}
+TIE_ORDERS=${ABL_TIE_ORDERS:-${QUALITY_TIE_ORDERS:-file item}}
 ARMS=${ABL_ARMS:-robust notime official}
-SEEDS=${ABL_SEEDS:-2020 2021 2022}
+SEEDS=${ABL_SEEDS:-${QUALITY_SEEDS:-2020 2021 2022}}
 OFF_SEEDS=${ABL_OFFICIAL_SEEDS:-$SEEDS}
 OFF_DATASETS=${ABL_OFFICIAL_DATASETS:-$DATASETS}
 COMMON=${ABL_OPTIONS:-'"batch_size": 256, "patience": 5, "epochs": 30, "max_seq_len": 50'}

@@ -70,12 +70,13 @@ echo "Check: for $nchk models the mean over users of the per-user test NDCG@10 (
 for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     ds=${key%/*}; order=${key#*/}
     awk -v d="$ds" -v o="$order" '$2 == d && $3 == o' "$TMP/runs" >"$TMP/sel"
+    name=${ds//_/-}     # the data set's name (names use '-', model names '_')
     echo
-    if [ "${ds#amazon}" != "$ds" ]; then
-        echo "#### $ds, $(order_label "$order")"
-    else
-        echo "#### $ds ($(order_label "$order"))"
-    fi
+    case $name in
+        amazon*) echo "#### $name, $(order_label "$order")" ;;
+        synth-gap) echo "#### synth-gap: positive control (test/quality/gen_synth.awk, next item decided by the time gap; $(order_label "$order"))" ;;
+        *) echo "#### $name ($(order_label "$order"))" ;;
+    esac
     echo
     r1=$(head -1 "$TMP/sel")
     # shellcheck disable=SC2086
@@ -152,8 +153,8 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
         args+=("$OUT/hist/$m.tsv=$arm $seed")
     done <"$TMP/sel"
     rm -f "$svg"
-    bash "$REPO/test/quality/plot_curves.sh" "$svg" "$ds ($order order): validation NDCG@10 per epoch" "${args[@]}" >&2
-    [ -s "$svg" ] && { echo; echo "![validation NDCG@10 per epoch, $ds, $order order](ablation/$(basename "$svg"))"; }
+    bash "$REPO/test/quality/plot_curves.sh" "$svg" "$name ($order order): validation NDCG@10 per epoch" "${args[@]}" >&2
+    [ -s "$svg" ] && { echo; echo "![validation NDCG@10 per epoch, $name, $order order](ablation/$(basename "$svg"))"; }
 done
 } >"$MD"
 echo "report: $MD" >&2
