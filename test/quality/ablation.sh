@@ -24,10 +24,14 @@
 #
 # Knobs (environment; ABL_DATASETS, ABL_SEEDS and ABL_TIE_ORDERS fall back
 # on make quality's QUALITY_DATASETS, QUALITY_SEEDS and QUALITY_TIE_ORDERS):
-#   ABL_DATASETS   default "synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core"
-#                  (synth-gap = test/quality/gen_synth.awk with ABL_SYNTH_USERS
-#                  users (600): next item decided by the time gap, the
-#                  positive control; the others from ../shared/data)
+#   ABL_DATASETS   default "synth-timegap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core"
+#                  synth-timegap = test/quality/gen_timegap.awk (ABL_SYNTH_USERS
+#                  users, 600): the next item depends on the previous items
+#                  and a gap the model sees (test/core/test_synthetic.c's
+#                  design), the positive control; synth-gap =
+#                  test/quality/gen_synth.awk with ABL_SYNTH_USERS users (its
+#                  deciding gap leads into the target, so no model can read
+#                  it: not a positive control); the others from ../shared/data
 #   ABL_TIE_ORDERS for Amazon data sets: "file item" (default); file = order
 #                  column seq (file order), item = order column item_id.
 #                  Other data sets: file order.
@@ -55,7 +59,7 @@ cd "$REPO" || exit 1
 export PATH=$T4R_PG_BINDIR:$PATH
 
 DATA=${QUALITY_DATA:-$REPO/../shared/data}
-DATASETS=${ABL_DATASETS:-${QUALITY_DATASETS:-synth-gap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core}}
+DATASETS=${ABL_DATASETS:-${QUALITY_DATASETS:-synth-timegap ml-100k lastfm-2k-tags ml-latest-small amazon-beauty-5core}}
 TIE_ORDERS=${ABL_TIE_ORDERS:-${QUALITY_TIE_ORDERS:-file item}}
 ARMS=${ABL_ARMS:-robust notime official}
 SEEDS=${ABL_SEEDS:-${QUALITY_SEEDS:-2020 2021 2022}}
@@ -111,16 +115,20 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
     if [ "$(psql -X -At -c "SELECT to_regclass('public.$t') IS NOT NULL")" = t ]; then
         return 0
     fi
-    if [ "$ds" = synth-gap ]; then
-        csv=$OUT/synth-gap.csv
-        awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_synth.awk >"$csv"
+    if [ "$ds" = synth-gap ] || [ "$ds" = synth-timegap ]; then
+        csv=$OUT/$ds.csv
+        if [ "$ds" = synth-gap ]; then
+            awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_synth.awk >"$csv"
+        else
+            awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_timegap.awk >"$csv"
+        fi
     else
         csv=$DATA/$ds/interactions.csv
         [ -r "$csv" ] || { log "SKIP $ds: $csv not found"; return 1; }
     fi
     test/scripts/load_interactions.sh --replace -t "$t" -f csv "$csv" >>"$OUT/logs/load.log" 2>&1 ||
         { log "load of $ds failed (see $OUT/logs/load.log)"; return 1; }
-    [ "$ds" = synth-gap ] && rm -f "$csv"
+    case $ds in synth-*) rm -f "$csv" ;; esac
     log "loaded $ds into $t: $(tail -1 "$OUT/logs/load.log")"
 }
 
