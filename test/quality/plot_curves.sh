@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# plot_curves.sh OUT.svg TITLE FILE=LABEL ... - validation curves with gnuplot
+# plot_curves.sh OUT.svg|OUT.png TITLE FILE=LABEL ... - validation curves with gnuplot
 # (Debian gnuplot-nox; installed when missing, as test/run_tests.sh installs
 # its packages).  Each FILE holds "epoch<TAB>valid_ndcg10[<TAB>...]" lines
 # (the catalog's per-epoch history, see test/quality/ablation.sh and
@@ -32,8 +32,10 @@ for fl in "$@"; do
     plot="$plot${plot:+, }'$f' using 1:2 with linespoints lw 1.5 pt 7 ps 0.4 lc rgb '${col[$g]}' dt ${dash[$g]} title '$lab'"
 done
 [ -n "$plot" ] || exit 0
+term="svg size 720,420 noenhanced font 'sans,11' background '#ffffff'"
+case $svg in *.png) term="pngcairo size 720,420 noenhanced font 'sans,10' background '#ffffff'" ;; esac
 gnuplot <<GP || { t4r_log "gnuplot failed for $svg"; exit 0; }
-set terminal svg size 720,420 font 'sans,11' background '#ffffff'
+set terminal $term
 set output '$svg'
 set title '$title'
 set xlabel 'epoch'
