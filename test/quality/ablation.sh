@@ -95,6 +95,8 @@ cluster_up() {
         fi
         export PGHOST=$ABL_CLUSTER_DIR PGPORT=$PORT PGUSER
     else
+        # a throwaway cluster: results of earlier calls do not belong to it
+        rm -f "$OUT"/logs/a_*.log "$OUT"/ranks/a_* "$OUT"/hist/a_*
         t4r_cluster_start "$PORT" >"$OUT/logs/cluster.log" 2>&1 || { cat "$OUT/logs/cluster.log" >&2; return 1; }
         trap 't4r_cluster_stop' EXIT
     fi
@@ -147,6 +149,7 @@ train_one() {    # ds order arm seed
     local ds=$1 order=$2 arm=$3 seed=$4 model opts logf
     model=$(model_of "$ds" "$order" "$arm" "$seed")
     logf=$OUT/logs/$model.log
+    rm -f "$OUT/ranks/$model.tsv" "$OUT/ranks/$model.eval" "$OUT/hist/$model.tsv"
     opts="{$COMMON, \"preset\": \"$(preset_of "$ds")\", \"seed\": $seed, \"threads\": $THREADS, \"order_column\": \"$(ocol_of "$order")\", $(arm_opts "$arm")}"
     log "start $model: load $(cut -d' ' -f1 /proc/loadavg); options $opts"
     if psql -X -q -At -F' ' -v ON_ERROR_STOP=1 >"$logf" 2>&1 <<SQL
