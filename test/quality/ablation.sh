@@ -154,6 +154,7 @@ train_one() {    # ds order arm seed
     log "start $model: load $(cut -d' ' -f1 /proc/loadavg); options $opts"
     if psql -X -q -At -F' ' -v ON_ERROR_STOP=1 >"$logf" 2>&1 <<SQL
 SELECT 'START', extract(epoch FROM clock_timestamp()), '$(cut -d' ' -f1 /proc/loadavg)';
+SELECT 'OPTS', '$opts';
 SELECT 'TRAINROW', epochs_run, best_epoch, valid_ndcg10, test_hr10, test_ndcg10, test_mrr10, train_samples, seconds, users, items, interactions
   FROM tim4rec_train('d_$(dsid "$ds")', '$model', options => '$opts'::jsonb);
 SELECT 'END', extract(epoch FROM clock_timestamp()), '$(cut -d' ' -f1 /proc/loadavg)';

@@ -34,9 +34,12 @@ for f in "$OUT"/logs/a_*.log; do
     # shellcheck disable=SC2046
     set -- $(split_name "$m")
     ld=$(awk '$1 == "START" { print $3; exit }' "$f")
-    echo "$m $1 $2 $3 $4 ${row#TRAINROW } ${ld:--}" >>"$TMP/runs"
+    # epoch cap and patience of the run (the OPTS line; 30 and 5 before it existed)
+    cap=$(grep -m1 '^OPTS' "$f" | grep -o '"epochs": *[0-9]*' | grep -o '[0-9]*$')
+    pat=$(grep -m1 '^OPTS' "$f" | grep -o '"patience": *[0-9]*' | grep -o '[0-9]*$')
+    echo "$m $1 $2 $3 $4 ${row#TRAINROW } ${ld:--} ${cap:-30} ${pat:-5}" >>"$TMP/runs"
 done
-# columns: model dsid order arm seed epochs best valid hr ndcg mrr samples secs users items inter load
+# columns: model dsid order arm seed epochs best valid hr ndcg mrr samples secs users items inter load cap patience
 sort -k2,2 -k3,3 -k4,4 -k5,5n "$TMP/runs" -o "$TMP/runs"
 
 arm_label() {
@@ -86,7 +89,9 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seed | epochs run | best epoch | valid NDCG@10 | test HR@10 | test NDCG@10 | test MRR@10 | train s | load at start |"
     echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-    while read -r m _ _ arm seed ep best val hr nd mr _ secs _ _ _ ld; do
+    while read -r m _ _ arm seed ep best val hr nd mr _ secs _ _ _ ld cap pat; do
+        # stopped by the epoch cap, not by early stopping
+        [ "$ep" -ge "$cap" ] && [ "$best" -gt $((ep - pat)) ] && ep="$ep (cap)"
         printf '| %s | %s | %s | %s | %.4f | %.4f | %.4f | %.4f | %.0f | %s |\n' \
             "$(arm_label "$arm")" "$seed" "$ep" "$best" "$val" "$hr" "$nd" "$mr" "$secs" "$ld"
     done <"$TMP/sel"
