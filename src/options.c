@@ -427,9 +427,7 @@ same_scalar(const JsonbValue *a, const JsonbValue *b)
 
 typedef struct SearchErrCtx
 {
-	const char *key;			/* checking one value of key ... */
-	int			value;			/* ... 1-based */
-	int			trial;			/* or a whole trial (1-based) */
+	int			trial;			/* 1-based */
 	Jsonb	   *trial_values;
 } SearchErrCtx;
 
@@ -438,11 +436,8 @@ search_errcontext(void *arg)
 {
 	SearchErrCtx *c = (SearchErrCtx *) arg;
 
-	if (c->key)
-		errcontext("search value %d of \"%s\"", c->value, c->key);
-	else if (c->trial > 0)
-		errcontext("search trial %d: %s", c->trial,
-				   JsonbToCString(NULL, &c->trial_values->root, VARSIZE(c->trial_values)));
+	errcontext("search trial %d: %s", c->trial,
+			   JsonbToCString(NULL, &c->trial_values->root, VARSIZE(c->trial_values)));
 }
 
 static int
@@ -473,7 +468,6 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 	JsonbIteratorToken tok;
 	int			cap = 0;
 	int		  **idx;
-	T4rTrainOptions base_opts;
 	ErrorContextCallback ecb;
 	SearchErrCtx ectx;
 
@@ -535,8 +529,6 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 	p->n_values = palloc0(sizeof(int) * p->n_keys);
 	p->values = palloc0(sizeof(JsonbValue *) * p->n_keys);
 	p->grid_size = 1;
-	ectx.trial = 0;
-	ectx.trial_values = NULL;
 	ecb.callback = search_errcontext;
 	ecb.arg = &ectx;
 	ecb.previous = error_context_stack;
@@ -558,7 +550,6 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 		for (int j = 0; j < n; j++)
 		{
 			JsonbValue *e = getIthJsonbValueFromContainer(arr->val.binary.data, j);
-			JsonbParseState *st = NULL;
 
 			if (e->type != jbvNumeric && e->type != jbvBool && e->type != jbvString)
 				bad_search(psprintf("search value %d of \"%s\" must be a number, boolean or string",
@@ -569,22 +560,22 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 										p->keys[i], q + 1),
 							   "Each value is tried once.");
 			p->values[i][j] = *e;
-			/* each value alone must be a valid option value */
-			t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
-			t4r_jb_key(&st, p->keys[i]);
-			t4r_jb_value(&st, e);
-			ectx.key = p->keys[i];
-			ectx.value = j + 1;
-			error_context_stack = &ecb;
-			t4r_pg_parse_options(t4r_jb_concat(p->base, t4r_jb_end(&st, WJB_END_OBJECT)),
-								 &base_opts, "options");
-			error_context_stack = ecb.previous;
+			/* each value must be a valid value of its key (combinations
+			 * are checked below, trial by trial) */
+			{
+				t4r_config c;
+				char		err[512] = "";
+				char	   *txt = scalar_text(e, "search", p->keys[i]);
+
+				t4r_config_preset(&c, NULL);
+				if (t4r_config_set(&c, p->keys[i], txt, err, sizeof(err)) != T4R_OK)
+					bad_search(psprintf("search value %d of \"%s\" is invalid", j + 1, p->keys[i]),
+							   err[0] ? err : NULL);
+			}
 		}
 		p->n_values[i] = n;
 		p->grid_size *= n;
 	}
-	ectx.key = NULL;
-
 	/* how many trials */
 	if (ntrials != NULL)
 	{
@@ -617,10 +608,22 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 	p->n_trials = p->random ? cap : (int) p->grid_size;
 
 	/* the grid points: in order, or drawn without repetition from the seed */
-	t4r_pg_parse_options(p->base, &base_opts, "options");
 	idx = palloc(sizeof(int *) * p->n_trials);
 	{
-		uint64		rs = (uint64) base_opts.cfg.seed ^ UINT64CONST(0x5EA4C4);
+		/* the sampler's seed: the call's "seed" outside "search", else
+		 * the preset's */
+		t4r_config c;
+		JsonbValue *pv = getKeyJsonValueFromContainer(&p->base->root, "preset", strlen("preset"), NULL);
+		JsonbValue *sv = getKeyJsonValueFromContainer(&p->base->root, "seed", strlen("seed"), NULL);
+		char		err[256];
+		uint64		rs;
+
+		t4r_config_preset(&c, NULL);
+		if (pv && pv->type == jbvString)
+			(void) t4r_config_set(&c, "preset", scalar_text(pv, "options", "preset"), err, sizeof(err));
+		if (sv && sv->type == jbvNumeric)
+			(void) t4r_config_set(&c, "seed", scalar_text(sv, "options", "seed"), err, sizeof(err));
+		rs = (uint64) c.seed ^ UINT64CONST(0x5EA4C4);
 
 		for (int t = 0; t < p->n_trials; t++)
 		{
