@@ -457,52 +457,17 @@ search_rng(uint64 *s)
 	return z ^ (z >> 31);
 }
 
-bool
-t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
+/* the searched keys, alphabetically, each searchable and set only there */
+static void
+search_keys(JsonbContainer *spec, T4rSearchPlan *p)
 {
-	JsonbValue *spec,
-			   *ntrials;
 	JsonbIterator *it;
 	JsonbValue	k,
 				v;
 	JsonbIteratorToken tok;
-	int			cap = 0;
-	int		  **idx;
-	ErrorContextCallback ecb;
-	SearchErrCtx ectx;
 
-	memset(p, 0, sizeof(*p));
-	if (opts == NULL || !JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
-		return false;
-	spec = getKeyJsonValueFromContainer(&opts->root, "search", strlen("search"), NULL);
-	ntrials = getKeyJsonValueFromContainer(&opts->root, "search_trials", strlen("search_trials"), NULL);
-	if (spec == NULL)
-	{
-		if (ntrials != NULL)
-			bad_search("option \"search_trials\" needs option \"search\"",
-					   "search_trials is the number of trials of a hyper-parameter search.");
-		return false;
-	}
-	if (spec->type != jbvBinary || !JsonContainerIsObject(spec->val.binary.data) ||
-		JsonContainerSize(spec->val.binary.data) == 0)
-		bad_search("option \"search\" must be a non-empty JSON object",
-				   "Each key names an option, each value is a non-empty array of the values to try.");
-	if (getKeyJsonValueFromContainer(&opts->root, "init_from", strlen("init_from"), NULL) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options \"search\" and \"init_from\" cannot be combined"),
-				 errdetail("Every trial of a search trains from scratch."),
-				 errhint("Search without init_from, then warm-start from the kept version.")));
-
-	/* the options of every trial but the searched ones */
-	p->base = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(opts),
-												 CStringGetTextDatum("search")));
-	p->base = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(p->base),
-												 CStringGetTextDatum("search_trials")));
-
-	/* the keys, alphabetically */
-	p->keys = palloc(sizeof(char *) * JsonContainerSize(spec->val.binary.data));
-	it = JsonbIteratorInit(spec->val.binary.data);
+	p->keys = palloc(sizeof(char *) * JsonContainerSize(spec));
+	it = JsonbIteratorInit(spec);
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
 	{
 		char	   *key;
@@ -524,18 +489,18 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 		p->keys[p->n_keys++] = key;
 	}
 	qsort(p->keys, p->n_keys, sizeof(char *), cmp_cstr);
+}
 
-	/* the values of each key */
+/* the values of each key: non-empty arrays of distinct valid scalars */
+static void
+search_values(JsonbContainer *spec, T4rSearchPlan *p)
+{
 	p->n_values = palloc0(sizeof(int) * p->n_keys);
 	p->values = palloc0(sizeof(JsonbValue *) * p->n_keys);
 	p->grid_size = 1;
-	ecb.callback = search_errcontext;
-	ecb.arg = &ectx;
-	ecb.previous = error_context_stack;
 	for (int i = 0; i < p->n_keys; i++)
 	{
-		JsonbValue *arr = getKeyJsonValueFromContainer(spec->val.binary.data, p->keys[i],
-													   strlen(p->keys[i]), NULL);
+		JsonbValue *arr = getKeyJsonValueFromContainer(spec, p->keys[i], strlen(p->keys[i]), NULL);
 		int			n;
 
 		if (arr->type != jbvBinary || !JsonContainerIsArray(arr->val.binary.data) ||
@@ -550,6 +515,8 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 		for (int j = 0; j < n; j++)
 		{
 			JsonbValue *e = getIthJsonbValueFromContainer(arr->val.binary.data, j);
+			t4r_config c;
+			char		err[512] = "";
 
 			if (e->type != jbvNumeric && e->type != jbvBool && e->type != jbvString)
 				bad_search(psprintf("search value %d of \"%s\" must be a number, boolean or string",
@@ -560,23 +527,24 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 										p->keys[i], q + 1),
 							   "Each value is tried once.");
 			p->values[i][j] = *e;
-			/* each value must be a valid value of its key (combinations
-			 * are checked below, trial by trial) */
-			{
-				t4r_config c;
-				char		err[512] = "";
-				char	   *txt = scalar_text(e, "search", p->keys[i]);
-
-				t4r_config_preset(&c, NULL);
-				if (t4r_config_set(&c, p->keys[i], txt, err, sizeof(err)) != T4R_OK)
-					bad_search(psprintf("search value %d of \"%s\" is invalid", j + 1, p->keys[i]),
-							   err[0] ? err : NULL);
-			}
+			/* a valid value of its key (combinations: search_trial_options) */
+			t4r_config_preset(&c, NULL);
+			if (t4r_config_set(&c, p->keys[i], scalar_text(e, "search", p->keys[i]),
+							   err, sizeof(err)) != T4R_OK)
+				bad_search(psprintf("search value %d of \"%s\" is invalid", j + 1, p->keys[i]),
+						   err[0] ? err : NULL);
 		}
 		p->n_values[i] = n;
 		p->grid_size *= n;
 	}
-	/* how many trials */
+}
+
+/* how many trials: search_trials (1..cap), else the whole grid (<= cap) */
+static void
+search_count(JsonbValue *ntrials, T4rSearchPlan *p)
+{
+	int			cap;
+
 	if (ntrials != NULL)
 	{
 		char	   *txt = ntrials->type == jbvNumeric ?
@@ -606,56 +574,68 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 		cap = (int) p->grid_size;
 	p->random = cap < p->grid_size;
 	p->n_trials = p->random ? cap : (int) p->grid_size;
+}
 
-	/* the grid points: in order, or drawn without repetition from the seed */
-	idx = palloc(sizeof(int *) * p->n_trials);
+/* the grid points of the trials: in order, or drawn without repetition */
+static int **
+search_points(T4rSearchPlan *p)
+{
+	int		  **idx = palloc(sizeof(int *) * p->n_trials);
+	/* the sampler's seed: the call's "seed" outside "search", else the preset's */
+	t4r_config	c;
+	JsonbValue *pv = getKeyJsonValueFromContainer(&p->base->root, "preset", strlen("preset"), NULL);
+	JsonbValue *sv = getKeyJsonValueFromContainer(&p->base->root, "seed", strlen("seed"), NULL);
+	char		err[256];
+	uint64		rs;
+
+	t4r_config_preset(&c, NULL);
+	if (pv && pv->type == jbvString)
+		(void) t4r_config_set(&c, "preset", scalar_text(pv, "options", "preset"), err, sizeof(err));
+	if (sv && sv->type == jbvNumeric)
+		(void) t4r_config_set(&c, "seed", scalar_text(sv, "options", "seed"), err, sizeof(err));
+	rs = (uint64) c.seed ^ UINT64CONST(0x5EA4C4);
+
+	for (int t = 0; t < p->n_trials; t++)
 	{
-		/* the sampler's seed: the call's "seed" outside "search", else
-		 * the preset's */
-		t4r_config c;
-		JsonbValue *pv = getKeyJsonValueFromContainer(&p->base->root, "preset", strlen("preset"), NULL);
-		JsonbValue *sv = getKeyJsonValueFromContainer(&p->base->root, "seed", strlen("seed"), NULL);
-		char		err[256];
-		uint64		rs;
+		bool		dup;
 
-		t4r_config_preset(&c, NULL);
-		if (pv && pv->type == jbvString)
-			(void) t4r_config_set(&c, "preset", scalar_text(pv, "options", "preset"), err, sizeof(err));
-		if (sv && sv->type == jbvNumeric)
-			(void) t4r_config_set(&c, "seed", scalar_text(sv, "options", "seed"), err, sizeof(err));
-		rs = (uint64) c.seed ^ UINT64CONST(0x5EA4C4);
-
-		for (int t = 0; t < p->n_trials; t++)
+		idx[t] = palloc(sizeof(int) * p->n_keys);
+		do
 		{
-			bool		dup;
-
-			idx[t] = palloc(sizeof(int) * p->n_keys);
-			do
+			CHECK_FOR_INTERRUPTS();
+			if (p->random)
+				for (int i = 0; i < p->n_keys; i++)
+					idx[t][i] = (int) (search_rng(&rs) % (uint64) p->n_values[i]);
+			else
 			{
-				CHECK_FOR_INTERRUPTS();
-				if (p->random)
-					for (int i = 0; i < p->n_keys; i++)
-						idx[t][i] = (int) (search_rng(&rs) % (uint64) p->n_values[i]);
-				else
+				int			r = t;
+
+				for (int i = p->n_keys - 1; i >= 0; i--)
 				{
-					int			r = t;
-
-					for (int i = p->n_keys - 1; i >= 0; i--)
-					{
-						idx[t][i] = r % p->n_values[i];
-						r /= p->n_values[i];
-					}
+					idx[t][i] = r % p->n_values[i];
+					r /= p->n_values[i];
 				}
-				dup = false;
-				for (int u = 0; u < t && !dup; u++)
-					dup = memcmp(idx[u], idx[t], sizeof(int) * p->n_keys) == 0;
-			} while (dup);
-		}
+			}
+			dup = false;
+			for (int u = 0; u < t && !dup; u++)
+				dup = memcmp(idx[u], idx[t], sizeof(int) * p->n_keys) == 0;
+		} while (dup);
 	}
+	return idx;
+}
 
-	/* each trial's values and options, all checked now */
+/* each trial's values and options, every trial checked as a whole */
+static void
+search_trial_options(T4rSearchPlan *p, int **idx)
+{
+	ErrorContextCallback ecb;
+	SearchErrCtx ectx;
+
 	p->trial = palloc(sizeof(Jsonb *) * p->n_trials);
 	p->opts = palloc(sizeof(T4rTrainOptions) * p->n_trials);
+	ecb.callback = search_errcontext;
+	ecb.arg = &ectx;
+	ecb.previous = error_context_stack;
 	for (int t = 0; t < p->n_trials; t++)
 	{
 		JsonbParseState *st = NULL;
@@ -673,6 +653,46 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 		t4r_pg_parse_options(t4r_jb_concat(p->base, p->trial[t]), &p->opts[t], "options");
 		error_context_stack = ecb.previous;
 	}
+}
+
+bool
+t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
+{
+	JsonbValue *spec,
+			   *ntrials;
+
+	memset(p, 0, sizeof(*p));
+	if (opts == NULL || !JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
+		return false;
+	spec = getKeyJsonValueFromContainer(&opts->root, "search", strlen("search"), NULL);
+	ntrials = getKeyJsonValueFromContainer(&opts->root, "search_trials", strlen("search_trials"), NULL);
+	if (spec == NULL)
+	{
+		if (ntrials != NULL)
+			bad_search("option \"search_trials\" needs option \"search\"",
+					   "search_trials is the number of trials of a hyper-parameter search.");
+		return false;
+	}
+	if (spec->type != jbvBinary || !JsonContainerIsObject(spec->val.binary.data) ||
+		JsonContainerSize(spec->val.binary.data) == 0)
+		bad_search("option \"search\" must be a non-empty JSON object",
+				   "Each key names an option, each value is a non-empty array of the values to try.");
+	if (getKeyJsonValueFromContainer(&opts->root, "init_from", strlen("init_from"), NULL) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"search\" and \"init_from\" cannot be combined"),
+				 errdetail("Every trial of a search trains from scratch."),
+				 errhint("Search without init_from, then warm-start from the kept version.")));
+
+	/* the options of every trial but the searched ones */
+	p->base = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(opts),
+												 CStringGetTextDatum("search")));
+	p->base = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(p->base),
+												 CStringGetTextDatum("search_trials")));
+	search_keys(spec->val.binary.data, p);
+	search_values(spec->val.binary.data, p);
+	search_count(ntrials, p);
+	search_trial_options(p, search_points(p));
 	p->spec = DatumGetJsonbP(DirectFunctionCall2(jsonb_object_field, JsonbPGetDatum(opts),
 												 CStringGetTextDatum("search")));
 	return true;
