@@ -246,8 +246,8 @@ static bytea *meta_inject(const char *data, Size len, const char *meta, int meta
  * current memory context; the caller must have checked the read privilege
  * (t4r_pg_get_model).  ERROR 42704 when the row does not exist.
  */
-Jsonb *
-t4r_pg_catalog_config(const char *name, int32 version)
+static Jsonb *
+catalog_jsonb(const char *name, int32 version, const char *column)
 {
 	T4rCatalogSession cs;
 	T4rModelAcl acl;
@@ -257,7 +257,7 @@ t4r_pg_catalog_config(const char *name, int32 version)
 	bool		found;
 
 	t4r_pg_catalog_begin(&cs);
-	found = fetch_row(&cs, name, version, &acl, "config", &d, &isnull, target, false);
+	found = fetch_row(&cs, name, version, &acl, column, &d, &isnull, target, false);
 	MemoryContextSwitchTo(target);
 	t4r_pg_catalog_end(&cs);
 	if (!found || isnull)
@@ -265,6 +265,18 @@ t4r_pg_catalog_config(const char *name, int32 version)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" version %d does not exist", name, version)));
 	return DatumGetJsonbP(d);
+}
+
+Jsonb *
+t4r_pg_catalog_config(const char *name, int32 version)
+{
+	return catalog_jsonb(name, version, "config");
+}
+
+Jsonb *
+t4r_pg_catalog_metrics(const char *name, int32 version)
+{
+	return catalog_jsonb(name, version, "metrics");
 }
 
 int32

@@ -20,7 +20,7 @@
 #include "utils/json.h"
 #include "utils/numeric.h"
 
-#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from, search, search_trials"
+#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from, warm_scope, search, search_trials"
 
 /* ------------------------------------------------------------------ */
 /* options                                                             */
@@ -337,6 +337,35 @@ t4r_pg_warm_options(Jsonb *parent_cfg, Jsonb *user)
 	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, p, u));
 }
 
+
+/*
+ * options->warm_scope: what a warm start trains and early-stops on.  'all'
+ * (the default): every user; 'new': only the users with an interaction newer
+ * than the parent version's newest (their whole histories).  A per-call key:
+ * taken out of the options (never stored in the config, never inherited).
+ */
+int
+t4r_pg_warm_scope_option(Jsonb **opts)
+{
+	JsonbValue *v;
+	int			scope = 0;
+
+	if (*opts == NULL || !JB_ROOT_IS_OBJECT(*opts) || JB_ROOT_IS_SCALAR(*opts))
+		return -1;
+	v = getKeyJsonValueFromContainer(&(*opts)->root, "warm_scope", strlen("warm_scope"), NULL);
+	if (v == NULL)
+		return -1;
+	if (v->type == jbvString && v->val.string.len == 3 && memcmp(v->val.string.val, "all", 3) == 0)
+		scope = 0;
+	else if (v->type == jbvString && v->val.string.len == 3 &&
+			 memcmp(v->val.string.val, "new", 3) == 0)
+		scope = 1;
+	else
+		bad_option("options", "warm_scope", "warm_scope is 'all' or 'new'.");
+	*opts = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(*opts),
+											   CStringGetTextDatum("warm_scope")));
+	return scope;
+}
 
 /* ------------------------------------------------------------------ */
 /* hyper-parameter search                                              */

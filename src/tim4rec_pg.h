@@ -237,6 +237,9 @@ bool		t4r_pg_init_from_option(Jsonb *opts, char **name, int32 *version);
 /* a warm start's options: the parent's stored ones (less deploy, device,
  * threads), then the caller's (less init_from); ERROR 22023 for another preset */
 Jsonb	   *t4r_pg_warm_options(Jsonb *parent_cfg, Jsonb *user);
+/* options->warm_scope ('all' or 'new'), removed from *opts: -1 when absent,
+ * 0 all, 1 new; ERROR 22023 for another value */
+int			t4r_pg_warm_scope_option(Jsonb **opts);
 
 /* hyper-parameter search: options "search" {key: [values]} and "search_trials" */
 #define T4R_SEARCH_MAX_TRIALS 100
@@ -280,6 +283,7 @@ int32		t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed);
 /* config column of (name, version > 0); the caller checked READ (ERROR 42704
  * when there is no such row) */
 Jsonb	   *t4r_pg_catalog_config(const char *name, int32 version);
+Jsonb	   *t4r_pg_catalog_metrics(const char *name, int32 version);
 /* ERROR 42501 when model_name exists and the caller does not own it
  * (train and import check before the long work; insert checks again) */
 void		t4r_pg_check_model_writable(const char *model_name);

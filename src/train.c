@@ -99,6 +99,9 @@ typedef struct TrainRun
 	char	   *parent_name;	/* warm start (NULL: none) */
 	int32		parent_version;
 	T4rLoadedModel *parent;		/* pinned until the model is initialised */
+	int			warm_scope;		/* options.warm_scope: 0 all, 1 new */
+	double		parent_tmax;	/* the parent's newest interaction (scope new) */
+	t4r_dataset *fitds;			/* scope new: the users with newer interactions */
 	bool		search;
 	T4rSearchPlan plan;
 	int			n_trials;
@@ -216,6 +219,83 @@ epoch_cb(void *ud, const t4r_epoch_info *info)
 /* ------------------------------------------------------------------ */
 /* step 1: arguments and options                                       */
 /* ------------------------------------------------------------------ */
+/* metrics->time_max of the parent version (warm_scope 'new') */
+static double
+warm_parent_tmax(const char *name, int32 version)
+{
+	Jsonb	   *m = t4r_pg_catalog_metrics(name, version);
+	JsonbValue *v = m ? getKeyJsonValueFromContainer(&m->root, "time_max", strlen("time_max"), NULL)
+		: NULL;
+
+	if (v == NULL || v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" version %d does not record the time of its newest interaction",
+						name, version),
+				 errdetail("warm_scope 'new' trains on the users with interactions newer than the parent's; versions trained before tim4rec 0.3 do not record it."),
+				 errhint("Use warm_scope 'all' (the default) once; the new version records it.")));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/*
+ * warm_scope 'new': the users with an interaction after the parent's newest
+ * (whole histories) are what the warm start trains and early-stops on; the
+ * final metrics stay those of every user.
+ */
+static void
+warm_subset(TrainRun *r)
+{
+	const t4r_dataset *ds = r->ds;
+	uint8_t    *keep = palloc0(ds->n_users > 0 ? ds->n_users : 1);
+	int64		n = 0;
+	int			rc;
+
+	for (int64 u = 0; u < ds->n_users; u++)
+	{
+		/* a history is in time order: its last interaction is its newest */
+		int64		last = ds->seq_off[u + 1] - 1;
+
+		if (last >= ds->seq_off[u] && ds->seq_ts[last] > r->parent_tmax)
+		{
+			keep[u] = 1;
+			n++;
+		}
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("no user has interactions newer than those model \"%s\" version %d was trained on",
+						r->parent_name, r->parent_version),
+				 errhint("Add the new interactions first, or use warm_scope 'all'.")));
+	rc = t4r_dataset_subset(ds, keep, &r->fitds);
+	pfree(keep);
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "selecting the users with new interactions", NULL);
+	ereport(NOTICE,
+			(errmsg("warm start on the " INT64_FORMAT " of " INT64_FORMAT " users with interactions newer than the parent's",
+					n, (int64) ds->n_users)));
+}
+
+/* the newest interaction of the data (metrics "time_max") */
+static double
+data_tmax(const t4r_dataset *ds)
+{
+	double		m = 0;
+	bool		any = false;
+
+	for (int64 u = 0; u < ds->n_users; u++)
+	{
+		int64		last = ds->seq_off[u + 1] - 1;
+
+		if (last >= ds->seq_off[u] && (!any || ds->seq_ts[last] > m))
+		{
+			m = ds->seq_ts[last];
+			any = true;
+		}
+	}
+	return m;
+}
+
 static void
 train_args(FunctionCallInfo fcinfo, TrainRun *r)
 {
@@ -240,6 +320,14 @@ train_args(FunctionCallInfo fcinfo, TrainRun *r)
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
 
 	uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+	r->warm_scope = t4r_pg_warm_scope_option(&uopts);
+	if (r->warm_scope >= 0 && (uopts == NULL ||
+							   getKeyJsonValueFromContainer(&uopts->root, "init_from",
+															strlen("init_from"), NULL) == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"warm_scope\" needs \"init_from\""),
+				 errhint("warm_scope chooses what a warm start trains on; add \"init_from\": \"model\", or leave warm_scope out.")));
 	r->search = t4r_pg_search_plan(uopts, &r->plan);
 	if (r->search)
 	{
@@ -262,6 +350,8 @@ train_args(FunctionCallInfo fcinfo, TrainRun *r)
 			r->parent = t4r_pg_get_model(r->parent_name, r->parent_version, T4R_PRIV_READ);
 			r->parent_version = r->parent->version;
 			uopts = t4r_pg_warm_options(t4r_pg_catalog_config(r->parent_name, r->parent_version), uopts);
+			if (r->warm_scope == 1)
+				r->parent_tmax = warm_parent_tmax(r->parent_name, r->parent_version);
 		}
 		t4r_pg_parse_options(uopts, &r->trials[0].opts, "options");
 	}
@@ -374,6 +464,8 @@ train_dataset(TrainRun *r)
 	r->res.n_users = r->ds->n_users;
 	r->res.n_items = r->ds->n_items - 1;
 	r->res.n_inter = (int64) r->ds->n_interactions;
+	if (r->warm_scope == 1)
+		warm_subset(r);
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -501,7 +593,7 @@ train_fit(TrainRun *r, TrainTrial *tr)
 	fo.epoch_done = epoch_cb;
 	fo.ud = &tr->st;
 	err[0] = '\0';
-	rc = t4r_fit(r->model, r->ds, &fo, &tr->fres, err, sizeof(err));
+	rc = t4r_fit(r->model, r->fitds ? r->fitds : r->ds, &fo, &tr->fres, err, sizeof(err));
 	if (rc == T4R_ECANCELLED)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -632,6 +724,16 @@ train_metrics(TrainRun *r, const TrainTrial *b)
 	t4r_jb_int(&st, r->res.n_inter);
 	t4r_jb_key(&st, "train_samples");
 	t4r_jb_int(&st, (int64) b->fres.train_samples);
+	/* the newest interaction trained on: a later warm_scope 'new' starts after it */
+	t4r_jb_key(&st, "time_max");
+	t4r_jb_float(&st, data_tmax(r->ds));
+	if (r->parent_name)
+	{
+		t4r_jb_key(&st, "warm_scope");
+		t4r_jb_str(&st, r->warm_scope == 1 ? "new" : "all");
+		t4r_jb_key(&st, "warm_users");
+		t4r_jb_int(&st, r->fitds ? r->fitds->n_users : r->ds->n_users);
+	}
 	t4r_jb_key(&st, "epochs_run");
 	t4r_jb_int(&st, b->fres.epochs_run);
 	t4r_jb_key(&st, "best_epoch");
@@ -864,6 +966,9 @@ tim4rec_train(PG_FUNCTION_ARGS)
 			t4r_model_free(r->best);
 		if (r->ds)
 			t4r_dataset_free(r->ds);
+		if (r->fitds)
+			t4r_dataset_free(r->fitds);
+		r->fitds = NULL;
 		free(r->wbuf);
 		r->model = r->best = NULL;
 		r->ds = NULL;
