@@ -536,6 +536,12 @@ load_data(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid, t4r_mode
 			a->drange = range;
 		}
 	}
+
+	/* the projections packed for inference: shared with the weights */
+	a->npacked = t4r_infer_pack_elems(*model);
+	a->packed = palloc((a->npacked + 1) * sizeof(t4r_real));
+	if (t4r_infer_pack_fill(*model, a->packed) != T4R_OK)
+		elog(ERROR, "tim4rec: packing the weights of model \"%s\" version %d failed", name, version);
 }
 
 /*
@@ -634,12 +640,13 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 		{
 			t4r_infer_ctx *c = NULL;
 
-			rc = t4r_infer_ctx_create(model, &c);
+			rc = t4r_infer_ctx_create_packed(model, lf->a.packed, &c);
 			if (rc != T4R_OK)
 				t4r_pg_core_error(rc, "creating an inference context", NULL);
 			lm->ctx = c;
 		}
 		lm->model = model;
+		lm->packed = lf->a.packed;
 	}
 	PG_CATCH();
 	{

@@ -855,7 +855,7 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	st->rb_cb.func = rb_free_cb;
 	st->rb_cb.arg = st;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &st->rb_cb);
-	rc = t4r_rec_batch_create(lm->model, st->threads, &st->rb);
+	rc = t4r_rec_batch_create_packed(lm->model, st->threads, lm->packed, &st->rb);
 	if (rc != T4R_OK)
 		t4r_pg_core_error(rc, "allocating the inference scratch memory", NULL);
 

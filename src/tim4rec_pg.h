@@ -318,6 +318,8 @@ typedef struct T4rModelArrays
 	int64	   *sorted_ids;		/* [V-1] */
 	int32	   *sorted_rows;	/* [V-1] */
 	T4rKeys		keys;			/* text/uuid item ids (keys.n = 0: integer) */
+	size_t		npacked;
+	t4r_real   *packed;			/* [npacked] t4r_infer_pack_fill */
 } T4rModelArrays;
 
 void		t4r_pg_shared_init(void);	/* _PG_init, when preloaded */
@@ -358,6 +360,8 @@ typedef struct T4rLoadedModel
 	int32		version;
 	t4r_model  *model;			/* malloc'd by the core */
 	t4r_infer_ctx *ctx;			/* one inference context for this backend */
+	const t4r_real *packed;		/* its packed projections (shared when the
+								 * model is) for tim4rec_recommend_all */
 	int64	   *item_ids;		/* [V]; item_ids[0] = 0 (padding); for text
 								 * and uuid items the keys' ranks (ids.h) */
 	const T4rKeys *item_keys;	/* text and uuid item ids (n = 0: integer) */

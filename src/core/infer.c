@@ -21,6 +21,12 @@ struct t4r_infer_ctx
 int
 t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out)
 {
+	return t4r_infer_ctx_create_packed(m, NULL, out);
+}
+
+int
+t4r_infer_ctx_create_packed(const t4r_model *m, const t4r_real *packed, t4r_infer_ctx **out)
+{
 	t4r_infer_ctx *c;
 	int			rc;
 
@@ -33,7 +39,7 @@ t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out)
 	c->m = m;
 	rc = t4r_ws_create(m, 1, 0, &c->ws);
 	if (rc == T4R_OK)
-		rc = t4r_ipack_create(m, &c->ip);
+		rc = t4r_ipack_create(m, packed, &c->ip);
 	if (rc != T4R_OK)
 	{
 		t4r_ws_free(c->ws);
@@ -225,6 +231,13 @@ struct t4r_rec_batch
 int
 t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
 {
+	return t4r_rec_batch_create_packed(m, threads, NULL, out);
+}
+
+int
+t4r_rec_batch_create_packed(const t4r_model *m, int threads, const t4r_real *packed,
+							t4r_rec_batch **out)
+{
 	t4r_rec_batch *b;
 	int			V;
 
@@ -243,7 +256,7 @@ t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
 	b->ws = calloc(threads, sizeof(t4r_ws *));
 	b->scores = calloc(threads, sizeof(t4r_real *));
 	b->mask = calloc(threads, sizeof(uint8_t *));
-	if (!b->ws || !b->scores || !b->mask || t4r_ipack_create(m, &b->ip) != T4R_OK)
+	if (!b->ws || !b->scores || !b->mask || t4r_ipack_create(m, packed, &b->ip) != T4R_OK)
 	{
 		t4r_rec_batch_free(b);
 		return T4R_ENOMEM;

@@ -129,7 +129,7 @@ typedef struct t4r_ws
  */
 typedef struct t4r_ipack
 {
-	t4r_real   *mem;
+	t4r_real   *mem;			/* own copy, or NULL: a borrowed buffer */
 	struct
 	{
 		t4r_real   *inz, *inr, *out, *fc1, *fc2;
@@ -137,7 +137,7 @@ typedef struct t4r_ipack
 	}			l[T4R_MAX_LAYERS];
 } t4r_ipack;
 
-int			t4r_ipack_create(const t4r_model *m, t4r_ipack **out);
+int			t4r_ipack_create(const t4r_model *m, const t4r_real *packed, t4r_ipack **out);
 void		t4r_ipack_free(t4r_ipack *ip);
 
 void		t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v);

@@ -139,51 +139,34 @@ t4r_rgemm(int M, int N, int K, const t4r_real *A, int lda, const t4r_real *Wp,
 /* a model's packed projections                                        */
 /* ------------------------------------------------------------------ */
 
-int
-t4r_ipack_create(const t4r_model *m, t4r_ipack **out)
+/*
+ * The packed layout of m: every packed matrix in turn from base (fill: also
+ * write them).  Returns the elements used.
+ */
+static size_t
+ipack_layout(const t4r_model *m, t4r_real *base, int fill, t4r_ipack *ip)
 {
-	const t4r_dims *D;
+	const t4r_dims *D = &m->dims;
 	t4r_pview	pv;
-	t4r_ipack  *ip;
-	size_t		per,
-				o = 0;
-	int			d,
-				Di,
-				f,
-				in_dim,
-				L;
+	size_t		o = 0;
+	int			d = D->d,
+				Di = D->Di,
+				f = D->ffn_dim,
+				in_dim = D->in_dim,
+				L = D->L;
 
-	*out = NULL;
-	if (!m || m->dims.layers > T4R_MAX_LAYERS)
-		return T4R_EINVAL;
-	D = &m->dims;
-	d = D->d;
-	Di = D->Di;
-	f = D->ffn_dim;
-	in_dim = D->in_dim;
-	L = D->L;
-	per = t4r_rgemm_elems(Di, d) + t4r_rgemm_elems(in_dim - Di, d) +
-		t4r_rgemm_elems(d, Di) + t4r_rgemm_elems(f, d) + t4r_rgemm_elems(d, f);
-	if (D->is_time && !D->robust)
-		per += 3 * t4r_rgemm_elems(L, L);
-	ip = calloc(1, sizeof(*ip));
-	if (!ip)
-		return T4R_ENOMEM;
-	ip->mem = malloc(sizeof(t4r_real) * per * (size_t) D->layers);
-	if (!ip->mem)
-	{
-		free(ip);
-		return T4R_ENOMEM;
-	}
-	t4r_pview_build(m, m->params, &pv);
+	if (fill)
+		t4r_pview_build(m, m->params, &pv);
 	for (int li = 0; li < D->layers; li++)
 	{
-		const t4r_lparams *P = &pv.l[li];
+		const t4r_lparams *P = fill ? &pv.l[li] : NULL;
 
 #define RG_PACK(field, W, N, K) \
 		do { \
-			ip->l[li].field = ip->mem + o; \
-			t4r_rgemm_pack(W, K, N, K, ip->l[li].field); \
+			if (ip) \
+				ip->l[li].field = base + o; \
+			if (fill) \
+				t4r_rgemm_pack(W, K, N, K, base + o); \
 			o += t4r_rgemm_elems(N, K); \
 		} while (0)
 		RG_PACK(inz, P->in_w, Di, d);
@@ -200,6 +183,51 @@ t4r_ipack_create(const t4r_model *m, t4r_ipack **out)
 		}
 #undef RG_PACK
 	}
+	return o;
+}
+
+size_t
+t4r_infer_pack_elems(const t4r_model *m)
+{
+	if (!m || m->dims.layers > T4R_MAX_LAYERS)
+		return 0;
+	return ipack_layout(m, NULL, 0, NULL);
+}
+
+int
+t4r_infer_pack_fill(const t4r_model *m, t4r_real *buf)
+{
+	if (!m || !buf || m->dims.layers > T4R_MAX_LAYERS)
+		return T4R_EINVAL;
+	ipack_layout(m, buf, 1, NULL);
+	return T4R_OK;
+}
+
+/* packed: a buffer filled by t4r_infer_pack_fill (borrowed), or NULL (an
+ * own copy is packed here) */
+int
+t4r_ipack_create(const t4r_model *m, const t4r_real *packed, t4r_ipack **out)
+{
+	t4r_ipack  *ip;
+
+	*out = NULL;
+	if (!m || m->dims.layers > T4R_MAX_LAYERS)
+		return T4R_EINVAL;
+	ip = calloc(1, sizeof(*ip));
+	if (!ip)
+		return T4R_ENOMEM;
+	if (packed == NULL)
+	{
+		ip->mem = malloc(sizeof(t4r_real) * (t4r_infer_pack_elems(m) + 1));
+		if (!ip->mem)
+		{
+			free(ip);
+			return T4R_ENOMEM;
+		}
+		ipack_layout(m, ip->mem, 1, ip);
+	}
+	else						/* pointers only: the buffer is read, never written */
+		ipack_layout(m, (t4r_real *) packed, 0, ip);
 	*out = ip;
 	return T4R_OK;
 }

@@ -267,6 +267,18 @@ typedef struct t4r_sample
  * thread-safe; create one per thread.  Inference is eval mode (no dropout). */
 typedef struct t4r_infer_ctx t4r_infer_ctx;
 int			t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out);
+
+/*
+ * Inference reads the projection weights packed for its row-stable kernel
+ * (rgemm.c).  Each context packs its own copy, unless given a buffer of
+ * t4r_infer_pack_elems(m) elements filled by t4r_infer_pack_fill(m, buf):
+ * a server keeps one such copy in shared memory for all its backends.  The
+ * buffer is only read and must outlive the contexts using it.
+ */
+size_t		t4r_infer_pack_elems(const t4r_model *m);
+int			t4r_infer_pack_fill(const t4r_model *m, t4r_real *buf);
+int			t4r_infer_ctx_create_packed(const t4r_model *m, const t4r_real *packed,
+										t4r_infer_ctx **out);
 void		t4r_infer_ctx_free(t4r_infer_ctx *ctx);
 
 /* Final hidden vector (d values) and, if scores != NULL, the raw scores of
@@ -316,6 +328,9 @@ typedef struct t4r_rec_job
 } t4r_rec_job;
 typedef struct t4r_rec_batch t4r_rec_batch;
 int			t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out);
+/* the same with packed weights from t4r_infer_pack_fill (NULL: own copy) */
+int			t4r_rec_batch_create_packed(const t4r_model *m, int threads, const t4r_real *packed,
+										t4r_rec_batch **out);
 void		t4r_rec_batch_free(t4r_rec_batch *b);
 int			t4r_rec_batch_set_scores(t4r_rec_batch *b, int mode);
 int			t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k);

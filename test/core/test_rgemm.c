@@ -7,7 +7,10 @@
  *  - close to a double-precision reference (the maths, not just the order);
  *  - row stability: every row computed alone, or the rows split at another
  *    point, gives the same bits as all rows at once;
- *  - columns beyond N are never written.
+ *  - columns beyond N are never written;
+ *  - an inference context reading a caller's packed buffer
+ *    (t4r_infer_pack_fill, as the server's shared copy) gives the bits of one
+ *    that packs its own, and really reads that buffer.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <string.h>
 #include "tap.h"
 #include "rgemm.h"
+#include "tim4rec.h"
 
 static uint64_t rs = 0x9E3779B97F4A7C15ULL;
 static float
@@ -111,6 +115,59 @@ one_shape(int M, int N, int K, int with_bias, double *worst)
 	return ok;
 }
 
+/* a borrowed packed buffer == an own copy (preset, time path on/off) */
+static void
+packed_buffer(const char *preset, int is_time)
+{
+	t4r_config	c;
+	t4r_model  *m = NULL;
+	t4r_infer_ctx *own = NULL,
+			   *bor = NULL;
+	char		err[256];
+	int32_t		items[30];
+	double		ts[30];
+	float		h1[64],
+				h2[64];
+	size_t		n;
+	float	   *buf;
+	int			ok;
+
+	t4r_config_preset(&c, preset);
+	c.n_items = 40;
+	c.max_seq_len = 24;
+	c.hidden_size = 32;
+	c.is_time = is_time;
+	ok = t4r_model_create(&c, &m, err, sizeof(err)) == T4R_OK;
+	if (ok)
+		t4r_model_init(m, 11);
+	for (int i = 0; i < 30; i++)
+	{
+		items[i] = 1 + (i * 7) % 39;
+		ts[i] = 1.6e9 + i * 3600.0 * (1 + i % 3);
+	}
+	n = ok ? t4r_infer_pack_elems(m) : 0;
+	buf = malloc(sizeof(float) * (n + 1));
+	ok = ok && n > 0 && buf && t4r_infer_pack_fill(m, buf) == T4R_OK &&
+		t4r_infer_ctx_create(m, &own) == T4R_OK &&
+		t4r_infer_ctx_create_packed(m, buf, &bor) == T4R_OK &&
+		t4r_infer(own, items, ts, 30, h1, NULL) == T4R_OK &&
+		t4r_infer(bor, items, ts, 30, h2, NULL) == T4R_OK;
+	tap_ok(ok && memcmp(h1, h2, sizeof(float) * 32) == 0,
+		   "%s preset, is_time %d: a context on a borrowed packed buffer (%zu elements) == one with its own copy",
+		   preset, is_time, n);
+	/* the borrowed buffer is what it reads: scaling it changes the output */
+	for (size_t i = 0; ok && i < n; i++)
+		buf[i] *= 0.5f;
+	ok = ok && t4r_infer(bor, items, ts, 30, h2, NULL) == T4R_OK;
+	tap_ok(ok && memcmp(h1, h2, sizeof(float) * 32) != 0,
+		   "%s preset, is_time %d: the context reads the borrowed buffer (halving it changes the output)",
+		   preset, is_time);
+	t4r_infer_ctx_free(own);
+	t4r_infer_ctx_free(bor);
+	t4r_model_free(m);
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -143,5 +200,8 @@ main(void)
 			tap_ok(worst < 1e-5, "K %d, %s: error vs double reference %.3g of sum |a w| (< 1e-5)",
 				   Ks[ki], bi ? "bias" : "no bias", worst);
 		}
+	packed_buffer("movielens", 1);
+	packed_buffer("movielens", 0);
+	packed_buffer("amazon", 1);
 	return tap_done();
 }
