@@ -1098,9 +1098,10 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	/* 6. gated RMS norm */
 	for (size_t r = 0; r < rows; r++)
 	{
-		const t4r_real *z = A->zxd + out_row(w, lastr, r) * in_dim;
-		const t4r_real *y = A->y + r * Di;
-		t4r_real   *yn = A->yn + r * Di;
+		const t4r_real *restrict z = A->zxd + out_row(w, lastr, r) * in_dim;
+		const t4r_real *restrict y = A->y + r * Di;
+		t4r_real   *restrict yn = A->yn + r * Di;
+		const t4r_real *restrict nw = P->norm_w;
 		double		ss = 0,
 					rs;
 
@@ -1113,7 +1114,7 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		A->rrs[r] = (t4r_real) rs;
 		rsr = (t4r_real) rs;
 		for (int c = 0; c < Di; c++)
-			yn[c] = yn[c] * rsr * P->norm_w[c];
+			yn[c] = yn[c] * rsr * nw[c];
 	}
 
 	/* 7. out_proj, dropout, residual, LayerNorm_d */
@@ -1179,14 +1180,19 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		}
 	}
 	{
+		/* local restrict pointers: under PGXS's -fno-strict-aliasing a store
+		 * through A->h1 could change A's fields, and the loop stayed scalar */
 		size_t		tot = rows * f;
+		t4r_real   *restrict h1 = A->h1;
+		const t4r_real *restrict f1 = A->f1;
+		const t4r_real *restrict m1 = A->m1;
 
 		if (pd > 0)
 			for (size_t i = 0; i < tot; i++)
-				A->h1[i] = m_hardswish(A->f1[i]) * A->m1[i];
+				h1[i] = m_hardswish(f1[i]) * m1[i];
 		else
 			for (size_t i = 0; i < tot; i++)
-				A->h1[i] = m_hardswish(A->f1[i]);
+				h1[i] = m_hardswish(f1[i]);
 	}
 	if (ip)
 		t4r_rgemm((int) rows, d, f, A->h1, f, ip->l[li].fc2, P->fc2_b, A->b, d);
