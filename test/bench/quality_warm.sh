@@ -20,7 +20,8 @@
 #
 # Variables: WARM_ARMS (default "base warm full"), WARM_PATIENCE (default "1 2":
 # one warm arm per value), WARM_SCOPES (default "all"; "new all": one warm arm
-# per options.warm_scope and patience),
+# per options.warm_scope and patience), WARM_EXTRA (more warm options as a JSON
+# fragment, e.g. '"training": "all_positions"'; the model names get WARM_TAG),
 # WARM_EPOCHS (default 200), WARM_SEED (2020), THREADS (nproc),
 # QUALITY_DATA (../shared/data), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1,
 # WARM_BASE_COPY (a file with w_base's catalog row, as written by
@@ -79,7 +80,7 @@ opts() {  # args: patience
 }
 # a warm start repeats no option: the rest comes from the parent
 warm_opts() {  # args: patience [warm_scope]
-    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS${2:+, \"warm_scope\": \"$2\"}}"
+    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS${2:+, \"warm_scope\": \"$2\"}${WARM_EXTRA:+, $WARM_EXTRA}}"
 }
 
 NOW=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -136,7 +137,8 @@ for arm in $ARMS; do
         warm)
             for sc in $WSCOPES; do
                 for p in $WPAT; do
-                    run_arm "warm (scope $sc, patience $p)" interactions "w_warm_${sc}_p$p" "$(warm_opts "$p" "$sc")" ||
+                    run_arm "warm (scope $sc, patience $p${WARM_EXTRA:+, $WARM_EXTRA})" interactions \
+                        "w_warm_${sc}_p$p${WARM_TAG:-}" "$(warm_opts "$p" "$sc")" ||
                         FAILS=$((FAILS + 1))
                 done
             done ;;
