@@ -1,13 +1,13 @@
 # test/bench/bench.mk - `make bench`: the standalone core benchmark.
-# Built from the float core (build/float/*.o, compiled with T4R_OPT) with the
-# same optimisation flags.  BENCH_QUICK=1 for a < 1 minute smoke run,
-# BENCH_CSV=path/to/interactions.csv (+ BENCH_EPOCHS) to also fit on a CSV
-# user_id,item_id,ts, BENCH_ARGS for any other option (see test/bench/bench.c).
+# Linked with build/libt4rcore.a, the core objects of tim4rec.so.
+# BENCH_QUICK=1 for a < 1 minute smoke run, BENCH_CSV=path/to/interactions.csv
+# (+ BENCH_EPOCHS) to also fit on a CSV user_id,item_id,ts, BENCH_ARGS for any
+# other option (see test/bench/bench.c).
 BENCH_ARGS ?=
 
-build/bench: test/bench/bench.c $(FLOAT_OBJS) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+build/bench: test/bench/bench.c $(CORE_LIB) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: bench bench-quick
 bench: build/bench
@@ -18,9 +18,9 @@ bench-quick: build/bench
 
 # single-sequence inference latency (t4r_infer at several lengths, CPU-time
 # medians) - `make infer-profile`, or build/infer_profile --help
-build/infer_profile: test/bench/infer_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+build/infer_profile: test/bench/infer_profile.c $(CORE_LIB) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: infer-profile
 infer-profile: build/infer_profile
@@ -33,9 +33,9 @@ infer-profile: build/infer_profile
 # --gemm-stats call-site counters (the wrapper only forwards otherwise).
 TRAIN_PROFILE_ARGS ?=
 
-build/train_profile: test/bench/train_profile.c $(FLOAT_OBJS) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+build/train_profile: test/bench/train_profile.c $(CORE_LIB) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(FLOAT_OBJS) -o $@ -Wl,--wrap=cblas_sgemm $(CORE_LIBS) -ldl
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(CORE_LIB) -o $@ -Wl,--wrap=cblas_sgemm $(CORE_LIBS) -ldl
 
 .PHONY: train-profile
 train-profile: build/train_profile
@@ -83,9 +83,9 @@ bench-recommend-all:
 # per-sequence t4r_infer vs t4r_rec_batch_run exact / packed, wall and CPU
 # seconds - `make rec-batch-profile` (REC_PROFILE_THREADS, default 2)
 REC_PROFILE_THREADS ?= 2
-build/rec_batch_profile: test/bench/rec_batch_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+build/rec_batch_profile: test/bench/rec_batch_profile.c $(CORE_LIB) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: rec-batch-profile
 rec-batch-profile: build/rec_batch_profile
@@ -93,8 +93,8 @@ rec-batch-profile: build/rec_batch_profile
 
 # one recommendation's scoring + top k: full score vector vs blocked
 # (t4r_infer_topk), alternating call by call - `make topk-profile`
-build/topk_profile: test/bench/topk_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
-	$(CORE_CC) $(CORE_CFLAGS) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+build/topk_profile: test/bench/topk_profile.c $(CORE_LIB) $(wildcard src/core/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: topk-profile
 topk-profile: build/topk_profile

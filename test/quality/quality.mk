@@ -3,11 +3,11 @@
 # test/bench/QUALITY.md).  Not part of `make test`.
 # Variables (environment or make): QUALITY_EPOCHS, QUALITY_PATIENCE,
 # QUALITY_DATASETS, QUALITY_SEEDS, THREADS, QUALITY_PATH (auto|sql|core).
-# build/quality_core is the C driver on the float core (fallback / cross-check).
+# build/quality_core is the C driver on the core library (fallback / cross-check).
 
-build/quality_core: test/quality/quality_core.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+build/quality_core: test/quality/quality_core.c $(CORE_LIB) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: quality quality-synth
 quality: build/quality_core
