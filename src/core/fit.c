@@ -98,6 +98,22 @@ typedef struct fit_window
 	int32_t		lf;				/* first position with a loss */
 } fit_window;
 
+/* what one fit needs across its epochs and steps */
+typedef struct fit_state
+{
+	t4r_model  *m;
+	const t4r_dataset *ds;
+	t4r_fit_opts o;
+	t4r_trainer *tr;			/* the CPU trainer, when o.backend is NULL */
+	t4r_sample *batch;			/* room for min(batch_size, S) samples */
+	int			epoch;
+	int64_t		step;			/* steps done in this epoch */
+	int64_t		steps_per_epoch;
+	double		lsum;			/* loss summed over this epoch's terms */
+	char	   *err;
+	size_t		errlen;
+} fit_state;
+
 /* "what: <backend message or the code's text>" */
 static void
 backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, int rc)
@@ -107,64 +123,304 @@ backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, in
 	t4r_set_err(err, errlen, "%s: %s", what, (msg && msg[0]) ? msg : t4r_strerror(rc));
 }
 
-int
-t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
-		t4r_fit_result *res, char *err, size_t errlen)
+/*
+ * One optimiser step on f->batch[0..ns-1], whose loss is the mean of `terms`
+ * loss terms (the epoch's mean loss weighs it so).  Checks for cancellation
+ * first; a NaN or infinite loss is an error: the weights are (or are about
+ * to be) poisoned, and every later step and metric would be too.
+ */
+static int
+fit_step(fit_state *f, int ns, int64_t terms)
 {
-	t4r_fit_opts o;
-	t4r_trainer *tr = NULL;
-	uint32_t   *all = NULL;		/* target positions: 4 bytes per sample */
-	fit_window *win = NULL;		/* all_positions: the windows */
-	int64_t		nwin = 0;
-	int			allpos = m ? m->dims.allpos : 0;
-	t4r_sample *batch = NULL;
-	t4r_real   *best = NULL;
-	int64_t		S = 0,
-				nvalid = 0,
-				si = 0;
-	int			L,
-				B,
-				epochs,
-				patience,
-				rc;
-	int			best_epoch = 0,
-				since_best = 0,
-				epoch;
-	double		best_ndcg = -1.0,
-				t0 = now_seconds();
-	int64_t		steps_per_epoch;
-	const int	k10 = 10;
+	const t4r_backend *be = f->o.backend;
+	double		loss = 0;
+	int			rc;
 
-	if (res)
-		memset(res, 0, sizeof(*res));
-	if (m == NULL || ds == NULL)
+	if (f->o.train.interrupt && f->o.train.interrupt(f->o.train.interrupt_ud))
 	{
-		t4r_set_err(err, errlen, "t4r_fit: model and dataset must not be NULL");
-		return T4R_EINVAL;
+		t4r_set_err(f->err, f->errlen, "training cancelled");
+		return T4R_ECANCELLED;
 	}
-	if (opts)
-		o = *opts;
+	if (be)
+		rc = be->step(be->ctx, f->batch, ns, &loss);
 	else
+		rc = t4r_trainer_step(f->tr, f->batch, ns, &loss);
+	if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
 	{
-		memset(&o, 0, sizeof(o));
-		o.train.threads = 1;
+		t4r_set_err(f->err, f->errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
+					f->epoch, (long long) f->step + 1, (long long) f->steps_per_epoch,
+					isnan(loss) ? "NaN" : "infinite");
+		return T4R_ENONFINITE;
 	}
-	if (o.train.threads < 1)
+	if (rc != T4R_OK)
 	{
-		t4r_set_err(err, errlen, "threads must be at least 1 (got %d)", o.train.threads);
+		if (rc == T4R_ECANCELLED)
+			t4r_set_err(f->err, f->errlen, "training cancelled");
+		else
+			backend_err(f->err, f->errlen, be, "training step failed", rc);
+		return rc;
+	}
+	f->lsum += loss * (double) terms;
+	f->step++;
+	if (f->o.progress)
+		f->o.progress(f->o.ud, f->epoch, f->step, f->steps_per_epoch, loss);
+	return T4R_OK;
+}
+
+/* Fisher-Yates shuffle of n elements of `size` bytes keyed by (seed, epoch,
+ * what): the same order for the same seed on every machine */
+static void
+fit_shuffle(void *a, int64_t n, size_t size, uint64_t seed, int epoch, uint64_t what)
+{
+	t4r_rng		rng;
+	char		t[sizeof(fit_window) > sizeof(uint32_t) ? sizeof(fit_window) : sizeof(uint32_t)];
+	char	   *c = a;
+
+	t4r_rng_seed(&rng, t4r_hash64(seed, (uint64_t) epoch, what, 0));
+	for (int64_t i = n - 1; i > 0; i--)
+	{
+		int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
+
+		memcpy(t, c + i * size, size);
+		memcpy(c + i * size, c + j * size, size);
+		memcpy(c + j * size, t, size);
+	}
+}
+
+/*
+ * The all_positions windows of every user's training part, in canonical
+ * order (users ascending, windows in t4r_window_plan order).  Returns the
+ * number of windows in *nwin and the array in *out (malloc'd).
+ */
+static int
+fit_windows_build(const t4r_dataset *ds, int L, fit_window **out, int64_t *nwin,
+				  char *err, size_t errlen)
+{
+	fit_window *win;
+	int64_t		n = 0,
+				k = 0,
+				maxw = 0;
+	int64_t    *st = NULL;
+	int32_t    *ln = NULL,
+			   *lf = NULL;
+
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		tl = train_len(ds, u);
+
+		if (tl > 1)
+		{
+			int64_t		nw = t4r_window_plan(tl - 1, L, NULL, NULL, NULL);
+
+			n += nw;
+			if (nw > maxw)
+				maxw = nw;
+		}
+	}
+	win = malloc((size_t) n * sizeof(fit_window));
+	st = malloc(sizeof(int64_t) * (size_t) (maxw > 0 ? maxw : 1));
+	ln = malloc(sizeof(int32_t) * (size_t) (maxw > 0 ? maxw : 1));
+	lf = malloc(sizeof(int32_t) * (size_t) (maxw > 0 ? maxw : 1));
+	if (!win || !st || !ln || !lf)
+	{
+		free(win);
+		free(st);
+		free(ln);
+		free(lf);
+		t4r_set_err(err, errlen, "out of memory for %lld training windows", (long long) n);
+		return T4R_ENOMEM;
+	}
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		tl = train_len(ds, u),
+					nw;
+
+		if (tl < 2)
+			continue;
+		nw = t4r_window_plan(tl - 1, L, st, ln, lf);
+		for (int64_t i = 0; i < nw; i++)
+		{
+			win[k].pos = (uint32_t) (ds->seq_off[u] + st[i]);
+			win[k].n = ln[i];
+			win[k].lf = lf[i];
+			k++;
+		}
+	}
+	free(st);
+	free(ln);
+	free(lf);
+	*out = win;
+	*nwin = n;
+	return T4R_OK;
+}
+
+/*
+ * One all_positions epoch: the windows shuffled by (seed, epoch) -- the
+ * previous epoch's order shuffled again, still a function of the seed -- and
+ * a batch is the next windows until they hold batch_size loss terms.
+ */
+static int
+fit_epoch_windows(fit_state *f, fit_window *win, int64_t nwin)
+{
+	const t4r_dataset *ds = f->ds;
+	int			B = f->m->cfg.batch_size;
+	int64_t		wi = 0,
+				acc = 0;
+	int			rc;
+
+	fit_shuffle(win, nwin, sizeof(fit_window), f->m->cfg.seed, f->epoch, 0x77696e646f77ULL);
+	f->steps_per_epoch = 0;
+	for (int64_t i = 0; i < nwin; i++)
+	{
+		acc += win[i].n - win[i].lf;
+		if (acc >= B || i == nwin - 1)
+		{
+			f->steps_per_epoch++;
+			acc = 0;
+		}
+	}
+	while (wi < nwin)
+	{
+		int			ns = 0;
+		int64_t		terms = 0;
+
+		while (wi < nwin && terms < B && ns < B)
+		{
+			const fit_window *fw = &win[wi++];
+			t4r_sample *s = &f->batch[ns++];
+
+			s->items = ds->seq_items + fw->pos;
+			s->ts = ds->seq_ts + fw->pos;
+			s->n = fw->n;
+			s->target = ds->seq_items[fw->pos + fw->n];
+			s->targets = ds->seq_items + fw->pos + 1;
+			s->loss_from = fw->lf;
+			terms += fw->n - fw->lf;
+		}
+		if ((rc = fit_step(f, ns, terms)) != T4R_OK)
+			return rc;
+	}
+	return T4R_OK;
+}
+
+/*
+ * One per-prefix epoch: every target position of the training parts (all[],
+ * room for S) in canonical order, shuffled by (seed, epoch); a sample is the
+ * at most max_seq_len items before its target.
+ */
+static int
+fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
+{
+	const t4r_dataset *ds = f->ds;
+	int			B = f->m->cfg.batch_size,
+				L = f->m->cfg.max_seq_len,
+				rc;
+	int64_t		si = 0;
+
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		off = ds->seq_off[u],
+					tl = train_len(ds, u);
+
+		for (int64_t j = 1; j < tl; j++)
+			all[si++] = (uint32_t) (off + j);
+	}
+	fit_shuffle(all, S, sizeof(uint32_t), f->m->cfg.seed, f->epoch, 0x73687566666c65ULL);
+	f->steps_per_epoch = (S + B - 1) / B;
+	for (int64_t b0 = 0; b0 < S; b0 += B)
+	{
+		int			ns = (int) (S - b0 < B ? S - b0 : B);
+
+		for (int i = 0; i < ns; i++)
+		{
+			int64_t		p = all[b0 + i];
+			int64_t		j = p - ds->seq_off[user_of_pos(ds, p)];
+			int32_t		n = (int32_t) (j < L ? j : L);
+			t4r_sample *s = &f->batch[i];
+
+			s->items = ds->seq_items + p - n;
+			s->ts = ds->seq_ts + p - n;
+			s->n = n;
+			s->target = ds->seq_items[p];
+			s->targets = NULL;
+			s->loss_from = 0;
+		}
+		if ((rc = fit_step(f, ns, ns)) != T4R_OK)
+			return rc;
+	}
+	return T4R_OK;
+}
+
+/*
+ * The end of an epoch: the host model follows the backend (the best epoch's
+ * weights are kept on the host), the weights are checked (finite losses do
+ * not guarantee finite weights: an infinite gradient makes Adam's update
+ * NaN), then scored: validation NDCG@10 into *ndcg10.
+ */
+static int
+fit_validate(fit_state *f, double *ndcg10)
+{
+	const t4r_backend *be = f->o.backend;
+	const int	k10 = 10;
+	char		msg[256] = "";
+	int			rc;
+
+	if (be && (rc = be->sync_to_host(be->ctx)) != T4R_OK)
+	{
+		backend_err(f->err, f->errlen, be, "copying the parameters back failed", rc);
+		return rc;
+	}
+	if ((rc = t4r_model_check_finite(f->m, msg, sizeof(msg))) != T4R_OK)
+	{
+		t4r_set_err(f->err, f->errlen, "training diverged in epoch %d: %s", f->epoch, msg);
+		return rc;
+	}
+	rc = t4r_evaluate_backend(f->m, f->ds, T4R_SPLIT_VALID, &k10, 1, f->o.train.threads,
+							  f->o.train.interrupt, f->o.train.interrupt_ud, be,
+							  NULL, ndcg10, NULL);
+	if (rc != T4R_OK)
+	{
+		if (rc == T4R_ECANCELLED)
+			t4r_set_err(f->err, f->errlen, "training cancelled");
+		else
+			backend_err(f->err, f->errlen, be, "validation failed", rc);
+		return rc;
+	}
+	if (!isfinite(*ndcg10))
+	{
+		t4r_set_err(f->err, f->errlen, "training diverged: the validation NDCG@10 of epoch %d is not finite",
+					f->epoch);
+		return T4R_ENONFINITE;
+	}
+	return T4R_OK;
+}
+
+/*
+ * The checks before any work; the training sample count into *S.  Fills in
+ * the robust time path's gap scale from the training data when the config
+ * has none.
+ */
+static int
+fit_check(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *o,
+		  int64_t *S, char *err, size_t errlen)
+{
+	int64_t		nvalid = 0;
+
+	*S = 0;
+	if (o->train.threads < 1)
+	{
+		t4r_set_err(err, errlen, "threads must be at least 1 (got %d)", o->train.threads);
 		return T4R_EINVAL;
 	}
 	if (m->cfg.n_items != ds->n_items)
 	{
 		t4r_set_err(err, errlen, "the model has %d item rows but the dataset %d",
-				m->cfg.n_items, (int) ds->n_items);
+					m->cfg.n_items, (int) ds->n_items);
 		return T4R_EMISMATCH;
 	}
-	L = m->cfg.max_seq_len;
-	B = m->cfg.batch_size;
-	epochs = o.epochs > 0 ? o.epochs : m->cfg.epochs;
-	patience = o.patience > 0 ? o.patience : m->cfg.patience;
-	if (B < 1 || epochs < 1 || patience < 1 || L < 1)
+	if (m->cfg.batch_size < 1 || m->cfg.max_seq_len < 1 ||
+		(o->epochs > 0 ? o->epochs : m->cfg.epochs) < 1 ||
+		(o->patience > 0 ? o->patience : m->cfg.patience) < 1)
 	{
 		t4r_set_err(err, errlen, "batch_size, epochs, patience and max_seq_len must be positive");
 		return T4R_EINVAL;
@@ -174,15 +430,15 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		int64_t		tl = train_len(ds, u);
 
 		if (tl > 1)
-			S += tl - 1;
+			*S += tl - 1;
 		if (ds->seq_off[u + 1] - ds->seq_off[u] >= 3)
 			nvalid++;
 	}
-	if (S == 0)
+	if (*S == 0)
 	{
 		t4r_set_err(err, errlen, "no training samples: every user needs at least 4 interactions "
-				"(%lld users, %lld interactions after filtering)",
-				(long long) ds->n_users, (long long) ds->n_interactions);
+					"(%lld users, %lld interactions after filtering)",
+					(long long) ds->n_users, (long long) ds->n_interactions);
 		return T4R_EDATA;
 	}
 	if (nvalid == 0)
@@ -190,310 +446,97 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		t4r_set_err(err, errlen, "no user has a validation target (users need at least 3 interactions)");
 		return T4R_EDATA;
 	}
-	if (allpos && o.backend != NULL)
+	if (m->dims.allpos && o->backend != NULL)
 	{
 		t4r_set_err(err, errlen, "training \"all_positions\" is not supported by this backend");
 		return T4R_EINVAL;
 	}
-	if (m->dims.robust && o.backend != NULL)
+	if (m->dims.robust && o->backend != NULL)
 	{
 		t4r_set_err(err, errlen, "time_features \"robust\" is not supported by this backend");
+		return T4R_EINVAL;
+	}
+	if (o->backend != NULL && (o->backend->step == NULL || o->backend->sync_to_host == NULL))
+	{
+		t4r_set_err(err, errlen, "t4r_fit: the backend needs step and sync_to_host");
 		return T4R_EINVAL;
 	}
 	/* the robust time path's gap scale comes from the training data */
 	if (m->dims.robust && !(m->cfg.time_scale > 0))
 		m->cfg.time_scale = t4r_dataset_time_scale(ds);
+	return T4R_OK;
+}
 
-	if (allpos)
+int
+t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
+		t4r_fit_result *res, char *err, size_t errlen)
+{
+	fit_state	f;
+	uint32_t   *all = NULL;		/* target positions: 4 bytes per sample */
+	fit_window *win = NULL;		/* all_positions: the windows */
+	int64_t		nwin = 0,
+				S = 0;
+	t4r_real   *best = NULL;
+	int			epochs,
+				patience,
+				rc;
+	int			best_epoch = 0,
+				since_best = 0;
+	double		best_ndcg = -1.0,
+				t0 = now_seconds();
+
+	if (res)
+		memset(res, 0, sizeof(*res));
+	if (m == NULL || ds == NULL)
 	{
-		int64_t		k = 0;
-
-		for (int64_t u = 0; u < ds->n_users; u++)
-		{
-			int64_t		tl = train_len(ds, u);
-
-			if (tl > 1)
-				nwin += t4r_window_plan(tl - 1, L, NULL, NULL, NULL);
-		}
-		win = malloc((size_t) nwin * sizeof(fit_window));
-		if (win == NULL)
-		{
-			rc = T4R_ENOMEM;
-			t4r_set_err(err, errlen, "out of memory for %lld training windows", (long long) nwin);
-			goto done;
-		}
-		for (int64_t u = 0; u < ds->n_users; u++)
-		{
-			int64_t		tl = train_len(ds, u);
-			int64_t		st[64];
-			int32_t		ln[64],
-						lf[64];
-
-			if (tl < 2)
-				continue;
-			/* the plan in pieces of at most 64 windows (long histories) */
-			{
-				int64_t		nw = t4r_window_plan(tl - 1, L, NULL, NULL, NULL);
-				int64_t	   *pst = nw <= 64 ? st : malloc(sizeof(int64_t) * nw);
-				int32_t    *pln = nw <= 64 ? ln : malloc(sizeof(int32_t) * nw);
-				int32_t    *plf = nw <= 64 ? lf : malloc(sizeof(int32_t) * nw);
-
-				if (!pst || !pln || !plf)
-				{
-					if (nw > 64)
-					{
-						free(pst);
-						free(pln);
-						free(plf);
-					}
-					rc = T4R_ENOMEM;
-					t4r_set_err(err, errlen, "out of memory for the training windows");
-					goto done;
-				}
-				t4r_window_plan(tl - 1, L, pst, pln, plf);
-				for (int64_t i = 0; i < nw; i++)
-				{
-					win[k].pos = (uint32_t) (ds->seq_off[u] + pst[i]);
-					win[k].n = pln[i];
-					win[k].lf = plf[i];
-					k++;
-				}
-				if (nw > 64)
-				{
-					free(pst);
-					free(pln);
-					free(plf);
-				}
-			}
-		}
+		t4r_set_err(err, errlen, "t4r_fit: model and dataset must not be NULL");
+		return T4R_EINVAL;
 	}
+	memset(&f, 0, sizeof(f));
+	f.m = m;
+	f.ds = ds;
+	f.err = err;
+	f.errlen = errlen;
+	if (opts)
+		f.o = *opts;
+	else
+		f.o.train.threads = 1;
+	if ((rc = fit_check(m, ds, &f.o, &S, err, errlen)) != T4R_OK)
+		return rc;
+	epochs = f.o.epochs > 0 ? f.o.epochs : m->cfg.epochs;
+	patience = f.o.patience > 0 ? f.o.patience : m->cfg.patience;
 
-	all = allpos ? malloc(sizeof(uint32_t)) : malloc((size_t) S * sizeof(uint32_t));
-	batch = malloc((size_t) (B < S ? B : S) * sizeof(t4r_sample));
+	if (m->dims.allpos &&
+		(rc = fit_windows_build(ds, m->cfg.max_seq_len, &win, &nwin, err, errlen)) != T4R_OK)
+		goto done;
+	all = malloc(m->dims.allpos ? sizeof(uint32_t) : (size_t) S * sizeof(uint32_t));
+	f.batch = malloc((size_t) (m->cfg.batch_size < S ? m->cfg.batch_size : S) * sizeof(t4r_sample));
 	best = malloc(m->layout.total * sizeof(t4r_real));
-	if (!all || !batch || !best)
+	if (!all || !f.batch || !best)
 	{
 		rc = T4R_ENOMEM;
 		t4r_set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
 		goto done;
 	}
-	if (o.backend == NULL)
-	{
-		rc = t4r_trainer_create(m, &o.train, &tr, err, errlen);
-		if (rc != T4R_OK)
-			goto done;
-	}
-	else if (o.backend->step == NULL || o.backend->sync_to_host == NULL)
-	{
-		rc = T4R_EINVAL;
-		t4r_set_err(err, errlen, "t4r_fit: the backend needs step and sync_to_host");
+	if (f.o.backend == NULL &&
+		(rc = t4r_trainer_create(m, &f.o.train, &f.tr, err, errlen)) != T4R_OK)
 		goto done;
-	}
 
-	steps_per_epoch = (S + B - 1) / B;
-	for (epoch = 1; epoch <= epochs; epoch++)
+	for (f.epoch = 1; f.epoch <= epochs; f.epoch++)
 	{
-		t4r_rng		rng;
-		double		lsum = 0,
-					te = now_seconds(),
+		double		te = now_seconds(),
 					ndcg10 = 0;
-		int64_t		step = 0;
 		t4r_epoch_info info;
 
-		if (allpos)
-		{
-			/* windows in canonical order, shuffled by (seed, epoch); a
-			 * batch is the next windows until they hold batch_size targets */
-			int64_t		wi = 0;
-
-			t4r_rng_seed(&rng, t4r_hash64(m->cfg.seed, (uint64_t) epoch, 0x77696e646f77ULL, 0));
-			for (int64_t i = nwin - 1; i > 0; i--)
-			{
-				int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
-				fit_window	t = win[i];
-
-				win[i] = win[j];
-				win[j] = t;
-			}
-			/* win was built in canonical order once; later epochs shuffle
-			 * the previous epoch's order, still a function of the seed */
-			steps_per_epoch = 0;
-			{
-				int64_t		acc = 0;
-
-				for (int64_t i = 0; i < nwin; i++)
-				{
-					acc += win[i].n - win[i].lf;
-					if (acc >= B || i == nwin - 1)
-					{
-						steps_per_epoch++;
-						acc = 0;
-					}
-				}
-			}
-			while (wi < nwin)
-			{
-				int			ns = 0;
-				int64_t		terms = 0;
-				double		loss = 0;
-
-				if (o.train.interrupt && o.train.interrupt(o.train.interrupt_ud))
-				{
-					rc = T4R_ECANCELLED;
-					t4r_set_err(err, errlen, "training cancelled");
-					goto done;
-				}
-				while (wi < nwin && terms < B && ns < B)
-				{
-					const fit_window *fw = &win[wi++];
-
-					batch[ns].items = ds->seq_items + fw->pos;
-					batch[ns].ts = ds->seq_ts + fw->pos;
-					batch[ns].n = fw->n;
-					batch[ns].target = ds->seq_items[fw->pos + fw->n];
-					batch[ns].targets = ds->seq_items + fw->pos + 1;
-					batch[ns].loss_from = fw->lf;
-					terms += fw->n - fw->lf;
-					ns++;
-				}
-				rc = t4r_trainer_step(tr, batch, ns, &loss);
-				if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
-				{
-					rc = T4R_ENONFINITE;
-					t4r_set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
-							epoch, (long long) step + 1, (long long) steps_per_epoch,
-							isnan(loss) ? "NaN" : "infinite");
-					goto done;
-				}
-				if (rc != T4R_OK)
-				{
-					if (rc == T4R_ECANCELLED)
-						t4r_set_err(err, errlen, "training cancelled");
-					else
-						backend_err(err, errlen, NULL, "training step failed", rc);
-					goto done;
-				}
-				lsum += loss * (double) terms;
-				step++;
-				if (o.progress)
-					o.progress(o.ud, epoch, step, steps_per_epoch, loss);
-			}
-			goto epoch_end;
-		}
-		/* canonical order, then a shuffle keyed by (seed, epoch) */
-		si = 0;
-		for (int64_t u = 0; u < ds->n_users; u++)
-		{
-			int64_t		off = ds->seq_off[u],
-						tl = train_len(ds, u);
-
-			for (int64_t j = 1; j < tl; j++)
-				all[si++] = (uint32_t) (off + j);
-		}
-		t4r_rng_seed(&rng, t4r_hash64(m->cfg.seed, (uint64_t) epoch, 0x73687566666c65ULL, 0));
-		for (int64_t i = S - 1; i > 0; i--)
-		{
-			int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
-			uint32_t	t = all[i];
-
-			all[i] = all[j];
-			all[j] = t;
-		}
-
-		for (int64_t b0 = 0; b0 < S; b0 += B)
-		{
-			int			ns = (int) (S - b0 < B ? S - b0 : B);
-			double		loss = 0;
-
-			if (o.train.interrupt && o.train.interrupt(o.train.interrupt_ud))
-			{
-				rc = T4R_ECANCELLED;
-				t4r_set_err(err, errlen, "training cancelled");
-				goto done;
-			}
-			for (int i = 0; i < ns; i++)
-			{
-				int64_t		p = all[b0 + i];
-				int64_t		j = p - ds->seq_off[user_of_pos(ds, p)];
-				int32_t		n = (int32_t) (j < L ? j : L);
-
-				batch[i].items = ds->seq_items + p - n;
-				batch[i].ts = ds->seq_ts + p - n;
-				batch[i].n = n;
-				batch[i].target = ds->seq_items[p];
-				batch[i].targets = NULL;
-				batch[i].loss_from = 0;
-			}
-			if (o.backend)
-				rc = o.backend->step(o.backend->ctx, batch, ns, &loss);
-			else
-				rc = t4r_trainer_step(tr, batch, ns, &loss);
-			/* a NaN or infinite loss: the weights are (or are about to be)
-			 * poisoned, and every later step and metric would be too */
-			if ((rc == T4R_OK || rc == T4R_ENONFINITE) && !isfinite(loss))
-			{
-				rc = T4R_ENONFINITE;
-				t4r_set_err(err, errlen, "training diverged: the loss of epoch %d, step %lld of %lld is %s",
-						epoch, (long long) step + 1, (long long) steps_per_epoch,
-						isnan(loss) ? "NaN" : "infinite");
-				goto done;
-			}
-			if (rc != T4R_OK)
-			{
-				if (rc == T4R_ECANCELLED)
-					t4r_set_err(err, errlen, "training cancelled");
-				else
-					backend_err(err, errlen, o.backend, "training step failed", rc);
-				goto done;
-			}
-			lsum += loss * ns;
-			step++;
-			if (o.progress)
-				o.progress(o.ud, epoch, step, steps_per_epoch, loss);
-		}
-
-epoch_end:
-		/* the host model follows the backend once per epoch (the best
-		 * epoch's weights are kept on the host) */
-		if (o.backend && (rc = o.backend->sync_to_host(o.backend->ctx)) != T4R_OK)
-		{
-			backend_err(err, errlen, o.backend, "copying the parameters back failed", rc);
+		f.lsum = 0;
+		f.step = 0;
+		rc = m->dims.allpos ? fit_epoch_windows(&f, win, nwin) : fit_epoch_prefixes(&f, all, S);
+		if (rc != T4R_OK || (rc = fit_validate(&f, &ndcg10)) != T4R_OK)
 			goto done;
-		}
-		/* finite losses do not guarantee finite weights (an infinite
-		 * gradient makes Adam's update NaN): check them once per epoch,
-		 * before they are scored or kept as the best */
-		{
-			char		msg[256] = "";
-
-			if ((rc = t4r_model_check_finite(m, msg, sizeof(msg))) != T4R_OK)
-			{
-				t4r_set_err(err, errlen, "training diverged in epoch %d: %s", epoch, msg);
-				goto done;
-			}
-		}
-		rc = t4r_evaluate_backend(m, ds, T4R_SPLIT_VALID, &k10, 1, o.train.threads,
-								  o.train.interrupt, o.train.interrupt_ud, o.backend,
-								  NULL, &ndcg10, NULL);
-		if (rc != T4R_OK)
-		{
-			if (rc == T4R_ECANCELLED)
-				t4r_set_err(err, errlen, "training cancelled");
-			else
-				backend_err(err, errlen, o.backend, "validation failed", rc);
-			goto done;
-		}
-		if (!isfinite(ndcg10))
-		{
-			rc = T4R_ENONFINITE;
-			t4r_set_err(err, errlen, "training diverged: the validation NDCG@10 of epoch %d is not finite",
-					epoch);
-			goto done;
-		}
 		if (ndcg10 > best_ndcg)
 		{
 			best_ndcg = ndcg10;
-			best_epoch = epoch;
+			best_epoch = f.epoch;
 			since_best = 0;
 			memcpy(best, m->params, m->layout.total * sizeof(t4r_real));
 		}
@@ -501,16 +544,16 @@ epoch_end:
 			since_best++;
 
 		memset(&info, 0, sizeof(info));
-		info.epoch = epoch;
-		info.loss = lsum / (double) S;
+		info.epoch = f.epoch;
+		info.loss = f.lsum / (double) S;
 		info.valid_ndcg10 = ndcg10;
 		info.seconds = now_seconds() - te;
 		info.best_epoch = best_epoch;
 		info.best_ndcg10 = best_ndcg;
-		if (o.epoch_done)
-			o.epoch_done(o.ud, &info);
+		if (f.o.epoch_done)
+			f.o.epoch_done(f.o.ud, &info);
 		if (res)
-			res->epochs_run = epoch;
+			res->epochs_run = f.epoch;
 		if (since_best >= patience)
 			break;
 	}
@@ -525,11 +568,11 @@ epoch_end:
 	}
 
 done:
-	if (tr)
-		t4r_trainer_free(tr);
+	if (f.tr)
+		t4r_trainer_free(f.tr);
 	free(all);
 	free(win);
-	free(batch);
+	free(f.batch);
 	free(best);
 	return rc;
 }
