@@ -18,9 +18,9 @@ bench-quick: build/bench
 
 # single-sequence inference latency (t4r_infer at several lengths, CPU-time
 # medians) - `make infer-profile`, or build/infer_profile --help
-build/infer_profile: test/bench/infer_profile.c $(CORE_LIB) $(wildcard src/core/*.h)
+build/infer_profile: test/bench/infer_profile.c $(CORE_LIB) test/core/tap.h $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/core $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: infer-profile
 infer-profile: build/infer_profile
@@ -83,9 +83,9 @@ bench-recommend-all:
 # per-sequence t4r_infer vs t4r_rec_batch_run exact / packed, wall and CPU
 # seconds - `make rec-batch-profile` (REC_PROFILE_THREADS, default 2)
 REC_PROFILE_THREADS ?= 2
-build/rec_batch_profile: test/bench/rec_batch_profile.c $(CORE_LIB) $(wildcard src/core/*.h)
+build/rec_batch_profile: test/bench/rec_batch_profile.c $(CORE_LIB) test/core/tap.h $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/core $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: rec-batch-profile
 rec-batch-profile: build/rec_batch_profile
