@@ -167,7 +167,7 @@ void		t4r_pg_core_error(int code, const char *what, const char *msg) pg_attribut
 /* interrupt callback for the core: true on a pending cancel/termination */
 int			t4r_pg_interrupt(void *ud);
 
-/* ---- training progress (src/progress.c, PG-A) ----
+/* ---- training progress (src/progress.c) ----
  * Reported through the backend progress API under PROGRESS_COMMAND_COPY in
  * parameter slots 10..19 (slot 10 holds T4R_PROGRESS_MAGIC), shown by the
  * view tim4rec_progress. */
@@ -184,7 +184,7 @@ void		t4r_pg_progress_step(int epoch, int64 step, int64 steps_per_epoch, double 
 void		t4r_pg_progress_epoch(int epoch, double valid_ndcg10);
 void		t4r_pg_progress_end(void);
 
-/* ---- catalog writes (src/catalog.c, PG-A) ---- */
+/* ---- catalog writes (src/catalog.c) ---- */
 typedef struct T4rNewVersion
 {
 	const char *model_name;

@@ -200,286 +200,359 @@ t4r_dataset_build(const int64_t *users, const int64_t *items,
 								NULL, NULL, out, err, errlen);
 }
 
-/* between phases and every CANCEL_EVERY rows/users of the long loops */
-#define CANCEL_EVERY 262144
-#define CHECK_CANCEL() \
-	do { \
-		if (interrupt && interrupt(ud)) \
-		{ \
-			rc = T4R_ECANCELLED; \
-			t4r_set_err(err, errlen, "building the dataset was cancelled"); \
-			goto fail; \
-		} \
-	} while (0)
-
-int
-t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
-					 const double *ts, const int64_t *order, size_t n,
-					 int min_user, int min_item,
-					 int (*interrupt) (void *ud), void *ud,
-					 t4r_dataset **out, char *err, size_t errlen)
+/*
+ * The builder's state, phase by phase: dense user / item ids (rank among the
+ * distinct external ids), per-user and per-item lists of interaction
+ * indices (CSR, input order kept), the iterative filter's marks, item rows.
+ * All arrays are malloc'd and freed by build_free.
+ */
+typedef struct ds_builder
 {
-	int			rc = T4R_ENOMEM;
-	uint64_t   *uu = NULL,
-			   *ui = NULL;
-	size_t		nu = 0,
-				ni = 0;
-	uint32_t   *uidx = NULL,
-			   *iidx = NULL,
-			   *ulist = NULL,
-			   *ilist = NULL,
-			   *queue = NULL;
-	size_t	   *uoff = NULL,
-			   *ioff = NULL;
-	uint32_t   *ucnt = NULL,
-			   *icnt = NULL;
-	uint8_t    *alive = NULL,
-			   *udead = NULL,
-			   *idead = NULL;
-	int32_t    *irow = NULL;
-	seq_ent    *ent = NULL;
-	t4r_dataset *ds = NULL;
-	size_t		qh = 0,
-				qt = 0;
-	uint32_t	mu,
+	const int64_t *users,
+			   *items,
+			   *order;
+	const double *ts;
+	size_t		n;
+	uint32_t	mu,				/* thresholds, at least 1 */
 				mi;
-	size_t		keep_users = 0,
-				keep_items = 0,
-				keep_n = 0,
-				maxm = 0;
+	int			(*interrupt) (void *ud);
+	void	   *ud;
+	char	   *err;
+	size_t		errlen;
+	uint64_t   *uu,				/* sorted distinct user keys [nu] */
+			   *ui;				/* sorted distinct item keys [ni] */
+	size_t		nu,
+				ni;
+	uint32_t   *uidx,			/* [n] dense user of interaction k */
+			   *iidx;			/* [n] dense item of interaction k */
+	uint32_t   *ulist,			/* [n] interactions by user (CSR over uoff) */
+			   *ilist;			/* [n] interactions by item (CSR over ioff) */
+	size_t	   *uoff,			/* [nu + 1] */
+			   *ioff;			/* [ni + 1] */
+	uint32_t   *ucnt,			/* [nu] interactions alive */
+			   *icnt;			/* [ni] */
+	uint8_t    *alive,			/* [n] interaction kept */
+			   *udead,			/* [nu] user removed */
+			   *idead;			/* [ni] item removed */
+	int32_t    *irow;			/* [ni] row of a kept item, 0 if removed */
+	size_t		keep_users,
+				keep_items,
+				keep_n,
+				maxm;			/* longest kept user sequence */
+} ds_builder;
 
+/* checked between phases and every CANCEL_EVERY rows/users of the long loops */
+#define CANCEL_EVERY 262144
+
+static int
+build_cancelled(ds_builder *b)
+{
+	if (b->interrupt && b->interrupt(b->ud))
+	{
+		t4r_set_err(b->err, b->errlen, "building the dataset was cancelled");
+		return 1;
+	}
+	return 0;
+}
+
+static void
+build_free(ds_builder *b)
+{
+	free(b->uu);
+	free(b->ui);
+	free(b->uidx);
+	free(b->iidx);
+	free(b->ulist);
+	free(b->ilist);
+	free(b->uoff);
+	free(b->ioff);
+	free(b->ucnt);
+	free(b->icnt);
+	free(b->alive);
+	free(b->udead);
+	free(b->idead);
+	free(b->irow);
+}
+
+/* arguments and timestamps */
+static int
+build_check_input(const ds_builder *b, t4r_dataset **out)
+{
 	if (out == NULL)
 	{
-		t4r_set_err(err, errlen, "t4r_dataset_build: out is NULL");
+		t4r_set_err(b->err, b->errlen, "t4r_dataset_build: out is NULL");
 		return T4R_EINVAL;
 	}
 	*out = NULL;
-	if (n > 0 && (users == NULL || items == NULL || ts == NULL))
+	if (b->n > 0 && (b->users == NULL || b->items == NULL || b->ts == NULL))
 	{
-		t4r_set_err(err, errlen, "t4r_dataset_build: users, items and ts must not be NULL");
+		t4r_set_err(b->err, b->errlen, "t4r_dataset_build: users, items and ts must not be NULL");
 		return T4R_EINVAL;
 	}
-	if (n >= (size_t) INT32_MAX)
+	if (b->n >= (size_t) INT32_MAX)
 	{
-		t4r_set_err(err, errlen, "too many interactions (%zu; at most %d)", n, INT32_MAX - 1);
+		t4r_set_err(b->err, b->errlen, "too many interactions (%zu; at most %d)", b->n, INT32_MAX - 1);
 		return T4R_EINVAL;
 	}
-	for (size_t k = 0; k < n; k++)
-		if (!t4r_time_ok(ts[k]))
+	for (size_t k = 0; k < b->n; k++)
+		if (!t4r_time_ok(b->ts[k]))
 		{
-			if (isfinite(ts[k]))
-				t4r_set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is out of range: %g "
-						"(times must be finite with an absolute value of at most %g)",
-						k, (long long) users[k], (long long) items[k], ts[k], T4R_TIME_ABS_MAX);
+			if (isfinite(b->ts[k]))
+				t4r_set_err(b->err, b->errlen, "timestamp of interaction %zu (user %lld, item %lld) is out of range: %g "
+							"(times must be finite with an absolute value of at most %g)",
+							k, (long long) b->users[k], (long long) b->items[k], b->ts[k], T4R_TIME_ABS_MAX);
 			else
-				t4r_set_err(err, errlen, "timestamp of interaction %zu (user %lld, item %lld) is not a finite number",
-						k, (long long) users[k], (long long) items[k]);
+				t4r_set_err(b->err, b->errlen, "timestamp of interaction %zu (user %lld, item %lld) is not a finite number",
+							k, (long long) b->users[k], (long long) b->items[k]);
 			return T4R_EINVAL;
 		}
-	if (n == 0)
+	if (b->n == 0)
 	{
-		t4r_set_err(err, errlen, "no interactions");
+		t4r_set_err(b->err, b->errlen, "no interactions");
 		return T4R_EDATA;
 	}
-	mu = min_user < 1 ? 1 : (uint32_t) min_user;
-	mi = min_item < 1 ? 1 : (uint32_t) min_item;
+	return T4R_OK;
+}
 
-	/* dense ids: rank among the distinct external ids */
-	CHECK_CANCEL();
-	if (distinct_sorted(users, n, &uu, &nu) != T4R_OK)
-		goto fail;
-	CHECK_CANCEL();
-	if (distinct_sorted(items, n, &ui, &ni) != T4R_OK)
-		goto fail;
-	CHECK_CANCEL();
-	uidx = malloc(n * sizeof(uint32_t));
-	iidx = malloc(n * sizeof(uint32_t));
-	ulist = malloc(n * sizeof(uint32_t));
-	ilist = malloc(n * sizeof(uint32_t));
-	alive = malloc(n);
-	uoff = calloc(nu + 1, sizeof(size_t));
-	ioff = calloc(ni + 1, sizeof(size_t));
-	ucnt = calloc(nu, sizeof(uint32_t));
-	icnt = calloc(ni, sizeof(uint32_t));
-	udead = calloc(nu, 1);
-	idead = calloc(ni, 1);
-	queue = malloc((nu + ni) * sizeof(uint32_t));
-	if (!uidx || !iidx || !ulist || !ilist || !alive || !uoff || !ioff ||
-		!ucnt || !icnt || !udead || !idead || !queue)
-		goto fail;
+/* dense ids, counts and the CSR lists */
+static int
+build_index(ds_builder *b)
+{
+	size_t		n = b->n,
+				nu,
+				ni;
+	size_t	   *pu;
+
+	if (build_cancelled(b))
+		return T4R_ECANCELLED;
+	if (distinct_sorted(b->users, n, &b->uu, &b->nu) != T4R_OK)
+		return T4R_ENOMEM;
+	if (build_cancelled(b))
+		return T4R_ECANCELLED;
+	if (distinct_sorted(b->items, n, &b->ui, &b->ni) != T4R_OK)
+		return T4R_ENOMEM;
+	if (build_cancelled(b))
+		return T4R_ECANCELLED;
+	nu = b->nu;
+	ni = b->ni;
+	b->uidx = malloc(n * sizeof(uint32_t));
+	b->iidx = malloc(n * sizeof(uint32_t));
+	b->ulist = malloc(n * sizeof(uint32_t));
+	b->ilist = malloc(n * sizeof(uint32_t));
+	b->alive = malloc(n);
+	b->uoff = calloc(nu + 1, sizeof(size_t));
+	b->ioff = calloc(ni + 1, sizeof(size_t));
+	b->ucnt = calloc(nu, sizeof(uint32_t));
+	b->icnt = calloc(ni, sizeof(uint32_t));
+	b->udead = calloc(nu, 1);
+	b->idead = calloc(ni, 1);
+	if (!b->uidx || !b->iidx || !b->ulist || !b->ilist || !b->alive || !b->uoff || !b->ioff ||
+		!b->ucnt || !b->icnt || !b->udead || !b->idead)
+		return T4R_ENOMEM;
 	for (size_t k = 0; k < n; k++)
 	{
-		if (k % CANCEL_EVERY == CANCEL_EVERY - 1)
-			CHECK_CANCEL();
-		uidx[k] = find_key(uu, nu, key_of(users[k]));
-		iidx[k] = find_key(ui, ni, key_of(items[k]));
-		ucnt[uidx[k]]++;
-		icnt[iidx[k]]++;
-		alive[k] = 1;
+		if (k % CANCEL_EVERY == CANCEL_EVERY - 1 && build_cancelled(b))
+			return T4R_ECANCELLED;
+		b->uidx[k] = find_key(b->uu, nu, key_of(b->users[k]));
+		b->iidx[k] = find_key(b->ui, ni, key_of(b->items[k]));
+		b->ucnt[b->uidx[k]]++;
+		b->icnt[b->iidx[k]]++;
+		b->alive[k] = 1;
 	}
 	/* CSR lists (counting sort, input order kept within a user / item) */
 	for (size_t u = 0; u < nu; u++)
-		uoff[u + 1] = uoff[u] + ucnt[u];
+		b->uoff[u + 1] = b->uoff[u] + b->ucnt[u];
 	for (size_t i = 0; i < ni; i++)
-		ioff[i + 1] = ioff[i] + icnt[i];
+		b->ioff[i + 1] = b->ioff[i] + b->icnt[i];
+	pu = malloc((nu + ni) * sizeof(size_t));
+	if (!pu)
+		return T4R_ENOMEM;
+	memcpy(pu, b->uoff, nu * sizeof(size_t));
+	memcpy(pu + nu, b->ioff, ni * sizeof(size_t));
+	for (size_t k = 0; k < n; k++)
 	{
-		size_t	   *pu = malloc((nu + ni) * sizeof(size_t));
-
-		if (!pu)
-			goto fail;
-		memcpy(pu, uoff, nu * sizeof(size_t));
-		memcpy(pu + nu, ioff, ni * sizeof(size_t));
-		for (size_t k = 0; k < n; k++)
-		{
-			ulist[pu[uidx[k]]++] = (uint32_t) k;
-			ilist[pu[nu + iidx[k]]++] = (uint32_t) k;
-		}
-		free(pu);
+		b->ulist[pu[b->uidx[k]]++] = (uint32_t) k;
+		b->ilist[pu[nu + b->iidx[k]]++] = (uint32_t) k;
 	}
+	free(pu);
+	return T4R_OK;
+}
 
-	CHECK_CANCEL();
-	/* iterative filter as a work queue: each removal is done once */
+/*
+ * The iterative min-count filter as a work queue: a user or item whose count
+ * falls below its threshold is queued once, and removing it decrements the
+ * counts of the other side.  The result is the greatest subset in which no
+ * count is below its threshold.  Frees the per-item lists (no longer needed).
+ */
+static int
+build_filter(ds_builder *b)
+{
+	size_t		nu = b->nu,
+				ni = b->ni,
+				qh = 0,
+				qt = 0;
+	uint32_t   *queue = malloc((nu + ni) * sizeof(uint32_t));
+
+	if (!queue)
+		return T4R_ENOMEM;
+	if (build_cancelled(b))
+	{
+		free(queue);
+		return T4R_ECANCELLED;
+	}
 	for (size_t u = 0; u < nu; u++)
-		if (ucnt[u] < mu)
+		if (b->ucnt[u] < b->mu)
 		{
-			udead[u] = 1;
+			b->udead[u] = 1;
 			queue[qt++] = (uint32_t) u;
 		}
 	for (size_t i = 0; i < ni; i++)
-		if (icnt[i] < mi)
+		if (b->icnt[i] < b->mi)
 		{
-			idead[i] = 1;
+			b->idead[i] = 1;
 			queue[qt++] = (uint32_t) (nu + i);
 		}
 	while (qh < qt)
 	{
 		size_t		x = queue[qh++];
+		int			is_user = x < nu;
+		size_t		e = is_user ? x : x - nu;
+		const size_t *off = is_user ? b->uoff : b->ioff;
+		const uint32_t *list = is_user ? b->ulist : b->ilist;
 
-		if (x < nu)
+		for (size_t j = off[e]; j < off[e + 1]; j++)
 		{
-			for (size_t j = uoff[x]; j < uoff[x + 1]; j++)
-			{
-				uint32_t	k = ulist[j];
+			uint32_t	k = list[j];
 
-				if (!alive[k])
-					continue;
-				alive[k] = 0;
-				ucnt[x]--;
-				if (--icnt[iidx[k]] < mi && !idead[iidx[k]])
+			if (!b->alive[k])
+				continue;
+			b->alive[k] = 0;
+			if (is_user)
+			{
+				b->ucnt[e]--;
+				if (--b->icnt[b->iidx[k]] < b->mi && !b->idead[b->iidx[k]])
 				{
-					idead[iidx[k]] = 1;
-					queue[qt++] = (uint32_t) (nu + iidx[k]);
+					b->idead[b->iidx[k]] = 1;
+					queue[qt++] = (uint32_t) (nu + b->iidx[k]);
 				}
 			}
-		}
-		else
-		{
-			size_t		i = x - nu;
-
-			for (size_t j = ioff[i]; j < ioff[i + 1]; j++)
+			else
 			{
-				uint32_t	k = ilist[j];
-
-				if (!alive[k])
-					continue;
-				alive[k] = 0;
-				icnt[i]--;
-				if (--ucnt[uidx[k]] < mu && !udead[uidx[k]])
+				b->icnt[e]--;
+				if (--b->ucnt[b->uidx[k]] < b->mu && !b->udead[b->uidx[k]])
 				{
-					udead[uidx[k]] = 1;
-					queue[qt++] = (uint32_t) uidx[k];
+					b->udead[b->uidx[k]] = 1;
+					queue[qt++] = (uint32_t) b->uidx[k];
 				}
 			}
 		}
 	}
 	free(queue);
-	queue = NULL;
-	free(ilist);
-	ilist = NULL;
-	free(ioff);
-	ioff = NULL;
-	CHECK_CANCEL();
+	free(b->ilist);
+	b->ilist = NULL;
+	free(b->ioff);
+	b->ioff = NULL;
+	return build_cancelled(b) ? T4R_ECANCELLED : T4R_OK;
+}
 
-	for (size_t u = 0; u < nu; u++)
-		if (!udead[u])
+/* what the filter kept: sizes, item rows in ascending external id */
+static int
+build_rows(ds_builder *b)
+{
+	for (size_t u = 0; u < b->nu; u++)
+		if (!b->udead[u])
 		{
-			keep_users++;
-			keep_n += ucnt[u];
-			if (ucnt[u] > maxm)
-				maxm = ucnt[u];
+			b->keep_users++;
+			b->keep_n += b->ucnt[u];
+			if (b->ucnt[u] > b->maxm)
+				b->maxm = b->ucnt[u];
 		}
-	irow = malloc(ni * sizeof(int32_t));
-	if (!irow)
-		goto fail;
-	for (size_t i = 0; i < ni; i++)
-		irow[i] = idead[i] ? 0 : (int32_t) (++keep_items);
-	if (keep_users == 0 || keep_items == 0 || keep_n == 0)
+	b->irow = malloc(b->ni * sizeof(int32_t));
+	if (!b->irow)
+		return T4R_ENOMEM;
+	for (size_t i = 0; i < b->ni; i++)
+		b->irow[i] = b->idead[i] ? 0 : (int32_t) (++b->keep_items);
+	if (b->keep_users == 0 || b->keep_items == 0 || b->keep_n == 0)
 	{
-		t4r_set_err(err, errlen,
-				"no interactions left after filtering users with fewer than %d and items with fewer than %d interactions "
-				"(input: %zu interactions, %zu users, %zu items; remaining: %zu users, %zu items)",
-				(int) mu, (int) mi, n, nu, ni, keep_users, keep_items);
-		rc = T4R_EDATA;
-		goto fail;
+		t4r_set_err(b->err, b->errlen,
+					"no interactions left after filtering users with fewer than %d and items with fewer than %d interactions "
+					"(input: %zu interactions, %zu users, %zu items; remaining: %zu users, %zu items)",
+					(int) b->mu, (int) b->mi, b->n, b->nu, b->ni, b->keep_users, b->keep_items);
+		return T4R_EDATA;
 	}
+	return T4R_OK;
+}
 
-	ds = calloc(1, sizeof(*ds));
-	if (!ds)
-		goto fail;
-	ds->n_users = (int64_t) keep_users;
-	ds->n_items = (int32_t) (keep_items + 1);
-	ds->n_interactions = keep_n;
-	ds->item_ids = calloc(keep_items + 1, sizeof(int64_t));
-	ds->user_ids = malloc(keep_users * sizeof(int64_t));
-	ds->seq_off = malloc((keep_users + 1) * sizeof(int64_t));
-	ds->seq_items = malloc(keep_n * sizeof(int32_t));
-	ds->seq_ts = malloc(keep_n * sizeof(double));
-	ds->item_count = calloc(keep_items + 1, sizeof(int64_t));
-	ent = malloc(maxm * sizeof(seq_ent));
+/* the dataset's arrays, item ids and every kept user's ordered sequence */
+static int
+build_sequences(ds_builder *b, t4r_dataset *ds)
+{
+	seq_ent    *ent;
+	size_t		uo = 0,
+				p = 0;
+
+	ds->n_users = (int64_t) b->keep_users;
+	ds->n_items = (int32_t) (b->keep_items + 1);
+	ds->n_interactions = b->keep_n;
+	ds->item_ids = calloc(b->keep_items + 1, sizeof(int64_t));
+	ds->user_ids = malloc(b->keep_users * sizeof(int64_t));
+	ds->seq_off = malloc((b->keep_users + 1) * sizeof(int64_t));
+	ds->seq_items = malloc(b->keep_n * sizeof(int32_t));
+	ds->seq_ts = malloc(b->keep_n * sizeof(double));
+	ds->item_count = calloc(b->keep_items + 1, sizeof(int64_t));
+	ent = malloc(b->maxm * sizeof(seq_ent));
 	if (!ds->item_ids || !ds->user_ids || !ds->seq_off || !ds->seq_items ||
 		!ds->seq_ts || !ds->item_count || !ent)
-		goto fail;
-	for (size_t i = 0; i < ni; i++)
-		if (irow[i])
-			ds->item_ids[irow[i]] = (int64_t) (ui[i] ^ 0x8000000000000000ULL);
-
 	{
-		size_t		uo = 0,
-					p = 0;
-
-		ds->seq_off[0] = 0;
-		for (size_t u = 0; u < nu; u++)
-		{
-			size_t		m = 0;
-
-			if (udead[u])
-				continue;
-			if (uo % 4096 == 4095)
-				CHECK_CANCEL();
-			for (size_t j = uoff[u]; j < uoff[u + 1]; j++)
-			{
-				uint32_t	k = ulist[j];
-
-				if (!alive[k])
-					continue;
-				ent[m].ts = ts[k];
-				ent[m].tie = order ? order[k] : items[k];
-				ent[m].pos = k;
-				ent[m].row = irow[iidx[k]];
-				m++;
-			}
-			sort_seq(ent, m);
-			for (size_t j = 0; j < m; j++)
-			{
-				ds->seq_items[p + j] = ent[j].row;
-				ds->seq_ts[p + j] = ent[j].ts;
-			}
-			ds->user_ids[uo] = (int64_t) (uu[u] ^ 0x8000000000000000ULL);
-			p += m;
-			ds->seq_off[++uo] = (int64_t) p;
-		}
+		free(ent);
+		return T4R_ENOMEM;
 	}
-	/* popularity over the training parts, sample count */
+	for (size_t i = 0; i < b->ni; i++)
+		if (b->irow[i])
+			ds->item_ids[b->irow[i]] = (int64_t) (b->ui[i] ^ 0x8000000000000000ULL);
+
+	ds->seq_off[0] = 0;
+	for (size_t u = 0; u < b->nu; u++)
+	{
+		size_t		m = 0;
+
+		if (b->udead[u])
+			continue;
+		if (uo % 4096 == 4095 && build_cancelled(b))
+		{
+			free(ent);
+			return T4R_ECANCELLED;
+		}
+		for (size_t j = b->uoff[u]; j < b->uoff[u + 1]; j++)
+		{
+			uint32_t	k = b->ulist[j];
+
+			if (!b->alive[k])
+				continue;
+			ent[m].ts = b->ts[k];
+			ent[m].tie = b->order ? b->order[k] : b->items[k];
+			ent[m].pos = k;
+			ent[m].row = b->irow[b->iidx[k]];
+			m++;
+		}
+		sort_seq(ent, m);
+		for (size_t j = 0; j < m; j++)
+		{
+			ds->seq_items[p + j] = ent[j].row;
+			ds->seq_ts[p + j] = ent[j].ts;
+		}
+		ds->user_ids[uo] = (int64_t) (b->uu[u] ^ 0x8000000000000000ULL);
+		p += m;
+		ds->seq_off[++uo] = (int64_t) p;
+	}
+	free(ent);
+	return T4R_OK;
+}
+
+/* popularity over the training parts, training sample count */
+static void
+build_counts(t4r_dataset *ds)
+{
 	ds->n_train_samples = 0;
 	for (int64_t u = 0; u < ds->n_users; u++)
 	{
@@ -491,30 +564,50 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 		if (tl > 1)
 			ds->n_train_samples += tl - 1;
 	}
-	rc = T4R_OK;
-	*out = ds;
-	ds = NULL;
+}
 
-fail:
-	if (rc == T4R_ENOMEM)
+int
+t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
+					 const double *ts, const int64_t *order, size_t n,
+					 int min_user, int min_item,
+					 int (*interrupt) (void *ud), void *ud,
+					 t4r_dataset **out, char *err, size_t errlen)
+{
+	ds_builder	b;
+	t4r_dataset *ds = NULL;
+	int			rc;
+
+	memset(&b, 0, sizeof(b));
+	b.users = users;
+	b.items = items;
+	b.ts = ts;
+	b.order = order;
+	b.n = n;
+	b.mu = min_user < 1 ? 1 : (uint32_t) min_user;
+	b.mi = min_item < 1 ? 1 : (uint32_t) min_item;
+	b.interrupt = interrupt;
+	b.ud = ud;
+	b.err = err;
+	b.errlen = errlen;
+	if ((rc = build_check_input(&b, out)) != T4R_OK)
+		return rc;
+	if ((rc = build_index(&b)) == T4R_OK &&
+		(rc = build_filter(&b)) == T4R_OK &&
+		(rc = build_rows(&b)) == T4R_OK)
+	{
+		ds = calloc(1, sizeof(*ds));
+		rc = ds ? build_sequences(&b, ds) : T4R_ENOMEM;
+	}
+	if (rc == T4R_OK)
+	{
+		build_counts(ds);
+		*out = ds;
+		ds = NULL;
+	}
+	else if (rc == T4R_ENOMEM)
 		t4r_set_err(err, errlen, "out of memory building the dataset (%zu interactions)", n);
 	t4r_dataset_free(ds);
-	free(uu);
-	free(ui);
-	free(uidx);
-	free(iidx);
-	free(ulist);
-	free(ilist);
-	free(alive);
-	free(uoff);
-	free(ioff);
-	free(ucnt);
-	free(icnt);
-	free(udead);
-	free(idead);
-	free(queue);
-	free(irow);
-	free(ent);
+	build_free(&b);
 	return rc;
 }
 

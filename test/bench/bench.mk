@@ -41,7 +41,7 @@ build/train_profile: test/bench/train_profile.c $(CORE_LIB) $(wildcard test/benc
 train-profile: build/train_profile
 	./build/train_profile $(TRAIN_PROFILE_ARGS)
 
-# PostgreSQL benchmarks of the installed extension (issue 15; not part of
+# PostgreSQL benchmarks of the installed extension (not part of
 # `make test`; each starts and removes its own throwaway cluster, set
 # T4R_PG_BINDIR for another PostgreSQL 15 than /usr/lib/postgresql/15/bin):
 #   make bench-pg-load     pgbench: recommend(user) at 1/4/16/64 clients, during a
@@ -56,7 +56,7 @@ bench-pg-load:
 bench-pg-memory:
 	bash test/bench/pg_memory.sh
 
-# issue 13: epoch time and targets/s of training all_positions vs prefixes
+# epoch time and targets/s of training all_positions vs prefixes
 # (robust time path) vs the official model, through SQL on the ML-1M-sized
 # synthetic table (T4R_AP_* and THREADS in test/bench/pg_all_positions.sh);
 # appends its table to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
@@ -64,7 +64,7 @@ bench-pg-memory:
 bench-all-positions:
 	bash test/bench/pg_all_positions.sh
 
-# issue 13: test metrics after early stopping of all_positions vs prefixes
+# test metrics after early stopping of all_positions vs prefixes
 # (robust) vs official through SQL (T4R_APQ_* in
 # test/bench/pg_all_positions_quality.sh); appends to test/bench/QUALITY.md
 # unless T4R_BENCH_NO_APPEND=1.

@@ -9,7 +9,7 @@
  * For each length n: median (and p90/p99) CPU time of N calls (default 500)
  * measured with CLOCK_THREAD_CPUTIME_ID (the machine is shared and loaded;
  * wall time would count other processes), plus the wall-clock median.
- * Model: the preset with MODEL.md's initialisation from a fixed seed,
+ * Model: the preset with docs/MODEL.md's initialisation from a fixed seed,
  * V = 3707 rows (MovieLens-1M's 3,706 items + padding), random items and
  * increasing timestamps with realistic gaps.
  * --dump FILE writes hidden + scores of the test sequences (one per length)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pg_latency.sh - recommendation latency and bulk throughput of the installed
-# extension (issue 5, items 3-4), appended to test/bench/RESULTS.md.
+# extension, appended to test/bench/RESULTS.md.
 #
 #   test/bench/pg_latency.sh            # throwaway cluster (extension must be installed: make install)
 #   T4R_BENCH_SERVER=1 test/bench/pg_latency.sh   # use the server of PGHOST/PGPORT/PGUSER/PGDATABASE

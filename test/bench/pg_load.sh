@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_load.sh - recommendations under concurrent load (issue 15): pgbench on a
+# pg_load.sh - recommendations under concurrent load: pgbench on a
 # unix socket, `tim4rec_recommend(user, 10)` for random users of an
 # ML-1M-like table with a movielens-sized model, at several client counts;
 # then the same while a training runs in another session; then on a hot

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_memory.sh - per-backend memory of serving one big model (issue 15):
+# pg_memory.sh - per-backend memory of serving one big model:
 # how much private memory each backend adds when it serves a model, relative
 # to the size of the model's weights.  Appended to test/bench/RESULTS.md.
 #

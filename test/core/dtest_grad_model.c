@@ -7,7 +7,7 @@
  * path, trained per prefix and on all positions (a loss at every position
  * from loss_from on, windows longer than L included).
  *
- * The weights are the MODEL.md initialisation plus random noise, so that no
+ * The weights are the docs/MODEL.md initialisation plus random noise, so that no
  * path is degenerate (layer norm weights != 1, biases != 0, ...).
  */
 #include <math.h>

@@ -1,7 +1,7 @@
 /*
  * dtest_timepath.c - double-build checks of the time path (timepath.c):
  * forward against a plain per-row, per-position reference written here
- * (MODEL.md 3.3 and 3.7), backward against central finite differences of
+ * (docs/MODEL.md steps 3.3 and 3.7), backward against central finite differences of
  * J = sum(a * tdt) + sum(b * Tnew) with respect to T and every parameter.
  */
 #include <math.h>

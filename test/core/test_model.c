@@ -1,7 +1,7 @@
 /*
  * test_model.c - float build checks of the model driver:
  *  - t4r_infer against a plain full-length (padded to L) reference forward
- *    written here in double straight from MODEL.md, on several
+ *    written here in double straight from docs/MODEL.md, on several
  *    configurations (time path on/off, p2p, 1 and 2 layers, both presets);
  *  - a sequence longer than L gives the same output as its last L items;
  *  - t4r_infer_batch == t4r_infer;

@@ -88,7 +88,7 @@ ref_hsw(double x)
 	return x * fmin(fmax(x + 3, 0), 6) / 6;
 }
 
-/* plain double reference of MODEL.md 3.3 / 3.7, per row and position */
+/* plain double reference of docs/MODEL.md steps 3.3 / 3.7, per row and position */
 static void
 ref_fwd(const pset *ps, const double *P, double eps, const double *T, const double *mm,
 		const double *mg, double *tdt, double *Tnew)

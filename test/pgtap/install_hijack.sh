@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install-time search_path hijack (issue 10, finding 2).  Before CREATE
+# Install-time search_path hijack.  Before CREATE
 # EXTENSION, a role with CREATE on the target schema plants better-matching
 # look-alikes of the built-ins that 0.1's install script bound without
 # schema qualification: cardinality(bigint[]) (tim4rec_model_list), the

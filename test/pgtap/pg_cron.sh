@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scheduled retraining with pg_cron (issue 14 part 4; README "Retraining on
+# Scheduled retraining with pg_cron (README "Retraining on
 # a schedule").  Starts its OWN cluster with shared_preload_libraries =
 # 'pg_cron' (unix socket only, private temporary directory; jobs run in
 # background workers, cron.database_name = the test database) and checks

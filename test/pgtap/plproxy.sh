@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sharding tim4rec with PL/Proxy (issue 15, part 3).  Starts its OWN three
+# Sharding tim4rec with PL/Proxy.  Starts its OWN three
 # clusters in a private temporary directory (unix sockets there only):
 #   proxy cluster:  database `single` (the reference: ALL interactions, the
 #                   model trained there) and database `proxy` (CREATE

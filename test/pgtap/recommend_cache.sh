@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The per-backend model cache sees deploys, new versions and drops made by
-# ANOTHER session at once (PG-B).  One psql session (one backend) keeps the
+# ANOTHER session at once.  One psql session (one backend) keeps the
 # model cached and runs the other session's commands through \! (a separate
 # psql, i.e. another backend) between its own calls.  Prints TAP.  Uses
 # PGHOST/PGPORT/PGUSER/PGDATABASE from the environment (the database has

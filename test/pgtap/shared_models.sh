@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One copy of a model per server (issue 15, part 1; src/shared_cache.c).
+# One copy of a model per server (src/shared_cache.c).
 # Starts its OWN cluster with shared_preload_libraries = 'tim4rec' (unix
 # socket only, private temporary directory) and checks that
 #   * the first backend publishes the current version in dynamic shared

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tim4rec on a hot standby (issue 10).  Starts its OWN primary and a streaming
+# tim4rec on a hot standby.  Starts its OWN primary and a streaming
 # replica (pg_basebackup -R) in a private temporary directory, unix sockets
 # only, and checks that
 #   * reads work on the standby and give the primary's answers: recommend

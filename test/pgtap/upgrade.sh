@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upgrade 0.1 -> current (0.1 -> 0.2 -> ..., issue 10, finding 9): install version 0.1 from its
+# Upgrade 0.1 -> current (0.1 -> 0.2 -> ...): install version 0.1 from its
 # frozen script (test/upgrade/tim4rec--0.1.sql, byte-identical to what the
 # Makefile generated at the last 0.1 commit; test/run_tests.sh installs it
 # next to the current scripts), train two versions and deploy one, then

@@ -17,7 +17,7 @@ quality: build/quality_core
 quality-synth: build/quality_core
 	@bash test/quality/run_synth.sh
 
-# warm start vs full retrain on Amazon Beauty split by time (issue 14):
+# warm start vs full retrain on Amazon Beauty split by time:
 # test/bench/quality_warm.sh, results in test/bench/QUALITY.md
 .PHONY: quality-warm
 quality-warm:
