@@ -41,6 +41,13 @@ build/train_profile: test/bench/train_profile.c $(CORE_LIB) $(wildcard test/benc
 train-profile: build/train_profile
 	./build/train_profile $(TRAIN_PROFILE_ARGS)
 
+# a model with the movielens preset's sizes and docs/MODEL.md's
+# initialisation as safetensors on stdout (argument: item rows, padding
+# included), for the PostgreSQL benchmarks and test/pgtap/shared_models.sh
+build/pg_latency_model: test/bench/pg_latency_model.c $(CORE_LIB) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
+
 # PostgreSQL benchmarks of the installed extension (not part of
 # `make test`; each starts and removes its own throwaway cluster, set
 # T4R_PG_BINDIR for another PostgreSQL 15 than /usr/lib/postgresql/15/bin):

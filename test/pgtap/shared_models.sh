@@ -177,10 +177,8 @@ t4r_ok $? "and gives the 200 uuid rows of private serving"
 # publishes it, the others wait for it and attach (a DEBUG1 message names
 # each load from the catalog) instead of each parsing a private copy at once
 REPO=${T4R_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-if ( cd "$REPO" && make -s $(make -s print-FLOAT_OBJS) >/dev/null 2>&1 &&
-     gcc -O2 -Isrc/core test/bench/pg_latency_model.c $(make -s print-FLOAT_OBJS) \
-         -o "$TOP/gen_model" -lopenblas -ljansson -fopenmp -lm ) 2>"$TOP/gen.log" &&
-   "$TOP/gen_model" 100001 >"$TOP/wide.safetensors" && chmod 644 "$TOP/wide.safetensors" &&
+if ( cd "$REPO" && make -s build/pg_latency_model ) >"$TOP/gen.log" 2>&1 &&
+   "$REPO/build/pg_latency_model" 100001 >"$TOP/wide.safetensors" && chmod 644 "$TOP/wide.safetensors" &&
    q -c "SELECT tim4rec_import('wide', pg_read_binary_file('$TOP/wide.safetensors'))" >/dev/null; then
     WREC="SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank)
           FROM tim4rec_recommend(ARRAY[5, 17, 99]::bigint[], ARRAY[1, 2, 3]::float8[], 10, 'wide')"
