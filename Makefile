@@ -8,17 +8,22 @@ MODULE_big  = tim4rec
 # The numerical core (src/core, plain C, no PostgreSQL headers) is compiled
 # ONCE, position-independent, into build/libt4rcore.a; that archive is linked
 # into tim4rec.so and into every unit test and benchmark binary, so the tests
-# run the objects that ship.  An explicit list (one object a line: a new core
-# file adds its line here).
+# run the objects that ship.  It is compiled with CORE_CFLAGS, not PGXS's
+# flags (-fno-strict-aliasing -fwrapv, meant for PostgreSQL's own code, kept
+# GCC from vectorising loops that store through struct fields, e.g. the FFN's
+# hardswish).  An explicit list, one object a line: a new core file adds
+# its line here (the check below names a file that is missing).
 CORE_OBJS   = \
 	build/core/config.o \
 	build/core/config_json.o \
 	build/core/dataset.o \
+	build/core/dataset_subset.o \
 	build/core/err.o \
 	build/core/evaluate.o \
 	build/core/fit.o \
 	build/core/infer.o \
 	build/core/model.o \
+	build/core/rgemm.o \
 	build/core/safetensors.o \
 	build/core/ssd.o \
 	build/core/timepath.o \
@@ -26,6 +31,10 @@ CORE_OBJS   = \
 	build/core/train.o \
 	build/core/warm.o
 CORE_LIB    = build/libt4rcore.a
+CORE_UNLISTED = $(filter-out $(CORE_OBJS),$(patsubst src/core/%.c,build/core/%.o,$(wildcard src/core/*.c)))
+ifneq ($(CORE_UNLISTED),)
+$(error core sources missing from CORE_OBJS in the Makefile: $(CORE_UNLISTED:build/core/%.o=src/core/%.c))
+endif
 GLUE_SRCS   = $(wildcard src/*.c)
 OBJS        = $(GLUE_SRCS:.c=.o)
 

@@ -928,9 +928,26 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	int			residual = D->layers > 1;
 	t4r_real   *convT = w->convT;
 	t4r_real   *Aneg = w->convT + (size_t) K * C;
+	/* inference with packed weights: the row-stable projections */
+	const t4r_ipack *ip = w->training ? NULL : w->ip;
 
 	/* 1. in_proj */
-	if (!lastr)
+	if (ip)
+	{
+		/* inference: the row-stable kernel (rgemm.c); z only where read */
+		t4r_rgemm((int) M, in_dim - Di, d, A->U, d, ip->l[li].inr, P->in_b + Di, A->zxd + Di, in_dim);
+		if (!lastr)
+			t4r_rgemm((int) M, Di, d, A->U, d, ip->l[li].inz, P->in_b, A->zxd, in_dim);
+		else
+			for (int s = 0; s < S; s++)
+			{
+				size_t		gr = w->off[s] + w->n[s] - 1;
+
+				t4r_rgemm(1, Di, d, A->U + gr * d, d, ip->l[li].inz, P->in_b, A->zxd + gr * in_dim,
+						  in_dim);
+			}
+	}
+	else if (!lastr)
 	{
 		fill_rows(A->zxd, M, in_dim, P->in_b);
 		t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
@@ -1028,8 +1045,19 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 			t4r_rtime_fwd(&P->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
 						  A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
 		else
-			t4r_time_fwd(&P->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
+		{
+			/* inference: the MLP and gate through the row-stable kernel */
+			t4r_time_params tp = P->tp;
+
+			if (ip)
+			{
+				tp.w1p = ip->l[li].tw1;
+				tp.w2p = ip->l[li].tw2;
+				tp.gwp = ip->l[li].tgw;
+			}
+			t4r_time_fwd(&tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
 						 A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
+		}
 	}
 
 	/* 4. delta */
@@ -1089,8 +1117,13 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	}
 
 	/* 7. out_proj, dropout, residual, LayerNorm_d */
-	fill_rows(A->a, rows, d, P->out_b);
-	t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d);
+	if (ip)
+		t4r_rgemm((int) rows, d, Di, A->yn, Di, ip->l[li].out, P->out_b, A->a, d);
+	else
+	{
+		fill_rows(A->a, rows, d, P->out_b);
+		t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d);
+	}
 	if (pd > 0)
 	{
 		for (int s = 0; s < S; s++)
@@ -1118,8 +1151,13 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 	}
 
 	/* 8. FFN */
-	fill_rows(A->f1, rows, f, P->fc1_b);
-	t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f);
+	if (ip)
+		t4r_rgemm((int) rows, f, d, A->hh, d, ip->l[li].fc1, P->fc1_b, A->f1, f);
+	else
+	{
+		fill_rows(A->f1, rows, f, P->fc1_b);
+		t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f);
+	}
 	if (pd > 0)
 	{
 		for (int s = 0; s < S; s++)
@@ -1150,8 +1188,13 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 			for (size_t i = 0; i < tot; i++)
 				A->h1[i] = m_hardswish(A->f1[i]);
 	}
-	fill_rows(A->b, rows, d, P->fc2_b);
-	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d);
+	if (ip)
+		t4r_rgemm((int) rows, d, f, A->h1, f, ip->l[li].fc2, P->fc2_b, A->b, d);
+	else
+	{
+		fill_rows(A->b, rows, d, P->fc2_b);
+		t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d);
+	}
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *b = A->b + r * d;
