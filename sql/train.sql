@@ -1,4 +1,4 @@
--- tim4rec_train: SQL surface, options and every error path (PG-A).
+-- tim4rec_train: SQL surface, options and every error path.
 -- Errors are shown as SQLSTATE: message (hint) through a helper so the codes
 -- are part of the expected output; metrics are compared, never printed.
 CREATE FUNCTION train_err(q text, full_hint boolean DEFAULT false) RETURNS text LANGUAGE plpgsql AS $$

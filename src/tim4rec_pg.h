@@ -167,7 +167,7 @@ void		t4r_pg_core_error(int code, const char *what, const char *msg) pg_attribut
 /* interrupt callback for the core: true on a pending cancel/termination */
 int			t4r_pg_interrupt(void *ud);
 
-/* ---- training progress (src/progress.c, PG-A) ----
+/* ---- training progress (src/progress.c) ----
  * Reported through the backend progress API under PROGRESS_COMMAND_COPY in
  * parameter slots 10..19 (slot 10 holds T4R_PROGRESS_MAGIC), shown by the
  * view tim4rec_progress. */

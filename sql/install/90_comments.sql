@@ -1,9 +1,9 @@
 -- 90_comments.sql: one-line descriptions (\df+, \dv+, \dT+, \dx+) for the
--- objects of the earlier files that were created without one (issue 14
--- part 5).  Objects added after this file carry their COMMENT next to
--- their CREATE; test/pgtap/comments.sql fails on any object of the
--- extension without a description.  The same statements are in
--- sql/upgrade/tim4rec--0.2--0.3.sql ("comments (issue 14 part 5)").
+-- objects of the earlier files that were created without one.  Objects
+-- added after this file carry their COMMENT next to their CREATE;
+-- test/pgtap/comments.sql fails on any object of the extension without a
+-- description.  The same statements are in
+-- sql/upgrade/tim4rec--0.2--0.3.sql (section "comments").
 
 -- catalog (10_catalog.sql)
 COMMENT ON FUNCTION @extschema@.tim4rec_model_readable(name, name[], name, name, name, name, name, name) IS

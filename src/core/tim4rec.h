@@ -6,7 +6,7 @@
  * (char *err, size_t errlen), by a human-readable message written there.
  * Nothing here calls exit(), palloc() or ereport(); memory comes from malloc.
  *
- * The maths is ../shared/docs/MODEL.md (the published model, quirks included).
+ * The maths is docs/MODEL.md (the published model, quirks included).
  *
  * Build variants: by default t4r_real is float.  Compiled with -DT4R_DOUBLE the
  * whole core computes in double; the unit tests use that build for
@@ -52,7 +52,7 @@ const char *t4r_strerror(int code);
 /* Largest accepted |time| (any unit; epoch seconds in the glue): 2^63,
  * about 9.22e18, so every bigint time is accepted.  The model turns times
  * into single-precision features: the differences of consecutive times and
- * -ts[n-1] (MODEL.md's padding slot), scaled by at most 1 / (1 - p) by time
+ * -ts[n-1] (the padding slot of docs/MODEL.md, "Time path"), scaled by at most 1 / (1 - p) by time
  * dropout.  Within this bound those are at most 2^64 * 2^53, about 1.7e35,
  * and stay finite in float (whose largest value is about 3.4e38), whereas
  * times near 3.4e38 give infinite features and a NaN loss.  The layer norms
@@ -71,7 +71,7 @@ t4r_time_ok(double t)
 /* ------------------------------------------------------------------ */
 typedef struct t4r_config
 {
-	/* model option keys (MODEL.md table) */
+	/* model option keys (docs/MODEL.md, "Options") */
 	int			hidden_size;	/* d */
 	int			num_layers;
 	double		dropout_prob;
@@ -169,7 +169,7 @@ typedef struct t4r_dims
 void		t4r_dims_from_config(const t4r_config *c, t4r_dims *out);
 
 /* ------------------------------------------------------------------ */
-/* Parameter layout: MODEL.md's names and shapes (src/core/config.c)   */
+/* Parameter layout: docs/MODEL.md "Parameters" (src/core/config.c)    */
 /* ------------------------------------------------------------------ */
 #define T4R_NAME_MAX 64
 typedef struct t4r_tensor
@@ -223,7 +223,7 @@ void		t4r_model_free(t4r_model *m);
  * struct and the layout, never params.  Validates cfg as t4r_model_create. */
 int			t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out,
 						   char *err, size_t errlen);
-/* MODEL.md initialisation from a seed. */
+/* docs/MODEL.md "Initialisation" from a seed. */
 void		t4r_model_init(t4r_model *m, uint64_t seed);
 /*
  * Warm start (continue training from a parent model): m has been created for
@@ -432,7 +432,7 @@ int			t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 								 char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
-/* Data protocol, fitting and evaluation (src/core/data.c)             */
+/* Data protocol (dataset.c), fitting (fit.c), evaluation (evaluate.c) */
 /* ------------------------------------------------------------------ */
 typedef struct t4r_dataset
 {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make quality-warm`: warm start against a full retrain on Amazon Beauty
-# split by time (issue 14 part 2).  Not part of `make test`.
+# split by time.  Not part of `make test`.
 #
 # One throwaway cluster (test/scripts/lib.sh), Beauty loaded as `make quality`
 # does (test/scripts/load_interactions.sh, seq = file order = order_column).

@@ -16,18 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x9E3779B97F4A7C15ULL
 #include "tap.h"
 #include "rgemm.h"
 #include "tim4rec.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
+/* uniform in [-1, 1) */
 static float
 frand(void)
 {
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (float) ((rs >> 11) * (1.0 / 9007199254740992.0) * 2 - 1);
+	return (float) (urand() * 2 - 1);
 }
 
 /* the contract: C[i, j] = fma chain over k starting at bias[j] */
