@@ -465,135 +465,34 @@ t4r_ws_free(t4r_ws *w)
 
 
 /* ------------------------------------------------------------------ */
-/* vectorisable elementwise kernels                                    */
+/* elementwise functions (mathfn.h)                                    */
 /* ------------------------------------------------------------------ */
+/* the float build uses the vectorisable forms: exp(-|m|) with |m| clamped
+ * to 87 (0x42AE0000), the sign-selected sigmoid, hardswish with integer
+ * selects; the double build the reference forms */
 #ifdef T4R_DOUBLE
-/* exp(-|m|) */
 static inline t4r_real
 m_expneg(t4r_real m)
 {
 	return exp(-fabs(m));
 }
-
-static inline t4r_real
-m_sigmoid(t4r_real x)
-{
-	return 1 / (1 + exp(-x));
-}
+#define m_sigmoid t4r_sigmoid
+#define m_hardswish t4r_hardswish
+#define m_dhardswish t4r_dhardswish
 #else
-/*
- * exp(-|m|) in float without calls or float compares, so that loops over it
- * vectorise: |m| clamped to 87 on its bits (results stay normal floats),
- * -|m| = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), exp(r) by a
- * degree-7 polynomial (Cephes coefficients), 2^n built in the exponent bits.
- * Relative error under 1e-7.
- */
 static inline float
 m_expneg(float m)
 {
-	float		n,
-				r,
-				p,
-				x;
-	int32_t		ni,
-				mb;
-
-	memcpy(&mb, &m, 4);
-	mb &= 0x7fffffff;
-	mb = mb < 0x42AE0000 ? mb : 0x42AE0000;
-	memcpy(&x, &mb, 4);
-	x = -x;
-	n = x * 1.44269504088896341f + 12582912.0f;
-	memcpy(&ni, &n, 4);
-	ni -= 0x4B400000;
-	n -= 12582912.0f;
-	r = x - n * 0.693359375f;
-	r = r + n * 2.12194440e-4f;
-	p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.0f;
-	ni = (ni + 127) << 23;
-	memcpy(&x, &ni, 4);
-	return p * x;
+	return t4r_fexpneg(m, 0x42AE0000);
 }
 
-/* sigmoid: e = exp(-|a|); 1/(1+e) for a >= 0, e/(1+e) for a < 0, selected
- * on the sign bit with integer operations */
 static inline float
 m_sigmoid(float a)
 {
-	int32_t		ab,
-				ib,
-				nb,
-				mask;
-	float		e = m_expneg(a);
-	float		inv = 1 / (1 + e);
-	float		neg = e * inv;
-
-	memcpy(&ab, &a, 4);
-	mask = ab >> 31;
-	memcpy(&ib, &inv, 4);
-	memcpy(&nb, &neg, 4);
-	ib = (nb & mask) | (ib & ~mask);
-	memcpy(&inv, &ib, 4);
-	return inv;
+	return t4r_fsigmoid_e(a, m_expneg(a));
 }
-#endif
-
-#ifdef T4R_DOUBLE
-#define m_hardswish(x) t4r_hardswish(x)
-#define m_dhardswish(x) t4r_dhardswish(x)
-#else
-/* order-preserving integer key of a float (signed compare == float compare) */
-static inline int32_t
-fkey(float x)
-{
-	int32_t		b;
-
-	memcpy(&b, &x, 4);
-	return b ^ ((b >> 31) & 0x7fffffff);
-}
-
-static inline float
-fsel(int32_t mask, float a, float b)	/* mask all ones -> a, 0 -> b */
-{
-	int32_t		ab,
-				bb;
-
-	memcpy(&ab, &a, 4);
-	memcpy(&bb, &b, 4);
-	ab = (ab & mask) | (bb & ~mask);
-	memcpy(&a, &ab, 4);
-	return a;
-}
-
-/* hardswish / its derivative (PyTorch's conventions, as t4r_hardswish /
- * t4r_dhardswish in ops.h) with integer selects, so that loops vectorise */
-static inline float
-m_hardswish(float x)
-{
-	int32_t		k = fkey(x);
-	float		mid = x * (x + 3) * (1.0f / 6);
-	int32_t		lo = -(k <= fkey(-3.0f));
-	int32_t		hi = -(k >= fkey(3.0f));
-
-	return fsel(lo, 0.0f, fsel(hi, x, mid));
-}
-
-static inline float
-m_dhardswish(float x)
-{
-	int32_t		k = fkey(x);
-	float		mid = (2 * x + 3) * (1.0f / 6);
-	int32_t		lo = -(k < fkey(-3.0f));
-	int32_t		hi = -(k > fkey(3.0f));
-
-	return fsel(lo, 0.0f, fsel(hi, 1.0f, mid));
-}
+#define m_hardswish t4r_hardswish_sel
+#define m_dhardswish t4r_dhardswish_sel
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -840,21 +739,13 @@ t4r_model_dropout_mask(t4r_real *restrict mask, size_t n, double p, uint64_t see
 
 	for (size_t j = 0; j < np; j++)
 	{
-		uint64_t	z = base + (uint64_t) (2 * j) * 0x9E3779B97F4A7C15ULL + 0x9E3779B97F4A7C15ULL;
+		uint64_t	z = t4r_mix64(base + (uint64_t) (2 * j) * T4R_GOLDEN64 + T4R_GOLDEN64);
 
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-		z = z ^ (z >> 31);
 		mask[2 * j] = ((z & 0xffffffffu) < thr) ? 0 : keep;
 		mask[2 * j + 1] = ((z >> 32) < thr) ? 0 : keep;
 	}
 	if (n & 1)
-	{
-		uint64_t	x = base + (uint64_t) (n - 1) * 0x9E3779B97F4A7C15ULL;
-		uint64_t	h = t4r_splitmix64(&x);
-
-		mask[n - 1] = ((h & 0xffffffffu) < thr) ? 0 : keep;
-	}
+		mask[n - 1] = t4r_dropout_bits(base, n - 1) < thr ? 0 : keep;
 }
 
 static inline void
