@@ -837,6 +837,51 @@ lop_masks(const lop *o, t4r_real *mask, int width, int lastr, int site)
 	}
 }
 
+/* a linear layer, Y [rows, out] = X [rows, in] W^T + b (W [out, in]);
+ * Y OVERWRITTEN */
+static void
+linear_forward(size_t rows, int in, int out, const t4r_real *X, const t4r_real *W,
+			   const t4r_real *b, t4r_real *Y)
+{
+	fill_rows(Y, rows, out, b);
+	t4r_gemm(0, 1, (int) rows, out, in, 1, X, in, W, in, 1, Y, out);
+}
+
+/* its backward from dZ [rows, out], the gradient of X W^T: gW [out, in]
+ * ACCUMULATED, dX [rows, in] OVERWRITTEN (the bias gradient is the column
+ * sum of dZ, left to the caller's elementwise pass) */
+static void
+linear_backward(size_t rows, int in, int out, const t4r_real *dZ, const t4r_real *X,
+				const t4r_real *W, t4r_real *gW, t4r_real *dX)
+{
+	t4r_gemm(1, 0, out, in, (int) rows, 1, dZ, out, X, in, 1, gW, in);
+	t4r_gemm(0, 0, (int) rows, in, out, 1, dZ, out, W, in, 0, dX, in);
+}
+
+/* the backward of Dropout(X W^T + b) from dY [rows, out]: dZ = dY * mask
+ * (mask [rows, out], NULL: no dropout) OVERWRITTEN, gb ACCUMULATED with
+ * its column sums in the same pass, then linear_backward */
+T4R_CLONES static void
+dropout_linear_backward(const t4r_ws *w, size_t rows, int in, int out, const t4r_real *dY,
+						const t4r_real *mask, const t4r_real *X, const t4r_real *W,
+						t4r_real *dZ, t4r_real *gW, t4r_real *gb, t4r_real *dX)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *restrict m = mask ? mask + r * out : w->ones;
+		const t4r_real *restrict dy = dY + r * out;
+		t4r_real   *restrict dz = dZ + r * out;
+		t4r_real   *restrict g = gb;
+
+		for (int c = 0; c < out; c++)
+		{
+			dz[c] = dy[c] * m[c];
+			g[c] += dz[c];
+		}
+	}
+	linear_backward(rows, in, out, dZ, X, W, gW, dX);
+}
+
 /*
  * 3.1 in_proj: zxd [M, in_dim] = U [M, d] in_w^T + in_b, columns
  * z | xBC | dt (widths Di, Di + 2N, H).  zxd OVERWRITTEN; lastr: z only at
@@ -855,8 +900,7 @@ in_proj_forward(const lop *o)
 
 	if (!o->lastr)
 	{
-		fill_rows(A->zxd, M, in_dim, P->in_b);
-		t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
+		linear_forward(M, d, in_dim, A->U, P->in_w, P->in_b, A->zxd);
 		return;
 	}
 	for (size_t r = 0; r < M; r++)
@@ -893,8 +937,7 @@ in_proj_backward(const lop *o, t4r_real *dU)
 
 	if (!o->lastr)
 	{
-		t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
-		t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
+		linear_backward(M, d, in_dim, w->dzxd, A->U, P->in_w, GP->in_w, dU);
 		return;
 	}
 	/* z columns hold a gradient only at each sample's last row */
@@ -1474,8 +1517,7 @@ out_forward(const lop *o)
 				Di = o->D->Di;
 	int			residual = o->D->layers > 1;
 
-	fill_rows(A->a, rows, d, P->out_b);
-	t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d);
+	linear_forward(rows, Di, d, A->yn, P->out_w, P->out_b, A->a);
 	if (o->pd > 0)
 		lop_masks(o, A->mo, d, o->lastr, T4R_LSITE_O);
 	for (size_t r = 0; r < rows; r++)
@@ -1508,24 +1550,10 @@ out_backward(const lop *o)
 				Di = o->D->Di;
 
 	for (size_t r = 0; r < rows; r++)
-	{
 		ln_bwd(A->a + r * d, w->dhh + r * d, d, P->ln_w, A->a_mu[r], A->a_rs[r],
 			   w->da + r * d, GP->ln_w, GP->ln_b);
-		{
-			const t4r_real *restrict mo = o->pd > 0 ? A->mo + r * d : w->ones;
-			const t4r_real *restrict da = w->da + r * d;
-			t4r_real   *restrict dob = w->dob + r * d;
-			t4r_real   *restrict gb = GP->out_b;
-
-			for (int c = 0; c < d; c++)
-			{
-				dob[c] = da[c] * mo[c];
-				gb[c] += dob[c];
-			}
-		}
-	}
-	t4r_gemm(1, 0, d, Di, (int) rows, 1, w->dob, d, A->yn, Di, 1, GP->out_w, Di);
-	t4r_gemm(0, 0, (int) rows, Di, d, 1, w->dob, d, P->out_w, Di, 0, w->dyn, Di);
+	dropout_linear_backward(w, rows, Di, d, w->da, o->pd > 0 ? A->mo : NULL, A->yn, P->out_w,
+							w->dob, GP->out_w, GP->out_b, w->dyn);
 }
 
 /* the residual branch of out_forward: dU [M, d] (at out_row) ACCUMULATED
@@ -1563,8 +1591,7 @@ ffn_forward(const lop *o)
 	int			d = o->D->d,
 				f = o->D->ffn_dim;
 
-	fill_rows(A->f1, rows, f, P->fc1_b);
-	t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f);
+	linear_forward(rows, d, f, A->hh, P->fc1_w, P->fc1_b, A->f1);
 	if (o->pd > 0)
 	{
 		lop_masks(o, A->m1, f, o->lastr, T4R_LSITE_FFN1);
@@ -1575,8 +1602,7 @@ ffn_forward(const lop *o)
 	else
 		for (size_t i = 0; i < tot; i++)
 			A->h1[i] = m_hardswish(A->f1[i]);
-	fill_rows(A->b, rows, d, P->fc2_b);
-	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d);
+	linear_forward(rows, f, d, A->h1, P->fc2_w, P->fc2_b, A->b);
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *b = A->b + r * d;
@@ -1607,22 +1633,8 @@ ffn_backward(const lop *o, const t4r_real *dF)
 	for (size_t r = 0; r < rows; r++)
 		ln_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
 			   w->db + r * d, GP->fln_w, GP->fln_b);
-	/* fc2 (after its dropout); bias gradient in the same pass */
-	for (size_t r = 0; r < rows; r++)
-	{
-		const t4r_real *restrict m2 = o->pd > 0 ? A->m2 + r * d : w->ones;
-		const t4r_real *restrict db = w->db + r * d;
-		t4r_real   *restrict df2 = w->df2 + r * d;
-		t4r_real   *restrict gb = GP->fc2_b;
-
-		for (int c = 0; c < d; c++)
-		{
-			df2[c] = db[c] * m2[c];
-			gb[c] += df2[c];
-		}
-	}
-	t4r_gemm(1, 0, d, f, (int) rows, 1, w->df2, d, A->h1, f, 1, GP->fc2_w, f);
-	t4r_gemm(0, 0, (int) rows, f, d, 1, w->df2, d, P->fc2_w, f, 0, w->dh1, f);
+	dropout_linear_backward(w, rows, f, d, w->db, o->pd > 0 ? A->m2 : NULL, A->h1, P->fc2_w,
+							w->df2, GP->fc2_w, GP->fc2_b, w->dh1);
 	/* dropout + hardswish; fc1 bias gradient */
 	for (size_t r = 0; r < rows; r++)
 	{
@@ -1638,8 +1650,7 @@ ffn_backward(const lop *o, const t4r_real *dF)
 		}
 	}
 	/* fc1, then the residual */
-	t4r_gemm(1, 0, f, d, (int) rows, 1, w->dh1, f, A->hh, d, 1, GP->fc1_w, d);
-	t4r_gemm(0, 0, (int) rows, d, f, 1, w->dh1, f, P->fc1_w, d, 0, w->dhh, d);
+	linear_backward(rows, d, f, w->dh1, A->hh, P->fc1_w, GP->fc1_w, w->dhh);
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *restrict dhh = w->dhh + r * d;
