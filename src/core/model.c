@@ -6,6 +6,13 @@
  * Item path: only the real positions of each sample are computed (packed
  * rows); the last layer works on one row per sample after the SSD.  Time
  * path: all L positions, R = S*H rows, in timepath.c.
+ *
+ * Layout: parameter views, initialisation, the workspace, elementwise
+ * helpers; then the ops of a layer, each forward function followed by its
+ * backward (in_proj, causal conv, time path, step size, SSD, gated RMS
+ * norm, out_proj + residual + LayerNorm, FFN), layer_fwd / layer_bwd as
+ * short call lists of them; the model's input (embedding, time features)
+ * and loss; the drivers t4r_ws_forward / t4r_ws_backward.
  */
 #include <stdlib.h>
 #include <string.h>
