@@ -246,8 +246,8 @@ static bytea *meta_inject(const char *data, Size len, const char *meta, int meta
  * current memory context; the caller must have checked the read privilege
  * (t4r_pg_get_model).  ERROR 42704 when the row does not exist.
  */
-Jsonb *
-t4r_pg_catalog_config(const char *name, int32 version)
+static Jsonb *
+catalog_jsonb(const char *name, int32 version, const char *column)
 {
 	T4rCatalogSession cs;
 	T4rModelAcl acl;
@@ -257,7 +257,7 @@ t4r_pg_catalog_config(const char *name, int32 version)
 	bool		found;
 
 	t4r_pg_catalog_begin(&cs);
-	found = fetch_row(&cs, name, version, &acl, "config", &d, &isnull, target, false);
+	found = fetch_row(&cs, name, version, &acl, column, &d, &isnull, target, false);
 	MemoryContextSwitchTo(target);
 	t4r_pg_catalog_end(&cs);
 	if (!found || isnull)
@@ -265,6 +265,18 @@ t4r_pg_catalog_config(const char *name, int32 version)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" version %d does not exist", name, version)));
 	return DatumGetJsonbP(d);
+}
+
+Jsonb *
+t4r_pg_catalog_config(const char *name, int32 version)
+{
+	return catalog_jsonb(name, version, "config");
+}
+
+Jsonb *
+t4r_pg_catalog_metrics(const char *name, int32 version)
+{
+	return catalog_jsonb(name, version, "metrics");
 }
 
 int32
@@ -278,7 +290,7 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	bool		have_cur_metric = false;
 	double		cur_metric = 0;
 	int32		cur_version = 0;
-	const char *metrics_json = nv->metrics_json;
+	Jsonb	   *metrics = nv->metrics;
 	T4rModelAcl acl;
 	bytea	   *w;
 
@@ -339,29 +351,20 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	if (isnan(nv->valid_ndcg10))
 		deploy = false;
 	/* a version that is not deployed says why, in its metrics */
-	if (!deploy && nv->deploy != 0 && metrics_json != NULL)
+	if (!deploy && nv->deploy != 0 && metrics != NULL)
 	{
-		StringInfoData r,
-					m;
-		size_t		len = strlen(metrics_json);
+		JsonbParseState *st = NULL;
+		char	   *why;
 
-		initStringInfo(&r);
 		if (isnan(nv->valid_ndcg10))
-			appendStringInfoString(&r, "validation NDCG@10 is not a number");
+			why = "validation NDCG@10 is not a number";
 		else
-			appendStringInfo(&r, "if_better: validation NDCG@10 %.6f does not beat %.6f of the current version %d",
-							 nv->valid_ndcg10, cur_metric, cur_version);
-		while (len > 0 && metrics_json[len - 1] != '}')
-			len--;
-		if (len > 0)
-		{
-			initStringInfo(&m);
-			appendBinaryStringInfo(&m, metrics_json, len - 1);
-			appendStringInfoString(&m, ", \"not_deployed\": ");
-			escape_json(&m, r.data);
-			appendStringInfoChar(&m, '}');
-			metrics_json = m.data;
-		}
+			why = psprintf("if_better: validation NDCG@10 %.6f does not beat %.6f of the current version %d",
+						   nv->valid_ndcg10, cur_metric, cur_version);
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(&st, "not_deployed");
+		t4r_jb_str(&st, why);
+		metrics = t4r_jb_concat(metrics, t4r_jb_end(&st, WJB_END_OBJECT));
 	}
 
 	if (deploy)
@@ -436,16 +439,16 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		vals[8] = name_datum(nv->order_column);
 		if (nv->order_column == NULL)
 			nulls[8] = 'n';
-		vals[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->config_json));
+		vals[9] = JsonbPGetDatum(nv->config);
 		vals[10] = int8_array(nv->item_ids + 1, nv->item_keys ? 0 : V - 1, false);
 		vals[11] = int8_array(nv->item_counts ? nv->item_counts + 1 : NULL, V - 1,
 							  nv->item_counts == NULL);
-		if (metrics_json)
-			vals[12] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json));
+		if (metrics)
+			vals[12] = JsonbPGetDatum(metrics);
 		else
 			nulls[12] = 'n';
-		if (nv->history_json)
-			vals[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->history_json));
+		if (nv->history)
+			vals[13] = JsonbPGetDatum(nv->history);
 		else
 			nulls[13] = 'n';
 		vals[14] = PointerGetDatum(w);
@@ -1268,7 +1271,7 @@ tim4rec_import(PG_FUNCTION_ARGS)
 			nv.user_column = nv.item_column = nv.time_column = "";
 			nv.order_column = NULL;
 			opts.cfg = model->cfg;
-			nv.config_json = t4r_pg_options_json(&opts);
+			nv.config = t4r_pg_options_json(&opts);
 			nv.item_ids = ids;
 			nv.item_keys = item_keys;
 			nv.user_type = user_type;

@@ -31,7 +31,7 @@ COMMENT ON FUNCTION @extschema@.tim4rec_alter_owner(text, name) IS
 COMMENT ON FUNCTION @extschema@.tim4rec_train(regclass, text, name, name, name, jsonb) IS
   'train a model on an interactions relation and store it as a new version; relation, model_name, user_column, item_column, time_column, options (jsonb, README "Options")';
 COMMENT ON VIEW @extschema@.tim4rec_progress IS
-  'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read';
+  'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read, search trial i of trials';
 
 -- recommendations, the sequence aggregate, evaluation (30_recommend.sql)
 COMMENT ON TYPE @extschema@.tim4rec_sequence IS

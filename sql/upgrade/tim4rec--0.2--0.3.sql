@@ -292,3 +292,32 @@ AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
 LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, anycompatible, boolean) IS
 'Top k items of every user for any id types: model_name, k, users (typed array; NULL::text[] = all), item_type (NULL of the item id type), exclude_seen; user_id and item_id in those types';
+
+-- ---- hyper-parameter search (issue 12 part 5, branch feat/search): trial / trials in tim4rec_progress ----
+CREATE OR REPLACE VIEW @extschema@.tim4rec_progress AS
+SELECT s.pid,
+       s.datid,
+       d.datname,
+       CAST(s.relid AS pg_catalog.regclass) AS relation,
+       CASE WHEN s.param12 OPERATOR(pg_catalog.=) 1 THEN 'reading interactions'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 2 THEN 'building dataset'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 3 THEN 'training'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 4 THEN 'evaluating'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 5 THEN 'saving' END AS phase,
+       CAST(s.param13 AS pg_catalog.int4) AS epoch,
+       CAST(s.param14 AS pg_catalog.int4) AS max_epochs,
+       s.param15 AS step,
+       s.param16 AS steps_per_epoch,
+       CAST(s.param17 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) AS loss,
+       CASE WHEN s.param20 OPERATOR(pg_catalog.>) 0
+            THEN CAST(s.param18 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) END
+         AS best_valid_ndcg10,
+       CAST(s.param20 AS pg_catalog.int4) AS epochs_done,
+       s.param19 AS rows_read,
+       CASE WHEN s.param9 OPERATOR(pg_catalog.>) 0 THEN CAST(s.param9 AS pg_catalog.int4) END AS trial,
+       CASE WHEN s.param9 OPERATOR(pg_catalog.>) 0 THEN CAST(s.param10 AS pg_catalog.int4) END AS trials
+FROM pg_catalog.pg_stat_get_progress_info('COPY') s
+LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.datid
+WHERE s.param11 OPERATOR(pg_catalog.=) 1949594112;
+COMMENT ON VIEW @extschema@.tim4rec_progress IS
+  'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read, search trial i of trials';

@@ -801,6 +801,9 @@ typedef struct lop
 				ptd;			/* time_dropout in this pass */
 	uint64_t	step;			/* dropout key (forward only) */
 	int			idx0;
+	/* inference with packed weights: the row-stable projections (rgemm.c),
+	 * NULL in training */
+	const t4r_ipack *ip;
 } lop;
 
 static void
@@ -824,6 +827,7 @@ lop_init(lop *o, t4r_ws *w, int li, const t4r_pview *g, uint64_t step, int idx0)
 	o->ptd = w->training ? o->cfg->time_dropout : 0;
 	o->step = step;
 	o->idx0 = idx0;
+	o->ip = w->training ? NULL : w->ip;
 }
 
 /* dropout mask of `site` for every sample: per row block [n[s] * width]
@@ -845,11 +849,17 @@ lop_masks(const lop *o, t4r_real *mask, int width, int lastr, int site)
 }
 
 /* a linear layer, Y [rows, out] = X [rows, in] W^T + b (W [out, in]);
- * Y OVERWRITTEN */
+ * Y OVERWRITTEN.  Wp: W packed for the row-stable kernel of inference
+ * (rgemm.c), or NULL (OpenBLAS, as in training) */
 static void
 linear_forward(size_t rows, int in, int out, const t4r_real *X, const t4r_real *W,
-			   const t4r_real *b, t4r_real *Y)
+			   const t4r_real *Wp, const t4r_real *b, t4r_real *Y)
 {
+	if (Wp)
+	{
+		t4r_rgemm((int) rows, out, in, X, in, Wp, b, Y, out);
+		return;
+	}
 	fill_rows(Y, rows, out, b);
 	t4r_gemm(0, 1, (int) rows, out, in, 1, X, in, W, in, 1, Y, out);
 }
@@ -905,9 +915,26 @@ in_proj_forward(const lop *o)
 				Di = o->D->Di,
 				in_dim = o->D->in_dim;
 
+	if (o->ip)
+	{
+		/* inference: the row-stable kernel; z only where read */
+		t4r_rgemm((int) M, in_dim - Di, d, A->U, d, o->ip->l[o->li].inr, P->in_b + Di,
+				  A->zxd + Di, in_dim);
+		if (!o->lastr)
+			t4r_rgemm((int) M, Di, d, A->U, d, o->ip->l[o->li].inz, P->in_b, A->zxd, in_dim);
+		else
+			for (int s = 0; s < w->S; s++)
+			{
+				size_t		gr = w->off[s] + w->n[s] - 1;
+
+				t4r_rgemm(1, Di, d, A->U + gr * d, d, o->ip->l[o->li].inz, P->in_b,
+						  A->zxd + gr * in_dim, in_dim);
+			}
+		return;
+	}
 	if (!o->lastr)
 	{
-		linear_forward(M, d, in_dim, A->U, P->in_w, P->in_b, A->zxd);
+		linear_forward(M, d, in_dim, A->U, P->in_w, NULL, P->in_b, A->zxd);
 		return;
 	}
 	for (size_t r = 0; r < M; r++)
@@ -1222,6 +1249,7 @@ time_forward(const lop *o)
 				K = D->K;
 	const t4r_real *mm = NULL,
 			   *mg = NULL;
+	t4r_time_params tp;
 
 	if (o->ptd > 0)
 	{
@@ -1237,11 +1265,21 @@ time_forward(const lop *o)
 		mg = o->last ? NULL : A->mgate;
 	}
 	if (D->robust)
+	{
 		t4r_rtime_fwd(&o->P->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
 					  A->tdt, o->last ? NULL : w->la[o->li + 1].T, A->tcache);
-	else
-		t4r_time_fwd(&o->P->tp, S * H, H, L, K, D->G, o->cfg->norm_eps, A->T, mm, mg,
-					 A->tdt, o->last ? NULL : w->la[o->li + 1].T, A->tcache);
+		return;
+	}
+	/* inference: the MLP and gate through the row-stable kernel */
+	tp = o->P->tp;
+	if (o->ip)
+	{
+		tp.w1p = o->ip->l[o->li].tw1;
+		tp.w2p = o->ip->l[o->li].tw2;
+		tp.gwp = o->ip->l[o->li].tgw;
+	}
+	t4r_time_fwd(&tp, S * H, H, L, K, D->G, o->cfg->norm_eps, A->T, mm, mg,
+				 A->tdt, o->last ? NULL : w->la[o->li + 1].T, A->tcache);
 }
 
 /* dtdt [R, L] (gradient of tdt) and dTn [R, L] (of the next layer's T; not
@@ -1524,7 +1562,8 @@ out_forward(const lop *o)
 				Di = o->D->Di;
 	int			residual = o->D->layers > 1;
 
-	linear_forward(rows, Di, d, A->yn, P->out_w, P->out_b, A->a);
+	linear_forward(rows, Di, d, A->yn, P->out_w, o->ip ? o->ip->l[o->li].out : NULL, P->out_b,
+				   A->a);
 	if (o->pd > 0)
 		lop_masks(o, A->mo, d, o->lastr, T4R_LSITE_O);
 	for (size_t r = 0; r < rows; r++)
@@ -1598,7 +1637,8 @@ ffn_forward(const lop *o)
 	int			d = o->D->d,
 				f = o->D->ffn_dim;
 
-	linear_forward(rows, d, f, A->hh, P->fc1_w, P->fc1_b, A->f1);
+	linear_forward(rows, d, f, A->hh, P->fc1_w, o->ip ? o->ip->l[o->li].fc1 : NULL, P->fc1_b,
+				   A->f1);
 	if (o->pd > 0)
 	{
 		lop_masks(o, A->m1, f, o->lastr, T4R_LSITE_FFN1);
@@ -1609,7 +1649,8 @@ ffn_forward(const lop *o)
 	else
 		for (size_t i = 0; i < tot; i++)
 			A->h1[i] = m_hardswish(A->f1[i]);
-	linear_forward(rows, f, d, A->h1, P->fc2_w, P->fc2_b, A->b);
+	linear_forward(rows, f, d, A->h1, P->fc2_w, o->ip ? o->ip->l[o->li].fc2 : NULL, P->fc2_b,
+				   A->b);
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *b = A->b + r * d;

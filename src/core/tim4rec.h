@@ -452,6 +452,11 @@ int			t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 								 t4r_dataset **out, char *err, size_t errlen);
 void		t4r_dataset_free(t4r_dataset *ds);
 
+/* A copy of ds with only the users u where keep[u] != 0 (their whole
+ * histories, in order): same item rows, ids and item counts (those of all of
+ * ds).  The leave-one-out split of a kept user is unchanged. */
+int			t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out);
+
 /* The robust time path's gap scale for this data: the median of the
  * positive gaps between consecutive training interactions of a user (over
  * at most ~1M of them, evenly spread), 1.0 when there is none.  t4r_fit

@@ -39,6 +39,7 @@
 
 #include <string.h>
 #include "timepath.h"
+#include "rgemm.h"
 #include "ops.h"
 
 #define RL ((size_t) R * (size_t) L)
@@ -743,13 +744,23 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 	/* u = T * mask_mlp (T itself without a mask); a1 = b1 + U W1^T */
 	if (mask_mlp)
 		TP_V(mul) (T, mask_mlp, RL, c.U);
-	TP_V(bcast) (p->b1, R, L, c.A1);
-	t4r_gemm(0, 1, R, L, L, 1, mask_mlp ? c.U : T, L, p->w1, L, 1, c.A1, L);
+	if (p->w1p)
+		t4r_rgemm(R, L, L, mask_mlp ? c.U : T, L, p->w1p, p->b1, c.A1, L);
+	else
+	{
+		TP_V(bcast) (p->b1, R, L, c.A1);
+		t4r_gemm(0, 1, R, L, L, 1, mask_mlp ? c.U : T, L, p->w1, L, 1, c.A1, L);
+	}
 
 	/* sg = sigmoid(a1); h = a1 * sg staged in P1; s = b2 + h W2^T */
 	TP_V(silu_fwd) (c.A1, RL, c.SG, c.P1);
-	TP_V(bcast) (p->b2, R, L, c.S);
-	t4r_gemm(0, 1, R, L, L, 1, c.P1, L, p->w2, L, 1, c.S, L);
+	if (p->w2p)
+		t4r_rgemm(R, L, L, c.P1, L, p->w2p, p->b2, c.S, L);
+	else
+	{
+		TP_V(bcast) (p->b2, R, L, c.S);
+		t4r_gemm(0, 1, R, L, L, 1, c.P1, L, p->w2, L, 1, c.S, L);
+	}
 
 	/* G == L: gate = sigmoid(Tg gw^T + gb), Tg staged in X */
 	if (Tnew && pgl)
@@ -761,8 +772,13 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 			TP_V(mul) (T, mask_gate, RL, c.X);
 			tg = c.X;
 		}
-		TP_V(bcast) (p->gb, R, L, c.GT);
-		t4r_gemm(0, 1, R, L, L, 1, tg, L, p->gw, L, 1, c.GT, L);
+		if (p->gwp)
+			t4r_rgemm(R, L, L, tg, L, p->gwp, p->gb, c.GT, L);
+		else
+		{
+			TP_V(bcast) (p->gb, R, L, c.GT);
+			t4r_gemm(0, 1, R, L, L, 1, tg, L, p->gw, L, 1, c.GT, L);
+		}
 		TP_V(sigm_inplace) (c.GT, RL);
 	}
 

@@ -19,7 +19,8 @@
 # time = the whole tim4rec_train call.
 #
 # Variables: WARM_ARMS (default "base warm full"), WARM_PATIENCE (default "1 2":
-# one warm arm per value),
+# one warm arm per value), WARM_SCOPES (default "all"; "new all": one warm arm
+# per options.warm_scope and patience),
 # WARM_EPOCHS (default 200), WARM_SEED (2020), THREADS (nproc),
 # QUALITY_DATA (../shared/data), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1,
 # WARM_BASE_COPY (a file with w_base's catalog row, as written by
@@ -38,6 +39,7 @@ DATA=${QUALITY_DATA:-$REPO/../shared/data}
 CSV=$DATA/amazon-beauty-5core/interactions.csv
 ARMS=${WARM_ARMS:-base warm full}
 WPAT=${WARM_PATIENCE:-1 2}
+WSCOPES=${WARM_SCOPES:-all}
 EPOCHS=${WARM_EPOCHS:-200}
 SEED=${WARM_SEED:-2020}
 THREADS=${THREADS:-$(nproc 2>/dev/null || echo 2)}
@@ -76,8 +78,8 @@ opts() {  # args: patience
     echo "{\"preset\": \"amazon\", \"is_time\": true, \"seed\": $SEED, \"order_column\": \"seq\", \"epochs\": $EPOCHS, \"patience\": $1, \"batch_size\": 256, \"threads\": $THREADS}"
 }
 # a warm start repeats no option: the rest comes from the parent
-warm_opts() {  # args: patience
-    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS}"
+warm_opts() {  # args: patience [warm_scope]
+    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS${2:+, \"warm_scope\": \"$2\"}}"
 }
 
 NOW=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -127,10 +129,16 @@ for arm in $ARMS; do
                 log "base: loaded from $WARM_BASE_COPY"
             else
                 run_arm base interactions_base w_base "$(opts 5)" || FAILS=$((FAILS + 1))
+                # for WARM_BASE_COPY in later runs
+                psql -X -q -c "\\copy (SELECT * FROM tim4rec_models WHERE model_name = 'w_base') TO '$OUTDIR/w_base.copy'" ||
+                    log "saving w_base failed"
             fi ;;
         warm)
-            for p in $WPAT; do
-                run_arm "warm (patience $p)" interactions "w_warm_p$p" "$(warm_opts "$p")" || FAILS=$((FAILS + 1))
+            for sc in $WSCOPES; do
+                for p in $WPAT; do
+                    run_arm "warm (scope $sc, patience $p)" interactions "w_warm_${sc}_p$p" "$(warm_opts "$p" "$sc")" ||
+                        FAILS=$((FAILS + 1))
+                done
             done ;;
         full) run_arm full interactions w_full "$(opts 5)" || FAILS=$((FAILS + 1)) ;;
         *) log "unknown arm $arm"; FAILS=$((FAILS + 1)) ;;

@@ -74,6 +74,7 @@ typedef struct
 static void
 view(pset *ps, t4r_time_params *p)
 {
+	memset(p, 0, sizeof(*p));
 	p->w1 = ps->w1;
 	p->b1 = ps->b1;
 	p->w2 = ps->w2;

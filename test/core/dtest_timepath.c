@@ -72,6 +72,7 @@ pset_init(pset *s, int R, int H, int L, int K, int G)
 	size_t		o = 0;
 	double	   *a;
 
+	memset(&s->p, 0, sizeof(s->p));
 	s->R = R;
 	s->H = H;
 	s->L = L;

@@ -62,6 +62,7 @@ pset_init(pset *s, int R, int H, int L, int K, int G)
 	size_t		cnt[NPAR] = {(size_t) L * L, L, (size_t) L * L, L, (size_t) H * K, H,
 	(size_t) H * K, H, (size_t) G * L, G, L, L};
 
+	memset(&s->p, 0, sizeof(s->p));
 	s->R = R;
 	s->H = H;
 	s->L = L;
