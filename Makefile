@@ -5,9 +5,41 @@ EXTENSION   = tim4rec
 EXTVERSION  = 0.3
 MODULE_big  = tim4rec
 
-CORE_SRCS   = $(wildcard src/core/*.c)
+# The numerical core (src/core, plain C, no PostgreSQL headers) is compiled
+# ONCE, position-independent, into build/libt4rcore.a; that archive is linked
+# into tim4rec.so and into every unit test and benchmark binary, so the tests
+# run the objects that ship.  It is compiled with CORE_CFLAGS plus
+# CORE_NUMFLAGS (-fno-strict-aliasing -fwrapv, the flags PGXS compiled the
+# core with up to 0.3): without them GCC vectorises other loops, which
+# changes the last bits of training (a 3-epoch training stored different
+# weights), so the published figures would not reproduce.  Hot loops that
+# store through struct fields read through local restrict pointers instead.
+# An explicit list, one object a line: a new core file adds its line here
+# (the check below names a file that is missing).
+CORE_OBJS   = \
+	build/core/config.o \
+	build/core/config_json.o \
+	build/core/dataset.o \
+	build/core/dataset_subset.o \
+	build/core/err.o \
+	build/core/evaluate.o \
+	build/core/fit.o \
+	build/core/infer.o \
+	build/core/model.o \
+	build/core/rgemm.o \
+	build/core/safetensors.o \
+	build/core/ssd.o \
+	build/core/timepath.o \
+	build/core/timepath_robust.o \
+	build/core/train.o \
+	build/core/warm.o
+CORE_LIB    = build/libt4rcore.a
+CORE_UNLISTED = $(filter-out $(CORE_OBJS),$(patsubst src/core/%.c,build/core/%.o,$(wildcard src/core/*.c)))
+ifneq ($(CORE_UNLISTED),)
+$(error core sources missing from CORE_OBJS in the Makefile: $(CORE_UNLISTED:build/core/%.o=src/core/%.c))
+endif
 GLUE_SRCS   = $(wildcard src/*.c)
-OBJS        = $(GLUE_SRCS:.c=.o) $(CORE_SRCS:.c=.o)
+OBJS        = $(GLUE_SRCS:.c=.o)
 
 # The install script is generated from sql/install/*.sql (concatenated in
 # name order); it is a build output, never committed.
@@ -22,7 +54,19 @@ PG_CONFIG  ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_co
 T4R_OPT    ?= -O3
 PG_CPPFLAGS = -Isrc -Isrc/core -fopenmp
 PG_CFLAGS   = $(T4R_OPT) -std=gnu11 -fopenmp
-SHLIB_LINK  = -lopenblas -ljansson -fopenmp -lm
+SHLIB_LINK  = $(CORE_LIB) -lopenblas -ljansson -fopenmp -lm
+
+# T4R_STRICT=1 (the strict build stage of test/run_tests.sh): every warning of
+# our code is an error, the glue is compiled with PostgreSQL's assert checking
+# (Assert() then calls ExceptionalCondition, which every server exports) and
+# -Wno-unused-parameter -Wno-sign-compare only for PostgreSQL's own headers.
+# A compile check: such a .so is not meant to be installed on a server built
+# without assertions (MEMORY_CONTEXT_CHECKING changes structures).
+ifeq ($(T4R_STRICT),1)
+PG_CPPFLAGS += -DUSE_ASSERT_CHECKING
+PG_CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror
+CORE_WERROR  = -Werror
+endif
 
 ifeq ($(USE_CUDA),1)
 CUDA_HOME  ?= /usr/local/cuda
@@ -57,9 +101,10 @@ all:
 	@exit 1
 endif
 
-# PGXS does not track headers: the glue and core objects depend on them
+# PGXS does not track headers: the glue objects depend on them
 $(GLUE_SRCS:.c=.o): $(wildcard src/*.h) $(wildcard src/core/*.h)
-$(CORE_SRCS:.c=.o): $(wildcard src/core/*.h)
+# the library links the core archive
+$(MODULE_big)$(DLSUFFIX): $(CORE_LIB)
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SQL) Makefile sql/install
 	@mkdir -p $(dir $@)
@@ -68,29 +113,44 @@ sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SQL) Makefile sql/install
 	  for f in $(INSTALL_SQL); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
 
 # ---------------------------------------------------------------------------
-# Standalone core: float and double builds, unit tests (TAP), benchmarks.
-# test/core/test_*.c link the float core; test/core/dtest_*.c the double core.
+# The core library, unit tests (TAP) and benchmarks.
+# test/core/test_*.c and every benchmark link build/libt4rcore.a, the same
+# objects as tim4rec.so.  test/core/dtest_*.c link a second build of the core
+# with t4r_real = double (-DT4R_DOUBLE, build/double/): the finite-difference
+# gradient checks need double precision, so that build is separate by nature
+# and never ships.  (The libFuzzer harness, test/fuzz/fuzz.mk, also compiles
+# its few core files itself: it needs the sanitizer instrumentation.)
 # ---------------------------------------------------------------------------
 CORE_CC      ?= gcc
 CORE_CFLAGS  ?= -std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -fopenmp -Isrc/core
 CORE_LIBS     = -lopenblas -ljansson -fopenmp -lm
+# the arithmetic of 0.3's extension build (see CORE_OBJS above)
+CORE_NUMFLAGS = -fno-strict-aliasing -fwrapv
+# the core's own objects also get PostgreSQL's warning set (PGXS compiled
+# them with it before they had a library); warnings never change the code
+CORE_WARN     = -Wmissing-prototypes -Wpointer-arith -Wdeclaration-after-statement \
+                -Werror=vla -Wendif-labels -Wmissing-format-attribute \
+                -Wimplicit-fallthrough=3 -Wcast-function-type -Wformat-security $(CORE_WERROR)
 
-FLOAT_OBJS  = $(patsubst src/core/%.c,build/float/%.o,$(CORE_SRCS))
-DOUBLE_OBJS = $(patsubst src/core/%.c,build/double/%.o,$(CORE_SRCS))
+DOUBLE_OBJS = $(patsubst build/core/%.o,build/double/%.o,$(CORE_OBJS))
 UNIT_SRCS   = $(wildcard test/core/test_*.c)
 DUNIT_SRCS  = $(wildcard test/core/dtest_*.c)
 UNIT_BINS   = $(patsubst test/core/%.c,build/%,$(UNIT_SRCS) $(DUNIT_SRCS))
 
-build/float/%.o: src/core/%.c $(wildcard src/core/*.h)
+build/core/%.o: src/core/%.c $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -fPIC -c $< -o $@
+	$(CORE_CC) $(CORE_CFLAGS) $(CORE_WARN) $(T4R_OPT) $(CORE_NUMFLAGS) -fPIC -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $(CORE_OBJS)
 
 build/double/%.o: src/core/%.c $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
-	$(CORE_CC) $(CORE_CFLAGS) -DT4R_DOUBLE -fPIC -c $< -o $@
+	$(CORE_CC) $(CORE_CFLAGS) $(CORE_WARN) -DT4R_DOUBLE -fPIC -c $< -o $@
 
-build/test_%: test/core/test_%.c $(FLOAT_OBJS) $(wildcard test/core/*.h)
-	$(CORE_CC) $(CORE_CFLAGS) -Itest/core $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+build/test_%: test/core/test_%.c $(CORE_LIB) $(wildcard test/core/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) -Itest/core $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 build/dtest_%: test/core/dtest_%.c $(DOUBLE_OBJS) $(wildcard test/core/*.h)
 	$(CORE_CC) $(CORE_CFLAGS) -DT4R_DOUBLE -Itest/core $< $(DOUBLE_OBJS) -o $@ $(CORE_LIBS)

@@ -1,4 +1,4 @@
--- Model catalog: deploy, drop, export, import and their errors (PG-A).
+-- Model catalog: deploy, drop, export, import and their errors.
 CREATE FUNCTION cat_err(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
   h text;

@@ -1,4 +1,4 @@
--- tim4rec_recommend: SQL surface and argument errors (PG-B).  Errors are
+-- tim4rec_recommend: SQL surface and argument errors.  Errors are
 -- shown as SQLSTATE: message so the codes are part of the expected output.
 CREATE FUNCTION rec_err(q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,5 +1,5 @@
 -- tim4rec_recommend / tim4rec_evaluate with a (tiny) trained model: result
--- shapes and the errors that need a model (PG-B).  Only counts and codes are
+-- shapes and the errors that need a model.  Only counts and codes are
 -- shown, so the output does not depend on float round-off.
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;

@@ -1,4 +1,4 @@
--- tim4rec_seq: the time-ordered sequence of a group (PG-B)
+-- tim4rec_seq: the time-ordered sequence of a group
 SET timezone = 'UTC';
 SET extra_float_digits = 0;
 CREATE TABLE seq_ix (user_id int, item_id bigint, ts timestamptz);

@@ -62,7 +62,13 @@ PG_FUNCTION_INFO_V1(tim4rec_model_readable);
 /* ------------------------------------------------------------------ */
 /* the extension's schema and the catalog relation                     */
 /* ------------------------------------------------------------------ */
+/*
+ * The one lookup of the extension's schema: by the extension's OID in
+ * pg_extension, cached per backend and redone when the extension was
+ * re-created (its OID changed).
+ */
 static Oid	cached_ext_oid = InvalidOid;
+static Oid	cached_nsp = InvalidOid;
 static char *cached_schema = NULL;	/* TopMemoryContext */
 static char *cached_table = NULL;	/* quoted schema.table, TopMemoryContext */
 
@@ -102,6 +108,7 @@ lookup_extension(void)
 	cached_schema = MemoryContextStrdup(TopMemoryContext, name);
 	cached_table = MemoryContextStrdup(TopMemoryContext,
 									   psprintf("%s.%s", quote_identifier(name), T4R_CATALOG_TABLE));
+	cached_nsp = nsp;
 	cached_ext_oid = ext;
 	t4r_pg_model_cache_reset();
 }
@@ -133,7 +140,7 @@ t4r_pg_catalog_begin(T4rCatalogSession *s)
 	int			rc;
 
 	lookup_extension();
-	nsp = get_namespace_oid(cached_schema, false);
+	nsp = cached_nsp;
 	relid = get_relname_relid(T4R_CATALOG_TABLE, nsp);
 	if (!OidIsValid(relid))
 		ereport(ERROR,

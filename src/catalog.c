@@ -246,8 +246,8 @@ static bytea *meta_inject(const char *data, Size len, const char *meta, int meta
  * current memory context; the caller must have checked the read privilege
  * (t4r_pg_get_model).  ERROR 42704 when the row does not exist.
  */
-Jsonb *
-t4r_pg_catalog_config(const char *name, int32 version)
+static Jsonb *
+catalog_jsonb(const char *name, int32 version, const char *column)
 {
 	T4rCatalogSession cs;
 	T4rModelAcl acl;
@@ -257,7 +257,7 @@ t4r_pg_catalog_config(const char *name, int32 version)
 	bool		found;
 
 	t4r_pg_catalog_begin(&cs);
-	found = fetch_row(&cs, name, version, &acl, "config", &d, &isnull, target, false);
+	found = fetch_row(&cs, name, version, &acl, column, &d, &isnull, target, false);
 	MemoryContextSwitchTo(target);
 	t4r_pg_catalog_end(&cs);
 	if (!found || isnull)
@@ -267,20 +267,219 @@ t4r_pg_catalog_config(const char *name, int32 version)
 	return DatumGetJsonbP(d);
 }
 
+Jsonb *
+t4r_pg_catalog_config(const char *name, int32 version)
+{
+	return catalog_jsonb(name, version, "config");
+}
+
+Jsonb *
+t4r_pg_catalog_metrics(const char *name, int32 version)
+{
+	return catalog_jsonb(name, version, "metrics");
+}
+
+/* the INSERT of a new version, one column at a time */
+typedef struct InsertArgs
+{
+	int			n;
+	Oid			types[32];
+	Datum		vals[32];
+	char		nulls[33];
+	StringInfoData cols;
+	StringInfoData params;
+} InsertArgs;
+
+static void
+ins_add(InsertArgs *a, const char *col, Oid type, Datum val, bool isnull)
+{
+	Assert(a->n < 32);
+	a->types[a->n] = type;
+	a->vals[a->n] = val;
+	a->nulls[a->n] = isnull ? 'n' : ' ';
+	a->n++;
+	a->nulls[a->n] = '\0';
+	appendStringInfo(&a->cols, "%s%s", a->n > 1 ? ", " : "", col);
+	appendStringInfo(&a->params, "%s$%d", a->n > 1 ? ", " : "", a->n);
+}
+
+/*
+ * The model's versions: the next version number, and the current version
+ * with its validation NDCG@10 (*have_metric false when it has none usable).
+ */
+static int32
+insert_versions(const T4rCatalogSession *cs, const char *name, int32 *cur_version,
+				bool *have_metric, double *cur_metric)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		vals[1] = {CStringGetTextDatum(name)};
+	int32		version = 1;
+	char	   *q;
+	int			rc;
+
+	*cur_version = 0;
+	*have_metric = false;
+	*cur_metric = 0;
+	q = psprintf("SELECT version, is_current, "
+				 "(metrics OPERATOR(pg_catalog.->) 'valid') OPERATOR(pg_catalog.->>) 'ndcg@10' "
+				 "FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1", cs->table);
+	rc = SPI_execute_with_args(q, 1, types, vals, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		v = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
+		Datum		m;
+
+		if (v >= version)
+			version = v + 1;
+		if (!DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)))
+			continue;
+		*cur_version = v;
+		m = SPI_getbinval(tup, td, 3, &isnull);
+		if (!isnull)
+		{
+			char	   *txt = TextDatumGetCString(m);
+			char	   *end;
+			double		x = strtod(txt, &end);
+
+			/* a current version without a usable metric: nothing to beat */
+			if (end != txt && isfinite(x))
+			{
+				*have_metric = true;
+				*cur_metric = x;
+			}
+		}
+	}
+	return version;
+}
+
+/* the stored weights: the training counts travel with them (metadata
+ * tim4rec_item_counts, rows 1..V-1), so an exported copy imported elsewhere
+ * (a shard, another server) keeps the cold-start order */
+static bytea *
+insert_weights(const T4rNewVersion *nv)
+{
+	StringInfoData cnt,
+				meta;
+	bytea	   *w;
+
+	if (nv->item_counts == NULL || nv->n_items <= 1)
+	{
+		w = palloc_extended(VARHDRSZ + nv->weights_len, MCXT_ALLOC_HUGE);
+		SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
+		memcpy(VARDATA(w), nv->weights, nv->weights_len);
+		return w;
+	}
+	initStringInfo(&cnt);
+	appendStringInfoChar(&cnt, '[');
+	for (int r = 1; r < nv->n_items; r++)
+		appendStringInfo(&cnt, r > 1 ? "," INT64_FORMAT : INT64_FORMAT, nv->item_counts[r]);
+	appendStringInfoChar(&cnt, ']');
+	initStringInfo(&meta);
+	appendStringInfoString(&meta, "\"tim4rec_item_counts\":");
+	escape_json(&meta, cnt.data);
+	appendStringInfoChar(&meta, ',');
+	return meta_inject((const char *) nv->weights, nv->weights_len, meta.data, meta.len,
+					   nv->model_name);
+}
+
+/* INSERT the row of the new version (columns the catalog has) */
+static void
+insert_row(const T4rCatalogSession *cs, const T4rNewVersion *nv, int32 version, bool deploy,
+		   Jsonb *metrics, bytea *w, const T4rModelAcl *acl)
+{
+	InsertArgs	a;
+	int			V = nv->n_items;
+	Oid			utype = OidIsValid(nv->user_type) ? nv->user_type : INT8OID;
+	Oid			itype = OidIsValid(nv->item_type) ? nv->item_type : INT8OID;
+	int			rc;
+
+	if (!cs->has_ids && (t4r_ids_kind(utype) != T4R_ID_INT || t4r_ids_kind(itype) != T4R_ID_INT))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the model catalog has no id types yet"),
+				 errdetail("The model has user ids of type %s and item ids of type %s.",
+						   t4r_ids_type_name(utype), t4r_ids_type_name(itype)),
+				 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
+	/* the parent columns came with 0.3; a warm start needs them */
+	if (nv->parent_model != NULL && get_attnum(cs->relid, "parent_model") == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the tim4rec catalog has no parent_model column"),
+				 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
+
+	memset(&a, 0, sizeof(a));
+	initStringInfo(&a.cols);
+	initStringInfo(&a.params);
+	ins_add(&a, "model_name", TEXTOID, CStringGetTextDatum(nv->model_name), false);
+	ins_add(&a, "version", INT4OID, Int32GetDatum(version), false);
+	ins_add(&a, "is_current", BOOLOID, BoolGetDatum(deploy), false);
+	ins_add(&a, "source_schema", NAMEOID, name_datum(nv->source_schema), false);
+	ins_add(&a, "source_table", NAMEOID, name_datum(nv->source_table), false);
+	ins_add(&a, "user_column", NAMEOID, name_datum(nv->user_column), false);
+	ins_add(&a, "item_column", NAMEOID, name_datum(nv->item_column), false);
+	ins_add(&a, "time_column", NAMEOID, name_datum(nv->time_column), false);
+	ins_add(&a, "order_column", NAMEOID, name_datum(nv->order_column), nv->order_column == NULL);
+	ins_add(&a, "config", JSONBOID, JsonbPGetDatum(nv->config), false);
+	ins_add(&a, "item_ids", INT8ARRAYOID, int8_array(nv->item_ids + 1, nv->item_keys ? 0 : V - 1, false),
+			false);
+	ins_add(&a, "item_counts", INT8ARRAYOID,
+			int8_array(nv->item_counts ? nv->item_counts + 1 : NULL, V - 1, nv->item_counts == NULL),
+			false);
+	ins_add(&a, "metrics", JSONBOID, metrics ? JsonbPGetDatum(metrics) : (Datum) 0, metrics == NULL);
+	ins_add(&a, "history", JSONBOID, nv->history ? JsonbPGetDatum(nv->history) : (Datum) 0,
+			nv->history == NULL);
+	ins_add(&a, "weights", BYTEAOID, PointerGetDatum(w), false);
+	if (cs->has_acl)
+	{
+		ins_add(&a, "owner", NAMEOID, name_datum(acl->owner), false);
+		ins_add(&a, "grant_read", NAMEARRAYOID, name_array(&acl->grant_read), false);
+		ins_add(&a, "grant_usage", NAMEARRAYOID, name_array(&acl->grant_usage), false);
+	}
+	if (cs->has_ids)
+	{
+		Datum		keys = (Datum) 0;
+
+		if (nv->item_keys)
+		{
+			Datum	   *k = palloc(sizeof(Datum) * (V > 1 ? V - 1 : 1));
+
+			for (int r = 1; r < V; r++)
+				k[r - 1] = CStringGetTextDatum(nv->item_keys[r]);
+			keys = PointerGetDatum(construct_array(k, V - 1, TEXTOID, -1, false, TYPALIGN_INT));
+		}
+		ins_add(&a, "user_id_type", TEXTOID, CStringGetTextDatum(t4r_ids_type_name(utype)), false);
+		ins_add(&a, "item_id_type", TEXTOID, CStringGetTextDatum(t4r_ids_type_name(itype)), false);
+		ins_add(&a, "item_keys", TEXTARRAYOID, keys, nv->item_keys == NULL);
+	}
+	if (nv->parent_model != NULL)
+	{
+		ins_add(&a, "parent_model", TEXTOID, CStringGetTextDatum(nv->parent_model), false);
+		ins_add(&a, "parent_version", INT4OID, Int32GetDatum(nv->parent_version), false);
+	}
+	rc = SPI_execute_with_args(psprintf("INSERT INTO %s (%s) VALUES (%s)", cs->table, a.cols.data,
+										a.params.data),
+							   a.n, a.types, a.vals, a.nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "tim4rec: catalog insert failed: %s", SPI_result_code_string(rc));
+}
+
 int32
 t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 {
 	T4rCatalogSession cs;
-	char	   *q;
 	int			rc;
-	int32		version = 1;
+	int32		version,
+				cur_version;
 	bool		deploy = nv->deploy != 0;
-	bool		have_cur_metric = false;
-	double		cur_metric = 0;
-	int32		cur_version = 0;
-	const char *metrics_json = nv->metrics_json;
+	bool		have_cur_metric;
+	double		cur_metric;
+	Jsonb	   *metrics = nv->metrics;
 	T4rModelAcl acl;
-	bytea	   *w;
 
 	check_name(nv->model_name);
 	t4r_pg_catalog_begin(&cs);
@@ -291,77 +490,27 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 	if (!check_owner(&cs, nv->model_name, &acl))
 		acl.owner = GetUserNameFromId(cs.caller, false);
 
-	/* next version; validation NDCG@10 of the current one */
-	{
-		Oid			types[1] = {TEXTOID};
-		Datum		vals[1] = {CStringGetTextDatum(nv->model_name)};
-
-		q = psprintf("SELECT version, is_current, "
-					 "(metrics OPERATOR(pg_catalog.->) 'valid') OPERATOR(pg_catalog.->>) 'ndcg@10' "
-					 "FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1", cs.table);
-		rc = SPI_execute_with_args(q, 1, types, vals, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	td = SPI_tuptable->tupdesc;
-			bool		isnull;
-			int32		v = DatumGetInt32(SPI_getbinval(tup, td, 1, &isnull));
-
-			if (v >= version)
-				version = v + 1;
-			if (DatumGetBool(SPI_getbinval(tup, td, 2, &isnull)))
-			{
-				Datum		m = SPI_getbinval(tup, td, 3, &isnull);
-
-				cur_version = v;
-
-				if (!isnull)
-				{
-					char	   *txt = TextDatumGetCString(m);
-					char	   *end;
-					double		x = strtod(txt, &end);
-
-					/* a current version without a usable metric: nothing to beat */
-					if (end != txt && isfinite(x))
-					{
-						have_cur_metric = true;
-						cur_metric = x;
-					}
-				}
-			}
-		}
-	}
+	version = insert_versions(&cs, nv->model_name, &cur_version, &have_cur_metric, &cur_metric);
 	if (nv->deploy == 2 && have_cur_metric && !(nv->valid_ndcg10 > cur_metric))
 		deploy = false;
 	/* a model whose validation metric is not a number is never deployed */
 	if (isnan(nv->valid_ndcg10))
 		deploy = false;
 	/* a version that is not deployed says why, in its metrics */
-	if (!deploy && nv->deploy != 0 && metrics_json != NULL)
+	if (!deploy && nv->deploy != 0 && metrics != NULL)
 	{
-		StringInfoData r,
-					m;
-		size_t		len = strlen(metrics_json);
+		JsonbParseState *st = NULL;
+		char	   *why;
 
-		initStringInfo(&r);
 		if (isnan(nv->valid_ndcg10))
-			appendStringInfoString(&r, "validation NDCG@10 is not a number");
+			why = "validation NDCG@10 is not a number";
 		else
-			appendStringInfo(&r, "if_better: validation NDCG@10 %.6f does not beat %.6f of the current version %d",
-							 nv->valid_ndcg10, cur_metric, cur_version);
-		while (len > 0 && metrics_json[len - 1] != '}')
-			len--;
-		if (len > 0)
-		{
-			initStringInfo(&m);
-			appendBinaryStringInfo(&m, metrics_json, len - 1);
-			appendStringInfoString(&m, ", \"not_deployed\": ");
-			escape_json(&m, r.data);
-			appendStringInfoChar(&m, '}');
-			metrics_json = m.data;
-		}
+			why = psprintf("if_better: validation NDCG@10 %.6f does not beat %.6f of the current version %d",
+						   nv->valid_ndcg10, cur_metric, cur_version);
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(&st, "not_deployed");
+		t4r_jb_str(&st, why);
+		metrics = t4r_jb_concat(metrics, t4r_jb_end(&st, WJB_END_OBJECT));
 	}
 
 	if (deploy)
@@ -369,160 +518,14 @@ t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed)
 		Oid			types[1] = {TEXTOID};
 		Datum		vals[1] = {CStringGetTextDatum(nv->model_name)};
 
-		q = psprintf("UPDATE %s SET is_current = false "
-					 "WHERE model_name OPERATOR(pg_catalog.=) $1 AND is_current", cs.table);
-		rc = SPI_execute_with_args(q, 1, types, vals, NULL, false, 0);
+		rc = SPI_execute_with_args(psprintf("UPDATE %s SET is_current = false "
+											"WHERE model_name OPERATOR(pg_catalog.=) $1 AND is_current",
+											cs.table),
+								   1, types, vals, NULL, false, 0);
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
 	}
-
-	if (nv->item_counts != NULL && nv->n_items > 1)
-	{
-		/*
-		 * The training counts travel with the weights (metadata
-		 * tim4rec_item_counts, rows 1..V-1): an exported copy imported
-		 * elsewhere (a shard, another server) keeps the cold-start order
-		 */
-		StringInfoData cnt,
-					meta;
-
-		initStringInfo(&cnt);
-		appendStringInfoChar(&cnt, '[');
-		for (int r = 1; r < nv->n_items; r++)
-			appendStringInfo(&cnt, r > 1 ? "," INT64_FORMAT : INT64_FORMAT, nv->item_counts[r]);
-		appendStringInfoChar(&cnt, ']');
-		initStringInfo(&meta);
-		appendStringInfoString(&meta, "\"tim4rec_item_counts\":");
-		escape_json(&meta, cnt.data);
-		appendStringInfoChar(&meta, ',');
-		w = meta_inject((const char *) nv->weights, nv->weights_len, meta.data, meta.len, nv->model_name);
-	}
-	else
-	{
-		w = palloc_extended(VARHDRSZ + nv->weights_len, MCXT_ALLOC_HUGE);
-		SET_VARSIZE(w, VARHDRSZ + nv->weights_len);
-		memcpy(VARDATA(w), nv->weights, nv->weights_len);
-	}
-	{
-		Oid			types[23] = {TEXTOID, INT4OID, BOOLOID, NAMEOID, NAMEOID, NAMEOID, NAMEOID,
-			NAMEOID, NAMEOID, JSONBOID, INT8ARRAYOID, INT8ARRAYOID, JSONBOID, JSONBOID, BYTEAOID,
-		NAMEOID, NAMEARRAYOID, NAMEARRAYOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, INT4OID};
-		Datum		vals[23];
-		char		nulls[24] = "                       ";
-		int			V = nv->n_items;
-		Oid			utype = OidIsValid(nv->user_type) ? nv->user_type : INT8OID;
-		Oid			itype = OidIsValid(nv->item_type) ? nv->item_type : INT8OID;
-		StringInfoData cols,
-					params;
-		int			nparams;
-		bool		has_parent = get_attnum(cs.relid, "parent_model") != InvalidAttrNumber;
-
-		if (!cs.has_ids && (t4r_ids_kind(utype) != T4R_ID_INT || t4r_ids_kind(itype) != T4R_ID_INT))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("the model catalog has no id types yet"),
-					 errdetail("The model has user ids of type %s and item ids of type %s.",
-							   t4r_ids_type_name(utype), t4r_ids_type_name(itype)),
-					 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
-
-		vals[0] = CStringGetTextDatum(nv->model_name);
-		vals[1] = Int32GetDatum(version);
-		vals[2] = BoolGetDatum(deploy);
-		vals[3] = name_datum(nv->source_schema);
-		vals[4] = name_datum(nv->source_table);
-		vals[5] = name_datum(nv->user_column);
-		vals[6] = name_datum(nv->item_column);
-		vals[7] = name_datum(nv->time_column);
-		vals[8] = name_datum(nv->order_column);
-		if (nv->order_column == NULL)
-			nulls[8] = 'n';
-		vals[9] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->config_json));
-		vals[10] = int8_array(nv->item_ids + 1, nv->item_keys ? 0 : V - 1, false);
-		vals[11] = int8_array(nv->item_counts ? nv->item_counts + 1 : NULL, V - 1,
-							  nv->item_counts == NULL);
-		if (metrics_json)
-			vals[12] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics_json));
-		else
-			nulls[12] = 'n';
-		if (nv->history_json)
-			vals[13] = DirectFunctionCall1(jsonb_in, CStringGetDatum(nv->history_json));
-		else
-			nulls[13] = 'n';
-		vals[14] = PointerGetDatum(w);
-		vals[15] = name_datum(acl.owner);
-		vals[16] = name_array(&acl.grant_read);
-		vals[17] = name_array(&acl.grant_usage);
-		vals[18] = CStringGetTextDatum(t4r_ids_type_name(utype));
-		vals[19] = CStringGetTextDatum(t4r_ids_type_name(itype));
-		if (nv->item_keys)
-		{
-			Datum	   *k = palloc(sizeof(Datum) * (V > 1 ? V - 1 : 1));
-
-			for (int r = 1; r < V; r++)
-				k[r - 1] = CStringGetTextDatum(nv->item_keys[r]);
-			vals[20] = PointerGetDatum(construct_array(k, V - 1, TEXTOID, -1, false, TYPALIGN_INT));
-		}
-		else
-			nulls[20] = 'n';
-		nulls[21] = '\0';
-
-		initStringInfo(&cols);
-		initStringInfo(&params);
-		nparams = 15;
-		if (cs.has_acl)
-		{
-			appendStringInfoString(&cols, ", owner, grant_read, grant_usage");
-			appendStringInfoString(&params, ", $16, $17, $18");
-			nparams = 18;
-		}
-		else
-		{
-			/* no ACL columns: the id values move down to $16.. */
-			types[15] = types[18];
-			types[16] = types[19];
-			types[17] = types[20];
-			vals[15] = vals[18];
-			vals[16] = vals[19];
-			vals[17] = vals[20];
-			nulls[15] = nulls[18];
-			nulls[16] = nulls[19];
-			nulls[17] = nulls[20];
-		}
-		if (cs.has_ids)
-		{
-			appendStringInfoString(&cols, ", user_id_type, item_id_type, item_keys");
-			appendStringInfo(&params, ", $%d, $%d, $%d", nparams + 1, nparams + 2, nparams + 3);
-			nparams += 3;
-		}
-		if (nv->parent_model != NULL)
-		{
-			/* the parent columns came with 0.3; a warm start needs them */
-			if (!has_parent)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("the tim4rec catalog has no parent_model column"),
-						 errhint("Run ALTER EXTENSION tim4rec UPDATE (as a superuser).")));
-			types[nparams] = TEXTOID;
-			vals[nparams] = CStringGetTextDatum(nv->parent_model);
-			nulls[nparams] = ' ';
-			types[nparams + 1] = INT4OID;
-			vals[nparams + 1] = Int32GetDatum(nv->parent_version);
-			nulls[nparams + 1] = ' ';
-			appendStringInfoString(&cols, ", parent_model, parent_version");
-			appendStringInfo(&params, ", $%d, $%d", nparams + 1, nparams + 2);
-			nparams += 2;
-		}
-		nulls[nparams] = '\0';
-
-		q = psprintf("INSERT INTO %s (model_name, version, is_current, source_schema, source_table, "
-					 "user_column, item_column, time_column, order_column, config, item_ids, "
-					 "item_counts, metrics, history, weights%s) "
-					 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15%s)",
-					 cs.table, cols.data, params.data);
-		rc = SPI_execute_with_args(q, nparams, types, vals, nulls, false, 0);
-		if (rc != SPI_OK_INSERT)
-			elog(ERROR, "tim4rec: catalog insert failed: %s", SPI_result_code_string(rc));
-	}
+	insert_row(&cs, nv, version, deploy, metrics, insert_weights(nv), &acl);
 	t4r_pg_catalog_changed();
 	t4r_pg_catalog_end(&cs);
 	if (deployed)
@@ -1131,6 +1134,61 @@ import_meta_ids(const char *json, int V, Oid item_type, int64 *ids)
 /* elements = rows 0..V-1 with element 1 (padding) ignored.  Ids must   */
 /* be distinct and not NULL.  config NULL: from the file's metadata;    */
 /* otherwise options as for tim4rec_train (missing keys: preset).       */
+/*
+ * An id type recorded in the file's metadata (tim4rec_export): its OID;
+ * dflt when the key is absent (InvalidOid: absent is an error too).
+ */
+static Oid
+import_type_meta(bytea *wb, const char *key, const char *what, Oid dflt)
+{
+	char	   *t = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), key);
+	Oid			typ;
+
+	if (t == NULL && OidIsValid(dflt))
+		return dflt;
+	typ = t ? t4r_ids_type_oid(t) : InvalidOid;
+	if (!OidIsValid(typ))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("invalid model file: unknown %s id type \"%s\"", what, t ? t : "(none)"),
+				 errhint("Id types are " T4R_IDS_SUPPORTED ".")));
+	return typ;
+}
+
+/* tim4rec_import's item_ids argument: one id per item row (V - 1), or V
+ * whose first (the padding row) is ignored; no NULLs, no repeats */
+static void
+import_ids_array(ArrayType *a, int V, int64 *ids)
+{
+	Datum	   *el;
+	bool	   *nulls;
+	int			n,
+				first;
+
+	if (ARR_NDIM(a) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids must be a one-dimensional array")));
+	deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &el, &nulls, &n);
+	if (n != V - 1 && n != V)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("item_ids has %d elements but the model has %d items", n, V - 1),
+				 errdetail("Give one id per item row (%d elements), or %d elements whose first (the padding row) is ignored.",
+						   V - 1, V)));
+	first = (n == V) ? 1 : 0;
+	for (int i = first; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("item_ids must not contain NULL elements"),
+					 errdetail("item_ids[%d] is NULL.", i + 1)));
+		ids[i - first + 1] = DatumGetInt64(el[i]);
+	}
+	check_distinct_ids(ids + 1, V - 1, ERRCODE_INVALID_PARAMETER_VALUE, "item_ids");
+}
+
 /* ------------------------------------------------------------------ */
 Datum
 tim4rec_import(PG_FUNCTION_ARGS)
@@ -1147,7 +1205,6 @@ tim4rec_import(PG_FUNCTION_ARGS)
 	volatile Oid user_type = INT8OID;
 	volatile Oid item_type = INT8OID;
 	char	  **volatile item_keys = NULL;
-	char	   *meta_ids;
 	char		err[512] = "";
 
 	PreventCommandIfReadOnly("tim4rec_import()");
@@ -1186,32 +1243,14 @@ tim4rec_import(PG_FUNCTION_ARGS)
 		/* the vocabulary */
 		ids = palloc(sizeof(int64) * V);
 		ids[0] = 0;
-		{
-			char	   *ut = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_user_id_type");
-
-			if (ut)
-			{
-				user_type = t4r_ids_type_oid(ut);
-				if (!OidIsValid(user_type))
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-							 errmsg("invalid model file: unknown user id type \"%s\"", ut),
-							 errhint("Id types are " T4R_IDS_SUPPORTED ".")));
-			}
-		}
+		user_type = import_type_meta(wb, "tim4rec_user_id_type", "user", INT8OID);
 		if (PG_ARGISNULL(2) &&
-			(meta_ids = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_item_ids")) != NULL)
+			file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_item_ids") != NULL)
 		{
 			/* ids recorded by tim4rec_export, with their type */
-			char	   *it = file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb), "tim4rec_item_id_type");
-
-			item_type = t4r_ids_type_oid(it);
-			if (!OidIsValid(item_type))
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
-						 errmsg("invalid model file: unknown item id type \"%s\"", it ? it : "(none)"),
-						 errhint("Id types are " T4R_IDS_SUPPORTED ".")));
-			item_keys = import_meta_ids(meta_ids, V, item_type, ids);
+			item_type = import_type_meta(wb, "tim4rec_item_id_type", "item", InvalidOid);
+			item_keys = import_meta_ids(file_meta((const uint8 *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb),
+												  "tim4rec_item_ids"), V, item_type, ids);
 		}
 		else if (PG_ARGISNULL(2))
 		{
@@ -1219,36 +1258,7 @@ tim4rec_import(PG_FUNCTION_ARGS)
 				ids[r] = r;
 		}
 		else
-		{
-			ArrayType  *a = PG_GETARG_ARRAYTYPE_P(2);
-			Datum	   *el;
-			bool	   *nulls;
-			int			n,
-						first;
-
-			if (ARR_NDIM(a) > 1)
-				ereport(ERROR,
-						(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-						 errmsg("item_ids must be a one-dimensional array")));
-			deconstruct_array(a, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &el, &nulls, &n);
-			if (n != V - 1 && n != V)
-				ereport(ERROR,
-						(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-						 errmsg("item_ids has %d elements but the model has %d items", n, V - 1),
-						 errdetail("Give one id per item row (%d elements), or %d elements whose first (the padding row) is ignored.",
-								   V - 1, V)));
-			first = (n == V) ? 1 : 0;
-			for (int i = first; i < n; i++)
-			{
-				if (nulls[i])
-					ereport(ERROR,
-							(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-							 errmsg("item_ids must not contain NULL elements"),
-							 errdetail("item_ids[%d] is NULL.", i + 1)));
-				ids[i - first + 1] = DatumGetInt64(el[i]);
-			}
-			check_distinct_ids(ids + 1, V - 1, ERRCODE_INVALID_PARAMETER_VALUE, "item_ids");
-		}
+			import_ids_array(PG_GETARG_ARRAYTYPE_P(2), V, ids);
 
 		/* re-serialise: the stored file's metadata is the configuration used */
 		{
@@ -1268,7 +1278,7 @@ tim4rec_import(PG_FUNCTION_ARGS)
 			nv.user_column = nv.item_column = nv.time_column = "";
 			nv.order_column = NULL;
 			opts.cfg = model->cfg;
-			nv.config_json = t4r_pg_options_json(&opts);
+			nv.config = t4r_pg_options_json(&opts);
 			nv.item_ids = ids;
 			nv.item_keys = item_keys;
 			nv.user_type = user_type;

@@ -1,9 +1,9 @@
 /*
- * evaluate.c - tim4rec_evaluate(model_name, ks) (PG-B).
+ * evaluate.c - tim4rec_evaluate(model_name, ks).
  *
  * Reads the model's source relation as it is now, keeps the interactions of
  * items the model knows (the others are dropped, with a NOTICE giving the
- * count), builds the dataset with MODEL.md's protocol (min_user / min_item
+ * count), builds the dataset with the protocol of docs/MODEL.md ("Data protocol") (min_user / min_item
  * filter from the model's config, leave-one-out), expresses it in the model's
  * vocabulary rows and computes HR, NDCG and MRR at each k on the validation
  * and test targets for the model and for the most-popular baseline (training
@@ -31,7 +31,6 @@
 #include "utils/tuplestore.h"
 
 #include "tim4rec_pg.h"
-#include "eval_users.h"
 
 PG_FUNCTION_INFO_V1(tim4rec_evaluate);
 PG_FUNCTION_INFO_V1(tim4rec_evaluate_wide);

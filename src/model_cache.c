@@ -368,6 +368,72 @@ load_meta(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid)
  * memory: *model (malloc'd by the core) and lf->a (arrays palloc'd in the
  * current memory context).  Inside a catalog session.
  */
+/* rows 1..V-1 by popularity (training counts) desc, ties by row */
+static void
+load_pop_order(T4rModelArrays *a, const int64 *cnts, int V)
+{
+	PopEnt	   *p = palloc((size_t) V * sizeof(PopEnt));
+
+	for (int r = 1; r < V; r++)
+	{
+		p[r - 1].cnt = cnts[r];
+		p[r - 1].row = r;
+	}
+	qsort(p, V - 1, sizeof(PopEnt), cmp_pop);
+	a->pop = palloc((size_t) V * sizeof(int32));
+	for (int i = 0; i < V - 1; i++)
+		a->pop[i] = p[i].row;
+	pfree(p);
+}
+
+/* id -> row lookup: sorted pairs, and a direct table for dense ids */
+static void
+load_id_lookup(T4rModelArrays *a, const int64 *ids, int V, const char *name, int32 version)
+{
+	int64	   *pairs = palloc((size_t) 2 * (V - 1) * sizeof(int64));
+	int64		mn = PG_INT64_MAX,
+				mx = PG_INT64_MIN;
+
+	for (int r = 1; r < V; r++)
+	{
+		pairs[2 * (r - 1)] = ids[r];
+		pairs[2 * (r - 1) + 1] = r;
+		if (ids[r] < mn)
+			mn = ids[r];
+		if (ids[r] > mx)
+			mx = ids[r];
+	}
+	qsort(pairs, V - 1, 2 * sizeof(int64), cmp_id_row);
+	for (int i = 1; i < V - 1; i++)
+		if (pairs[2 * i] == pairs[2 * (i - 1)])
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("model \"%s\" version %d: item id " INT64_FORMAT " appears twice in item_ids",
+							name, version, pairs[2 * i])));
+	a->sorted_ids = palloc((size_t) V * sizeof(int64));
+	a->sorted_rows = palloc((size_t) V * sizeof(int32));
+	for (int i = 0; i < V - 1; i++)
+	{
+		a->sorted_ids[i] = pairs[2 * i];
+		a->sorted_rows[i] = (int32) pairs[2 * i + 1];
+	}
+	pfree(pairs);
+	a->drange = 0;
+	a->direct = NULL;
+	/* dense ids (the usual case): a direct table, at most 4 entries per row */
+	if (mx >= mn && (uint64) mx - (uint64) mn < (uint64) 4 * V + 1024)
+	{
+		int64		range = mx - mn + 1;
+
+		a->direct = palloc((size_t) range * sizeof(int32));
+		memset(a->direct, 0xff, (size_t) range * sizeof(int32));
+		for (int r = 1; r < V; r++)
+			a->direct[ids[r] - mn] = r;
+		a->dmin = mn;
+		a->drange = range;
+	}
+}
+
 static void
 load_data(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid, t4r_model **model)
 {
@@ -475,67 +541,14 @@ load_data(const T4rCatalogSession *cs, LoadedFull *lf, ItemPointer tid, t4r_mode
 	a->ids = ids;
 	a->counts = cnts;
 
-	/* popularity order */
-	{
-		PopEnt	   *p = palloc((size_t) V * sizeof(PopEnt));
+	load_pop_order(a, cnts, V);
+	load_id_lookup(a, ids, V, name, version);
 
-		for (int r = 1; r < V; r++)
-		{
-			p[r - 1].cnt = cnts[r];
-			p[r - 1].row = r;
-		}
-		qsort(p, V - 1, sizeof(PopEnt), cmp_pop);
-		a->pop = palloc((size_t) V * sizeof(int32));
-		for (int i = 0; i < V - 1; i++)
-			a->pop[i] = p[i].row;
-		pfree(p);
-	}
-
-	/* id -> row lookup */
-	{
-		int64	   *pairs = palloc((size_t) 2 * (V - 1) * sizeof(int64));
-		int64		mn = PG_INT64_MAX,
-					mx = PG_INT64_MIN;
-
-		for (int r = 1; r < V; r++)
-		{
-			pairs[2 * (r - 1)] = ids[r];
-			pairs[2 * (r - 1) + 1] = r;
-			if (ids[r] < mn)
-				mn = ids[r];
-			if (ids[r] > mx)
-				mx = ids[r];
-		}
-		qsort(pairs, V - 1, 2 * sizeof(int64), cmp_id_row);
-		for (int i = 1; i < V - 1; i++)
-			if (pairs[2 * i] == pairs[2 * (i - 1)])
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("model \"%s\" version %d: item id " INT64_FORMAT " appears twice in item_ids",
-								name, version, pairs[2 * i])));
-		a->sorted_ids = palloc((size_t) V * sizeof(int64));
-		a->sorted_rows = palloc((size_t) V * sizeof(int32));
-		for (int i = 0; i < V - 1; i++)
-		{
-			a->sorted_ids[i] = pairs[2 * i];
-			a->sorted_rows[i] = (int32) pairs[2 * i + 1];
-		}
-		pfree(pairs);
-		a->drange = 0;
-		a->direct = NULL;
-		/* dense ids (the usual case): a direct table, at most 4 entries per row */
-		if (mx >= mn && (uint64) mx - (uint64) mn < (uint64) 4 * V + 1024)
-		{
-			int64		range = mx - mn + 1;
-
-			a->direct = palloc((size_t) range * sizeof(int32));
-			memset(a->direct, 0xff, (size_t) range * sizeof(int32));
-			for (int r = 1; r < V; r++)
-				a->direct[ids[r] - mn] = r;
-			a->dmin = mn;
-			a->drange = range;
-		}
-	}
+	/* the projections packed for inference: shared with the weights */
+	a->npacked = t4r_infer_pack_elems(*model);
+	a->packed = palloc((a->npacked + 1) * sizeof(t4r_real));
+	if (t4r_infer_pack_fill(*model, a->packed) != T4R_OK)
+		elog(ERROR, "tim4rec: packing the weights of model \"%s\" version %d failed", name, version);
 }
 
 /*
@@ -634,12 +647,13 @@ load_row(const T4rCatalogSession *cs, const char *name, int32 version,
 		{
 			t4r_infer_ctx *c = NULL;
 
-			rc = t4r_infer_ctx_create(model, &c);
+			rc = t4r_infer_ctx_create_packed(model, lf->a.packed, &c);
 			if (rc != T4R_OK)
 				t4r_pg_core_error(rc, "creating an inference context", NULL);
 			lm->ctx = c;
 		}
 		lm->model = model;
+		lm->packed = lf->a.packed;
 	}
 	PG_CATCH();
 	{

@@ -3,7 +3,7 @@
  *
  * A plain function cannot register its own progress command type, so (as
  * Citus does) training reports under an existing one, PROGRESS_COMMAND_COPY,
- * using only parameter slots 10..19 (pg_stat_progress_copy reads slots 0..5,
+ * using only parameter slots 8..19 (pg_stat_progress_copy reads slots 0..5,
  * so it shows a row with zeros and a NULL command while training runs).  Slot
  * 10 holds T4R_PROGRESS_MAGIC so that the view tim4rec_progress
  * (sql/install/20_train.sql) shows only tim4rec rows:
@@ -12,6 +12,7 @@
  *   slot 13 max epochs  slot 14 step         slot 15 steps per epoch
  *   slot 16 loss * 1e6  slot 17 best validation NDCG@10 * 1e6
  *   slot 18 rows read   slot 19 epochs done
+ *   slot 8  search trial (1-based, 0 = no search)   slot 9 search trials
  *
  * Updates only write this backend's shared-memory status entry; they are
  * called from the backend thread (core callbacks run on the calling thread).
@@ -25,6 +26,8 @@
 #include "utils/backend_progress.h"
 #include "utils/backend_status.h"
 
+#define SLOT_TRIAL   8
+#define SLOT_TRIALS  9
 #define SLOT_MAGIC   10
 #define SLOT_PHASE   11
 #define SLOT_EPOCH   12
@@ -108,6 +111,17 @@ t4r_pg_progress_epoch(int epoch, double valid_ndcg10)
 	val[0] = epoch;
 	val[1] = scaled(best_ndcg);
 	pgstat_progress_update_multi_param(2, idx, val);
+}
+
+void
+t4r_pg_progress_trial(int trial, int trials, int epochs)
+{
+	const int	idx[7] = {SLOT_TRIAL, SLOT_TRIALS, SLOT_EPOCHS, SLOT_EPOCH, SLOT_STEP, SLOT_DONE, SLOT_LOSS};
+	int64		val[7] = {trial, trials, epochs, 0, 0, 0, 0};
+
+	/* best_valid_ndcg10 stays the best of the search so far */
+	if (active)
+		pgstat_progress_update_multi_param(7, idx, val);
 }
 
 void

@@ -1,5 +1,5 @@
 /*
- * recommend.c - tim4rec_recommend in its four forms (PG-B).
+ * recommend.c - tim4rec_recommend in its four forms.
  *
  *   tim4rec_recommend(user_id bigint, k, model_name, exclude_seen, exclude)
  *   tim4rec_recommend(items bigint[], times timestamptz[], k, ...)

@@ -718,6 +718,80 @@ ra_shutdown(Datum arg)
 /* the function                                                      */
 /* ---------------------------------------------------------------- */
 
+/* the users argument: its ids in the user column's type, distinct, sorted
+ * (NULLs skipped with a NOTICE) */
+static void
+ra_users_filter(RaState *st, ArrayType *farr)
+{
+	Oid			et = ARR_ELEMTYPE(farr);
+	int16		typlen;
+	bool		byval;
+	char		align;
+	Datum	   *el;
+	bool	   *nulls;
+	int			n,
+				nn = 0,
+				nnull = 0;
+
+	get_typlenbyvalalign(et, &typlen, &byval, &align);
+	deconstruct_array(farr, et, typlen, byval, align, &el, &nulls, &n);
+	st->fusers = palloc(sizeof(RaUser) * (n > 0 ? n : 1));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+		{
+			nnull++;
+			continue;
+		}
+		st->fusers[nn++] = datumCopy(t4r_ids_user_param(st->lm, el[i], et), st->user_byval,
+									 st->user_len);
+	}
+	if (nnull > 0)
+		ereport(NOTICE,
+				(errmsg("%d NULL user id%s in users skipped", nnull, nnull == 1 ? "" : "s")));
+	qsort_arg(st->fusers, nn, sizeof(RaUser), ra_qsort_user, st);
+	n = 0;
+	for (int i = 0; i < nn; i++)
+		if (n == 0 || ra_cmp_user(st, st->fusers[n - 1], st->fusers[i]) != 0)
+			st->fusers[n++] = st->fusers[i];
+	st->nfusers = n;
+}
+
+/* the cursor over the source (SPI connected only while it is opened) */
+static void
+ra_open_cursor(RaState *st, FuncCallContext *fctx)
+{
+	SPIPlanPtr	plan;
+	Portal		portal;
+	Datum		vals[1] = {(Datum) 0};
+	Oid			types[1];
+	int			rc;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
+	types[0] = get_array_type(st->user_ptype);
+	plan = SPI_prepare_cursor(ra_query(st->lm, st->user_ptype, st->fusers != NULL), st->fusers ? 1 : 0,
+							  types, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "tim4rec: SPI_prepare failed for the source query: %s",
+			 SPI_result_code_string(SPI_result));
+	if (st->fusers)
+	{
+		int16		tl;
+		bool		tb;
+		char		ta;
+
+		get_typlenbyvalalign(st->user_ptype, &tl, &tb, &ta);
+		vals[0] = PointerGetDatum(construct_array(st->fusers, st->nfusers, st->user_ptype, tl, tb, ta));
+	}
+	portal = SPI_cursor_open(NULL, plan, vals, NULL, true);
+	if (portal == NULL)
+		elog(ERROR, "tim4rec: opening the source cursor failed: %s",
+			 SPI_result_code_string(SPI_result));
+	st->portal_name = MemoryContextStrdup(fctx->multi_call_memory_ctx, portal->name);
+	SPI_finish();
+}
+
 static RaState *
 ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 {
@@ -726,10 +800,6 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	char	   *model_name;
 	TupleDesc	tupdesc;
 	T4rLoadedModel *lm;
-	SPIPlanPtr	plan;
-	Portal		portal;
-	Datum		vals[1];
-	Oid			types[1];
 	ArrayType  *farr = NULL;
 	Oid			felem = InvalidOid;
 	int			rc;
@@ -800,41 +870,8 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 		ra_sort(&st->ssup_user, st->user_ptype, coll, false);
 	}
 
-	/* the users filter: distinct, sorted */
 	if (farr)
-	{
-		Oid			et = ARR_ELEMTYPE(farr);
-		int16		typlen;
-		bool		byval;
-		char		align;
-		Datum	   *el;
-		bool	   *nulls;
-		int			n,
-					nn = 0,
-					nnull = 0;
-
-		get_typlenbyvalalign(et, &typlen, &byval, &align);
-		deconstruct_array(farr, et, typlen, byval, align, &el, &nulls, &n);
-		st->fusers = palloc(sizeof(RaUser) * (n > 0 ? n : 1));
-		for (int i = 0; i < n; i++)
-		{
-			if (nulls[i])
-			{
-				nnull++;
-				continue;
-			}
-			st->fusers[nn++] = datumCopy(t4r_ids_user_param(lm, el[i], et), st->user_byval, st->user_len);
-		}
-		if (nnull > 0)
-			ereport(NOTICE,
-					(errmsg("%d NULL user id%s in users skipped", nnull, nnull == 1 ? "" : "s")));
-		qsort_arg(st->fusers, nn, sizeof(RaUser), ra_qsort_user, st);
-		n = 0;
-		for (int i = 0; i < nn; i++)
-			if (n == 0 || ra_cmp_user(st, st->fusers[n - 1], st->fusers[i]) != 0)
-				st->fusers[n++] = st->fusers[i];
-		st->nfusers = n;
-	}
+		ra_users_filter(st, farr);
 
 	st->V = lm->model->cfg.n_items;
 	st->L = lm->model->cfg.max_seq_len;
@@ -855,34 +892,11 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	st->rb_cb.func = rb_free_cb;
 	st->rb_cb.arg = st;
 	MemoryContextRegisterResetCallback(CurrentMemoryContext, &st->rb_cb);
-	rc = t4r_rec_batch_create(lm->model, st->threads, &st->rb);
+	rc = t4r_rec_batch_create_packed(lm->model, st->threads, lm->packed, &st->rb);
 	if (rc != T4R_OK)
 		t4r_pg_core_error(rc, "allocating the inference scratch memory", NULL);
 
-	/* the cursor over the source */
-	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "tim4rec: SPI_connect failed: %s", SPI_result_code_string(rc));
-	types[0] = get_array_type(st->user_ptype);
-	plan = SPI_prepare_cursor(ra_query(lm, st->user_ptype, st->fusers != NULL), st->fusers ? 1 : 0, types,
-							  CURSOR_OPT_NO_SCROLL);
-	if (plan == NULL)
-		elog(ERROR, "tim4rec: SPI_prepare failed for the source query: %s",
-			 SPI_result_code_string(SPI_result));
-	if (st->fusers)
-	{
-		int16		tl;
-		bool		tb;
-		char		ta;
-
-		get_typlenbyvalalign(st->user_ptype, &tl, &tb, &ta);
-		vals[0] = PointerGetDatum(construct_array(st->fusers, st->nfusers, st->user_ptype, tl, tb, ta));
-	}
-	portal = SPI_cursor_open(NULL, plan, vals, NULL, true);
-	if (portal == NULL)
-		elog(ERROR, "tim4rec: opening the source cursor failed: %s",
-			 SPI_result_code_string(SPI_result));
-	st->portal_name = MemoryContextStrdup(fctx->multi_call_memory_ctx, portal->name);
-	SPI_finish();
+	ra_open_cursor(st, fctx);
 
 	st->econtext = rsinfo->econtext;
 	RegisterExprContextCallback(st->econtext, ra_shutdown, PointerGetDatum(st));

@@ -1,6 +1,6 @@
 /*
  * seqagg.c - aggregate tim4rec_seq(item bigint, ts <time type> [, max_len int])
- * returning tim4rec_sequence(items bigint[], times float8[]) (PG-B).
+ * returning tim4rec_sequence(items bigint[], times float8[]).
  *
  * The state is a compact array of (epoch seconds, item) pairs, 16 bytes per
  * row, in the aggregate's memory context.  The final function sorts it by

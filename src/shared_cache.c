@@ -48,7 +48,7 @@
 #include "tim4rec_pg.h"
 
 #define T4R_SHARED_SLOTS 64
-#define T4R_SEG_MAGIC 0x74347253	/* "t4rS" */
+#define T4R_SEG_MAGIC 0x74347254	/* "t4rT": with the packed projections */
 #define SEG_ALIGN 64
 
 /* a row being loaded by one backend (see t4r_pg_shared_attach_or_claim) */
@@ -102,6 +102,8 @@ typedef struct SegHeader
 	int32		key_n;
 	uint32		key_nslots;
 	Size		key_data_len;
+	size_t		npacked;
+	Size		off_packed;		/* inference's packed projections */
 } SegHeader;
 
 bool		tim4rec_shared_models = true;
@@ -180,6 +182,8 @@ fill_view(dsm_segment *seg, T4rModelArrays *out)
 	out->direct = h->drange > 0 ? (int32 *) (base + h->off_direct) : NULL;
 	out->sorted_ids = (int64 *) (base + h->off_sorted_ids);
 	out->sorted_rows = (int32 *) (base + h->off_sorted_rows);
+	out->npacked = h->npacked;
+	out->packed = (t4r_real *) (base + h->off_packed);
 	memset(&out->keys, 0, sizeof(out->keys));
 	out->keys.n = h->key_n;
 	if (h->key_n > 0)
@@ -253,6 +257,7 @@ seg_layout(const T4rModelArrays *src, SegHeader *h)
 	PLACE(off_key_off, src->keys.n > 0 ? (Size) (src->keys.n + 2) * sizeof(uint64) : 0);
 	PLACE(off_key_data, src->keys.n > 0 ? src->keys.data_len : 0);
 	PLACE(off_key_slots, src->keys.n > 0 ? (Size) src->keys.nslots * sizeof(int32) : 0);
+	PLACE(off_packed, (src->npacked + 1) * sizeof(t4r_real));
 #undef PLACE
 	return off;
 }
@@ -339,7 +344,9 @@ t4r_pg_shared_publish(const T4rSharedKey *key, const char *name, const T4rModelA
 	h.key_n = src->keys.n;
 	h.key_nslots = src->keys.nslots;
 	h.key_data_len = src->keys.data_len;
+	h.npacked = src->npacked;
 	memcpy(base, &h, sizeof(h));
+	memcpy(base + h.off_packed, src->packed, src->npacked * sizeof(t4r_real));
 	memcpy(base + h.off_params, src->params, src->nparams * sizeof(t4r_real));
 	memcpy(base + h.off_ids, src->ids, (Size) src->V * sizeof(int64));
 	memcpy(base + h.off_counts, src->counts, (Size) src->V * sizeof(int64));

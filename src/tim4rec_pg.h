@@ -167,7 +167,7 @@ void		t4r_pg_core_error(int code, const char *what, const char *msg) pg_attribut
 /* interrupt callback for the core: true on a pending cancel/termination */
 int			t4r_pg_interrupt(void *ud);
 
-/* ---- training progress (src/progress.c, PG-A) ----
+/* ---- training progress (src/progress.c) ----
  * Reported through the backend progress API under PROGRESS_COMMAND_COPY in
  * parameter slots 10..19 (slot 10 holds T4R_PROGRESS_MAGIC), shown by the
  * view tim4rec_progress. */
@@ -182,9 +182,11 @@ void		t4r_pg_progress_phase(int phase);
 void		t4r_pg_progress_rows(int64 rows);
 void		t4r_pg_progress_step(int epoch, int64 step, int64 steps_per_epoch, double loss);
 void		t4r_pg_progress_epoch(int epoch, double valid_ndcg10);
+/* trial i of n of a search (i >= 1), of at most epochs epochs */
+void		t4r_pg_progress_trial(int trial, int trials, int epochs);
 void		t4r_pg_progress_end(void);
 
-/* ---- catalog writes (src/catalog.c, PG-A) ---- */
+/* ---- catalog writes (src/catalog.c) ---- */
 typedef struct T4rNewVersion
 {
 	const char *model_name;
@@ -194,15 +196,15 @@ typedef struct T4rNewVersion
 	const char *item_column;
 	const char *time_column;
 	const char *order_column;	/* NULL if none */
-	const char *config_json;	/* jsonb text */
+	Jsonb	   *config;			/* options (t4r_pg_options_json) */
 	const int64 *item_ids;		/* [V]; element 0 (padding) not stored */
 	char	  **item_keys;		/* [V] text/uuid item ids (item_ids unused); NULL: integer */
 	Oid			user_type;		/* id types (InvalidOid: bigint) */
 	Oid			item_type;
 	const int64 *item_counts;	/* [V]; NULL = zeros */
 	int32		n_items;		/* V */
-	const char *metrics_json;	/* may be NULL */
-	const char *history_json;	/* may be NULL */
+	Jsonb	   *metrics;		/* may be NULL */
+	Jsonb	   *history;		/* may be NULL */
 	const uint8 *weights;
 	size_t		weights_len;
 	int			deploy;			/* 0 = never, 1 = always, 2 = if validation NDCG@10 improves */
@@ -211,9 +213,11 @@ typedef struct T4rNewVersion
 	int32		parent_version; /* continued from; NULL / 0 otherwise */
 } T4rNewVersion;
 
-/* options jsonb of tim4rec_train / config of tim4rec_import (src/train.c):
+/* ---- options (src/options.c) ----
+ * options jsonb of tim4rec_train / config of tim4rec_import:
  * "preset" first, then the core keys (t4r_config_set) and the keys below;
- * ERROR 22023 with a hint listing the valid keys on anything unknown/bad. */
+ * ERROR 22023 with a hint listing the valid keys on anything unknown/bad
+ * ("init_from", "search" and "search_trials" are taken out by train.c). */
 typedef struct T4rTrainOptions
 {
 	t4r_config	cfg;
@@ -225,8 +229,52 @@ typedef struct T4rTrainOptions
 	char	   *order_column;	/* NULL if none */
 } T4rTrainOptions;
 void		t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname);
-/* palloc'd JSON text of every option (catalog column config) */
-char	   *t4r_pg_options_json(const T4rTrainOptions *o);
+/* every option as stored in the catalog's config column */
+Jsonb	   *t4r_pg_options_json(const T4rTrainOptions *o);
+/* options->init_from: "name" (current version) or {"model": name,
+ * "version": n}; false when absent */
+bool		t4r_pg_init_from_option(Jsonb *opts, char **name, int32 *version);
+/* a warm start's options: the parent's stored ones (less deploy, device,
+ * threads), then the caller's (less init_from); ERROR 22023 for another preset */
+Jsonb	   *t4r_pg_warm_options(Jsonb *parent_cfg, Jsonb *user);
+/* options->warm_scope ('all' or 'new'), removed from *opts: -1 when absent,
+ * 0 all, 1 new; ERROR 22023 for another value */
+int			t4r_pg_warm_scope_option(Jsonb **opts);
+
+/* hyper-parameter search: options "search" {key: [values]} and "search_trials" */
+#define T4R_SEARCH_MAX_TRIALS 100
+#define T4R_SEARCH_MAX_VALUES 100
+typedef struct T4rSearchPlan
+{
+	Jsonb	   *spec;			/* options->search as given */
+	Jsonb	   *base;			/* the options less search and search_trials */
+	int			n_keys;
+	char	  **keys;			/* the searched keys, alphabetically */
+	int		   *n_values;		/* [n_keys] */
+	JsonbValue **values;		/* [n_keys][n_values[i]] scalars */
+	double		grid_size;		/* product of n_values */
+	bool		random;			/* sampled: search_trials < grid_size */
+	int			n_trials;
+	Jsonb	  **trial;			/* [n_trials] {key: value} of each trial */
+	T4rTrainOptions *opts;		/* [n_trials] each trial's parsed options */
+} T4rSearchPlan;
+/* false (and *p zeroed) without options->search; ERROR 22023 with a hint
+ * for a bad spec; every trial's options are checked */
+bool		t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p);
+
+/* ---- building jsonb (src/jsonbuild.c) ---- */
+void		t4r_jb_begin(JsonbParseState **st, JsonbIteratorToken tok);
+Jsonb	   *t4r_jb_end(JsonbParseState **st, JsonbIteratorToken tok);	/* the value when outermost */
+void		t4r_jb_key(JsonbParseState **st, const char *key);
+void		t4r_jb_null(JsonbParseState **st);
+void		t4r_jb_str(JsonbParseState **st, const char *s);
+void		t4r_jb_bool(JsonbParseState **st, bool b);
+void		t4r_jb_int(JsonbParseState **st, int64 i);
+void		t4r_jb_float(JsonbParseState **st, double d);	/* null when not finite */
+void		t4r_jb_numtext(JsonbParseState **st, const char *text);
+void		t4r_jb_jsonb(JsonbParseState **st, Jsonb *j);
+void		t4r_jb_value(JsonbParseState **st, JsonbValue *v);
+Jsonb	   *t4r_jb_concat(Jsonb *a, Jsonb *b);
 
 /* Inserts the next version of a model (max + 1) into the catalog in the
  * caller's transaction; returns the version.  *deployed tells whether it
@@ -235,6 +283,7 @@ int32		t4r_pg_catalog_insert(const T4rNewVersion *nv, bool *deployed);
 /* config column of (name, version > 0); the caller checked READ (ERROR 42704
  * when there is no such row) */
 Jsonb	   *t4r_pg_catalog_config(const char *name, int32 version);
+Jsonb	   *t4r_pg_catalog_metrics(const char *name, int32 version);
 /* ERROR 42501 when model_name exists and the caller does not own it
  * (train and import check before the long work; insert checks again) */
 void		t4r_pg_check_model_writable(const char *model_name);
@@ -269,6 +318,8 @@ typedef struct T4rModelArrays
 	int64	   *sorted_ids;		/* [V-1] */
 	int32	   *sorted_rows;	/* [V-1] */
 	T4rKeys		keys;			/* text/uuid item ids (keys.n = 0: integer) */
+	size_t		npacked;
+	t4r_real   *packed;			/* [npacked] t4r_infer_pack_fill */
 } T4rModelArrays;
 
 void		t4r_pg_shared_init(void);	/* _PG_init, when preloaded */
@@ -309,6 +360,8 @@ typedef struct T4rLoadedModel
 	int32		version;
 	t4r_model  *model;			/* malloc'd by the core */
 	t4r_infer_ctx *ctx;			/* one inference context for this backend */
+	const t4r_real *packed;		/* its packed projections (shared when the
+								 * model is) for tim4rec_recommend_all */
 	int64	   *item_ids;		/* [V]; item_ids[0] = 0 (padding); for text
 								 * and uuid items the keys' ranks (ids.h) */
 	const T4rKeys *item_keys;	/* text and uuid item ids (n = 0: integer) */

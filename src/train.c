@@ -4,12 +4,23 @@
  * evaluate, and store the new version in the catalog, all in the caller's
  * transaction with the caller's privileges.
  *
- * Core memory (dataset, model, serialised weights) is malloc'd; it is freed
- * in PG_FINALLY so that errors and cancellation leak nothing.  The core calls
- * t4r_pg_interrupt between micro-batches on this (the backend's) thread; it only
- * reads the pending-interrupt flags, and after the core returns
- * T4R_ECANCELLED and everything is freed, CHECK_FOR_INTERRUPTS() raises the
- * cancel (statement_timeout, pg_cancel_backend, termination).
+ * The call runs as steps that fill one TrainRun: train_args (arguments,
+ * options, the warm start's parent, the search plan), train_read,
+ * train_dataset, train_budget, then per trial train_fit and
+ * train_evaluate, then train_save and the result row.  Without
+ * options.search there is one trial; with it (options.c) every trial
+ * trains on the same dataset and split, and the one with the best
+ * validation NDCG@10 is kept (ties: the earlier trial); the others' models
+ * are freed as soon as they lose.
+ *
+ * Core memory (dataset, models, serialised weights) is malloc'd; it is freed
+ * in PG_FINALLY so that errors and cancellation leak nothing and store
+ * nothing (the catalog is written only by train_save, after every trial).
+ * The core calls t4r_pg_interrupt between micro-batches on this (the
+ * backend's) thread; it only reads the pending-interrupt flags, and after
+ * the core returns T4R_ECANCELLED and everything is freed,
+ * CHECK_FOR_INTERRUPTS() raises the cancel (statement_timeout,
+ * pg_cancel_backend, termination).
  */
 #include "tim4rec_pg.h"
 #include "ids.h"
@@ -17,311 +28,118 @@
 #include <math.h>
 #include <sys/time.h>
 
-#include "access/htup_details.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/float.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
-#include "utils/numeric.h"
+#include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(tim4rec_train);
 
-#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from"
+/* ------------------------------------------------------------------ */
+/* the state of one call                                               */
+/* ------------------------------------------------------------------ */
+typedef struct TrainState
+{
+	int			max_epochs;
+	int			n_hist;
+	t4r_epoch_info *hist;		/* [max_epochs] */
+	const char *prefix;			/* "" or "trial i/N: " for the NOTICEs */
+} TrainState;
 
-/* ------------------------------------------------------------------ */
-/* options                                                             */
-/* ------------------------------------------------------------------ */
+/* one training of one set of options: the only one, or a search trial */
+typedef struct TrainTrial
+{
+	T4rTrainOptions opts;
+	Jsonb	   *values;			/* the searched values; NULL without search */
+	bool		use_cuda;
+	size_t		mem_budget;		/* the trainer's share (train_budget) */
+	TrainState	st;
+	t4r_fit_result fres;
+	double		vhr,
+				vndcg,
+				vmrr,
+				thr,
+				tndcg,
+				tmrr;
+	double		seconds;
+	const char *failed;			/* a search trial that diverged: why */
+} TrainTrial;
+
+/* what the call returns (one row) */
+typedef struct T4rTrainResult
+{
+	int32		version;
+	bool		deployed;
+	int64		n_users;
+	int64		n_items;
+	int64		n_inter;
+	int64		train_samples;
+	int			epochs_run;
+	int			best_epoch;
+	double		vhr,
+				vndcg,
+				vmrr,
+				thr,
+				tndcg,
+				tmrr;
+	double		seconds;
+} T4rTrainResult;
+
+typedef struct TrainRun
+{
+	/* arguments */
+	Oid			relid;
+	char	   *model_name;
+	char	   *user_col;
+	char	   *item_col;
+	char	   *time_col;
+	char	   *parent_name;	/* warm start (NULL: none) */
+	int32		parent_version;
+	T4rLoadedModel *parent;		/* pinned until the model is initialised */
+	int			warm_scope;		/* options.warm_scope: 0 all, 1 new */
+	double		parent_tmax;	/* the parent's newest interaction (scope new) */
+	t4r_dataset *fitds;			/* scope new: the users with newer interactions */
+	bool		search;
+	T4rSearchPlan plan;
+	int			n_trials;
+	TrainTrial *trials;
+	int			threads;
+	double		t0;
+	/* data */
+	T4rInteractions in;
+	/* core objects: malloc'd, freed in PG_FINALLY */
+	t4r_dataset *ds;
+	t4r_model  *model;			/* the trial in training */
+	t4r_model  *best;			/* the kept trial's model */
+	int			best_trial;		/* its index, -1: none yet */
+	T4rDevice	dev;
+	uint8_t    *wbuf;
+	T4rTrainResult res;
+} TrainRun;
+
+static double
+now_s(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
 static char *
-valid_keys_hint(void)
+bytes_text(double b)
 {
-	return psprintf("Valid keys: %s, %s.", t4r_config_keys_joined(), EXTRA_KEYS);
-}
-
-static void
-bad_option(const char *argname, const char *key, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid value for %s key \"%s\"", argname, key),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 errhint("%s", valid_keys_hint())));
-}
-
-/* text form of a scalar jsonb value (numbers, booleans, strings) */
-static char *
-scalar_text(JsonbValue *v, const char *argname, const char *key)
-{
-	switch (v->type)
-	{
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		default:
-			bad_option(argname, key, "Values must be numbers, booleans or strings.");
-	}
-	return NULL;
-}
-
-static int
-int_option(const char *text, const char *argname, const char *key, long lo, long hi)
-{
-	char	   *end;
-	long		v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi)
-		bad_option(argname, key,
-				   psprintf("\"%s\" is not an integer between %ld and %ld.", text, lo, hi));
-	return (int) v;
-}
-
-void
-t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname)
-{
-	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
-	char		err[512];
-
-	memset(o, 0, sizeof(*o));
-	t4r_config_preset(&o->cfg, NULL);
-	o->min_user = 5;
-	o->min_item = 5;
-	o->deploy = 1;
-	strlcpy(o->device, t4r_pg_device_name(tim4rec_device), sizeof(o->device));
-	if (opts == NULL)
-		return;
-	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a JSON object", argname),
-				 errhint("%s", valid_keys_hint())));
-
-	/* pass 0: "preset" (resets every model/training key); pass 1: the rest */
-	for (int pass = 0; pass < 2; pass++)
-	{
-		it = JsonbIteratorInit(&opts->root);
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-		{
-			char	   *key,
-					   *val;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(k.val.string.val, k.val.string.len);
-			tok = JsonbIteratorNext(&it, &v, true);
-			if ((strcmp(key, "preset") == 0) != (pass == 0))
-				continue;
-			if (v.type == jbvNull)
-				bad_option(argname, key, "Values must not be null.");
-			val = scalar_text(&v, argname, key);
-
-			if (strcmp(key, "threads") == 0)
-				o->threads = int_option(val, argname, key, 0, 64);
-			else if (strcmp(key, "min_user_interactions") == 0)
-				o->min_user = int_option(val, argname, key, 1, INT_MAX);
-			else if (strcmp(key, "min_item_interactions") == 0)
-				o->min_item = int_option(val, argname, key, 1, INT_MAX);
-			else if (strcmp(key, "deploy") == 0)
-			{
-				if (strcmp(val, "always") == 0)
-					o->deploy = 1;
-				else if (strcmp(val, "if_better") == 0)
-					o->deploy = 2;
-				else
-					bad_option(argname, key, "deploy is 'always' or 'if_better'.");
-			}
-			else if (strcmp(key, "order_column") == 0)
-			{
-				if (v.type != jbvString || val[0] == '\0' || strlen(val) >= NAMEDATALEN)
-					bad_option(argname, key, "order_column is the name of an integer column.");
-				o->order_column = val;
-			}
-			else if (strcmp(key, "device") == 0)
-			{
-				if (strcmp(val, "cpu") != 0 && strcmp(val, "cuda") != 0 && strcmp(val, "auto") != 0)
-					bad_option(argname, key, "device is 'cpu', 'cuda' or 'auto'.");
-				strlcpy(o->device, val, sizeof(o->device));
-			}
-			else
-			{
-				int			nitems = o->cfg.n_items;
-				bool		known = false;
-
-				for (const char *const *kk = t4r_config_keys(); *kk; kk++)
-					if (strcmp(*kk, key) == 0)
-						known = true;
-				if (!known)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("unknown %s key \"%s\"", argname, key),
-							 errhint("%s", valid_keys_hint())));
-				err[0] = '\0';
-				if (t4r_config_set(&o->cfg, key, val, err, sizeof(err)) != T4R_OK)
-					bad_option(argname, key, err[0] ? err : NULL);
-				o->cfg.n_items = nitems;
-			}
-		}
-	}
-	if (o->cfg.training == T4R_TRAIN_ALL_POSITIONS && o->cfg.is_time &&
-		o->cfg.time_features != T4R_TIME_ROBUST)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s: training \"all_positions\" needs a causal model", argname),
-				 errdetail("The official time features mix all positions of a sequence (a layer norm and an L x L MLP over them), so every prefix must be its own sample."),
-				 errhint("Set \"time_features\": \"robust\" (a causal time path), or use \"training\": \"prefixes\".")));
-	err[0] = '\0';
-	if (t4r_config_validate(&o->cfg, err, sizeof(err)) != T4R_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s: %s", argname, err),
-				 errhint("%s", valid_keys_hint())));
-}
-
-char *
-t4r_pg_options_json(const T4rTrainOptions *o)
-{
-	char	   *core = t4r_config_to_json(&o->cfg);
-	StringInfoData s;
-	size_t		len;
-
-	if (core == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("could not serialise the configuration")));
-	initStringInfo(&s);
-	len = strlen(core);
-	while (len > 0 && core[len - 1] != '}')
-		len--;
-	appendBinaryStringInfo(&s, core, len > 0 ? len - 1 : 0);
-	free(core);
-	appendStringInfo(&s, ", \"learning_rate\": %s, \"batch_size\": %d, \"epochs\": %d, "
-					 "\"patience\": %d, \"seed\": " UINT64_FORMAT ", "
-					 "\"min_user_interactions\": %d, \"min_item_interactions\": %d, "
-					 "\"deploy\": \"%s\", \"device\": \"%s\"",
-					 float8out_internal(o->cfg.learning_rate), o->cfg.batch_size, o->cfg.epochs,
-					 o->cfg.patience, (uint64) o->cfg.seed, o->min_user, o->min_item,
-					 o->deploy == 2 ? "if_better" : "always", o->device);
-	if (o->cfg.training == T4R_TRAIN_ALL_POSITIONS)
-		appendStringInfoString(&s, ", \"training\": \"all_positions\"");
-	if (o->threads > 0)
-		appendStringInfo(&s, ", \"threads\": %d", o->threads);
-	if (o->order_column)
-	{
-		appendStringInfoString(&s, ", \"order_column\": ");
-		escape_json(&s, o->order_column);
-	}
-	appendStringInfoChar(&s, '}');
-	return s.data;
+	if (b >= 1024.0 * 1024 * 1024)
+		return psprintf("%.1f GB", b / (1024.0 * 1024 * 1024));
+	return psprintf("%.0f MB", ceil(b / (1024.0 * 1024)));
 }
 
 /* ------------------------------------------------------------------ */
-/* warm start ("init_from")                                            */
+/* warm start                                                          */
 /* ------------------------------------------------------------------ */
-/*
- * options->init_from: "name" (the current version) or {"model": "name",
- * "version": n}.  On return *name and *version (0 = current); false when
- * the key is absent.
- */
-static bool
-init_from_option(Jsonb *opts, char **name, int32 *version)
-{
-	JsonbValue *v;
-	const char *usage = "init_from is a model name or {\"model\": name, \"version\": n}.";
-
-	*name = NULL;
-	*version = 0;
-	if (opts == NULL || !JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts))
-		return false;
-	v = getKeyJsonValueFromContainer(&opts->root, "init_from", strlen("init_from"), NULL);
-	if (v == NULL)
-		return false;
-	if (v->type == jbvString)
-		*name = pnstrdup(v->val.string.val, v->val.string.len);
-	else if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
-	{
-		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
-		JsonbValue	k,
-					x;
-		JsonbIteratorToken tok;
-
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
-		{
-			char	   *key;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(k.val.string.val, k.val.string.len);
-			(void) JsonbIteratorNext(&it, &x, true);
-			if (strcmp(key, "model") == 0 && x.type == jbvString)
-				*name = pnstrdup(x.val.string.val, x.val.string.len);
-			else if (strcmp(key, "version") == 0 && x.type == jbvNumeric)
-				*version = int_option(DatumGetCString(DirectFunctionCall1(numeric_out,
-																		   NumericGetDatum(x.val.numeric))),
-									  "options", "init_from", 1, INT_MAX);
-			else if (strcmp(key, "version") == 0 && x.type == jbvNull)
-				*version = 0;
-			else
-				bad_option("options", "init_from", usage);
-		}
-	}
-	else
-		bad_option("options", "init_from", usage);
-	if (*name == NULL || (*name)[0] == '\0' || strlen(*name) >= NAMEDATALEN)
-		bad_option("options", "init_from", usage);
-	return true;
-}
-
-/*
- * The options of a warm start: the parent's stored options (all but the
- * per-call keys deploy, device and threads), then the caller's, without
- * init_from.  A "preset" other than the parent's would reset the parent's
- * keys: refused.
- */
-static Jsonb *
-warm_options(Jsonb *parent_cfg, Jsonb *user)
-{
-	Datum		p = JsonbPGetDatum(parent_cfg);
-	Datum		u = JsonbPGetDatum(user);
-	JsonbValue *up = getKeyJsonValueFromContainer(&user->root, "preset", strlen("preset"), NULL);
-
-	if (up != NULL)
-	{
-		JsonbValue *pp = getKeyJsonValueFromContainer(&parent_cfg->root, "preset", strlen("preset"), NULL);
-
-		/* the parent's own preset changes nothing; another one would reset
-		 * the parent's keys */
-		if (up->type != jbvString || pp == NULL || pp->type != jbvString ||
-			up->val.string.len != pp->val.string.len ||
-			memcmp(up->val.string.val, pp->val.string.val, up->val.string.len) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"preset\" differs from the parent's preset"),
-					 errdetail("A warm start takes every option the call does not set from the parent version%s%.*s%s.",
-							   pp && pp->type == jbvString ? " (preset \"" : "",
-							   pp && pp->type == jbvString ? pp->val.string.len : 0,
-							   pp && pp->type == jbvString ? pp->val.string.val : "",
-							   pp && pp->type == jbvString ? "\")" : ""),
-					 errhint("Leave \"preset\" out with init_from and set single keys (e.g. \"patience\").")));
-	}
-	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("deploy"));
-	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("device"));
-	p = DirectFunctionCall2(jsonb_delete, p, CStringGetTextDatum("threads"));
-	u = DirectFunctionCall2(jsonb_delete, u, CStringGetTextDatum("init_from"));
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, p, u));
-}
-
 /*
  * Row of the parent's vocabulary for each row of the new one (row 0, the
  * padding, maps to 0), -1 for items the parent does not know: matched by
@@ -371,23 +189,6 @@ warm_row_map(T4rLoadedModel *parent, const T4rInteractions *in, const t4r_datase
 /* ------------------------------------------------------------------ */
 /* callbacks                                                           */
 /* ------------------------------------------------------------------ */
-typedef struct TrainState
-{
-	int			max_epochs;
-	int			n_hist;
-	t4r_epoch_info *hist;		/* [max_epochs] */
-	double		t_start;
-} TrainState;
-
-static double
-now_s(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
-
 static void
 progress_cb(void *ud, int epoch, int64_t step, int64_t steps_per_epoch, double loss)
 {
@@ -410,74 +211,96 @@ epoch_cb(void *ud, const t4r_epoch_info *info)
 	per /= st->n_hist > 0 ? st->n_hist : 1;
 	left = per * (st->max_epochs - info->epoch);
 	ereport(NOTICE,
-			(errmsg("epoch %d/%d: loss %.4f, validation NDCG@10 %.4f (best %.4f at epoch %d), %.1f s, at most %.0f s left",
-					info->epoch, st->max_epochs, info->loss, info->valid_ndcg10,
+			(errmsg("%sepoch %d/%d: loss %.4f, validation NDCG@10 %.4f (best %.4f at epoch %d), %.1f s, at most %.0f s left",
+					st->prefix, info->epoch, st->max_epochs, info->loss, info->valid_ndcg10,
 					info->best_ndcg10, info->best_epoch, info->seconds, ceil(left))));
 }
 
 /* ------------------------------------------------------------------ */
-/* helpers                                                             */
+/* step 1: arguments and options                                       */
 /* ------------------------------------------------------------------ */
-static char *
-bytes_text(double b)
+/* metrics->time_max of the parent version (warm_scope 'new') */
+static double
+warm_parent_tmax(const char *name, int32 version)
 {
-	if (b >= 1024.0 * 1024 * 1024)
-		return psprintf("%.1f GB", b / (1024.0 * 1024 * 1024));
-	return psprintf("%.0f MB", ceil(b / (1024.0 * 1024)));
+	Jsonb	   *m = t4r_pg_catalog_metrics(name, version);
+	JsonbValue *v = m ? getKeyJsonValueFromContainer(&m->root, "time_max", strlen("time_max"), NULL)
+		: NULL;
+
+	if (v == NULL || v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("model \"%s\" version %d does not record the time of its newest interaction",
+						name, version),
+				 errdetail("warm_scope 'new' trains on the users with interactions newer than the parent's; versions trained before tim4rec 0.3 do not record it."),
+				 errhint("Use warm_scope 'all' (the default) once; the new version records it.")));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
-/* a JSON number, null when not finite */
-static char *
-jnum(double v)
+/*
+ * warm_scope 'new': the users with an interaction after the parent's newest
+ * (whole histories) are what the warm start trains and early-stops on; the
+ * final metrics stay those of every user.
+ */
+static void
+warm_subset(TrainRun *r)
 {
-	return isfinite(v) ? float8out_internal(v) : pstrdup("null");
+	const t4r_dataset *ds = r->ds;
+	uint8_t    *keep = palloc0(ds->n_users > 0 ? ds->n_users : 1);
+	int64		n = 0;
+	int			rc;
+
+	for (int64 u = 0; u < ds->n_users; u++)
+	{
+		/* a history is in time order: its last interaction is its newest */
+		int64		last = ds->seq_off[u + 1] - 1;
+
+		if (last >= ds->seq_off[u] && ds->seq_ts[last] > r->parent_tmax)
+		{
+			keep[u] = 1;
+			n++;
+		}
+	}
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("no user has interactions newer than those model \"%s\" version %d was trained on",
+						r->parent_name, r->parent_version),
+				 errhint("Add the new interactions first, or use warm_scope 'all'.")));
+	rc = t4r_dataset_subset(ds, keep, &r->fitds);
+	pfree(keep);
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "selecting the users with new interactions", NULL);
+	ereport(NOTICE,
+			(errmsg("warm start on the " INT64_FORMAT " of " INT64_FORMAT " users with interactions newer than the parent's",
+					n, (int64) ds->n_users)));
+}
+
+/* the newest interaction of the data (metrics "time_max") */
+static double
+data_tmax(const t4r_dataset *ds)
+{
+	double		m = 0;
+	bool		any = false;
+
+	for (int64 u = 0; u < ds->n_users; u++)
+	{
+		int64		last = ds->seq_off[u + 1] - 1;
+
+		if (last >= ds->seq_off[u] && (!any || ds->seq_ts[last] > m))
+		{
+			m = ds->seq_ts[last];
+			any = true;
+		}
+	}
+	return m;
 }
 
 static void
-metric_json(StringInfo s, const char *split, double hr, double ndcg, double mrr)
-{
-	appendStringInfo(s, "\"%s\": {\"hr@10\": %s, \"ndcg@10\": %s, \"mrr@10\": %s}", split,
-					 jnum(hr), jnum(ndcg), jnum(mrr));
-}
-
-/* ------------------------------------------------------------------ */
-/* tim4rec_train                                                       */
-/* ------------------------------------------------------------------ */
-Datum
-tim4rec_train(PG_FUNCTION_ARGS)
+train_args(FunctionCallInfo fcinfo, TrainRun *r)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			relid;
-	char	   *model_name;
-	char	   *user_col,
-			   *item_col,
-			   *time_col;
-	T4rTrainOptions opts;
-	T4rInteractions in;
-	t4r_dataset *volatile ds = NULL;
-	t4r_model  *volatile model = NULL;
-	uint8_t    *volatile wbuf = NULL;
-	TrainState	st;
-	t4r_fit_result fres;
-	double		t0 = now_s();
-	double		vhr = 0,
-				vndcg = 0,
-				vmrr = 0,
-				thr = 0,
-				tndcg = 0,
-				tmrr = 0;
-	volatile int32 version = 0;
-	bool		deployed = false;
-	int			threads;
-	bool		use_cuda;
-	T4rDevice	dev;
-	char		err[512] = "";
-	volatile int64 n_users = 0,
-				n_items = 0,
-				n_inter = 0;
-	char	   *volatile parent_name = NULL;
-	int32		parent_version = 0;
-	T4rLoadedModel *volatile parent = NULL;
+	Jsonb	   *uopts;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -486,48 +309,75 @@ tim4rec_train(PG_FUNCTION_ARGS)
 					 errmsg("argument %s of tim4rec_train must not be NULL",
 							i == 0 ? "relation" : i == 1 ? "model_name" : i == 2 ? "user_column" :
 							i == 3 ? "item_column" : "time_column")));
-	relid = PG_GETARG_OID(0);
-	model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	user_col = NameStr(*PG_GETARG_NAME(2));
-	item_col = NameStr(*PG_GETARG_NAME(3));
-	time_col = NameStr(*PG_GETARG_NAME(4));
-	if (model_name[0] == '\0' || strlen(model_name) >= NAMEDATALEN)
+	r->relid = PG_GETARG_OID(0);
+	r->model_name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	r->user_col = NameStr(*PG_GETARG_NAME(2));
+	r->item_col = NameStr(*PG_GETARG_NAME(3));
+	r->time_col = NameStr(*PG_GETARG_NAME(4));
+	if (r->model_name[0] == '\0' || strlen(r->model_name) >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("model name must be non-empty and at most %d bytes", NAMEDATALEN - 1)));
-	{
-		Jsonb	   *uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
-		char	   *pname = NULL;
-		bool		warm = init_from_option(uopts, &pname, &parent_version);
 
-		parent_name = pname;
-		if (warm)
+	uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+	r->warm_scope = t4r_pg_warm_scope_option(&uopts);
+	if (r->warm_scope >= 0 && (uopts == NULL ||
+							   getKeyJsonValueFromContainer(&uopts->root, "init_from",
+															strlen("init_from"), NULL) == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"warm_scope\" needs \"init_from\""),
+				 errhint("warm_scope chooses what a warm start trains on; add \"init_from\": \"model\", or leave warm_scope out.")));
+	r->search = t4r_pg_search_plan(uopts, &r->plan);
+	if (r->search)
+	{
+		r->n_trials = r->plan.n_trials;
+		r->trials = palloc0(sizeof(TrainTrial) * r->n_trials);
+		for (int t = 0; t < r->n_trials; t++)
+		{
+			r->trials[t].opts = r->plan.opts[t];
+			r->trials[t].values = r->plan.trial[t];
+		}
+	}
+	else
+	{
+		r->n_trials = 1;
+		r->trials = palloc0(sizeof(TrainTrial));
+		if (t4r_pg_init_from_option(uopts, &r->parent_name, &r->parent_version))
 		{
 			/* READ on the parent (42704 / 42501 from here); pinned until
-			 * the end of the call */
-			parent = t4r_pg_get_model(parent_name, parent_version, T4R_PRIV_READ);
-			parent_version = parent->version;
-			uopts = warm_options(t4r_pg_catalog_config(parent_name, parent_version), uopts);
+			 * the model is initialised */
+			r->parent = t4r_pg_get_model(r->parent_name, r->parent_version, T4R_PRIV_READ);
+			r->parent_version = r->parent->version;
+			uopts = t4r_pg_warm_options(t4r_pg_catalog_config(r->parent_name, r->parent_version), uopts);
+			if (r->warm_scope == 1)
+				r->parent_tmax = warm_parent_tmax(r->parent_name, r->parent_version);
 		}
-		t4r_pg_parse_options(uopts, &opts, "options");
+		t4r_pg_parse_options(uopts, &r->trials[0].opts, "options");
 	}
-	if (parent)
+	if (r->parent)
 	{
 		char		diff[512];
 
-		if (t4r_config_shape_diff(&parent->model->cfg, &opts.cfg, diff, sizeof(diff)) > 0)
+		if (t4r_config_shape_diff(&r->parent->model->cfg, &r->trials[0].opts.cfg, diff, sizeof(diff)) > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("options change the shape of the weights of model \"%s\" version %d",
-							parent_name, parent_version),
+							r->parent_name, r->parent_version),
 					 errdetail("A warm start keeps the parent's shapes; these options differ: %s.", diff),
 					 errhint("Leave these keys out (init_from takes them from the parent), or train without init_from to change them.")));
 	}
 
-	use_cuda = t4r_pg_use_cuda_for(opts.device, "training", &opts.cfg);
-	strlcpy(opts.device, use_cuda ? "cuda" : "cpu", sizeof(opts.device));
-	threads = opts.threads > 0 ? opts.threads : t4r_pg_threads();
-	opts.threads = threads;
+	for (int t = 0; t < r->n_trials; t++)
+	{
+		T4rTrainOptions *o = &r->trials[t].opts;
+
+		r->trials[t].use_cuda = t4r_pg_use_cuda_for(o->device, "training", &o->cfg);
+		strlcpy(o->device, r->trials[t].use_cuda ? "cuda" : "cpu", sizeof(o->device));
+		o->threads = o->threads > 0 ? o->threads : t4r_pg_threads();
+	}
+	/* every trial shares threads, filters and order column (options.c) */
+	r->threads = r->trials[0].opts.threads;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -538,334 +388,623 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	/* fail now rather than after the training */
 	PreventCommandIfReadOnly("tim4rec_train()");
 	PreventCommandDuringRecovery("tim4rec_train()");
-	t4r_pg_check_model_writable(model_name);
-	t4r_pg_progress_start(relid, opts.cfg.epochs);
+	t4r_pg_check_model_writable(r->model_name);
+}
 
-	/* ---- read ---- */
-	t4r_pg_read_interactions(relid, user_col, item_col, time_col, opts.order_column, &in);
-	if (parent)
-		warm_check_item_type(parent, &in, item_col);
-	t4r_pg_progress_rows((int64) in.n);
-	elog(DEBUG1, "tim4rec: read %zu interactions in %.3f s", in.n, now_s() - t0);
-	if (in.n_null > 0)
+/* ------------------------------------------------------------------ */
+/* step 2: read the interactions                                       */
+/* ------------------------------------------------------------------ */
+static void
+train_read(TrainRun *r)
+{
+	const T4rTrainOptions *o = &r->trials[0].opts;
+	T4rInteractions *in = &r->in;
+
+	t4r_pg_read_interactions(r->relid, r->user_col, r->item_col, r->time_col, o->order_column, in);
+	if (r->parent)
+		warm_check_item_type(r->parent, in, r->item_col);
+	t4r_pg_progress_rows((int64) in->n);
+	elog(DEBUG1, "tim4rec: read %zu interactions in %.3f s", in->n, now_s() - r->t0);
+	if (in->n_null > 0)
 		ereport(NOTICE,
-				(errmsg("skipped %zu rows with a NULL %s", in.n_null,
-						opts.order_column ? "user, item, time or order value" : "user, item or time")));
-	if (in.n == 0)
+				(errmsg("skipped %zu rows with a NULL %s", in->n_null,
+						o->order_column ? "user, item, time or order value" : "user, item or time")));
+	if (in->n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("relation \"%s\" has no interactions to train on", get_rel_name(relid))));
+				 errmsg("relation \"%s\" has no interactions to train on", get_rel_name(r->relid))));
 
 	/* building the dataset needs the raw rows plus about 64 bytes a row
 	 * (indexes, filters, the compact sequences): check before it starts */
 	{
-		double		raw = (double) in.n * (3 + (in.order ? 1 : 0)) * sizeof(int64);
-		double		build = raw + (double) in.n * 64;
+		double		raw = (double) in->n * (3 + (in->order ? 1 : 0)) * sizeof(int64);
+		double		build = raw + (double) in->n * 64;
 
 		if (build > (double) tim4rec_memory_budget_mb * 1024 * 1024)
 			ereport(ERROR,
 					(errcode(ERRCODE_OUT_OF_MEMORY),
 					 errmsg("training needs more memory than tim4rec.memory_budget allows"),
 					 errdetail("Building the training data from %zu interactions needs about %s; the budget is %d MB.",
-							   in.n, bytes_text(build), tim4rec_memory_budget_mb),
+							   in->n, bytes_text(build), tim4rec_memory_budget_mb),
 					 errhint("Raise tim4rec.memory_budget (e.g. SET tim4rec.memory_budget = '4GB') or train on fewer rows.")));
 	}
+}
 
-	memset(&fres, 0, sizeof(fres));
-	memset(&st, 0, sizeof(st));
-	memset(&dev, 0, sizeof(dev));
+/* ------------------------------------------------------------------ */
+/* step 3: the dataset (filters, leave-one-out split)                  */
+/* ------------------------------------------------------------------ */
+static void
+train_dataset(TrainRun *r)
+{
+	const T4rTrainOptions *o = &r->trials[0].opts;
+	T4rInteractions *in = &r->in;
+	char		err[512] = "";
+	int			rc;
+
+	t4r_pg_progress_phase(T4R_PHASE_BUILDING);
+	rc = t4r_dataset_build_ex(in->users, in->items, in->ts, in->order, in->n,
+							  o->min_user, o->min_item, t4r_pg_interrupt, NULL,
+							  &r->ds, err, sizeof(err));
+	pfree(in->users);
+	pfree(in->items);
+	pfree(in->ts);
+	if (in->order)
+		pfree(in->order);
+	if (rc == T4R_ECANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (rc == T4R_EDATA || (rc == T4R_OK && (r->ds->n_users == 0 || r->ds->n_items < 2)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("too little data to train on after filtering"),
+				 errdetail("%s", err[0] ? err : "No user and item pass the filters."),
+				 errhint("Every user needs at least 4 interactions; lower min_user_interactions / min_item_interactions (now %d / %d) or add data.",
+						 o->min_user, o->min_item)));
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "building the training data", err);
+	r->res.n_users = r->ds->n_users;
+	r->res.n_items = r->ds->n_items - 1;
+	r->res.n_inter = (int64) r->ds->n_interactions;
+	if (r->warm_scope == 1)
+		warm_subset(r);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* ------------------------------------------------------------------ */
+/* step 4: the memory estimate of every trial, before any model exists */
+/* ------------------------------------------------------------------ */
+static void
+train_budget(TrainRun *r)
+{
+	const t4r_dataset *ds = r->ds;
+	size_t		budget = (size_t) tim4rec_memory_budget_mb * 1024 * 1024;
+	size_t		kept = 0;
+	int			V = ds->n_items;
+
+	/* a search also holds the best model so far */
+	for (int pass = 0; pass < 2; pass++)
+		for (int t = 0; t < r->n_trials; t++)
+		{
+			TrainTrial *tr = &r->trials[t];
+			t4r_config *cfg = &tr->opts.cfg;
+			char		err[512] = "";
+			int			rc;
+			size_t		used,
+						need = 0;
+			int			mb = 0;
+			t4r_layout	lay;
+			t4r_train_opts to;
+
+			cfg->n_items = V;
+			if ((rc = t4r_config_validate(cfg, err, sizeof(err))) != T4R_OK)
+				t4r_pg_core_error(rc, "invalid options", err);
+			if ((rc = t4r_layout_build(cfg, &lay)) != T4R_OK)
+				t4r_pg_core_error(rc, "invalid options", NULL);
+			if (pass == 0)
+			{
+				if (r->search && lay.total * sizeof(t4r_real) > kept)
+					kept = lay.total * sizeof(t4r_real);
+				t4r_layout_free(&lay);
+				continue;
+			}
+			used = ds->n_interactions * (sizeof(int32_t) + sizeof(double)) +
+				(size_t) V * (2 * sizeof(int64_t)) +
+				(size_t) ds->n_users * (3 * sizeof(int64_t)) +
+				2 * lay.total * sizeof(t4r_real) +	/* model + best weights */
+				kept +							/* the kept trial's model */
+				/* the sample order: 4 bytes a target, or (all_positions) 12
+				 * bytes a window, at most one window a target */
+				(size_t) ds->n_train_samples *
+				(cfg->training == T4R_TRAIN_ALL_POSITIONS ? 12 : sizeof(uint32_t)) +
+				(size_t) cfg->batch_size * sizeof(t4r_sample) +
+				(size_t) tr->opts.threads * V * sizeof(t4r_real) * 2 +	/* evaluation scores */
+				lay.total * sizeof(float) + 4096 * 1024;	/* serialised weights */
+			t4r_layout_free(&lay);
+			memset(&to, 0, sizeof(to));
+			to.threads = tr->opts.threads;
+			to.mem_budget = used < budget ? budget - used : 1;
+			tr->mem_budget = to.mem_budget;
+			/* on the GPU the trainer's buffers are device memory */
+			rc = tr->use_cuda ? T4R_OK : t4r_trainer_estimate(cfg, &to, &need, &mb);
+			if (rc == T4R_EBUDGET || used >= budget)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("training needs more memory than tim4rec.memory_budget allows"),
+						 errdetail("The data and model need about %s and the trainer at least %s; the budget is %d MB.",
+								   bytes_text((double) used), bytes_text((double) need),
+								   tim4rec_memory_budget_mb),
+						 r->search ? errcontext("search trial %d", t + 1) : 0,
+						 errhint("Raise tim4rec.memory_budget (e.g. SET tim4rec.memory_budget = '4GB') or use smaller batch_size, max_seq_len or hidden_size.")));
+			if (rc != T4R_OK)
+				t4r_pg_core_error(rc, "estimating the training memory", NULL);
+		}
+}
+
+/* ------------------------------------------------------------------ */
+/* step 5: create, initialise and fit the model of one trial            */
+/* ------------------------------------------------------------------ */
+/* false: a search trial diverged (tr->failed says why; r->model freed) */
+static bool
+train_fit(TrainRun *r, TrainTrial *tr)
+{
+	const T4rTrainOptions *o = &tr->opts;
+	char		err[512] = "";
+	int			rc;
+	t4r_fit_opts fo;
+
+	rc = t4r_model_create(&o->cfg, &r->model, err, sizeof(err));
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "creating the model", err);
+	t4r_model_init(r->model, o->cfg.seed);
+	if (r->parent)
+	{
+		/* warm start: the parent's weights over the fresh initialisation
+		 * (new items keep theirs); before the GPU copy is made */
+		int64		known;
+		int32_t    *map = warm_row_map(r->parent, &r->in, r->ds, &known);
+
+		err[0] = '\0';
+		rc = t4r_model_warm_start(r->model, r->parent->model, map, err, sizeof(err));
+		pfree(map);
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "warm start", err);
+		ereport(NOTICE,
+				(errmsg("warm start from model \"%s\" version %d: " INT64_FORMAT " known items, " INT64_FORMAT " new, " INT64_FORMAT " dropped",
+						r->parent_name, r->parent_version, known, (int64) (r->ds->n_items - 1) - known,
+						(int64) (r->parent->model->cfg.n_items - 1) - known)));
+		t4r_pg_release_model(r->parent);
+		r->parent = NULL;
+	}
+	memset(&fo, 0, sizeof(fo));
+	fo.train.threads = o->threads;
+	fo.train.mem_budget = tr->mem_budget;
+	if (tr->use_cuda)
+	{
+		t4r_pg_device_open(&r->dev, r->model, true);
+		fo.backend = t4r_pg_device_backend(&r->dev);
+		elog(DEBUG1, "tim4rec: training on the GPU, %zu bytes of device memory",
+			 t4r_pg_device_bytes(&r->dev));
+	}
+
+	t4r_pg_progress_phase(T4R_PHASE_TRAINING);
+	tr->st.max_epochs = o->cfg.epochs;
+	tr->st.hist = palloc0(sizeof(t4r_epoch_info) * (tr->st.max_epochs > 0 ? tr->st.max_epochs : 1));
+	fo.train.interrupt = t4r_pg_interrupt;
+	fo.progress = progress_cb;
+	fo.epoch_done = epoch_cb;
+	fo.ud = &tr->st;
+	err[0] = '\0';
+	rc = t4r_fit(r->model, r->fitds ? r->fitds : r->ds, &fo, &tr->fres, err, sizeof(err));
+	if (rc == T4R_ECANCELLED)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
+						errmsg("canceling statement due to user request")));
+	}
+	if (rc == T4R_EDATA)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("too little data to train on after filtering"),
+				 errdetail("%s", err),
+				 errhint("Lower min_user_interactions / min_item_interactions (now %d / %d) or add data.",
+						 o->min_user, o->min_item)));
+	if (rc == T4R_ENONFINITE && r->search)
+	{
+		/* one diverged trial does not end the search */
+		tr->failed = pstrdup(err[0] ? err : "the training diverged");
+		t4r_pg_device_close(&r->dev);
+		t4r_model_free(r->model);
+		r->model = NULL;
+		return false;
+	}
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "training failed", err);
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* step 6: validation and test metrics of the fitted model               */
+/* ------------------------------------------------------------------ */
+static void
+train_evaluate(TrainRun *r, TrainTrial *tr)
+{
+	const int	k10 = 10;
+	int			rc;
+
+	t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
+	/* the host holds the best epoch's weights, the GPU the last's */
+	t4r_pg_device_sync_from_host(&r->dev);
+	rc = t4r_evaluate_backend(r->model, r->ds, T4R_SPLIT_VALID, &k10, 1, tr->opts.threads,
+							  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
+							  &tr->vhr, &tr->vndcg, &tr->vmrr);
+	if (rc == T4R_OK)
+		rc = t4r_evaluate_backend(r->model, r->ds, T4R_SPLIT_TEST, &k10, 1, tr->opts.threads,
+								  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
+								  &tr->thr, &tr->tndcg, &tr->tmrr);
+	t4r_pg_device_close(&r->dev);
+	if (rc == T4R_ECANCELLED)
+		CHECK_FOR_INTERRUPTS();
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "evaluating the model", NULL);
+}
+
+/* keep r->model as the best when it beats the kept one (search) */
+static void
+train_keep(TrainRun *r, int t)
+{
+	TrainTrial *tr = &r->trials[t];
+	bool		finite = isfinite(tr->vhr) && isfinite(tr->vndcg) && isfinite(tr->vmrr) &&
+		isfinite(tr->thr) && isfinite(tr->tndcg) && isfinite(tr->tmrr);
+
+	if (r->search && !finite)
+		tr->failed = "the validation or test metrics of the trained model are not finite";
+	if (!r->search || (tr->failed == NULL &&
+					   (r->best_trial < 0 || tr->vndcg > r->trials[r->best_trial].vndcg)))
+	{
+		if (r->best)
+			t4r_model_free(r->best);
+		r->best = r->model;
+		r->best_trial = t;
+	}
+	else
+		t4r_model_free(r->model);
+	r->model = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* step 7: store the kept model as the next version                     */
+/* ------------------------------------------------------------------ */
+static void
+push_metrics(JsonbParseState **st, const char *split, double hr, double ndcg, double mrr)
+{
+	t4r_jb_key(st, split);
+	t4r_jb_begin(st, WJB_BEGIN_OBJECT);
+	t4r_jb_key(st, "hr@10");
+	t4r_jb_float(st, hr);
+	t4r_jb_key(st, "ndcg@10");
+	t4r_jb_float(st, ndcg);
+	t4r_jb_key(st, "mrr@10");
+	t4r_jb_float(st, mrr);
+	(void) t4r_jb_end(st, WJB_END_OBJECT);
+}
+
+/* per-epoch history: [{"epoch", "loss", "valid_ndcg10", "seconds"}, ...];
+ * the array is left open (the caller closes it) */
+static void
+push_epochs(JsonbParseState **st, const TrainState *ts)
+{
+	t4r_jb_begin(st, WJB_BEGIN_ARRAY);
+	for (int i = 0; i < ts->n_hist; i++)
+	{
+		t4r_jb_begin(st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(st, "epoch");
+		t4r_jb_int(st, ts->hist[i].epoch);
+		t4r_jb_key(st, "loss");
+		t4r_jb_float(st, ts->hist[i].loss);
+		t4r_jb_key(st, "valid_ndcg10");
+		t4r_jb_float(st, ts->hist[i].valid_ndcg10);
+		t4r_jb_key(st, "seconds");
+		t4r_jb_float(st, ts->hist[i].seconds);
+		(void) t4r_jb_end(st, WJB_END_OBJECT);
+	}
+}
+
+static Jsonb *
+train_metrics(TrainRun *r, const TrainTrial *b)
+{
+	JsonbParseState *st = NULL;
+
+	t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+	push_metrics(&st, "valid", b->vhr, b->vndcg, b->vmrr);
+	push_metrics(&st, "test", b->thr, b->tndcg, b->tmrr);
+	t4r_jb_key(&st, "users");
+	t4r_jb_int(&st, r->res.n_users);
+	t4r_jb_key(&st, "items");
+	t4r_jb_int(&st, r->res.n_items);
+	t4r_jb_key(&st, "interactions");
+	t4r_jb_int(&st, r->res.n_inter);
+	t4r_jb_key(&st, "train_samples");
+	t4r_jb_int(&st, (int64) b->fres.train_samples);
+	/* the newest interaction trained on: a later warm_scope 'new' starts after it */
+	t4r_jb_key(&st, "time_max");
+	t4r_jb_float(&st, data_tmax(r->ds));
+	if (r->parent_name)
+	{
+		t4r_jb_key(&st, "warm_scope");
+		t4r_jb_str(&st, r->warm_scope == 1 ? "new" : "all");
+		t4r_jb_key(&st, "warm_users");
+		t4r_jb_int(&st, r->fitds ? r->fitds->n_users : r->ds->n_users);
+	}
+	t4r_jb_key(&st, "epochs_run");
+	t4r_jb_int(&st, b->fres.epochs_run);
+	t4r_jb_key(&st, "best_epoch");
+	t4r_jb_int(&st, b->fres.best_epoch);
+	t4r_jb_key(&st, "threads");
+	t4r_jb_int(&st, r->threads);
+	t4r_jb_key(&st, "seconds");
+	t4r_jb_float(&st, now_s() - r->t0);
+	if (r->search)
+	{
+		t4r_jb_key(&st, "search");
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(&st, "spec");
+		t4r_jb_jsonb(&st, r->plan.spec);
+		t4r_jb_key(&st, "mode");
+		t4r_jb_str(&st, r->plan.random ? "random" : "grid");
+		t4r_jb_key(&st, "grid_size");
+		t4r_jb_float(&st, r->plan.grid_size);
+		t4r_jb_key(&st, "trials");
+		t4r_jb_int(&st, r->n_trials);
+		t4r_jb_key(&st, "kept_trial");
+		t4r_jb_int(&st, r->best_trial + 1);
+		(void) t4r_jb_end(&st, WJB_END_OBJECT);
+	}
+	return t4r_jb_end(&st, WJB_END_OBJECT);
+}
+
+/*
+ * history: the epochs of the training; for a search one object per trial
+ * {"trial", "options" (the searched values), "valid" {hr@10, ndcg@10,
+ * mrr@10}, "best_epoch", "epochs_run", "seconds", "kept", "epochs" [...]}
+ * (validation only: a search never looks at the test split), with "error"
+ * and null metrics for a trial that diverged.
+ */
+static Jsonb *
+train_history(TrainRun *r)
+{
+	JsonbParseState *st = NULL;
+
+	if (!r->search)
+	{
+		push_epochs(&st, &r->trials[0].st);
+		return t4r_jb_end(&st, WJB_END_ARRAY);
+	}
+	t4r_jb_begin(&st, WJB_BEGIN_ARRAY);
+	for (int t = 0; t < r->n_trials; t++)
+	{
+		const TrainTrial *tr = &r->trials[t];
+		bool		ok = tr->failed == NULL;
+
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(&st, "trial");
+		t4r_jb_int(&st, t + 1);
+		t4r_jb_key(&st, "options");
+		t4r_jb_jsonb(&st, tr->values);
+		push_metrics(&st, "valid", ok ? tr->vhr : NAN, ok ? tr->vndcg : NAN, ok ? tr->vmrr : NAN);
+		t4r_jb_key(&st, "best_epoch");
+		t4r_jb_int(&st, tr->fres.best_epoch);
+		t4r_jb_key(&st, "epochs_run");
+		t4r_jb_int(&st, tr->st.n_hist);
+		t4r_jb_key(&st, "seconds");
+		t4r_jb_float(&st, tr->seconds);
+		t4r_jb_key(&st, "kept");
+		t4r_jb_bool(&st, t == r->best_trial);
+		if (!ok)
+		{
+			t4r_jb_key(&st, "error");
+			t4r_jb_str(&st, tr->failed);
+		}
+		t4r_jb_key(&st, "epochs");
+		push_epochs(&st, &tr->st);
+		(void) t4r_jb_end(&st, WJB_END_ARRAY);
+		(void) t4r_jb_end(&st, WJB_END_OBJECT);
+	}
+	return t4r_jb_end(&st, WJB_END_ARRAY);
+}
+
+static void
+train_save(TrainRun *r)
+{
+	TrainTrial *b = &r->trials[r->best_trial];
+	T4rTrainOptions *o = &b->opts;
+	const t4r_dataset *ds = r->ds;
+	int			V = ds->n_items;
+	size_t		len = 0;
+	T4rNewVersion nv;
+	char		err[512] = "";
+	int			rc;
+
+	t4r_pg_progress_phase(T4R_PHASE_SAVING);
+
+	/*
+	 * Never store a model with a NaN or infinite metric or weight: with
+	 * "deploy": "always" it would replace the current version, and with
+	 * "if_better" a NaN validation NDCG@10 compares as neither better nor
+	 * worse.  t4r_fit already stops a training that diverges
+	 * (T4R_ENONFINITE); this makes it impossible whatever the path.  The
+	 * ERROR rolls back: nothing is stored.
+	 */
+	if (!isfinite(b->vhr) || !isfinite(b->vndcg) || !isfinite(b->vmrr) ||
+		!isfinite(b->thr) || !isfinite(b->tndcg) || !isfinite(b->tmrr))
+		t4r_pg_core_error(T4R_ENONFINITE, "training failed",
+						  "the validation or test metrics of the trained model are not finite");
+	if ((rc = t4r_model_check_finite(r->best, err, sizeof(err))) != T4R_OK)
+		t4r_pg_core_error(rc, "training failed", err);
+
+	rc = t4r_safetensors_write(r->best, &r->wbuf, &len);
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "serialising the model", NULL);
+
+	/* the robust time path's gap scale fitted on this data */
+	o->cfg.time_scale = r->best->cfg.time_scale;
+
+	memset(&nv, 0, sizeof(nv));
+	nv.model_name = r->model_name;
+	nv.source_schema = get_namespace_name(get_rel_namespace(r->relid));
+	nv.source_table = get_rel_name(r->relid);
+	nv.user_column = r->user_col;
+	nv.item_column = r->item_col;
+	nv.time_column = r->time_col;
+	nv.order_column = o->order_column;
+	nv.config = t4r_pg_options_json(o);
+	nv.item_ids = ds->item_ids;
+	nv.user_type = r->in.user_type;
+	nv.item_type = r->in.item_type;
+	if (r->in.item_dict)
+	{
+		/* rows are in code order, codes in key order (ids.h) */
+		nv.item_keys = palloc(sizeof(char *) * V);
+		nv.item_keys[0] = NULL;
+		for (int i = 1; i < V; i++)
+			nv.item_keys[i] = (char *) t4r_keydict_key(r->in.item_dict, ds->item_ids[i], NULL);
+	}
+	nv.item_counts = ds->item_count;
+	nv.n_items = V;
+	nv.metrics = train_metrics(r, b);
+	nv.history = train_history(r);
+	nv.weights = r->wbuf;
+	nv.weights_len = len;
+	nv.deploy = o->deploy;
+	nv.valid_ndcg10 = b->vndcg;
+	nv.parent_model = r->parent_name;
+	nv.parent_version = r->parent_version;
+	r->res.version = t4r_pg_catalog_insert(&nv, &r->res.deployed);
+
+	r->res.train_samples = (int64) b->fres.train_samples;
+	r->res.epochs_run = b->fres.epochs_run;
+	r->res.best_epoch = b->fres.best_epoch;
+	r->res.vhr = b->vhr;
+	r->res.vndcg = b->vndcg;
+	r->res.vmrr = b->vmrr;
+	r->res.thr = b->thr;
+	r->res.tndcg = b->tndcg;
+	r->res.tmrr = b->tmrr;
+}
+
+/* ------------------------------------------------------------------ */
+/* the trials: one, or every trial of a search                          */
+/* ------------------------------------------------------------------ */
+static void
+train_trials(TrainRun *r)
+{
+	for (int t = 0; t < r->n_trials; t++)
+	{
+		TrainTrial *tr = &r->trials[t];
+		double		t1 = now_s();
+
+		tr->st.prefix = "";
+		if (r->search)
+		{
+			tr->st.prefix = psprintf("trial %d/%d: ", t + 1, r->n_trials);
+			t4r_pg_progress_trial(t + 1, r->n_trials, tr->opts.cfg.epochs);
+		}
+		if (train_fit(r, tr))
+		{
+			train_evaluate(r, tr);
+			train_keep(r, t);
+		}
+		tr->seconds = now_s() - t1;
+		if (r->search)
+		{
+			if (tr->failed)
+				ereport(NOTICE,
+						(errmsg("trial %d/%d %s failed: %s", t + 1, r->n_trials,
+								JsonbToCString(NULL, &tr->values->root, VARSIZE(tr->values)),
+								tr->failed)));
+			else
+				ereport(NOTICE,
+						(errmsg("trial %d/%d %s: validation NDCG@10 %.4f at epoch %d%s",
+								t + 1, r->n_trials,
+								JsonbToCString(NULL, &tr->values->root, VARSIZE(tr->values)),
+								tr->vndcg, tr->fres.best_epoch,
+								r->best_trial == t ? " (best so far)" : "")));
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (r->best_trial < 0)
+		t4r_pg_core_error(T4R_ENONFINITE, "training failed",
+						  psprintf("every trial of the search diverged; the first: %s",
+								   r->trials[0].failed));
+}
+
+/* ------------------------------------------------------------------ */
+/* tim4rec_train                                                       */
+/* ------------------------------------------------------------------ */
+Datum
+tim4rec_train(PG_FUNCTION_ARGS)
+{
+	TrainRun   *r = palloc0(sizeof(TrainRun));
+
+	r->t0 = now_s();
+	r->best_trial = -1;
+	train_args(fcinfo, r);
+	t4r_pg_progress_start(r->relid, r->trials[0].opts.cfg.epochs);
+	train_read(r);
 	PG_TRY();
 	{
-		int			rc;
-		t4r_dataset *d = NULL;
-		t4r_model  *m = NULL;
-		size_t		budget = (size_t) tim4rec_memory_budget_mb * 1024 * 1024;
-		size_t		used,
-					need = 0;
-		int			mb = 0;
-		t4r_layout	lay;
-		t4r_fit_opts fo;
-		int			V;
-
-		/* ---- dataset ---- */
-		t4r_pg_progress_phase(T4R_PHASE_BUILDING);
-		rc = t4r_dataset_build_ex(in.users, in.items, in.ts, in.order, in.n,
-								  opts.min_user, opts.min_item, t4r_pg_interrupt, NULL,
-								  &d, err, sizeof(err));
-		ds = d;
-		pfree(in.users);
-		pfree(in.items);
-		pfree(in.ts);
-		if (in.order)
-			pfree(in.order);
-		if (rc == T4R_ECANCELLED)
-			CHECK_FOR_INTERRUPTS();
-		if (rc == T4R_EDATA || (rc == T4R_OK && (ds->n_users == 0 || ds->n_items < 2)))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("too little data to train on after filtering"),
-					 errdetail("%s", err[0] ? err : "No user and item pass the filters."),
-					 errhint("Every user needs at least 4 interactions; lower min_user_interactions / min_item_interactions (now %d / %d) or add data.",
-							 opts.min_user, opts.min_item)));
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "building the training data", err);
-		V = ds->n_items;
-		n_users = ds->n_users;
-		n_items = V - 1;
-		n_inter = (int64) ds->n_interactions;
-		CHECK_FOR_INTERRUPTS();
-
-		/* ---- memory estimate, before the model exists ---- */
-		opts.cfg.n_items = V;
-		err[0] = '\0';
-		if ((rc = t4r_config_validate(&opts.cfg, err, sizeof(err))) != T4R_OK)
-			t4r_pg_core_error(rc, "invalid options", err);
-		if ((rc = t4r_layout_build(&opts.cfg, &lay)) != T4R_OK)
-			t4r_pg_core_error(rc, "invalid options", NULL);
-		used = ds->n_interactions * (sizeof(int32_t) + sizeof(double)) +
-			(size_t) V * (2 * sizeof(int64_t)) +
-			(size_t) ds->n_users * (3 * sizeof(int64_t)) +
-			2 * lay.total * sizeof(t4r_real) +			/* model + best weights */
-			/* the sample order: 4 bytes a target, or (all_positions) 12
-			 * bytes a window, at most one window a target */
-			(size_t) ds->n_train_samples *
-			(opts.cfg.training == T4R_TRAIN_ALL_POSITIONS ? 12 : sizeof(uint32_t)) +
-			(size_t) opts.cfg.batch_size * sizeof(t4r_sample) +
-			(size_t) threads * V * sizeof(t4r_real) * 2 +	/* evaluation scores */
-			lay.total * sizeof(float) + 4096 * 1024;	/* serialised weights */
-		t4r_layout_free(&lay);
-		memset(&fo, 0, sizeof(fo));
-		fo.train.threads = threads;
-		fo.train.mem_budget = used < budget ? budget - used : 1;
-		/* on the GPU the trainer's buffers are device memory */
-		rc = use_cuda ? T4R_OK : t4r_trainer_estimate(&opts.cfg, &fo.train, &need, &mb);
-		if (rc == T4R_EBUDGET || used >= budget)
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("training needs more memory than tim4rec.memory_budget allows"),
-					 errdetail("The data and model need about %s and the trainer at least %s; the budget is %d MB.",
-							   bytes_text((double) used), bytes_text((double) need),
-							   tim4rec_memory_budget_mb),
-					 errhint("Raise tim4rec.memory_budget (e.g. SET tim4rec.memory_budget = '4GB') or use smaller batch_size, max_seq_len or hidden_size.")));
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "estimating the training memory", NULL);
-
-		/* ---- model ---- */
-		err[0] = '\0';
-		rc = t4r_model_create(&opts.cfg, &m, err, sizeof(err));
-		model = m;
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "creating the model", err);
-		t4r_model_init(model, opts.cfg.seed);
-		if (parent)
-		{
-			/* warm start: the parent's weights over the fresh initialisation
-			 * (new items keep theirs); before the GPU copy is made */
-			int64		known;
-			int32_t    *map = warm_row_map(parent, &in, ds, &known);
-
-			err[0] = '\0';
-			rc = t4r_model_warm_start(model, parent->model, map, err, sizeof(err));
-			pfree(map);
-			if (rc != T4R_OK)
-				t4r_pg_core_error(rc, "warm start", err);
-			ereport(NOTICE,
-					(errmsg("warm start from model \"%s\" version %d: " INT64_FORMAT " known items, " INT64_FORMAT " new, " INT64_FORMAT " dropped",
-							parent_name, parent_version, known, (int64) (V - 1) - known,
-							(int64) (parent->model->cfg.n_items - 1) - known)));
-			t4r_pg_release_model(parent);
-			parent = NULL;
-		}
-		if (use_cuda)
-		{
-			t4r_pg_device_open(&dev, model, true);
-			fo.backend = t4r_pg_device_backend(&dev);
-			elog(DEBUG1, "tim4rec: training on the GPU, %zu bytes of device memory",
-				 t4r_pg_device_bytes(&dev));
-		}
-
-		/* ---- fit ---- */
-		t4r_pg_progress_phase(T4R_PHASE_TRAINING);
-		st.max_epochs = opts.cfg.epochs;
-		st.hist = palloc0(sizeof(t4r_epoch_info) * (st.max_epochs > 0 ? st.max_epochs : 1));
-		st.t_start = now_s();
-		fo.train.interrupt = t4r_pg_interrupt;
-		fo.progress = progress_cb;
-		fo.epoch_done = epoch_cb;
-		fo.ud = &st;
-		err[0] = '\0';
-		rc = t4r_fit(model, ds, &fo, &fres, err, sizeof(err));
-		if (rc == T4R_ECANCELLED)
-		{
-			CHECK_FOR_INTERRUPTS();
-			ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
-							errmsg("canceling statement due to user request")));
-		}
-		if (rc == T4R_EDATA)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("too little data to train on after filtering"),
-					 errdetail("%s", err),
-					 errhint("Lower min_user_interactions / min_item_interactions (now %d / %d) or add data.",
-							 opts.min_user, opts.min_item)));
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "training failed", err);
-
-		/* ---- evaluate ---- */
-		t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
-		{
-			const int	k10 = 10;
-
-			/* the host holds the best epoch's weights, the GPU the last's */
-			t4r_pg_device_sync_from_host(&dev);
-			rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_VALID, &k10, 1, threads, t4r_pg_interrupt, NULL,
-									  t4r_pg_device_backend(&dev), &vhr, &vndcg, &vmrr);
-			if (rc == T4R_OK)
-				rc = t4r_evaluate_backend(model, ds, T4R_SPLIT_TEST, &k10, 1, threads, t4r_pg_interrupt, NULL,
-										  t4r_pg_device_backend(&dev), &thr, &tndcg, &tmrr);
-			t4r_pg_device_close(&dev);
-			if (rc == T4R_ECANCELLED)
-				CHECK_FOR_INTERRUPTS();
-			if (rc != T4R_OK)
-				t4r_pg_core_error(rc, "evaluating the model", NULL);
-		}
-
-		/* ---- save ---- */
-		t4r_pg_progress_phase(T4R_PHASE_SAVING);
-		{
-			uint8_t    *b = NULL;
-			size_t		len = 0;
-			T4rNewVersion nv;
-			StringInfoData metrics,
-						hist;
-			Oid			nsp = get_rel_namespace(relid);
-
-			/*
-			 * Never store a model with a NaN or infinite metric or weight:
-			 * with "deploy": "always" it would replace the current version,
-			 * and with "if_better" a NaN validation NDCG@10 compares as
-			 * neither better nor worse.  t4r_fit already stops a training
-			 * that diverges (T4R_ENONFINITE); this makes it impossible
-			 * whatever the path.  The ERROR rolls back: nothing is stored.
-			 */
-			if (!isfinite(vhr) || !isfinite(vndcg) || !isfinite(vmrr) ||
-				!isfinite(thr) || !isfinite(tndcg) || !isfinite(tmrr))
-				t4r_pg_core_error(T4R_ENONFINITE, "training failed",
-								  "the validation or test metrics of the trained model are not finite");
-			err[0] = '\0';
-			if ((rc = t4r_model_check_finite(model, err, sizeof(err))) != T4R_OK)
-				t4r_pg_core_error(rc, "training failed", err);
-
-			rc = t4r_safetensors_write(model, &b, &len);
-			wbuf = b;
-			if (rc != T4R_OK)
-				t4r_pg_core_error(rc, "serialising the model", NULL);
-
-			/* the robust time path's gap scale fitted on this data */
-			opts.cfg.time_scale = model->cfg.time_scale;
-			initStringInfo(&metrics);
-			appendStringInfoChar(&metrics, '{');
-			metric_json(&metrics, "valid", vhr, vndcg, vmrr);
-			appendStringInfoString(&metrics, ", ");
-			metric_json(&metrics, "test", thr, tndcg, tmrr);
-			appendStringInfo(&metrics, ", \"users\": " INT64_FORMAT ", \"items\": " INT64_FORMAT
-							 ", \"interactions\": " INT64_FORMAT ", \"train_samples\": " INT64_FORMAT
-							 ", \"epochs_run\": %d, \"best_epoch\": %d, \"threads\": %d, \"seconds\": %s}",
-							 n_users, n_items, n_inter, (int64) fres.train_samples,
-							 fres.epochs_run, fres.best_epoch, threads,
-							 jnum(now_s() - t0));
-			initStringInfo(&hist);
-			appendStringInfoChar(&hist, '[');
-			for (int i = 0; i < st.n_hist; i++)
-				appendStringInfo(&hist, "%s{\"epoch\": %d, \"loss\": %s, \"valid_ndcg10\": %s, \"seconds\": %s}",
-								 i ? ", " : "", st.hist[i].epoch,
-								 jnum(st.hist[i].loss), jnum(st.hist[i].valid_ndcg10),
-								 jnum(st.hist[i].seconds));
-			appendStringInfoChar(&hist, ']');
-
-			memset(&nv, 0, sizeof(nv));
-			nv.model_name = model_name;
-			nv.source_schema = get_namespace_name(nsp);
-			nv.source_table = get_rel_name(relid);
-			nv.user_column = user_col;
-			nv.item_column = item_col;
-			nv.time_column = time_col;
-			nv.order_column = opts.order_column;
-			nv.config_json = t4r_pg_options_json(&opts);
-			nv.item_ids = ds->item_ids;
-			nv.user_type = in.user_type;
-			nv.item_type = in.item_type;
-			if (in.item_dict)
-			{
-				/* rows are in code order, codes in key order (ids.h) */
-				nv.item_keys = palloc(sizeof(char *) * V);
-				nv.item_keys[0] = NULL;
-				for (int r = 1; r < V; r++)
-					nv.item_keys[r] = (char *) t4r_keydict_key(in.item_dict, ds->item_ids[r], NULL);
-			}
-			nv.item_counts = ds->item_count;
-			nv.n_items = V;
-			nv.metrics_json = metrics.data;
-			nv.history_json = hist.data;
-			nv.weights = wbuf;
-			nv.weights_len = len;
-			nv.deploy = opts.deploy;
-			nv.valid_ndcg10 = vndcg;
-			nv.parent_model = parent_name;
-			nv.parent_version = parent_version;
-			version = t4r_pg_catalog_insert(&nv, &deployed);
-		}
+		train_dataset(r);
+		train_budget(r);
+		train_trials(r);
+		train_save(r);
 	}
 	PG_FINALLY();
 	{
-		t4r_pg_device_close(&dev);
-		if (model)
-			t4r_model_free(model);
-		if (ds)
-			t4r_dataset_free(ds);
-		free(wbuf);
+		/* a parent still pinned is released at the end of the transaction */
+		t4r_pg_device_close(&r->dev);
+		if (r->model)
+			t4r_model_free(r->model);
+		if (r->best)
+			t4r_model_free(r->best);
+		if (r->ds)
+			t4r_dataset_free(r->ds);
+		if (r->fitds)
+			t4r_dataset_free(r->fitds);
+		r->fitds = NULL;
+		free(r->wbuf);
+		r->model = r->best = NULL;
+		r->ds = NULL;
+		r->wbuf = NULL;
 	}
 	PG_END_TRY();
 	t4r_pg_progress_end();
 
-	if (!deployed)
+	if (!r->res.deployed)
 		ereport(NOTICE,
 				(errmsg("model \"%s\" version %d was not deployed: its validation NDCG@10 does not beat the current version's",
-						model_name, version)));
+						r->model_name, r->res.version)));
 
 	/* ---- the result row ---- */
 	{
-		TupleDesc	tupdesc;
-		Tuplestorestate *ts;
-		MemoryContext old;
+		ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 		Datum		vals[15];
 		bool		nulls[15] = {0};
 
-		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-			elog(ERROR, "tim4rec_train: return type must be a row type");
-		old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-		tupdesc = CreateTupleDescCopy(tupdesc);
-		ts = tuplestore_begin_heap(true, false, work_mem);
-		vals[0] = CStringGetTextDatum(model_name);
-		vals[1] = Int32GetDatum(version);
-		vals[2] = Int64GetDatum(n_users);
-		vals[3] = Int64GetDatum(n_items);
-		vals[4] = Int64GetDatum(n_inter);
-		vals[5] = Int64GetDatum((int64) fres.train_samples);
-		vals[6] = Int32GetDatum(fres.epochs_run);
-		vals[7] = Int32GetDatum(fres.best_epoch);
-		vals[8] = Float8GetDatum(vhr);
-		vals[9] = Float8GetDatum(vndcg);
-		vals[10] = Float8GetDatum(vmrr);
-		vals[11] = Float8GetDatum(thr);
-		vals[12] = Float8GetDatum(tndcg);
-		vals[13] = Float8GetDatum(tmrr);
-		vals[14] = Float8GetDatum(now_s() - t0);
-		tuplestore_putvalues(ts, tupdesc, vals, nulls);
-		MemoryContextSwitchTo(old);
-		rsinfo->returnMode = SFRM_Materialize;
-		rsinfo->setResult = ts;
-		rsinfo->setDesc = tupdesc;
+		InitMaterializedSRF(fcinfo, 0);
+		vals[0] = CStringGetTextDatum(r->model_name);
+		vals[1] = Int32GetDatum(r->res.version);
+		vals[2] = Int64GetDatum(r->res.n_users);
+		vals[3] = Int64GetDatum(r->res.n_items);
+		vals[4] = Int64GetDatum(r->res.n_inter);
+		vals[5] = Int64GetDatum(r->res.train_samples);
+		vals[6] = Int32GetDatum(r->res.epochs_run);
+		vals[7] = Int32GetDatum(r->res.best_epoch);
+		vals[8] = Float8GetDatum(r->res.vhr);
+		vals[9] = Float8GetDatum(r->res.vndcg);
+		vals[10] = Float8GetDatum(r->res.vmrr);
+		vals[11] = Float8GetDatum(r->res.thr);
+		vals[12] = Float8GetDatum(r->res.tndcg);
+		vals[13] = Float8GetDatum(r->res.tmrr);
+		vals[14] = Float8GetDatum(now_s() - r->t0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);
 	}
 	return (Datum) 0;
 }

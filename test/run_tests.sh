@@ -2,7 +2,8 @@
 # The whole test suite (`make test`, `.ci/run`).  From a fresh Debian bookworm
 # machine: installs missing packages, builds, installs the extension (the only
 # root step), then on a throwaway cluster it starts and removes itself runs
-#   0. strict build         the extension with -Wall -Wextra -Werror, in a copy
+#   0. strict build         the extension with -Wall -Wextra -Werror and assert
+#                           checking (make T4R_STRICT=1), in a copy
 #   1. core unit tests      build/test_* and build/dtest_* (TAP)
 #   1b. CUDA                make USE_CUDA=1 in a copy when nvcc exists, GPU parity
 #                           (SKIP without a GPU) and its CPU emulation; the CUDA
@@ -129,22 +130,24 @@ if [ "${T4R_SKIP_INSTALL:-0}" != 1 ]; then
 fi
 
 # ---------------------------------------------------------------- strict build
-# The extension (glue and core) must build without a warning under
+# The extension (glue and core library) must build without a warning under
 # -Wall -Wextra -Werror (-Wno-unused-parameter -Wno-sign-compare for
-# PostgreSQL's own headers), in a copy of the tree so that the installed
-# build's objects stay as they are.  One check, counted with the unit stage.
+# PostgreSQL's own headers) and with PostgreSQL's assert checking
+# (-DUSE_ASSERT_CHECKING): make T4R_STRICT=1, see the Makefile.  In a copy of
+# the tree so that the installed build's objects stay as they are.  One
+# check, counted with the unit stage.
 if stage_on unit && [ "${T4R_SKIP_STRICT:-0}" != 1 ]; then
     STRICT_TREE=$(mktemp -d /tmp/t4r-strict.XXXXXX)
     tar -C "$REPO" --exclude=./build --exclude=./test/results --exclude='*.o' \
         --exclude='*.so' --exclude='*.bc' --exclude=./.git -cf - . | tar -C "$STRICT_TREE" -xf -
     if ( cd "$STRICT_TREE" && make -j"$(nproc 2>/dev/null || echo 2)" PG_CONFIG="$T4R_PG_BINDIR/pg_config" \
-             PG_CFLAGS="-O2 -std=gnu11 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror" \
-             with_llvm=no ) >"$RES/unit/strict_build.log" 2>&1; then
-        PASS=$((PASS + 1)); note "  strict build (-Wall -Wextra -Werror): ok"
+             T4R_STRICT=1 with_llvm=no ) >"$RES/unit/strict_build.log" 2>&1 &&
+       ! grep -q 'warning:' "$RES/unit/strict_build.log"; then
+        PASS=$((PASS + 1)); note "  strict build (-Wall -Wextra -Werror, assert checking): ok"
     else
         grep -E 'error:|warning:' "$RES/unit/strict_build.log" | head -20
         FAIL=$((FAIL + 1)); fail_item strict-build
-        note "  strict build (-Wall -Wextra -Werror): FAILED (test/results/unit/strict_build.log)"
+        note "  strict build (-Wall -Wextra -Werror, assert checking): FAILED (test/results/unit/strict_build.log)"
     fi
     rm -rf "$STRICT_TREE"
 fi

@@ -33,9 +33,10 @@ END
 $grant$;
 
 -- Trainings in progress (any session).  Reported through the backend
--- progress API under the COPY command type (slots 11-20, slot 11 = marker
+-- progress API under the COPY command type (slots 9-20, slot 11 = marker
 -- 1949594112), so pg_stat_progress_copy also shows a row with zeros while
--- a training runs.  Other users' rows need pg_read_all_stats for details.
+-- a training runs.  trial / trials: the trial of a hyper-parameter search
+-- (options.search), NULL otherwise.  Other users' rows need pg_read_all_stats for details.
 CREATE VIEW tim4rec_progress AS
 SELECT s.pid,
        s.datid,
@@ -55,7 +56,9 @@ SELECT s.pid,
             THEN CAST(s.param18 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) END
          AS best_valid_ndcg10,
        CAST(s.param20 AS pg_catalog.int4) AS epochs_done,
-       s.param19 AS rows_read
+       s.param19 AS rows_read,
+       CASE WHEN s.param9 OPERATOR(pg_catalog.>) 0 THEN CAST(s.param9 AS pg_catalog.int4) END AS trial,
+       CASE WHEN s.param9 OPERATOR(pg_catalog.>) 0 THEN CAST(s.param10 AS pg_catalog.int4) END AS trials
 FROM pg_catalog.pg_stat_get_progress_info('COPY') s
 LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.datid
 WHERE s.param11 OPERATOR(pg_catalog.=) 1949594112;

@@ -266,7 +266,7 @@ COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_u
 -- Leave-one-out HR / NDCG / MRR at each k on the validation and test
 -- targets, for the model and a most-popular baseline, on the model's source
 -- relation as it is now (interactions of items unknown to the model are left
--- out, with a NOTICE).  No masking of seen items (MODEL.md's protocol).
+-- out, with a NOTICE).  No masking of seen items (docs/MODEL.md, "Data protocol").
 CREATE FUNCTION tim4rec_evaluate(model_name text DEFAULT 'default',
                                  ks int[] DEFAULT '{10,20,50}')
 RETURNS TABLE(model text, split text, metric text, k int, value float8)

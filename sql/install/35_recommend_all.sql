@@ -1,4 +1,4 @@
--- 35_recommend_all.sql: recommendations for every user in one call (issue 14).
+-- 35_recommend_all.sql: recommendations for every user in one call.
 
 -- The top k items of every user of the model's source relation (or of the
 -- users given), equal to tim4rec_recommend(user, k, model_name,

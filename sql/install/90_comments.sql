@@ -1,9 +1,9 @@
 -- 90_comments.sql: one-line descriptions (\df+, \dv+, \dT+, \dx+) for the
--- objects of the earlier files that were created without one (issue 14
--- part 5).  Objects added after this file carry their COMMENT next to
--- their CREATE; test/pgtap/comments.sql fails on any object of the
--- extension without a description.  The same statements are in
--- sql/upgrade/tim4rec--0.2--0.3.sql ("comments (issue 14 part 5)").
+-- objects of the earlier files that were created without one.  Objects
+-- added after this file carry their COMMENT next to their CREATE;
+-- test/pgtap/comments.sql fails on any object of the extension without a
+-- description.  The same statements are in
+-- sql/upgrade/tim4rec--0.2--0.3.sql (section "comments").
 
 -- catalog (10_catalog.sql)
 COMMENT ON FUNCTION @extschema@.tim4rec_model_readable(name, name[], name, name, name, name, name, name) IS
@@ -31,7 +31,7 @@ COMMENT ON FUNCTION @extschema@.tim4rec_alter_owner(text, name) IS
 COMMENT ON FUNCTION @extschema@.tim4rec_train(regclass, text, name, name, name, jsonb) IS
   'train a model on an interactions relation and store it as a new version; relation, model_name, user_column, item_column, time_column, options (jsonb, README "Options")';
 COMMENT ON VIEW @extschema@.tim4rec_progress IS
-  'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read';
+  'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read, search trial i of trials';
 
 -- recommendations, the sequence aggregate, evaluation (30_recommend.sql)
 COMMENT ON TYPE @extschema@.tim4rec_sequence IS

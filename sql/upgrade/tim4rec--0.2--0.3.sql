@@ -5,7 +5,7 @@
 -- the install script.
 \echo Use "ALTER EXTENSION tim4rec UPDATE TO '0.3'" to load this file. \quit
 
--- ---- id types (issue 14 part 1, branch feat/ids) ----
+-- ---- id types ----
 ALTER TABLE @extschema@.tim4rec_models
   ADD COLUMN user_id_type text NOT NULL DEFAULT 'bigint',
   ADD COLUMN item_id_type text NOT NULL DEFAULT 'bigint',
@@ -174,7 +174,7 @@ LANGUAGE C STABLE PARALLEL SAFE CALLED ON NULL INPUT COST 10000 ROWS 10;
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend(@extschema@.tim4rec_sequence_uuid, int, text, boolean, uuid[]) IS
   'top-k items (uuid ids) for a tim4rec_sequence_uuid; k, model_name, exclude_seen, exclude';
 
--- ---- recommend_all (issue 14 part 3): tim4rec_recommend_all ----
+-- ---- recommend_all: tim4rec_recommend_all ----
 CREATE FUNCTION @extschema@.tim4rec_recommend_all(model_name text DEFAULT 'default', k int DEFAULT 10,
                                                   users anyarray DEFAULT NULL::bigint[],
                                                   exclude_seen boolean DEFAULT true)
@@ -185,7 +185,7 @@ LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, boolean) IS
 'Top k items of every user of a model''s source (or of the users array) in one call: model_name, k, users (NULL = all), exclude_seen; equals tim4rec_recommend per user, streamed in batches';
 
--- ---- warm start (issue 14 part 2): the parent version of a warm start ----
+-- ---- warm start: the parent version of a warm start ----
 ALTER TABLE @extschema@.tim4rec_models ADD COLUMN parent_model text, ADD COLUMN parent_version int;
 COMMENT ON COLUMN @extschema@.tim4rec_models.parent_model IS
   'warm start (options init_from): the model this version continued training from; NULL for a training from scratch or an import';
@@ -200,7 +200,7 @@ FROM @extschema@.tim4rec_models m
 WHERE @extschema@.tim4rec_model_readable(m.owner, m.grant_read, m.source_schema, m.source_table,
                                          m.user_column, m.item_column, m.time_column, m.order_column);
 
--- ---- compact evaluation (issue 14 part 5, branch feat/docs): tim4rec_evaluate_wide ----
+-- ---- compact evaluation: tim4rec_evaluate_wide ----
 CREATE FUNCTION @extschema@.tim4rec_evaluate_wide(model_name text DEFAULT 'default',
                                                   ks int[] DEFAULT '{10,20,50}')
 RETURNS TABLE(model text, split text, k int, hr float8, ndcg float8, mrr float8)
@@ -209,7 +209,7 @@ LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;
 COMMENT ON FUNCTION @extschema@.tim4rec_evaluate_wide(text, int[]) IS
   'leave-one-out evaluation, one row per model (tim4rec, most_popular), split and k with columns hr, ndcg, mrr; model_name, ks (default {10,20,50})';
 
--- comments (issue 14 part 5): the statements of sql/install/90_comments.sql
+-- comments: the statements of sql/install/90_comments.sql
 -- catalog (10_catalog.sql)
 -- (the table's comment of 0.2, with the item_keys of the id types)
 COMMENT ON TABLE @extschema@.tim4rec_models IS
@@ -284,7 +284,7 @@ COMMENT ON FUNCTION @extschema@.tim4rec_evaluate(text, int[]) IS
 COMMENT ON FUNCTION @extschema@.tim4rec_shared_model_list() IS
   'the models this database serves from shared memory (shared_preload_libraries): model_name, bytes, segment, row_xmin; for DBAs';
 
--- ---- recommend_all for every id type (issue 14 parts 1 and 3) ----
+-- ---- recommend_all for every id type ----
 CREATE FUNCTION @extschema@.tim4rec_recommend_all(model_name text, k int, users anyarray,
                                                   item_type anycompatible, exclude_seen boolean DEFAULT true)
 RETURNS TABLE(user_id anyelement, item_id anycompatible, score real, rank int)
@@ -292,6 +292,35 @@ AS 'MODULE_PATHNAME', 'tim4rec_recommend_all'
 LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT COST 1000000 ROWS 100000;
 COMMENT ON FUNCTION @extschema@.tim4rec_recommend_all(text, int, anyarray, anycompatible, boolean) IS
 'Top k items of every user for any id types: model_name, k, users (typed array; NULL::text[] = all), item_type (NULL of the item id type), exclude_seen; user_id and item_id in those types';
+
+-- ---- hyper-parameter search: trial / trials in tim4rec_progress ----
+CREATE OR REPLACE VIEW @extschema@.tim4rec_progress AS
+SELECT s.pid,
+       s.datid,
+       d.datname,
+       CAST(s.relid AS pg_catalog.regclass) AS relation,
+       CASE WHEN s.param12 OPERATOR(pg_catalog.=) 1 THEN 'reading interactions'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 2 THEN 'building dataset'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 3 THEN 'training'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 4 THEN 'evaluating'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 5 THEN 'saving' END AS phase,
+       CAST(s.param13 AS pg_catalog.int4) AS epoch,
+       CAST(s.param14 AS pg_catalog.int4) AS max_epochs,
+       s.param15 AS step,
+       s.param16 AS steps_per_epoch,
+       CAST(s.param17 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) AS loss,
+       CASE WHEN s.param20 OPERATOR(pg_catalog.>) 0
+            THEN CAST(s.param18 AS pg_catalog.float8) OPERATOR(pg_catalog./) CAST(1e6 AS pg_catalog.float8) END
+         AS best_valid_ndcg10,
+       CAST(s.param20 AS pg_catalog.int4) AS epochs_done,
+       s.param19 AS rows_read,
+       CASE WHEN s.param9 OPERATOR(pg_catalog.>) 0 THEN CAST(s.param9 AS pg_catalog.int4) END AS trial,
+       CASE WHEN s.param9 OPERATOR(pg_catalog.>) 0 THEN CAST(s.param10 AS pg_catalog.int4) END AS trials
+FROM pg_catalog.pg_stat_get_progress_info('COPY') s
+LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.datid
+WHERE s.param11 OPERATOR(pg_catalog.=) 1949594112;
+COMMENT ON VIEW @extschema@.tim4rec_progress IS
+  'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read, search trial i of trials';
 
 -- ---- per-user evaluation (issue 12 part 3, branch feat/ablation): tim4rec_evaluate_users ----
 CREATE FUNCTION @extschema@.tim4rec_evaluate_users(model_name text DEFAULT 'default',

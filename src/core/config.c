@@ -1,7 +1,7 @@
 /*
  * config.c - configuration, presets, validation, parameter layout and the
- * model's lifecycle (allocation).  MODEL.md "Hyper-parameters and presets"
- * and "Parameters".
+ * model's lifecycle (allocation): docs/MODEL.md "Options" and
+ * "Parameters".
  */
 #include <ctype.h>
 #include <errno.h>

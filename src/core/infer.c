@@ -13,12 +13,19 @@ struct t4r_infer_ctx
 {
 	const t4r_model *m;
 	t4r_ws	   *ws;
+	t4r_ipack  *ip;				/* packed projections (rgemm.c) */
 	t4r_real	block[T4R_SCORE_BLOCK];	/* t4r_infer_topk's scores */
 	uint8_t		bmask[T4R_SCORE_BLOCK]; /* and exclusions (all 0 between) */
 };
 
 int
 t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out)
+{
+	return t4r_infer_ctx_create_packed(m, NULL, out);
+}
+
+int
+t4r_infer_ctx_create_packed(const t4r_model *m, const t4r_real *packed, t4r_infer_ctx **out)
 {
 	t4r_infer_ctx *c;
 	int			rc;
@@ -31,11 +38,15 @@ t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out)
 		return T4R_ENOMEM;
 	c->m = m;
 	rc = t4r_ws_create(m, 1, 0, &c->ws);
+	if (rc == T4R_OK)
+		rc = t4r_ipack_create(m, packed, &c->ip);
 	if (rc != T4R_OK)
 	{
+		t4r_ws_free(c->ws);
 		free(c);
 		return rc;
 	}
+	c->ws->ip = c->ip;
 	*out = c;
 	return T4R_OK;
 }
@@ -46,6 +57,7 @@ t4r_infer_ctx_free(t4r_infer_ctx *ctx)
 	if (!ctx)
 		return;
 	t4r_ws_free(ctx->ws);
+	t4r_ipack_free(ctx->ip);
 	free(ctx);
 }
 
@@ -211,12 +223,20 @@ struct t4r_rec_batch
 	int			threads;
 	int			score_mode;
 	t4r_ws	  **ws;				/* [threads] */
+	t4r_ipack  *ip;				/* packed projections, shared read-only */
 	t4r_real  **scores;			/* [threads][T4R_REC_MB * V] */
 	uint8_t   **mask;			/* [threads][V] */
 };
 
 int
 t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
+{
+	return t4r_rec_batch_create_packed(m, threads, NULL, out);
+}
+
+int
+t4r_rec_batch_create_packed(const t4r_model *m, int threads, const t4r_real *packed,
+							t4r_rec_batch **out)
 {
 	t4r_rec_batch *b;
 	int			V;
@@ -236,7 +256,7 @@ t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
 	b->ws = calloc(threads, sizeof(t4r_ws *));
 	b->scores = calloc(threads, sizeof(t4r_real *));
 	b->mask = calloc(threads, sizeof(uint8_t *));
-	if (!b->ws || !b->scores || !b->mask)
+	if (!b->ws || !b->scores || !b->mask || t4r_ipack_create(m, packed, &b->ip) != T4R_OK)
 	{
 		t4r_rec_batch_free(b);
 		return T4R_ENOMEM;
@@ -250,6 +270,7 @@ t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out)
 			t4r_rec_batch_free(b);
 			return rc;
 		}
+		b->ws[t]->ip = b->ip;
 		b->scores[t] = malloc(sizeof(t4r_real) * (size_t) T4R_REC_MB * V);
 		b->mask[t] = calloc((size_t) V, 1);
 		if (!b->scores[t] || !b->mask[t])
@@ -277,6 +298,7 @@ t4r_rec_batch_free(t4r_rec_batch *b)
 			free(b->mask[t]);
 	}
 	free(b->ws);
+	t4r_ipack_free(b->ip);
 	free(b->scores);
 	free(b->mask);
 	free(b);

@@ -6,6 +6,13 @@
  * Item path: only the real positions of each sample are computed (packed
  * rows); the last layer works on one row per sample after the SSD.  Time
  * path: all L positions, R = S*H rows, in timepath.c.
+ *
+ * Layout: parameter views, initialisation, the workspace, elementwise
+ * helpers; then the ops of a layer, each forward function followed by its
+ * backward (in_proj, causal conv, time path, step size, SSD, gated RMS
+ * norm, out_proj + residual + LayerNorm, FFN), layer_fwd / layer_bwd as
+ * short call lists of them; the model's input (embedding, time features)
+ * and loss; the drivers t4r_ws_forward / t4r_ws_backward.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -465,135 +472,34 @@ t4r_ws_free(t4r_ws *w)
 
 
 /* ------------------------------------------------------------------ */
-/* vectorisable elementwise kernels                                    */
+/* elementwise functions (mathfn.h)                                    */
 /* ------------------------------------------------------------------ */
+/* the float build uses the vectorisable forms: exp(-|m|) with |m| clamped
+ * to 87 (0x42AE0000), the sign-selected sigmoid, hardswish with integer
+ * selects; the double build the reference forms */
 #ifdef T4R_DOUBLE
-/* exp(-|m|) */
 static inline t4r_real
 m_expneg(t4r_real m)
 {
 	return exp(-fabs(m));
 }
-
-static inline t4r_real
-m_sigmoid(t4r_real x)
-{
-	return 1 / (1 + exp(-x));
-}
+#define m_sigmoid t4r_sigmoid
+#define m_hardswish t4r_hardswish
+#define m_dhardswish t4r_dhardswish
 #else
-/*
- * exp(-|m|) in float without calls or float compares, so that loops over it
- * vectorise: |m| clamped to 87 on its bits (results stay normal floats),
- * -|m| = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), exp(r) by a
- * degree-7 polynomial (Cephes coefficients), 2^n built in the exponent bits.
- * Relative error under 1e-7.
- */
 static inline float
 m_expneg(float m)
 {
-	float		n,
-				r,
-				p,
-				x;
-	int32_t		ni,
-				mb;
-
-	memcpy(&mb, &m, 4);
-	mb &= 0x7fffffff;
-	mb = mb < 0x42AE0000 ? mb : 0x42AE0000;
-	memcpy(&x, &mb, 4);
-	x = -x;
-	n = x * 1.44269504088896341f + 12582912.0f;
-	memcpy(&ni, &n, 4);
-	ni -= 0x4B400000;
-	n -= 12582912.0f;
-	r = x - n * 0.693359375f;
-	r = r + n * 2.12194440e-4f;
-	p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.0f;
-	ni = (ni + 127) << 23;
-	memcpy(&x, &ni, 4);
-	return p * x;
+	return t4r_fexpneg(m, 0x42AE0000);
 }
 
-/* sigmoid: e = exp(-|a|); 1/(1+e) for a >= 0, e/(1+e) for a < 0, selected
- * on the sign bit with integer operations */
 static inline float
 m_sigmoid(float a)
 {
-	int32_t		ab,
-				ib,
-				nb,
-				mask;
-	float		e = m_expneg(a);
-	float		inv = 1 / (1 + e);
-	float		neg = e * inv;
-
-	memcpy(&ab, &a, 4);
-	mask = ab >> 31;
-	memcpy(&ib, &inv, 4);
-	memcpy(&nb, &neg, 4);
-	ib = (nb & mask) | (ib & ~mask);
-	memcpy(&inv, &ib, 4);
-	return inv;
+	return t4r_fsigmoid_e(a, m_expneg(a));
 }
-#endif
-
-#ifdef T4R_DOUBLE
-#define m_hardswish(x) t4r_hardswish(x)
-#define m_dhardswish(x) t4r_dhardswish(x)
-#else
-/* order-preserving integer key of a float (signed compare == float compare) */
-static inline int32_t
-fkey(float x)
-{
-	int32_t		b;
-
-	memcpy(&b, &x, 4);
-	return b ^ ((b >> 31) & 0x7fffffff);
-}
-
-static inline float
-fsel(int32_t mask, float a, float b)	/* mask all ones -> a, 0 -> b */
-{
-	int32_t		ab,
-				bb;
-
-	memcpy(&ab, &a, 4);
-	memcpy(&bb, &b, 4);
-	ab = (ab & mask) | (bb & ~mask);
-	memcpy(&a, &ab, 4);
-	return a;
-}
-
-/* hardswish / its derivative (PyTorch's conventions, as t4r_hardswish /
- * t4r_dhardswish in ops.h) with integer selects, so that loops vectorise */
-static inline float
-m_hardswish(float x)
-{
-	int32_t		k = fkey(x);
-	float		mid = x * (x + 3) * (1.0f / 6);
-	int32_t		lo = -(k <= fkey(-3.0f));
-	int32_t		hi = -(k >= fkey(3.0f));
-
-	return fsel(lo, 0.0f, fsel(hi, x, mid));
-}
-
-static inline float
-m_dhardswish(float x)
-{
-	int32_t		k = fkey(x);
-	float		mid = (2 * x + 3) * (1.0f / 6);
-	int32_t		lo = -(k < fkey(-3.0f));
-	int32_t		hi = -(k > fkey(3.0f));
-
-	return fsel(lo, 0.0f, fsel(hi, 1.0f, mid));
-}
+#define m_hardswish t4r_hardswish_sel
+#define m_dhardswish t4r_dhardswish_sel
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -840,21 +746,13 @@ t4r_model_dropout_mask(t4r_real *restrict mask, size_t n, double p, uint64_t see
 
 	for (size_t j = 0; j < np; j++)
 	{
-		uint64_t	z = base + (uint64_t) (2 * j) * 0x9E3779B97F4A7C15ULL + 0x9E3779B97F4A7C15ULL;
+		uint64_t	z = t4r_mix64(base + (uint64_t) (2 * j) * T4R_GOLDEN64 + T4R_GOLDEN64);
 
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-		z = z ^ (z >> 31);
 		mask[2 * j] = ((z & 0xffffffffu) < thr) ? 0 : keep;
 		mask[2 * j + 1] = ((z >> 32) < thr) ? 0 : keep;
 	}
 	if (n & 1)
-	{
-		uint64_t	x = base + (uint64_t) (n - 1) * 0x9E3779B97F4A7C15ULL;
-		uint64_t	h = t4r_splitmix64(&x);
-
-		mask[n - 1] = ((h & 0xffffffffu) < thr) ? 0 : keep;
-	}
+		mask[n - 1] = t4r_dropout_bits(base, n - 1) < thr ? 0 : keep;
 }
 
 static inline void
@@ -872,8 +770,238 @@ out_row(const t4r_ws *w, int last, size_t r)
 }
 
 /* ------------------------------------------------------------------ */
-/* forward                                                             */
+/* the ops of a layer: each forward followed by its backward           */
 /* ------------------------------------------------------------------ */
+/*
+ * Shapes: M rows of the packed item path (sample s owns rows off[s] ..
+ * off[s] + n[s] - 1), R = S*H rows of length L for the time path; `rows`
+ * = the rows an op after the SSD works on: M, or S in the last layer
+ * (lastr: one row per sample, its last position).  Forward functions
+ * OVERWRITE their outputs in the layer's activations (t4r_lact); backward
+ * functions OVERWRITE the gradient buffers they name and ACCUMULATE into
+ * the parameter gradients GP.  The backward pass of layer li runs after the
+ * forward of every later layer, which overwrote the shared scratch (convT,
+ * the SSD's A), so the backward functions recompute what they read there.
+ */
+
+/* what every op of one layer reads */
+typedef struct lop
+{
+	t4r_ws	   *w;
+	const t4r_dims *D;
+	const t4r_config *cfg;
+	const t4r_lparams *P;		/* the layer's parameters */
+	const t4r_lparams *GP;		/* their gradients (backward only) */
+	t4r_lact   *A;				/* the layer's activations */
+	int			li,
+				last,			/* the last layer */
+				lastr;			/* last layer with one row per sample */
+	size_t		rows;			/* rows after the SSD: S if lastr, else M */
+	double		pd,				/* dropout_prob in this pass (0: eval) */
+				ptd;			/* time_dropout in this pass */
+	uint64_t	step;			/* dropout key (forward only) */
+	int			idx0;
+	/* inference with packed weights: the row-stable projections (rgemm.c),
+	 * NULL in training */
+	const t4r_ipack *ip;
+} lop;
+
+static void
+lop_init(lop *o, t4r_ws *w, int li, const t4r_pview *g, uint64_t step, int idx0)
+{
+	const t4r_dims *D = &w->D;
+
+	o->w = w;
+	o->D = D;
+	o->cfg = &w->m->cfg;
+	o->P = &w->pv.l[li];
+	o->GP = g ? &g->l[li] : NULL;
+	o->A = &w->la[li];
+	o->li = li;
+	o->last = (li == D->layers - 1);
+	/* rows of the item path after the SSD: one per sample in the last
+	 * layer, except in all_positions training (every position has a loss) */
+	o->lastr = o->last && !w->allpos;
+	o->rows = o->lastr ? (size_t) w->S : w->M;
+	o->pd = w->training ? o->cfg->dropout_prob : 0;
+	o->ptd = w->training ? o->cfg->time_dropout : 0;
+	o->step = step;
+	o->idx0 = idx0;
+	o->ip = w->training ? NULL : w->ip;
+}
+
+/* dropout mask of `site` for every sample: per row block [n[s] * width]
+ * at row off[s], or (lastr) one row [width] per sample */
+static void
+lop_masks(const lop *o, t4r_real *mask, int width, int lastr, int site)
+{
+	const t4r_ws *w = o->w;
+
+	for (int s = 0; s < w->S; s++)
+	{
+		if (lastr)
+			mask_gen(mask + (size_t) s * width, width, o->pd, o->cfg, o->step, o->idx0 + s,
+					 T4R_SITE_LAYER(o->li, site));
+		else
+			mask_gen(mask + w->off[s] * width, (size_t) w->n[s] * width, o->pd, o->cfg,
+					 o->step, o->idx0 + s, T4R_SITE_LAYER(o->li, site));
+	}
+}
+
+/* a linear layer, Y [rows, out] = X [rows, in] W^T + b (W [out, in]);
+ * Y OVERWRITTEN.  Wp: W packed for the row-stable kernel of inference
+ * (rgemm.c), or NULL (OpenBLAS, as in training) */
+static void
+linear_forward(size_t rows, int in, int out, const t4r_real *X, const t4r_real *W,
+			   const t4r_real *Wp, const t4r_real *b, t4r_real *Y)
+{
+	if (Wp)
+	{
+		t4r_rgemm((int) rows, out, in, X, in, Wp, b, Y, out);
+		return;
+	}
+	fill_rows(Y, rows, out, b);
+	t4r_gemm(0, 1, (int) rows, out, in, 1, X, in, W, in, 1, Y, out);
+}
+
+/* its backward from dZ [rows, out], the gradient of X W^T: gW [out, in]
+ * ACCUMULATED, dX [rows, in] OVERWRITTEN (the bias gradient is the column
+ * sum of dZ, left to the caller's elementwise pass) */
+static void
+linear_backward(size_t rows, int in, int out, const t4r_real *dZ, const t4r_real *X,
+				const t4r_real *W, t4r_real *gW, t4r_real *dX)
+{
+	t4r_gemm(1, 0, out, in, (int) rows, 1, dZ, out, X, in, 1, gW, in);
+	t4r_gemm(0, 0, (int) rows, in, out, 1, dZ, out, W, in, 0, dX, in);
+}
+
+/* the backward of Dropout(X W^T + b) from dY [rows, out]: dZ = dY * mask
+ * (mask [rows, out], NULL: no dropout) OVERWRITTEN, gb ACCUMULATED with
+ * its column sums in the same pass, then linear_backward */
+T4R_CLONES static void
+dropout_linear_backward(const t4r_ws *w, size_t rows, int in, int out, const t4r_real *dY,
+						const t4r_real *mask, const t4r_real *X, const t4r_real *W,
+						t4r_real *dZ, t4r_real *gW, t4r_real *gb, t4r_real *dX)
+{
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *restrict m = mask ? mask + r * out : w->ones;
+		const t4r_real *restrict dy = dY + r * out;
+		t4r_real   *restrict dz = dZ + r * out;
+		t4r_real   *restrict g = gb;
+
+		for (int c = 0; c < out; c++)
+		{
+			dz[c] = dy[c] * m[c];
+			g[c] += dz[c];
+		}
+	}
+	linear_backward(rows, in, out, dZ, X, W, gW, dX);
+}
+
+/*
+ * 3.1 in_proj: zxd [M, in_dim] = U [M, d] in_w^T + in_b, columns
+ * z | xBC | dt (widths Di, Di + 2N, H).  zxd OVERWRITTEN; lastr: z only at
+ * each sample's last row (the only one the gated norm reads).
+ */
+T4R_CLONES static void
+in_proj_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P;
+	t4r_lact   *A = o->A;
+	size_t		M = w->M;
+	int			d = o->D->d,
+				Di = o->D->Di,
+				in_dim = o->D->in_dim;
+
+	if (o->ip)
+	{
+		/* inference: the row-stable kernel; z only where read */
+		t4r_rgemm((int) M, in_dim - Di, d, A->U, d, o->ip->l[o->li].inr, P->in_b + Di,
+				  A->zxd + Di, in_dim);
+		if (!o->lastr)
+			t4r_rgemm((int) M, Di, d, A->U, d, o->ip->l[o->li].inz, P->in_b, A->zxd, in_dim);
+		else
+			for (int s = 0; s < w->S; s++)
+			{
+				size_t		gr = w->off[s] + w->n[s] - 1;
+
+				t4r_rgemm(1, Di, d, A->U + gr * d, d, o->ip->l[o->li].inz, P->in_b,
+						  A->zxd + gr * in_dim, in_dim);
+			}
+		return;
+	}
+	if (!o->lastr)
+	{
+		linear_forward(M, d, in_dim, A->U, P->in_w, NULL, P->in_b, A->zxd);
+		return;
+	}
+	for (size_t r = 0; r < M; r++)
+		memcpy(A->zxd + r * in_dim + Di, P->in_b + Di, sizeof(t4r_real) * (in_dim - Di));
+	t4r_gemm(0, 1, (int) M, in_dim - Di, d, 1, A->U, d, P->in_w + (size_t) Di * d, d, 1,
+			 A->zxd + Di, in_dim);
+	for (int s = 0; s < w->S; s++)
+	{
+		size_t		gr = w->off[s] + w->n[s] - 1;
+
+		memcpy(A->zxd + gr * in_dim, P->in_b, sizeof(t4r_real) * Di);
+		t4r_gemm(0, 1, 1, Di, d, 1, A->U + gr * d, d, P->in_w, d, 1, A->zxd + gr * in_dim,
+				 in_dim);
+	}
+}
+
+/*
+ * dzxd [M, in_dim] (complete; lastr: z columns only at the last rows) ->
+ * dU [M, d] OVERWRITTEN (residual_backward adds the residual branch
+ * afterwards), in_w gradient ACCUMULATED.  The in_b gradient is
+ * accumulated by conv_backward while dzxd's rows are in cache.
+ */
+T4R_CLONES static void
+in_proj_backward(const lop *o, t4r_real *dU)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P,
+			   *GP = o->GP;
+	t4r_lact   *A = o->A;
+	size_t		M = w->M;
+	int			d = o->D->d,
+				Di = o->D->Di,
+				in_dim = o->D->in_dim;
+
+	if (!o->lastr)
+	{
+		linear_backward(M, d, in_dim, w->dzxd, A->U, P->in_w, GP->in_w, dU);
+		return;
+	}
+	/* z columns hold a gradient only at each sample's last row */
+	t4r_gemm(1, 0, in_dim - Di, d, (int) M, 1, w->dzxd + Di, in_dim, A->U, d, 1,
+			 GP->in_w + (size_t) Di * d, d);
+	t4r_gemm(0, 0, (int) M, d, in_dim - Di, 1, w->dzxd + Di, in_dim,
+			 P->in_w + (size_t) Di * d, d, 0, dU, d);
+	for (int s = 0; s < w->S; s++)
+	{
+		size_t		gr = w->off[s] + w->n[s] - 1;
+
+		t4r_gemm(1, 0, Di, d, 1, 1, w->dzxd + gr * in_dim, in_dim, A->U + gr * d, d, 1,
+				 GP->in_w, d);
+		t4r_gemm(0, 0, 1, d, Di, 1, w->dzxd + gr * in_dim, in_dim, P->in_w, d, 1,
+				 dU + gr * d, d);
+	}
+}
+
+/* convT [K, C] (OVERWRITTEN) = conv_w [C, K] transposed: tap k's weights
+ * of every channel contiguous */
+static void
+conv_weights_t(const lop *o)
+{
+	int			C = o->D->conv_dim,
+				K = o->D->K;
+
+	for (int c = 0; c < C; c++)
+		for (int k = 0; k < K; k++)
+			o->w->convT[(size_t) k * C + c] = o->P->conv_w[(size_t) c * K + k];
+}
 
 /* one row of the width-4 causal conv + hardswish: o = b + sum_k w_k v_k
  * (convT rows w_k = convT + k C), xo = hardswish(o); restrict arguments so
@@ -899,64 +1027,26 @@ conv4_row(int C, const t4r_real *restrict convT, const t4r_real *restrict cb,
 		xo[c] = m_hardswish(acc);
 	}
 }
+
+/*
+ * 3.2 causal conv (width K, per channel) + hardswish on the xBC columns of
+ * zxd: cpre [M, C] (pre-activation, kept for a backward pass) and xbc
+ * [M, C] OVERWRITTEN, C = Di + 2N; convT OVERWRITTEN.
+ */
 T4R_CLONES static void
-layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
+conv_forward(const lop *o)
 {
-	const t4r_dims *D = &w->D;
-	const t4r_config *cfg = &w->m->cfg;
-	const t4r_lparams *P = &w->pv.l[li];
-	t4r_lact   *A = &w->la[li];
-	int			last = (li == D->layers - 1);
-	/* rows of the item path after the SSD: one per sample in the last
-	 * layer, except in all_positions training (every position has a loss) */
-	int			lastr = last && !w->allpos;
-	int			S = w->S;
-	size_t		M = w->M;
-	size_t		rows = lastr ? (size_t) S : M;
-	int			d = D->d,
-				Di = D->Di,
-				C = D->conv_dim,
-				H = D->H,
-				L = D->L,
-				K = D->K,
-				N = D->N,
-				f = D->ffn_dim,
-				in_dim = D->in_dim;
-	int			dtc = 2 * Di + 2 * N;
-	double		pd = w->training ? cfg->dropout_prob : 0;
-	double		ptd = w->training ? cfg->time_dropout : 0;
-	int			residual = D->layers > 1;
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P;
+	t4r_lact   *A = o->A;
+	int			C = o->D->conv_dim,
+				K = o->D->K,
+				Di = o->D->Di,
+				in_dim = o->D->in_dim;
 	t4r_real   *convT = w->convT;
-	t4r_real   *Aneg = w->convT + (size_t) K * C;
 
-	/* 1. in_proj */
-	if (!lastr)
-	{
-		fill_rows(A->zxd, M, in_dim, P->in_b);
-		t4r_gemm(0, 1, (int) M, in_dim, d, 1, A->U, d, P->in_w, d, 1, A->zxd, in_dim);
-	}
-	else
-	{
-		/* last layer: z is read only at each sample's last position */
-		for (size_t r = 0; r < M; r++)
-			memcpy(A->zxd + r * in_dim + Di, P->in_b + Di, sizeof(t4r_real) * (in_dim - Di));
-		t4r_gemm(0, 1, (int) M, in_dim - Di, d, 1, A->U, d, P->in_w + (size_t) Di * d, d, 1,
-				 A->zxd + Di, in_dim);
-		for (int s = 0; s < S; s++)
-		{
-			size_t		gr = w->off[s] + w->n[s] - 1;
-
-			memcpy(A->zxd + gr * in_dim, P->in_b, sizeof(t4r_real) * Di);
-			t4r_gemm(0, 1, 1, Di, d, 1, A->U + gr * d, d, P->in_w, d, 1, A->zxd + gr * in_dim,
-					 in_dim);
-		}
-	}
-
-	/* 2. causal conv + hardswish on xBC */
-	for (int c = 0; c < C; c++)
-		for (int k = 0; k < K; k++)
-			convT[(size_t) k * C + c] = P->conv_w[(size_t) c * K + k];
-	for (int s = 0; s < S; s++)
+	conv_weights_t(o);
+	for (int s = 0; s < w->S; s++)
 	{
 		size_t		off = w->off[s];
 		int			n = w->n[s];
@@ -983,11 +1073,11 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		}
 		for (int l = 0; l < n; l++)
 		{
-			t4r_real   *restrict o = A->cpre + (off + l) * C;
+			t4r_real   *restrict pre = A->cpre + (off + l) * C;
 			t4r_real   *restrict xo = A->xbc + (off + l) * C;
 
 			for (int c = 0; c < C; c++)
-				o[c] = P->conv_b[c];
+				pre[c] = P->conv_b[c];
 			for (int k = 0; k < K; k++)
 			{
 				int			j = l - (K - 1) + k;
@@ -998,44 +1088,241 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 					continue;
 				v = A->zxd + (off + j) * in_dim + Di;
 				for (int c = 0; c < C; c++)
-					o[c] += wk[c] * v[c];
+					pre[c] += wk[c] * v[c];
 			}
 			for (int c = 0; c < C; c++)
-				xo[c] = m_hardswish(o[c]);
+				xo[c] = m_hardswish(pre[c]);
 		}
 	}
+}
 
-	/* 3. time path */
-	if (D->is_time)
+/* one input row of the width-4 causal conv's backward, gather form: the
+ * input gradient dv = d0 w0 + d1 w1 + d2 w2 + d3 w3 (d_k the output
+ * gradient rows that read this input through tap k, zeros past the end) and
+ * the weight gradients dw_k += d_k v.  Every pointer is a separate restrict
+ * argument (the taps are disjoint rows of convT / dconvT) so that the loop
+ * vectorises; it was scalar with the stores through plain pointers. */
+static inline __attribute__((always_inline)) void
+conv4_bwd_row(int C, const t4r_real *restrict w0, const t4r_real *restrict w1,
+			  const t4r_real *restrict w2, const t4r_real *restrict w3,
+			  const t4r_real *restrict d0, const t4r_real *restrict d1,
+			  const t4r_real *restrict d2, const t4r_real *restrict d3,
+			  const t4r_real *restrict v, t4r_real *restrict dv,
+			  t4r_real *restrict dw0, t4r_real *restrict dw1,
+			  t4r_real *restrict dw2, t4r_real *restrict dw3)
+{
+	for (int c = 0; c < C; c++)
 	{
-		const t4r_real *mm = NULL,
-				   *mg = NULL;
-
-		if (ptd > 0)
-		{
-			for (int s = 0; s < S; s++)
-			{
-				mask_gen(A->mmlp + (size_t) s * H * L, (size_t) H * L, ptd, cfg, step,
-						 idx0 + s, T4R_SITE_LAYER(li, T4R_LSITE_TMLP));
-				if (!last)
-					mask_gen(A->mgate + (size_t) s * H * L, (size_t) H * L, ptd, cfg, step,
-							 idx0 + s, T4R_SITE_LAYER(li, T4R_LSITE_TGATE));
-			}
-			mm = A->mmlp;
-			mg = last ? NULL : A->mgate;
-		}
-		if (D->robust)
-			t4r_rtime_fwd(&P->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
-						  A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
-		else
-			t4r_time_fwd(&P->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
-						 A->tdt, last ? NULL : w->la[li + 1].T, A->tcache);
+		dv[c] = d0[c] * w0[c] + d1[c] * w1[c] + d2[c] * w2[c] + d3[c] * w3[c];
+		dw0[c] += d0[c] * v[c];
+		dw1[c] += d1[c] * v[c];
+		dw2[c] += d2[c] * v[c];
+		dw3[c] += d3[c] * v[c];
 	}
+}
 
-	/* 4. delta */
-	for (int h = 0; h < H; h++)
-		Aneg[h] = (t4r_real) (-exp((double) P->A_log[h]));
-	for (int s = 0; s < S; s++)
+/* the general width's scatter form of one sample's conv input gradient:
+ * the xBC columns of dzxd OVERWRITTEN, dconvT ACCUMULATED */
+T4R_CLONES static void
+conv_bwd_scatter(const lop *o, size_t off, int n)
+{
+	t4r_ws	   *w = o->w;
+	int			C = o->D->conv_dim,
+				K = o->D->K,
+				Di = o->D->Di,
+				in_dim = o->D->in_dim;
+
+	for (int l = 0; l < n; l++)
+		memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
+	for (int l = 0; l < n; l++)
+	{
+		const t4r_real *restrict dc = w->dxbc + (off + l) * C;
+
+		for (int k = 0; k < K; k++)
+		{
+			int			j = l - (K - 1) + k;
+			t4r_real   *restrict dv;
+			const t4r_real *restrict v;
+			const t4r_real *restrict wk = w->convT + (size_t) k * C;
+			t4r_real   *restrict dwk = w->dconvT + (size_t) k * C;
+
+			if (j < 0)
+				continue;
+			dv = w->dzxd + (off + j) * in_dim + Di;
+			v = o->A->zxd + (off + j) * in_dim + Di;
+			for (int c = 0; c < C; c++)
+			{
+				dv[c] += dc[c] * wk[c];
+				dwk[c] += dc[c] * v[c];
+			}
+		}
+	}
+}
+
+/*
+ * dxbc [M, C] (gradient of xbc) -> dxbc OVERWRITTEN with the gradient of
+ * the pre-activation, the xBC columns of dzxd OVERWRITTEN; conv_w, conv_b
+ * and, once a sample's rows of dzxd are complete (z and dt columns written
+ * by gnorm_backward and delta_backward), in_b gradients ACCUMULATED.
+ * convT, dconvT OVERWRITTEN.
+ */
+T4R_CLONES static void
+conv_backward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *GP = o->GP;
+	t4r_lact   *A = o->A;
+	int			C = o->D->conv_dim,
+				K = o->D->K,
+				Di = o->D->Di,
+				in_dim = o->D->in_dim;
+	t4r_real   *convT = w->convT;
+
+	conv_weights_t(o);
+	memset(w->dconvT, 0, sizeof(t4r_real) * K * C);
+	for (int s = 0; s < w->S; s++)
+	{
+		size_t		off = w->off[s];
+		int			n = w->n[s];
+
+		for (int l = 0; l < n; l++)
+		{
+			t4r_real   *restrict dc = w->dxbc + (off + l) * C;
+			const t4r_real *restrict cp = A->cpre + (off + l) * C;
+
+			t4r_real   *restrict gcb = GP->conv_b;
+
+			for (int c = 0; c < C; c++)
+			{
+				dc[c] *= m_dhardswish(cp[c]);
+				gcb[c] += dc[c];
+			}
+		}
+		if (K == 4)
+		{
+			/* gather form: each input row's gradient written once */
+			for (int j = 0; j < n; j++)
+			{
+				const t4r_real *d3 = w->dxbc + (off + j) * C;
+
+				conv4_bwd_row(C, convT, convT + C, convT + 2 * C, convT + 3 * C,
+							  j + 3 < n ? d3 + 3 * C : w->zeros,
+							  j + 2 < n ? d3 + 2 * C : w->zeros,
+							  j + 1 < n ? d3 + C : w->zeros, d3,
+							  A->zxd + (off + j) * in_dim + Di,
+							  w->dzxd + (off + j) * in_dim + Di,
+							  w->dconvT, w->dconvT + C, w->dconvT + 2 * C, w->dconvT + 3 * C);
+			}
+		}
+		else
+			conv_bwd_scatter(o, off, n);
+		/* the sample's rows of dzxd are complete: in_proj bias gradient
+		 * while they are in cache */
+		if (o->lastr)
+		{
+			colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
+			colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
+		}
+		else
+			colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
+	}
+	for (int c = 0; c < C; c++)
+		for (int k = 0; k < K; k++)
+			GP->conv_w[(size_t) c * K + k] += w->dconvT[(size_t) k * C + c];
+}
+
+/*
+ * 3.3 + 3.7 time path (is_time; timepath.c / timepath_robust.c): T [R, L]
+ * -> tdt [R, L] (the dt scale of delta_forward) and, except in the last
+ * layer, the next layer's T [R, L] (gate residual + time layer norm); both
+ * and the time cache OVERWRITTEN, time dropout masks drawn in training.
+ */
+T4R_CLONES static void
+time_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_dims *D = o->D;
+	t4r_lact   *A = o->A;
+	int			S = w->S,
+				H = D->H,
+				L = D->L,
+				K = D->K;
+	const t4r_real *mm = NULL,
+			   *mg = NULL;
+	t4r_time_params tp;
+
+	if (o->ptd > 0)
+	{
+		for (int s = 0; s < S; s++)
+		{
+			mask_gen(A->mmlp + (size_t) s * H * L, (size_t) H * L, o->ptd, o->cfg, o->step,
+					 o->idx0 + s, T4R_SITE_LAYER(o->li, T4R_LSITE_TMLP));
+			if (!o->last)
+				mask_gen(A->mgate + (size_t) s * H * L, (size_t) H * L, o->ptd, o->cfg,
+						 o->step, o->idx0 + s, T4R_SITE_LAYER(o->li, T4R_LSITE_TGATE));
+		}
+		mm = A->mmlp;
+		mg = o->last ? NULL : A->mgate;
+	}
+	if (D->robust)
+	{
+		t4r_rtime_fwd(&o->P->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
+					  A->tdt, o->last ? NULL : w->la[o->li + 1].T, A->tcache);
+		return;
+	}
+	/* inference: the MLP and gate through the row-stable kernel */
+	tp = o->P->tp;
+	if (o->ip)
+	{
+		tp.w1p = o->ip->l[o->li].tw1;
+		tp.w2p = o->ip->l[o->li].tw2;
+		tp.gwp = o->ip->l[o->li].tgw;
+	}
+	t4r_time_fwd(&tp, S * H, H, L, K, D->G, o->cfg->norm_eps, A->T, mm, mg,
+				 A->tdt, o->last ? NULL : w->la[o->li + 1].T, A->tcache);
+}
+
+/* dtdt [R, L] (gradient of tdt) and dTn [R, L] (of the next layer's T; not
+ * read in the last layer) -> dT [R, L] OVERWRITTEN, time path parameter
+ * gradients ACCUMULATED */
+T4R_CLONES static void
+time_backward(const lop *o, const t4r_real *dTn, t4r_real *dT)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_dims *D = o->D;
+	t4r_lact   *A = o->A;
+	int			S = w->S,
+				H = D->H,
+				L = D->L,
+				K = D->K;
+	const t4r_real *mm = o->ptd > 0 ? A->mmlp : NULL;
+	const t4r_real *mg = (o->ptd > 0 && !o->last) ? A->mgate : NULL;
+
+	if (D->robust)
+		t4r_rtime_bwd(&o->P->tp, &o->GP->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
+					  A->tcache, w->dtdt, o->last ? NULL : dTn, dT, w->tscratch);
+	else
+		t4r_time_bwd(&o->P->tp, &o->GP->tp, S * H, H, L, K, D->G, o->cfg->norm_eps, A->T,
+					 mm, mg, A->tcache, w->dtdt, o->last ? NULL : dTn, dT, w->tscratch);
+}
+
+/*
+ * 3.4 step size: delta [M, H] = softplus(dt * tdt + dt_bias) (OVERWRITTEN),
+ * dt the last H columns of zxd, tdt [R, L] the time path's scale (1
+ * without is_time).
+ */
+T4R_CLONES static void
+delta_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_dims *D = o->D;
+	t4r_lact   *A = o->A;
+	int			H = D->H,
+				L = D->L,
+				in_dim = D->in_dim,
+				dtc = 2 * D->Di + 2 * D->N;
+
+	for (int s = 0; s < w->S; s++)
 	{
 		size_t		off = w->off[s];
 		int			n = w->n[s];
@@ -1051,28 +1338,143 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 
 				if (D->is_time)
 					v *= A->tdt[((size_t) s * H + h) * L + l];
-				dl[h] = t4r_softplus(v + P->dt_bias[h]);
+				dl[h] = t4r_softplus(v + o->P->dt_bias[h]);
 			}
 		}
 	}
+}
 
-	/* 5. SSD */
-	for (int s = 0; s < S; s++)
+/* ddelta [M, H] -> the dt columns of dzxd OVERWRITTEN, dtdt [R, L]
+ * OVERWRITTEN (is_time; 0 at padded positions), dt_bias gradient
+ * ACCUMULATED */
+T4R_CLONES static void
+delta_backward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_dims *D = o->D;
+	t4r_lact   *A = o->A;
+	int			H = D->H,
+				L = D->L,
+				in_dim = D->in_dim,
+				dtc = 2 * D->Di + 2 * D->N;
+
+	for (int s = 0; s < w->S; s++)
+	{
+		size_t		off = w->off[s];
+		int			n = w->n[s];
+
+		for (int l = 0; l < n; l++)
+		{
+			const t4r_real *dt = A->zxd + (off + l) * in_dim + dtc;
+			t4r_real   *ddt = w->dzxd + (off + l) * in_dim + dtc;
+			const t4r_real *dd = w->ddelta + (off + l) * H;
+
+			for (int h = 0; h < H; h++)
+			{
+				t4r_real	tf = D->is_time ? A->tdt[((size_t) s * H + h) * L + l] : 1;
+				t4r_real	gp = dd[h] * t4r_dsoftplus(dt[h] * tf + o->P->dt_bias[h]);
+
+				o->GP->dt_bias[h] += gp;
+				ddt[h] = gp * tf;
+				if (D->is_time)
+					w->dtdt[((size_t) s * H + h) * L + l] = gp * dt[h];
+			}
+		}
+		if (D->is_time)
+			for (int h = 0; h < H; h++)
+				for (int l = n; l < L; l++)
+					w->dtdt[((size_t) s * H + h) * L + l] = 0;
+	}
+}
+
+/* the SSD's decay a [H] = -exp(A_log), OVERWRITTEN after convT's [K, C] */
+static t4r_real *
+ssd_a(const lop *o)
+{
+	t4r_real   *Aneg = o->w->convT + (size_t) o->D->K * o->D->conv_dim;
+
+	for (int h = 0; h < o->D->H; h++)
+		Aneg[h] = (t4r_real) (-exp((double) o->P->A_log[h]));
+	return Aneg;
+}
+
+/*
+ * 3.4 SSD (ssd.c) per sample over x | B | C (the xbc columns) and delta:
+ * y [rows, Di] OVERWRITTEN (lastr: only each sample's last position).
+ */
+T4R_CLONES static void
+ssd_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_dims *D = o->D;
+	t4r_lact   *A = o->A;
+	int			Di = D->Di,
+				N = D->N,
+				C = D->conv_dim,
+				H = D->H;
+	t4r_real   *Aneg = ssd_a(o);
+
+	for (int s = 0; s < w->S; s++)
 	{
 		size_t		off = w->off[s];
 		const t4r_real *x = A->xbc + off * C;
 
-		t4r_ssd_fwd(w->n[s], H, D->P, N, cfg->chunk_size, x, C, x + Di, x + Di + N, C,
-					A->delta + off * H, Aneg, P->D, lastr,
-					lastr ? A->y + (size_t) s * Di : A->y + off * Di, Di, w->ssd_ws);
+		t4r_ssd_fwd(w->n[s], H, D->P, N, o->cfg->chunk_size, x, C, x + Di, x + Di + N, C,
+					A->delta + off * H, Aneg, o->P->D, o->lastr,
+					o->lastr ? A->y + (size_t) s * Di : A->y + off * Di, Di, w->ssd_ws);
 	}
+}
 
-	/* 6. gated RMS norm */
-	for (size_t r = 0; r < rows; r++)
+/* dy [rows, Di] -> dxbc [M, C] and ddelta [M, H] OVERWRITTEN, A_log and D
+ * gradients ACCUMULATED (dA [H] OVERWRITTEN) */
+T4R_CLONES static void
+ssd_backward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_dims *D = o->D;
+	t4r_lact   *A = o->A;
+	int			Di = D->Di,
+				N = D->N,
+				C = D->conv_dim,
+				H = D->H;
+	t4r_real   *Aneg = ssd_a(o);
+
+	memset(w->dA, 0, sizeof(t4r_real) * H);
+	for (int s = 0; s < w->S; s++)
 	{
-		const t4r_real *z = A->zxd + out_row(w, lastr, r) * in_dim;
-		const t4r_real *y = A->y + r * Di;
-		t4r_real   *yn = A->yn + r * Di;
+		size_t		off = w->off[s];
+		const t4r_real *x = A->xbc + off * C;
+		t4r_real   *dx = w->dxbc + off * C;
+
+		t4r_ssd_bwd(w->n[s], H, D->P, N, o->cfg->chunk_size, x, C, x + Di, x + Di + N, C,
+					A->delta + off * H, Aneg, o->P->D, o->lastr,
+					o->lastr ? w->dy + (size_t) s * Di : w->dy + off * Di, Di,
+					dx, dx + Di, dx + Di + N, w->ddelta + off * H, w->dA, o->GP->D, w->ssd_ws);
+	}
+	for (int h = 0; h < H; h++)
+		o->GP->A_log[h] += w->dA[h] * Aneg[h];
+}
+
+/*
+ * 3.5 gated RMS norm: g = y * silu(z), yn [rows, Di] = g / sqrt(mean(g^2)
+ * + eps) * norm_w; yn and rrs [rows] (the rstd) OVERWRITTEN.
+ */
+T4R_CLONES static void
+gnorm_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	t4r_lact   *A = o->A;
+	int			Di = o->D->Di,
+				in_dim = o->D->in_dim;
+
+	for (size_t r = 0; r < o->rows; r++)
+	{
+		/* local restrict pointers: under -fno-strict-aliasing the loops
+		 * below stayed scalar reading through o->P */
+		const t4r_real *restrict z = A->zxd + out_row(w, o->lastr, r) * in_dim;
+		const t4r_real *restrict y = A->y + r * Di;
+		t4r_real   *restrict yn = A->yn + r * Di;
+		const t4r_real *restrict nw = o->P->norm_w;
 		double		ss = 0,
 					rs;
 
@@ -1081,108 +1483,301 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 		for (int c = 0; c < Di; c++)
 			yn[c] = y[c] * z[c] * m_sigmoid(z[c]);
 		ss = sumsq(yn, Di);
-		rs = 1.0 / sqrt(ss / Di + cfg->norm_eps);
+		rs = 1.0 / sqrt(ss / Di + o->cfg->norm_eps);
 		A->rrs[r] = (t4r_real) rs;
 		rsr = (t4r_real) rs;
 		for (int c = 0; c < Di; c++)
-			yn[c] = yn[c] * rsr * P->norm_w[c];
+			yn[c] = yn[c] * rsr * nw[c];
 	}
+}
 
-	/* 7. out_proj, dropout, residual, LayerNorm_d */
-	fill_rows(A->a, rows, d, P->out_b);
-	t4r_gemm(0, 1, (int) rows, d, Di, 1, A->yn, Di, P->out_w, Di, 1, A->a, d);
-	if (pd > 0)
+/* gated RMS norm backward of one row, after the reduction: dg = rs dyn nw -
+ * k2 g, dy = dg z sg, dz = dg y sg (1 + z (1 - sg)); restrict arguments so
+ * that the loop vectorises (it was scalar) */
+static inline __attribute__((always_inline)) void
+gnorm_bwd_row(int Di, t4r_real rs, t4r_real k2, const t4r_real *restrict dyn,
+			  const t4r_real *restrict nw, const t4r_real *restrict gbuf,
+			  const t4r_real *restrict sbuf, const t4r_real *restrict z,
+			  const t4r_real *restrict y, t4r_real *restrict dy, t4r_real *restrict dz)
+{
+	for (int c = 0; c < Di; c++)
 	{
-		for (int s = 0; s < S; s++)
-		{
-			if (lastr)
-				mask_gen(A->mo + (size_t) s * d, d, pd, cfg, step, idx0 + s,
-						 T4R_SITE_LAYER(li, T4R_LSITE_O));
-			else
-				mask_gen(A->mo + w->off[s] * d, (size_t) w->n[s] * d, pd, cfg, step, idx0 + s,
-						 T4R_SITE_LAYER(li, T4R_LSITE_O));
-		}
+		t4r_real	sg = sbuf[c];
+		t4r_real	dg = rs * dyn[c] * nw[c] - k2 * gbuf[c];
+
+		dy[c] = dg * z[c] * sg;
+		dz[c] = dg * y[c] * sg * (1 + z[c] * (1 - sg));
 	}
+}
+
+/* dyn [rows, Di] -> dy [rows, Di] and the z columns of dzxd (at out_row)
+ * OVERWRITTEN, norm_w gradient ACCUMULATED; gtmp [2 Di] scratch */
+T4R_CLONES static void
+gnorm_backward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	t4r_lact   *A = o->A;
+	int			Di = o->D->Di,
+				in_dim = o->D->in_dim;
+
+	for (size_t r = 0; r < o->rows; r++)
+	{
+		size_t		gr = out_row(w, o->lastr, r);
+		const t4r_real *z = A->zxd + gr * in_dim;
+		const t4r_real *y = A->y + r * Di;
+		const t4r_real *dyn = w->dyn + r * Di;
+		t4r_real   *dy = w->dy + r * Di;
+		t4r_real   *dz = w->dzxd + gr * in_dim;
+		t4r_real	rs = A->rrs[r];
+		t4r_real   *gbuf = w->gtmp;
+		t4r_real   *sbuf = w->gtmp + Di;
+		t4r_real	k2;
+		double		dot;
+
+		for (int c = 0; c < Di; c++)
+		{
+			t4r_real	sg = m_sigmoid(z[c]);
+
+			sbuf[c] = sg;
+			gbuf[c] = y[c] * z[c] * sg;
+		}
+		for (int c = 0; c < Di; c++)
+			o->GP->norm_w[c] += dyn[c] * gbuf[c] * rs;
+		dot = dot3(dyn, o->P->norm_w, gbuf, Di);
+		k2 = (t4r_real) ((double) rs * rs * rs * dot / Di);
+		gnorm_bwd_row(Di, rs, k2, dyn, o->P->norm_w, gbuf, sbuf, z, y, dy, dz);
+	}
+}
+
+/*
+ * 3.6 + 3.8 out_proj, dropout, residual, LayerNorm_d: a [rows, d] =
+ * Dropout(yn out_w^T + out_b) + U (no residual with one layer), hh = LN(a);
+ * a, hh, a_mu, a_rs [rows] and the mask mo OVERWRITTEN.
+ */
+T4R_CLONES static void
+out_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P;
+	t4r_lact   *A = o->A;
+	size_t		rows = o->rows;
+	int			d = o->D->d,
+				Di = o->D->Di;
+	int			residual = o->D->layers > 1;
+
+	linear_forward(rows, Di, d, A->yn, P->out_w, o->ip ? o->ip->l[o->li].out : NULL, P->out_b,
+				   A->a);
+	if (o->pd > 0)
+		lop_masks(o, A->mo, d, o->lastr, T4R_LSITE_O);
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *a = A->a + r * d;
-		const t4r_real *u = A->U + out_row(w, lastr, r) * d;
+		const t4r_real *u = A->U + out_row(w, o->lastr, r) * d;
 
-		const t4r_real *restrict mo = pd > 0 ? A->mo + r * d : w->ones;
+		const t4r_real *restrict mo = o->pd > 0 ? A->mo + r * d : w->ones;
 		const t4r_real *restrict uu = residual ? u : w->zeros;
 
 		for (int c = 0; c < d; c++)
 			a[c] = a[c] * mo[c] + uu[c];
-		ln_fwd(a, d, P->ln_w, P->ln_b, cfg->norm_eps, A->hh + r * d,
-						  &A->a_mu[r], &A->a_rs[r]);
+		ln_fwd(a, d, P->ln_w, P->ln_b, o->cfg->norm_eps, A->hh + r * d,
+			   &A->a_mu[r], &A->a_rs[r]);
 	}
+}
 
-	/* 8. FFN */
-	fill_rows(A->f1, rows, f, P->fc1_b);
-	t4r_gemm(0, 1, (int) rows, f, d, 1, A->hh, d, P->fc1_w, d, 1, A->f1, f);
-	if (pd > 0)
+/* dhh [rows, d] (gradient of hh, FFN residual included) -> da [rows, d]
+ * (gradient of a, read again by residual_backward), dob [rows, d], dyn
+ * [rows, Di] OVERWRITTEN; ln, out_w, out_b gradients ACCUMULATED */
+T4R_CLONES static void
+out_backward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P,
+			   *GP = o->GP;
+	t4r_lact   *A = o->A;
+	size_t		rows = o->rows;
+	int			d = o->D->d,
+				Di = o->D->Di;
+
+	for (size_t r = 0; r < rows; r++)
+		ln_bwd(A->a + r * d, w->dhh + r * d, d, P->ln_w, A->a_mu[r], A->a_rs[r],
+			   w->da + r * d, GP->ln_w, GP->ln_b);
+	dropout_linear_backward(w, rows, Di, d, w->da, o->pd > 0 ? A->mo : NULL, A->yn, P->out_w,
+							w->dob, GP->out_w, GP->out_b, w->dyn);
+}
+
+/* the residual branch of out_forward: dU [M, d] (at out_row) ACCUMULATED
+ * with da; runs after in_proj_backward, which OVERWRITES dU */
+T4R_CLONES static void
+residual_backward(const lop *o, t4r_real *dU)
+{
+	int			d = o->D->d;
+
+	if (o->D->layers < 2)
+		return;
+	for (size_t r = 0; r < o->rows; r++)
 	{
-		for (int s = 0; s < S; s++)
+		t4r_real   *du = dU + out_row(o->w, o->lastr, r) * d;
+		const t4r_real *da = o->w->da + r * d;
+
+		for (int c = 0; c < d; c++)
+			du[c] += da[c];
+	}
+}
+
+/*
+ * 3.9 FFN: f1 [rows, 4d] = hh fc1_w^T + fc1_b, h1 = Dropout(hardswish(f1)),
+ * b [rows, d] = Dropout(h1 fc2_w^T + fc2_b) + hh, F = LN(b) (eps 1e-12);
+ * f1, h1, b, F, b_mu, b_rs and the masks m1, m2 OVERWRITTEN.
+ */
+T4R_CLONES static void
+ffn_forward(const lop *o)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P;
+	t4r_lact   *A = o->A;
+	size_t		rows = o->rows;
+	size_t		tot = rows * o->D->ffn_dim;
+	int			d = o->D->d,
+				f = o->D->ffn_dim;
+
+	linear_forward(rows, d, f, A->hh, P->fc1_w, o->ip ? o->ip->l[o->li].fc1 : NULL, P->fc1_b,
+				   A->f1);
+	{
+		/* local restrict pointers: under -fno-strict-aliasing a store
+		 * through A->h1 could change A's fields, and the loop stayed scalar */
+		t4r_real   *restrict h1 = A->h1;
+		const t4r_real *restrict f1 = A->f1;
+		const t4r_real *restrict m1 = A->m1;
+
+		if (o->pd > 0)
 		{
-			if (lastr)
-			{
-				mask_gen(A->m1 + (size_t) s * f, f, pd, cfg, step, idx0 + s,
-						 T4R_SITE_LAYER(li, T4R_LSITE_FFN1));
-				mask_gen(A->m2 + (size_t) s * d, d, pd, cfg, step, idx0 + s,
-						 T4R_SITE_LAYER(li, T4R_LSITE_FFN2));
-			}
-			else
-			{
-				mask_gen(A->m1 + w->off[s] * f, (size_t) w->n[s] * f, pd, cfg, step, idx0 + s,
-						 T4R_SITE_LAYER(li, T4R_LSITE_FFN1));
-				mask_gen(A->m2 + w->off[s] * d, (size_t) w->n[s] * d, pd, cfg, step, idx0 + s,
-						 T4R_SITE_LAYER(li, T4R_LSITE_FFN2));
-			}
-		}
-	}
-	{
-		size_t		tot = rows * f;
-
-		if (pd > 0)
+			lop_masks(o, A->m1, f, o->lastr, T4R_LSITE_FFN1);
+			lop_masks(o, A->m2, d, o->lastr, T4R_LSITE_FFN2);
 			for (size_t i = 0; i < tot; i++)
-				A->h1[i] = m_hardswish(A->f1[i]) * A->m1[i];
+				h1[i] = m_hardswish(f1[i]) * m1[i];
+		}
 		else
 			for (size_t i = 0; i < tot; i++)
-				A->h1[i] = m_hardswish(A->f1[i]);
+				h1[i] = m_hardswish(f1[i]);
 	}
-	fill_rows(A->b, rows, d, P->fc2_b);
-	t4r_gemm(0, 1, (int) rows, d, f, 1, A->h1, f, P->fc2_w, f, 1, A->b, d);
+	linear_forward(rows, f, d, A->h1, P->fc2_w, o->ip ? o->ip->l[o->li].fc2 : NULL, P->fc2_b,
+				   A->b);
 	for (size_t r = 0; r < rows; r++)
 	{
 		t4r_real   *b = A->b + r * d;
 		const t4r_real *hh = A->hh + r * d;
 
-		const t4r_real *restrict m2 = pd > 0 ? A->m2 + r * d : w->ones;
+		const t4r_real *restrict m2 = o->pd > 0 ? A->m2 + r * d : w->ones;
 
 		for (int c = 0; c < d; c++)
 			b[c] = b[c] * m2[c] + hh[c];
-		ln_fwd(b, d, P->fln_w, P->fln_b, 1e-12, A->F + r * d,
-						  &A->b_mu[r], &A->b_rs[r]);
+		ln_fwd(b, d, P->fln_w, P->fln_b, 1e-12, A->F + r * d, &A->b_mu[r], &A->b_rs[r]);
 	}
 }
 
-T4R_CLONES int
-t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
-			   uint64_t step)
+/* dF [rows, d] (gradient of F) -> dhh [rows, d] (gradient of hh through fc1
+ * and the residual) OVERWRITTEN, db, df2 [rows, d], dh1 [rows, 4d]
+ * OVERWRITTEN; fln, fc2, fc1 gradients ACCUMULATED */
+T4R_CLONES static void
+ffn_backward(const lop *o, const t4r_real *dF)
+{
+	t4r_ws	   *w = o->w;
+	const t4r_lparams *P = o->P,
+			   *GP = o->GP;
+	t4r_lact   *A = o->A;
+	size_t		rows = o->rows;
+	int			d = o->D->d,
+				f = o->D->ffn_dim;
+
+	for (size_t r = 0; r < rows; r++)
+		ln_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
+			   w->db + r * d, GP->fln_w, GP->fln_b);
+	dropout_linear_backward(w, rows, f, d, w->db, o->pd > 0 ? A->m2 : NULL, A->h1, P->fc2_w,
+							w->df2, GP->fc2_w, GP->fc2_b, w->dh1);
+	/* dropout + hardswish; fc1 bias gradient */
+	for (size_t r = 0; r < rows; r++)
+	{
+		const t4r_real *restrict m1 = o->pd > 0 ? A->m1 + r * f : w->ones;
+		const t4r_real *restrict f1 = A->f1 + r * f;
+		t4r_real   *restrict dh = w->dh1 + r * f;
+		t4r_real   *restrict gb = GP->fc1_b;
+
+		for (int c = 0; c < f; c++)
+		{
+			dh[c] *= m1[c] * m_dhardswish(f1[c]);
+			gb[c] += dh[c];
+		}
+	}
+	/* fc1, then the residual */
+	linear_backward(rows, d, f, w->dh1, A->hh, P->fc1_w, GP->fc1_w, w->dhh);
+	for (size_t r = 0; r < rows; r++)
+	{
+		t4r_real   *restrict dhh = w->dhh + r * d;
+		const t4r_real *restrict db = w->db + r * d;
+
+		for (int c = 0; c < d; c++)
+			dhh[c] += db[c];
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* a layer: the ops in MODEL.md's order, and back                      */
+/* ------------------------------------------------------------------ */
+
+/* U [M, d] and (is_time) T [R, L] of layer li -> F [rows, d] (the next
+ * layer's U, or hidden) and the next layer's T */
+static void
+layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
+{
+	lop			o;
+
+	lop_init(&o, w, li, NULL, step, idx0);
+	in_proj_forward(&o);
+	conv_forward(&o);
+	if (o.D->is_time)
+		time_forward(&o);
+	delta_forward(&o);
+	ssd_forward(&o);
+	gnorm_forward(&o);
+	out_forward(&o);
+	ffn_forward(&o);
+}
+
+/* dF: [rows, d] gradient of the layer output; writes dU [M, d] (gradient of
+ * the layer input); dTn: gradient of T_new (NULL for the last layer);
+ * dT: gradient of T (written); parameter gradients ACCUMULATED into g */
+static void
+layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *dU,
+		  const t4r_real *dTn, t4r_real *dT)
+{
+	lop			o;
+
+	lop_init(&o, w, li, g, 0, 0);
+	ffn_backward(&o, dF);
+	out_backward(&o);
+	gnorm_backward(&o);
+	ssd_backward(&o);
+	delta_backward(&o);
+	if (o.D->is_time)
+		time_backward(&o, dTn, dT);
+	conv_backward(&o);
+	in_proj_backward(&o, dU);
+	residual_backward(&o, dU);
+}
+
+/* ------------------------------------------------------------------ */
+/* the model's input and loss, forward and backward                    */
+/* ------------------------------------------------------------------ */
+
+/* packs the last L items of each sample into the rows of w (n, off,
+ * items, S, M); T4R_EINVAL on a bad sample before anything is computed */
+static int
+ws_pack(t4r_ws *w, const t4r_sample *smp, int S)
 {
 	const t4r_dims *D = &w->D;
-	const t4r_config *cfg = &w->m->cfg;
-	const t4r_pview *pv = &w->pv;
-	int			d = D->d,
-				L = D->L,
-				H = D->H;
+	int			L = D->L;
 	size_t		M = 0;
-	double		pd;
 
-	if (S < 1 || S > w->Smax)
-		return T4R_EINVAL;
-	if (training && !w->train)
-		return T4R_EINVAL;
 	for (int s = 0; s < S; s++)
 	{
 		int			n = smp[s].n;
@@ -1210,15 +1805,27 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 	}
 	w->S = S;
 	w->M = M;
-	w->training = training;
-	pd = training ? cfg->dropout_prob : 0;
+	return T4R_OK;
+}
 
-	/* 1. embedding, dropout, in_layer_norm */
+/*
+ * 1. embedding, dropout, in_layer_norm: emb [M, d] = Dropout(E[items])
+ * (memb the mask), the first layer's U [M, d] = LN(emb); emb, memb, U,
+ * e_mu, e_rs [M] OVERWRITTEN.
+ */
+T4R_CLONES static void
+embed_forward(t4r_ws *w, double pd, uint64_t step, int idx0)
+{
+	const t4r_config *cfg = &w->m->cfg;
+	const t4r_pview *pv = &w->pv;
+	size_t		M = w->M;
+	int			d = w->D.d;
+
 	for (size_t r = 0; r < M; r++)
 		memcpy(w->emb + r * d, pv->emb + (size_t) w->items[r] * d, sizeof(t4r_real) * d);
 	if (pd > 0)
 	{
-		for (int s = 0; s < S; s++)
+		for (int s = 0; s < w->S; s++)
 			mask_gen(w->memb + w->off[s] * d, (size_t) w->n[s] * d, pd, cfg, step, idx0 + s,
 					 T4R_SITE_EMB);
 		for (size_t i = 0; i < M * d; i++)
@@ -1226,42 +1833,71 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 	}
 	for (size_t r = 0; r < M; r++)
 		ln_fwd(w->emb + r * d, d, pv->in_ln_w, pv->in_ln_b, cfg->norm_eps,
-						  w->la[0].U + r * d, &w->e_mu[r], &w->e_rs[r]);
+			   w->la[0].U + r * d, &w->e_mu[r], &w->e_rs[r]);
+}
 
-	/* 2. time features */
-	if (D->robust)
+/* dX [M, d] (gradient of the first layer's U) -> dX OVERWRITTEN with the
+ * gradient of emb; in_ln and embedding-row gradients ACCUMULATED (row 0,
+ * padding, gets nothing from the lookup) */
+T4R_CLONES static void
+embed_backward(t4r_ws *w, const t4r_pview *g, double pd, t4r_real *dX)
+{
+	const t4r_pview *pv = &w->pv;
+	int			d = w->D.d;
+
+	for (size_t r = 0; r < w->M; r++)
 	{
-		/* robust (timepath.h): log-scaled gaps, a per-head affine map, zero
-		 * in padded slots */
-		for (int s = 0; s < S; s++)
-		{
-			int			n = w->n[s];
-			int			start = smp[s].n - n;
-			t4r_real   *td = w->td + (size_t) s * L;
-			t4r_real   *T = w->la[0].T + (size_t) s * H * L;
+		t4r_real   *dx = dX + r * d;
+		int32_t		it = w->items[r];
 
-			t4r_rtime_features(smp[s].ts + start, n, L, cfg->time_scale, td);
+		ln_bwd(w->emb + r * d, dx, d, pv->in_ln_w, w->e_mu[r], w->e_rs[r], dx,
+			   g->in_ln_w, g->in_ln_b);
+		if (it != 0)
+		{
+			t4r_real   *ge = g->emb + (size_t) it * d;
+
 			if (pd > 0)
 			{
-				mask_gen(T, L, pd, cfg, step, idx0 + s, T4R_SITE_TD);
-				for (int l = 0; l < L; l++)
-					td[l] *= T[l];
+				const t4r_real *mk = w->memb + r * d;
+
+				for (int c = 0; c < d; c++)
+					ge[c] += dx[c] * mk[c];
 			}
-			for (int h = 0; h < H; h++)
-				for (int l = 0; l < L; l++)
-					T[(size_t) h * L + l] = l < n ? pv->tln_w[h] * td[l] + pv->tln_b[h] : 0;
+			else
+				for (int c = 0; c < d; c++)
+					ge[c] += dx[c];
 		}
 	}
-	else if (D->is_time)
-	{
-		for (int s = 0; s < S; s++)
-		{
-			int			n = w->n[s];
-			int			start = smp[s].n - n;
-			const double *ts = smp[s].ts + start;
-			t4r_real   *td = w->td + (size_t) s * L;
-			t4r_real   *T = w->la[0].T + (size_t) s * H * L;
+}
 
+/*
+ * 2. time features (is_time): the first layer's T [R, L] OVERWRITTEN, td
+ * [S, L] (the time differences after dropout) OVERWRITTEN.  Official form:
+ * td = differences of the padded times, T = LayerNorm_L(Dropout(td)) on
+ * every head (t_mu, t_rs [S] OVERWRITTEN).  Robust form (timepath.h):
+ * log-scaled gaps, a per-head affine map, zero in padded slots.
+ */
+T4R_CLONES static void
+time_features_forward(t4r_ws *w, const t4r_sample *smp, double pd, uint64_t step, int idx0)
+{
+	const t4r_dims *D = &w->D;
+	const t4r_config *cfg = &w->m->cfg;
+	const t4r_pview *pv = &w->pv;
+	int			L = D->L,
+				H = D->H;
+
+	for (int s = 0; s < w->S; s++)
+	{
+		int			n = w->n[s];
+		int			start = smp[s].n - n;
+		const double *ts = smp[s].ts + start;
+		t4r_real   *td = w->td + (size_t) s * L;
+		t4r_real   *T = w->la[0].T + (size_t) s * H * L;
+
+		if (D->robust)
+			t4r_rtime_features(ts, n, L, cfg->time_scale, td);
+		else
+		{
 			td[0] = 0;
 			for (int l = 1; l < L; l++)
 			{
@@ -1270,21 +1906,92 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 
 				td[l] = (t4r_real) (a - b);
 			}
-			if (pd > 0)
-			{
-				/* T's first row as a temporary for the mask */
-				mask_gen(T, L, pd, cfg, step, idx0 + s, T4R_SITE_TD);
-				for (int l = 0; l < L; l++)
-					td[l] *= T[l];
-			}
-			t4r_layernorm_fwd(td, L, pv->tln_w, pv->tln_b, cfg->norm_eps, T,
-							  &w->t_mu[s], &w->t_rs[s]);
-			for (int h = 1; h < H; h++)
-				memcpy(T + (size_t) h * L, T, sizeof(t4r_real) * L);
 		}
+		if (pd > 0)
+		{
+			/* T's first row as a temporary for the mask */
+			mask_gen(T, L, pd, cfg, step, idx0 + s, T4R_SITE_TD);
+			for (int l = 0; l < L; l++)
+				td[l] *= T[l];
+		}
+		if (D->robust)
+		{
+			for (int h = 0; h < H; h++)
+				for (int l = 0; l < L; l++)
+					T[(size_t) h * L + l] = l < n ? pv->tln_w[h] * td[l] + pv->tln_b[h] : 0;
+			continue;
+		}
+		t4r_layernorm_fwd(td, L, pv->tln_w, pv->tln_b, cfg->norm_eps, T,
+						  &w->t_mu[s], &w->t_rs[s]);
+		for (int h = 1; h < H; h++)
+			memcpy(T + (size_t) h * L, T, sizeof(t4r_real) * L);
 	}
+}
 
-	/* 3. layers */
+/* dT [R, L] (gradient of the first layer's T) -> layer_norm_time (robust:
+ * the per-head affine map) gradients ACCUMULATED; dtsum, dtmp [L] scratch */
+T4R_CLONES static void
+time_features_backward(t4r_ws *w, const t4r_pview *g, const t4r_real *dT)
+{
+	const t4r_dims *D = &w->D;
+	const t4r_pview *pv = &w->pv;
+	int			L = D->L,
+				H = D->H;
+
+	for (int s = 0; s < w->S; s++)
+	{
+		const t4r_real *dTs = dT + (size_t) s * H * L;
+
+		if (D->robust)
+		{
+			const t4r_real *td = w->td + (size_t) s * L;
+
+			for (int h = 0; h < H; h++)
+			{
+				double		aw = 0,
+							ab = 0;
+
+				for (int l = 0; l < w->n[s]; l++)
+				{
+					aw += (double) dTs[(size_t) h * L + l] * td[l];
+					ab += dTs[(size_t) h * L + l];
+				}
+				g->tln_w[h] += (t4r_real) aw;
+				g->tln_b[h] += (t4r_real) ab;
+			}
+			continue;
+		}
+		for (int l = 0; l < L; l++)
+		{
+			t4r_real	acc = 0;
+
+			for (int h = 0; h < H; h++)
+				acc += dTs[(size_t) h * L + l];
+			w->dtsum[l] = acc;
+		}
+		t4r_layernorm_bwd(w->td + (size_t) s * L, w->dtsum, L, pv->tln_w, w->t_mu[s],
+						  w->t_rs[s], w->dtmp, g->tln_w, g->tln_b);
+	}
+}
+
+T4R_CLONES int
+t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
+			   uint64_t step)
+{
+	const t4r_dims *D = &w->D;
+	double		pd = training ? w->m->cfg.dropout_prob : 0;
+	int			rc;
+
+	if (S < 1 || S > w->Smax)
+		return T4R_EINVAL;
+	if (training && !w->train)
+		return T4R_EINVAL;
+	if ((rc = ws_pack(w, smp, S)) != T4R_OK)
+		return rc;
+	w->training = training;
+	embed_forward(w, pd, step, idx0);
+	if (D->is_time)
+		time_features_forward(w, smp, pd, step, idx0);
 	for (int li = 0; li < D->layers; li++)
 		layer_fwd(w, li, step, idx0);
 	return T4R_OK;
@@ -1321,362 +2028,6 @@ t4r_ws_scores(t4r_ws *w, t4r_real *scores)
 		return;
 	}
 	t4r_gemm(0, 1, w->S, D->V, D->d, 1, w->hidden, D->d, w->pv.emb, D->d, 0, scores, D->V);
-}
-
-/* ------------------------------------------------------------------ */
-/* backward                                                            */
-/* ------------------------------------------------------------------ */
-
-/* one input row of the width-4 causal conv's backward, gather form: the
- * input gradient dv = d0 w0 + d1 w1 + d2 w2 + d3 w3 (d_k the output
- * gradient rows that read this input through tap k, zeros past the end) and
- * the weight gradients dw_k += d_k v.  Every pointer is a separate restrict
- * argument (the taps are disjoint rows of convT / dconvT) so that the loop
- * vectorises; it was scalar with the stores through plain pointers. */
-static inline __attribute__((always_inline)) void
-conv4_bwd_row(int C, const t4r_real *restrict w0, const t4r_real *restrict w1,
-			  const t4r_real *restrict w2, const t4r_real *restrict w3,
-			  const t4r_real *restrict d0, const t4r_real *restrict d1,
-			  const t4r_real *restrict d2, const t4r_real *restrict d3,
-			  const t4r_real *restrict v, t4r_real *restrict dv,
-			  t4r_real *restrict dw0, t4r_real *restrict dw1,
-			  t4r_real *restrict dw2, t4r_real *restrict dw3)
-{
-	for (int c = 0; c < C; c++)
-	{
-		dv[c] = d0[c] * w0[c] + d1[c] * w1[c] + d2[c] * w2[c] + d3[c] * w3[c];
-		dw0[c] += d0[c] * v[c];
-		dw1[c] += d1[c] * v[c];
-		dw2[c] += d2[c] * v[c];
-		dw3[c] += d3[c] * v[c];
-	}
-}
-
-/* gated RMS norm backward of one row, after the reduction: dg = rs dyn nw -
- * k2 g, dy = dg z sg, dz = dg y sg (1 + z (1 - sg)); restrict arguments so
- * that the loop vectorises (it was scalar) */
-static inline __attribute__((always_inline)) void
-gnorm_bwd_row(int Di, t4r_real rs, t4r_real k2, const t4r_real *restrict dyn,
-			  const t4r_real *restrict nw, const t4r_real *restrict gbuf,
-			  const t4r_real *restrict sbuf, const t4r_real *restrict z,
-			  const t4r_real *restrict y, t4r_real *restrict dy, t4r_real *restrict dz)
-{
-	for (int c = 0; c < Di; c++)
-	{
-		t4r_real	sg = sbuf[c];
-		t4r_real	dg = rs * dyn[c] * nw[c] - k2 * gbuf[c];
-
-		dy[c] = dg * z[c] * sg;
-		dz[c] = dg * y[c] * sg * (1 + z[c] * (1 - sg));
-	}
-}
-
-/* dF: [rows, d] gradient of the layer output; writes dU [M, d] (gradient of
- * the layer input); dTn: gradient of T_new (NULL for the last layer);
- * dT: gradient of T (written) */
-T4R_CLONES static void
-layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *dU,
-		  const t4r_real *dTn, t4r_real *dT)
-{
-	const t4r_dims *D = &w->D;
-	const t4r_config *cfg = &w->m->cfg;
-	const t4r_lparams *P = &w->pv.l[li];
-	const t4r_lparams *GP = &g->l[li];
-	t4r_lact   *A = &w->la[li];
-	int			last = (li == D->layers - 1);
-	/* rows of the item path after the SSD: one per sample in the last
-	 * layer, except in all_positions training (every position has a loss) */
-	int			lastr = last && !w->allpos;
-	int			S = w->S;
-	size_t		M = w->M;
-	size_t		rows = lastr ? (size_t) S : M;
-	int			d = D->d,
-				Di = D->Di,
-				C = D->conv_dim,
-				H = D->H,
-				L = D->L,
-				K = D->K,
-				N = D->N,
-				f = D->ffn_dim,
-				in_dim = D->in_dim;
-	int			dtc = 2 * Di + 2 * N;
-	double		pd = w->training ? cfg->dropout_prob : 0;
-	double		ptd = w->training ? cfg->time_dropout : 0;
-	int			residual = D->layers > 1;
-	t4r_real   *convT = w->convT;
-	t4r_real   *Aneg = w->convT + (size_t) K * C;
-
-	/* recompute the per-layer small parameters (forward of later layers
-	 * overwrote them) */
-	for (int c = 0; c < C; c++)
-		for (int k = 0; k < K; k++)
-			convT[(size_t) k * C + c] = P->conv_w[(size_t) c * K + k];
-	for (int h = 0; h < H; h++)
-		Aneg[h] = (t4r_real) (-exp((double) P->A_log[h]));
-
-	/* FFN layer norm */
-	for (size_t r = 0; r < rows; r++)
-		ln_bwd(A->b + r * d, dF + r * d, d, P->fln_w, A->b_mu[r], A->b_rs[r],
-						  w->db + r * d, GP->fln_w, GP->fln_b);
-	/* fc2 (after its dropout); bias gradient in the same pass */
-	for (size_t r = 0; r < rows; r++)
-	{
-		const t4r_real *restrict m2 = pd > 0 ? A->m2 + r * d : w->ones;
-		const t4r_real *restrict db = w->db + r * d;
-		t4r_real   *restrict df2 = w->df2 + r * d;
-		t4r_real   *restrict gb = GP->fc2_b;
-
-		for (int c = 0; c < d; c++)
-		{
-			df2[c] = db[c] * m2[c];
-			gb[c] += df2[c];
-		}
-	}
-	t4r_gemm(1, 0, d, f, (int) rows, 1, w->df2, d, A->h1, f, 1, GP->fc2_w, f);
-	t4r_gemm(0, 0, (int) rows, f, d, 1, w->df2, d, P->fc2_w, f, 0, w->dh1, f);
-	/* dropout + hardswish; fc1 bias gradient */
-	for (size_t r = 0; r < rows; r++)
-	{
-		const t4r_real *restrict m1 = pd > 0 ? A->m1 + r * f : w->ones;
-		const t4r_real *restrict f1 = A->f1 + r * f;
-		t4r_real   *restrict dh = w->dh1 + r * f;
-		t4r_real   *restrict gb = GP->fc1_b;
-
-		for (int c = 0; c < f; c++)
-		{
-			dh[c] *= m1[c] * m_dhardswish(f1[c]);
-			gb[c] += dh[c];
-		}
-	}
-	/* fc1 */
-	t4r_gemm(1, 0, f, d, (int) rows, 1, w->dh1, f, A->hh, d, 1, GP->fc1_w, d);
-	t4r_gemm(0, 0, (int) rows, d, f, 1, w->dh1, f, P->fc1_w, d, 0, w->dhh, d);
-	/* + FFN residual, residual layer norm, dropout of o; out_proj bias */
-	for (size_t r = 0; r < rows; r++)
-	{
-		t4r_real   *restrict dhh = w->dhh + r * d;
-		const t4r_real *restrict db = w->db + r * d;
-		const t4r_real *restrict mo = pd > 0 ? A->mo + r * d : w->ones;
-		const t4r_real *restrict da = w->da + r * d;
-		t4r_real   *restrict dob = w->dob + r * d;
-		t4r_real   *restrict gb = GP->out_b;
-
-		for (int c = 0; c < d; c++)
-			dhh[c] += db[c];
-		ln_bwd(A->a + r * d, dhh, d, P->ln_w, A->a_mu[r], A->a_rs[r], w->da + r * d,
-			   GP->ln_w, GP->ln_b);
-		for (int c = 0; c < d; c++)
-		{
-			dob[c] = da[c] * mo[c];
-			gb[c] += dob[c];
-		}
-	}
-	t4r_gemm(1, 0, d, Di, (int) rows, 1, w->dob, d, A->yn, Di, 1, GP->out_w, Di);
-	t4r_gemm(0, 0, (int) rows, Di, d, 1, w->dob, d, P->out_w, Di, 0, w->dyn, Di);
-
-	/* gated RMS norm -> dy, dz */
-	for (size_t r = 0; r < rows; r++)
-	{
-		size_t		gr = out_row(w, lastr, r);
-		const t4r_real *z = A->zxd + gr * in_dim;
-		const t4r_real *y = A->y + r * Di;
-		const t4r_real *dyn = w->dyn + r * Di;
-		t4r_real   *dy = w->dy + r * Di;
-		t4r_real   *dz = w->dzxd + gr * in_dim;
-		t4r_real	rs = A->rrs[r];
-		t4r_real   *gbuf = w->gtmp;
-		t4r_real   *sbuf = w->gtmp + Di;
-		t4r_real	k2;
-		double		dot;
-
-		for (int c = 0; c < Di; c++)
-		{
-			t4r_real	sg = m_sigmoid(z[c]);
-
-			sbuf[c] = sg;
-			gbuf[c] = y[c] * z[c] * sg;
-		}
-		for (int c = 0; c < Di; c++)
-			GP->norm_w[c] += dyn[c] * gbuf[c] * rs;
-		dot = dot3(dyn, P->norm_w, gbuf, Di);
-		k2 = (t4r_real) ((double) rs * rs * rs * dot / Di);
-		gnorm_bwd_row(Di, rs, k2, dyn, P->norm_w, gbuf, sbuf, z, y, dy, dz);
-	}
-
-	/* SSD */
-	memset(w->dA, 0, sizeof(t4r_real) * H);
-	for (int s = 0; s < S; s++)
-	{
-		size_t		off = w->off[s];
-		const t4r_real *x = A->xbc + off * C;
-		t4r_real   *dx = w->dxbc + off * C;
-
-		t4r_ssd_bwd(w->n[s], H, D->P, N, cfg->chunk_size, x, C, x + Di, x + Di + N, C,
-					A->delta + off * H, Aneg, P->D, lastr,
-					lastr ? w->dy + (size_t) s * Di : w->dy + off * Di, Di,
-					dx, dx + Di, dx + Di + N, w->ddelta + off * H, w->dA, GP->D, w->ssd_ws);
-	}
-	for (int h = 0; h < H; h++)
-		GP->A_log[h] += w->dA[h] * Aneg[h];
-
-	/* delta = softplus(dt * tdt + dt_bias) */
-	for (int s = 0; s < S; s++)
-	{
-		size_t		off = w->off[s];
-		int			n = w->n[s];
-
-		for (int l = 0; l < n; l++)
-		{
-			const t4r_real *dt = A->zxd + (off + l) * in_dim + dtc;
-			t4r_real   *ddt = w->dzxd + (off + l) * in_dim + dtc;
-			const t4r_real *dd = w->ddelta + (off + l) * H;
-
-			for (int h = 0; h < H; h++)
-			{
-				t4r_real	tf = D->is_time ? A->tdt[((size_t) s * H + h) * L + l] : 1;
-				t4r_real	gp = dd[h] * t4r_dsoftplus(dt[h] * tf + P->dt_bias[h]);
-
-				GP->dt_bias[h] += gp;
-				ddt[h] = gp * tf;
-				if (D->is_time)
-					w->dtdt[((size_t) s * H + h) * L + l] = gp * dt[h];
-			}
-		}
-		if (D->is_time)
-			for (int h = 0; h < H; h++)
-				for (int l = n; l < L; l++)
-					w->dtdt[((size_t) s * H + h) * L + l] = 0;
-	}
-
-	/* conv + hardswish */
-	memset(w->dconvT, 0, sizeof(t4r_real) * K * C);
-	for (int s = 0; s < S; s++)
-	{
-		size_t		off = w->off[s];
-		int			n = w->n[s];
-
-		for (int l = 0; l < n; l++)
-		{
-			t4r_real   *restrict dc = w->dxbc + (off + l) * C;
-			const t4r_real *restrict cp = A->cpre + (off + l) * C;
-
-			t4r_real   *restrict gcb = GP->conv_b;
-
-			for (int c = 0; c < C; c++)
-			{
-				dc[c] *= m_dhardswish(cp[c]);
-				gcb[c] += dc[c];
-			}
-		}
-		if (K == 4)
-		{
-			/* gather form: each input row's gradient written once */
-			for (int j = 0; j < n; j++)
-			{
-				const t4r_real *d3 = w->dxbc + (off + j) * C;
-
-				conv4_bwd_row(C, convT, convT + C, convT + 2 * C, convT + 3 * C,
-							  j + 3 < n ? d3 + 3 * C : w->zeros,
-							  j + 2 < n ? d3 + 2 * C : w->zeros,
-							  j + 1 < n ? d3 + C : w->zeros, d3,
-							  A->zxd + (off + j) * in_dim + Di,
-							  w->dzxd + (off + j) * in_dim + Di,
-							  w->dconvT, w->dconvT + C, w->dconvT + 2 * C, w->dconvT + 3 * C);
-			}
-			if (lastr)
-			{
-				colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
-				colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
-			}
-			else
-				colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
-			continue;
-		}
-		for (int l = 0; l < n; l++)
-			memset(w->dzxd + (off + l) * in_dim + Di, 0, sizeof(t4r_real) * C);
-		for (int l = 0; l < n; l++)
-		{
-			const t4r_real *restrict dc = w->dxbc + (off + l) * C;
-
-			for (int k = 0; k < K; k++)
-			{
-				int			j = l - (K - 1) + k;
-				t4r_real   *restrict dv;
-				const t4r_real *restrict v;
-				const t4r_real *restrict wk = convT + (size_t) k * C;
-				t4r_real   *restrict dwk = w->dconvT + (size_t) k * C;
-
-				if (j < 0)
-					continue;
-				dv = w->dzxd + (off + j) * in_dim + Di;
-				v = A->zxd + (off + j) * in_dim + Di;
-				for (int c = 0; c < C; c++)
-				{
-					dv[c] += dc[c] * wk[c];
-					dwk[c] += dc[c] * v[c];
-				}
-			}
-		}
-		/* the sample's rows of dzxd are complete: in_proj bias gradient
-		 * while they are in cache */
-		if (lastr)
-		{
-			colsum_add(w->dzxd + off * in_dim + Di, n, in_dim - Di, in_dim, GP->in_b + Di);
-			colsum_add(w->dzxd + (off + n - 1) * in_dim, 1, Di, in_dim, GP->in_b);
-		}
-		else
-			colsum_add(w->dzxd + off * in_dim, n, in_dim, in_dim, GP->in_b);
-	}
-	for (int c = 0; c < C; c++)
-		for (int k = 0; k < K; k++)
-			GP->conv_w[(size_t) c * K + k] += w->dconvT[(size_t) k * C + c];
-
-	/* time path */
-	if (D->is_time)
-	{
-		const t4r_real *mm = ptd > 0 ? A->mmlp : NULL;
-		const t4r_real *mg = (ptd > 0 && !last) ? A->mgate : NULL;
-
-		if (D->robust)
-			t4r_rtime_bwd(&P->tp, &GP->tp, S * H, H, L, K, D->TJ, w->n, A->T, mm, mg,
-						  A->tcache, w->dtdt, last ? NULL : dTn, dT, w->tscratch);
-		else
-			t4r_time_bwd(&P->tp, &GP->tp, S * H, H, L, K, D->G, cfg->norm_eps, A->T, mm, mg,
-						 A->tcache, w->dtdt, last ? NULL : dTn, dT, w->tscratch);
-	}
-
-	/* in_proj */
-	if (!lastr)
-	{
-		t4r_gemm(1, 0, in_dim, d, (int) M, 1, w->dzxd, in_dim, A->U, d, 1, GP->in_w, d);
-		t4r_gemm(0, 0, (int) M, d, in_dim, 1, w->dzxd, in_dim, P->in_w, d, 0, dU, d);
-	}
-	else
-	{
-		/* z columns hold a gradient only at each sample's last row */
-		t4r_gemm(1, 0, in_dim - Di, d, (int) M, 1, w->dzxd + Di, in_dim, A->U, d, 1,
-				 GP->in_w + (size_t) Di * d, d);
-		t4r_gemm(0, 0, (int) M, d, in_dim - Di, 1, w->dzxd + Di, in_dim,
-				 P->in_w + (size_t) Di * d, d, 0, dU, d);
-		for (int s = 0; s < S; s++)
-		{
-			size_t		gr = w->off[s] + w->n[s] - 1;
-
-			t4r_gemm(1, 0, Di, d, 1, 1, w->dzxd + gr * in_dim, in_dim, A->U + gr * d, d, 1,
-					 GP->in_w, d);
-			t4r_gemm(0, 0, 1, d, Di, 1, w->dzxd + gr * in_dim, in_dim, P->in_w, d, 1,
-					 dU + gr * d, d);
-		}
-	}
-	if (residual)
-		for (size_t r = 0; r < rows; r++)
-		{
-			t4r_real   *du = dU + out_row(w, lastr, r) * d;
-			const t4r_real *da = w->da + r * d;
-
-			for (int c = 0; c < d; c++)
-				du[c] += da[c];
-		}
 }
 
 /*
@@ -1749,42 +2100,25 @@ allpos_loss(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
 	return T4R_OK;
 }
 
-T4R_CLONES int
-t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
-				double *loss_sum)
+
+/*
+ * prefixes: the cross-entropy of each sample's last row (hidden [S, d]):
+ * logits [S, V] = hidden E^T, dlogits in place scaled by `scale`, the
+ * embedding gradient ACCUMULATED with dlogits^T hidden, dF [S, d] (w->dU0)
+ * OVERWRITTEN with dlogits E.
+ */
+T4R_CLONES static int
+prefix_loss(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
+			double *loss_sum)
 {
-	const t4r_dims *D = &w->D;
-	const t4r_config *cfg = &w->m->cfg;
-	const t4r_pview *pv = &w->pv;
 	int			S = w->S,
-				V = D->V,
-				d = D->d,
-				L = D->L,
-				H = D->H;
-	size_t		M = w->M;
+				V = w->D.V,
+				d = w->D.d;
 	double		lsum = 0;
-	t4r_real   *dF,
-			   *dU;
-	t4r_real   *dTn = NULL,
-			   *dT;
-	double		pd = w->training ? cfg->dropout_prob : 0;
 
-	if (!w->train)
-		return T4R_EINVAL;
-	if (w->allpos)
-	{
-		int			rc = allpos_loss(w, smp, g, scale, &lsum);
-
-		if (rc != T4R_OK)
-			return rc;
-		*loss_sum = lsum;
-		dF = w->dU0;
-		goto layers;
-	}
 	for (int s = 0; s < S; s++)
 		if (smp[s].target < 0 || smp[s].target >= V)
 			return T4R_EINVAL;
-
 	/* scores and fused softmax / cross-entropy */
 	t4r_ws_scores(w, w->logits);
 	for (int s = 0; s < S; s++)
@@ -1792,13 +2126,29 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 	*loss_sum = lsum;
 	/* dE += dlogits^T hidden; dhidden = dlogits E */
 	t4r_gemm(1, 0, V, d, S, 1, w->logits, V, w->hidden, d, 1, g->emb, d);
-	dF = w->dU0;
-	t4r_gemm(0, 0, S, d, V, 1, w->logits, V, pv->emb, d, 0, dF, d);
+	t4r_gemm(0, 0, S, d, V, 1, w->logits, V, w->pv.emb, d, 0, w->dU0, d);
+	return T4R_OK;
+}
 
-layers:
-	/* layers, last first */
-	dU = w->dU1;
-	dT = w->dT0;
+T4R_CLONES int
+t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
+				double *loss_sum)
+{
+	const t4r_dims *D = &w->D;
+	double		pd = w->training ? w->m->cfg.dropout_prob : 0;
+	t4r_real   *dF = w->dU0,
+			   *dU = w->dU1;
+	t4r_real   *dTn = NULL,
+			   *dT = w->dT0;
+	int			rc;
+
+	if (!w->train)
+		return T4R_EINVAL;
+	rc = w->allpos ? allpos_loss(w, smp, g, scale, loss_sum) :
+		prefix_loss(w, smp, g, scale, loss_sum);
+	if (rc != T4R_OK)
+		return rc;
+	/* layers, last first; dF, dU and dT, dTn ping-pong */
 	for (int li = D->layers - 1; li >= 0; li--)
 	{
 		t4r_real   *tmp;
@@ -1813,72 +2163,9 @@ layers:
 			dT = (dT == w->dT0) ? w->dT1 : w->dT0;
 		}
 	}
-	/* dF = gradient of the first layer's input X: in_layer_norm, dropout,
-	 * embedding (row 0 gets nothing from the lookup) */
-	for (size_t r = 0; r < M; r++)
-	{
-		t4r_real   *dx = dF + r * d;
-		int32_t		it = w->items[r];
-
-		ln_bwd(w->emb + r * d, dx, d, pv->in_ln_w, w->e_mu[r], w->e_rs[r], dx,
-						  g->in_ln_w, g->in_ln_b);
-		if (it != 0)
-		{
-			t4r_real   *ge = g->emb + (size_t) it * d;
-
-			if (pd > 0)
-			{
-				const t4r_real *mk = w->memb + r * d;
-
-				for (int c = 0; c < d; c++)
-					ge[c] += dx[c] * mk[c];
-			}
-			else
-				for (int c = 0; c < d; c++)
-					ge[c] += dx[c];
-		}
-	}
-	/* time features: sum over heads, layer_norm_time (robust: the
-	 * per-head affine map of the gap features) */
-	if (D->robust)
-	{
-		for (int s = 0; s < S; s++)
-		{
-			const t4r_real *dTs = dTn + (size_t) s * H * L;
-			const t4r_real *td = w->td + (size_t) s * L;
-
-			for (int h = 0; h < H; h++)
-			{
-				double		aw = 0,
-							ab = 0;
-
-				for (int l = 0; l < w->n[s]; l++)
-				{
-					aw += (double) dTs[(size_t) h * L + l] * td[l];
-					ab += dTs[(size_t) h * L + l];
-				}
-				g->tln_w[h] += (t4r_real) aw;
-				g->tln_b[h] += (t4r_real) ab;
-			}
-		}
-	}
-	else if (D->is_time)
-	{
-		for (int s = 0; s < S; s++)
-		{
-			const t4r_real *dTs = dTn + (size_t) s * H * L;
-
-			for (int l = 0; l < L; l++)
-			{
-				t4r_real	acc = 0;
-
-				for (int h = 0; h < H; h++)
-					acc += dTs[(size_t) h * L + l];
-				w->dtsum[l] = acc;
-			}
-			t4r_layernorm_bwd(w->td + (size_t) s * L, w->dtsum, L, pv->tln_w, w->t_mu[s],
-							  w->t_rs[s], w->dtmp, g->tln_w, g->tln_b);
-		}
-	}
+	/* dF: gradient of the first layer's input, dTn of its T */
+	embed_backward(w, g, pd, dF);
+	if (D->is_time)
+		time_features_backward(w, g, dTn);
 	return T4R_OK;
 }

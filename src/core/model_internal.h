@@ -15,6 +15,7 @@
 
 #include "tim4rec.h"
 #include "timepath.h"
+#include "rgemm.h"
 
 #define T4R_MAX_LAYERS 64
 
@@ -115,7 +116,29 @@ typedef struct t4r_ws
 	t4r_real   *gtmp;			/* [2 Di] */
 	t4r_real   *dtsum;			/* [L] */
 	t4r_real   *dtmp;			/* [L] */
+
+	/* inference only: the projections' packed weights for the row-stable
+	 * kernel (rgemm.c), or NULL (OpenBLAS, as in training) */
+	const struct t4r_ipack *ip;
 } t4r_ws;
+
+/*
+ * rgemm.c: the row-stable projection kernel of inference and a model's
+ * packed projection weights (in_proj split into its z rows [Di] and the rest
+ * [in_dim - Di], out_proj, fc1, fc2 of every layer).
+ */
+typedef struct t4r_ipack
+{
+	t4r_real   *mem;			/* own copy, or NULL: a borrowed buffer */
+	struct
+	{
+		t4r_real   *inz, *inr, *out, *fc1, *fc2;
+		t4r_real   *tw1, *tw2, *tgw;	/* official time path (NULL otherwise) */
+	}			l[T4R_MAX_LAYERS];
+} t4r_ipack;
+
+int			t4r_ipack_create(const t4r_model *m, const t4r_real *packed, t4r_ipack **out);
+void		t4r_ipack_free(t4r_ipack *ip);
 
 void		t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v);
 

@@ -1,6 +1,7 @@
 /*
- * ops.h - small shared kernels of the core (internal): activations, layer
- * norm, causal depthwise convolution, GEMM wrapper, random numbers.
+ * ops.h - small shared kernels of the CPU core (internal): layer norm, GEMM
+ * wrapper, random numbers, dropout masks; the scalar functions
+ * (activations, the dropout hash) are in mathfn.h.
  * All static inline so that each compilation unit (float or double build)
  * gets its own copy.
  */
@@ -11,69 +12,7 @@
 #include <stdint.h>
 #include <cblas.h>
 #include "tim4rec.h"
-
-/* ---------------- activations ---------------- */
-static inline t4r_real
-t4r_hardswish(t4r_real x)
-{
-	t4r_real	r = x + 3;
-
-	if (r <= 0)
-		return 0;
-	if (r >= 6)
-		return x;
-	return x * r / 6;
-}
-
-/* derivative as PyTorch's hardswish_backward: 0 for x < -3, 1 for x > 3,
- * (2x + 3)/6 in between (x == -3 gives 0, x == 3 gives 1.5) */
-static inline t4r_real
-t4r_dhardswish(t4r_real x)
-{
-	if (x < -3)
-		return 0;
-	if (x <= 3)
-		return (2 * x + 3) / 6;
-	return 1;
-}
-
-static inline t4r_real
-t4r_sigmoid(t4r_real x)
-{
-	return (t4r_real) (1 / (1 + exp(-(double) x)));
-}
-
-static inline t4r_real
-t4r_silu(t4r_real x)
-{
-	return x * t4r_sigmoid(x);
-}
-
-static inline t4r_real
-t4r_dsilu(t4r_real x)
-{
-	t4r_real	s = t4r_sigmoid(x);
-
-	return s * (1 + x * (1 - s));
-}
-
-/* softplus with the official threshold: x for x > 20 */
-static inline t4r_real
-t4r_softplus(t4r_real x)
-{
-	if (x > 20)
-		return x;
-	return (t4r_real) log1p(exp((double) x));
-}
-
-/* d softplus / dx = sigmoid(x) (1 above the threshold) */
-static inline t4r_real
-t4r_dsoftplus(t4r_real x)
-{
-	if (x > 20)
-		return 1;
-	return t4r_sigmoid(x);
-}
+#include "mathfn.h"
 
 /* ---------------- layer norm (two-pass, double accumulation) ----------------
  * y = (x - mean) * rstd * w + b over n values with stride 1.
@@ -138,56 +77,6 @@ t4r_layernorm_bwd(const t4r_real *x, const t4r_real *dy, int n, const t4r_real *
 	}
 }
 
-/* ---------------- causal depthwise convolution ----------------
- * out[l] = b + sum_k w[k] * v[l-(K-1)+k], v[<0] = 0, l = 0..n-1;
- * v and out are strided (element l at v[l*stride]). */
-static inline void
-t4r_causalconv_fwd(const t4r_real *v, int stride, int n, const t4r_real *w, t4r_real b,
-				   int K, t4r_real *out, int ostride)
-{
-	for (int l = 0; l < n; l++)
-	{
-		t4r_real	acc = b;
-
-		for (int k = 0; k < K; k++)
-		{
-			int			j = l - (K - 1) + k;
-
-			if (j >= 0)
-				acc += w[k] * v[(size_t) j * stride];
-		}
-		out[(size_t) l * ostride] = acc;
-	}
-}
-
-/* dv OVERWRITTEN; dw[K], db ACCUMULATED. dout is the gradient of out. */
-static inline void
-t4r_causalconv_bwd(const t4r_real *v, int stride, int n, const t4r_real *w, int K,
-				   const t4r_real *dout, int dostride, t4r_real *dv, int dvstride,
-				   t4r_real *dw, t4r_real *db)
-{
-	for (int j = 0; j < n; j++)
-		dv[(size_t) j * dvstride] = 0;
-	for (int l = 0; l < n; l++)
-	{
-		t4r_real	g = dout[(size_t) l * dostride];
-
-		if (db)
-			*db += g;
-		for (int k = 0; k < K; k++)
-		{
-			int			j = l - (K - 1) + k;
-
-			if (j >= 0)
-			{
-				if (dw)
-					dw[k] += g * v[(size_t) j * stride];
-				dv[(size_t) j * dvstride] += g * w[k];
-			}
-		}
-	}
-}
-
 /* ---------------- GEMM (row-major) ----------------
  * C[M,N] = alpha * op(A) op(B) + beta * C; ta/tb nonzero = transposed. */
 static inline void
@@ -215,22 +104,12 @@ t4r_gemm(int ta, int tb, int M, int N, int K, t4r_real alpha,
 
 /* ---------------- random numbers ----------------
  * Sequential generator (initialisation, shuffling): splitmix64-seeded
- * xoshiro256**.  Counter-based hash (dropout): t4r_hash64(key...) gives
- * reproducible masks independent of thread count and micro-batching. */
+ * xoshiro256**.  Counter-based hash (dropout, mathfn.h): t4r_hash64(key...)
+ * gives reproducible masks independent of thread count and micro-batching. */
 typedef struct t4r_rng
 {
 	uint64_t	s[4];
 } t4r_rng;
-
-static inline uint64_t
-t4r_splitmix64(uint64_t *x)
-{
-	uint64_t	z = (*x += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
 
 static inline void
 t4r_rng_seed(t4r_rng *r, uint64_t seed)
@@ -286,23 +165,9 @@ t4r_rng_below(t4r_rng *r, uint64_t n)
 	return (uint64_t) (t4r_rng_u01(r) * (double) n) % n;
 }
 
-/* counter-based: a well-mixed 64-bit value from a key and three counters */
-static inline uint64_t
-t4r_hash64(uint64_t key, uint64_t a, uint64_t b, uint64_t c)
-{
-	uint64_t	x = key ^ 0x243F6A8885A308D3ULL;
-
-	(void) t4r_splitmix64(&x);
-	x ^= a * 0x9E3779B97F4A7C15ULL;
-	(void) t4r_splitmix64(&x);
-	x ^= b * 0xC2B2AE3D27D4EB4FULL;
-	(void) t4r_splitmix64(&x);
-	x ^= c * 0x165667B19E3779F9ULL;
-	return t4r_splitmix64(&x);
-}
-
 /* Fill mask[0..n-1] with dropout multipliers: 0 with probability p, else
- * 1/(1-p).  Keyed by (seed, step, sample, site); element i uses counter i. */
+ * 1/(1-p).  Keyed by (seed, step, sample, site), element i from
+ * t4r_dropout_bits; the plain form of t4r_model_dropout_mask (model.c). */
 static inline void
 t4r_dropout_mask(t4r_real *mask, size_t n, double p, uint64_t seed, uint64_t step,
 				 uint64_t sample, uint64_t site)
@@ -312,15 +177,8 @@ t4r_dropout_mask(t4r_real *mask, size_t n, double p, uint64_t seed, uint64_t ste
 	/* threshold on 32-bit uniforms */
 	uint64_t	thr = (uint64_t) (p * 4294967296.0);
 
-	for (size_t i = 0; i < n; i += 2)
-	{
-		uint64_t	x = base + (uint64_t) i * 0x9E3779B97F4A7C15ULL;
-		uint64_t	h = t4r_splitmix64(&x);
-
-		mask[i] = ((h & 0xffffffffu) < thr) ? 0 : keep;
-		if (i + 1 < n)
-			mask[i + 1] = ((h >> 32) < thr) ? 0 : keep;
-	}
+	for (size_t i = 0; i < n; i++)
+		mask[i] = t4r_dropout_bits(base, i) < thr ? 0 : keep;
 }
 
 #endif							/* T4R_OPS_H */

@@ -677,6 +677,264 @@ t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
 	}
 }
 
+/* backward, step 1: the states entering each chunk, S[c+1] from S[c]
+ * (w.S OVERWRITTEN from chunk 1 on; chunk 0 enters with no state) */
+static void
+ssd_bwd_states(const ssd_ws *wp, int nc, int Q, int H, int P, int N,
+			   const t4r_real *x, int ldx, const t4r_real *B, int ldbc,
+			   const t4r_real *delta)
+{
+	ssd_ws		w = *wp;
+	size_t		hpn = (size_t) H * P * N,
+				pn = (size_t) P * N;
+
+	for (int c = 0; c + 1 < nc; c++)
+	{
+		int			t0 = c * Q;
+
+		if (c > 0)
+			memcpy(w.S + (c + 1) * hpn, w.S + c * hpn, hpn * sizeof(t4r_real));
+		for (int h = 0; h < H; h++)
+		{
+			ssd_chunk_scalars(t0, Q, H, h, delta, w.av, w.E, w.r, NULL);
+			ssd_head_vectors(t0, Q, H, h, delta, w.r, w.dtv, w.wv);
+			ssd_state_head(Q, P, N, x + (size_t) t0 * ldx + h * P, ldx, B + (size_t) t0 * ldbc,
+						   ldbc, w.wv, w.E[Q - 1], c == 0, w.Bw,
+						   w.S + (c + 1) * hpn + h * pn, 0);
+		}
+	}
+}
+
+/* one head h of the chunk of q rows at t0 (chunk length Q) in the backward
+ * pass: its slices of the workspace ([H][Q] blocks) and of the arguments;
+ * da accumulates the gradient of A[h] in double through the parts, in
+ * their order */
+typedef struct ssd_bhead
+{
+	int			t0,
+				q,
+				Q,
+				h,
+				H,
+				P,
+				N,
+				ldx,
+				lddy,
+				ldbc;
+	t4r_real   *E,
+			   *r,
+			   *T,
+			   *dcum,
+			   *ddt,
+			   *dw;
+	const t4r_real *xh,
+			   *dyh,
+			   *Sh,
+			   *Bc,
+			   *Cc;
+	t4r_real   *dSh,
+			   *dxh;
+	double		da;
+} ssd_bhead;
+
+/*
+ * backward, intra-chunk part of one head: dM = dY_h X_h^T (its trace is
+ * dD[h], ACCUMULATED), masked by L; M' (with D on the diagonal) for dX_h =
+ * M'^T dY_h (OVERWRITTEN); dCB ACCUMULATED; ddt, dcum OVERWRITTEN.
+ */
+static void
+ssd_bwd_intra(const ssd_ws *wp, ssd_bhead *b, t4r_real Dh, t4r_real *dD)
+{
+	ssd_ws		w = *wp;
+	int			t0 = b->t0,
+				q = b->q,
+				Q = b->Q,
+				h = b->h,
+				H = b->H,
+				P = b->P;
+	t4r_real   *dcum = b->dcum,
+			   *ddt = b->ddt;
+	t4r_real	tr = 0;
+	double		da = b->da;
+
+	for (int j = 0; j < q; j++)
+	{
+		w.colG[j] = 0;
+		w.colA[j] = 0;
+		dcum[j] = 0;
+	}
+	t4r_gemm(0, 0, q, q, P, 1, b->dyh, b->lddy, w.Xt + (size_t) h * P * Q, Q, 0, w.dM, Q);
+	for (int i = 0; i < q; i++)
+	{
+		t4r_real	a = w.av[(size_t) (t0 + i) * H + h];
+		t4r_real   *Mi = w.M + (size_t) i * Q;
+		const t4r_real *CBi = w.CB + (size_t) i * Q,
+				   *dMi = w.dM + (size_t) i * Q;
+		t4r_real   *dCBi = w.dCB + (size_t) i * Q;
+		t4r_real	rowGd = 0,
+					dti = w.dtv[i],
+					zm,
+					g;
+
+#pragma omp simd reduction(+:rowGd)
+		for (int j = 0; j < i; j++)
+		{
+			t4r_real	L = ssd_flush(w.lrow[j] * a),
+						sg = w.srow[j] + dti,	/* sum dt over (j, i] */
+						dt = w.dtv[j],
+						zmj = dMi[j] * L,
+						gj = zmj * CBi[j];
+
+			w.lrow[j] = L;
+			w.srow[j] = sg;
+			w.colA[j] += gj * dt * sg;
+			Mi[j] = CBi[j] * L * dt;
+			dCBi[j] += zmj * dt;
+			w.colG[j] += gj;
+			rowGd += gj * dt;
+		}
+		w.lrow[i] = 1;
+		w.srow[i] = 0;
+		zm = dMi[i];
+		g = zm * CBi[i];
+		Mi[i] = CBi[i] * dti + Dh;
+		dCBi[i] += zm * dti;
+		/* L_ii = 1: the diagonal enters rowGd and colG dt alike and
+		 * cancels in dcum */
+		w.colG[i] += g;
+		tr += zm;
+		for (int j = i + 1; j < q; j++)
+			Mi[j] = 0;
+		dcum[i] += rowGd + g * dti;
+	}
+	dD[h] += tr;
+	for (int j = 0; j < q; j++)
+	{
+		ddt[j] = w.colG[j];
+		dcum[j] -= w.dtv[j] * w.colG[j];
+		da += w.colA[j];
+	}
+	b->da = da;
+	t4r_gemm(1, 0, q, P, q, 1, w.M, Q, b->dyh, b->lddy, 0, b->dxh, b->ldx);
+}
+
+/*
+ * backward through the state this chunk passes on, S' = E_last S +
+ * X^T diag(w) B, given its gradient dS' (dSh): dX_h, dcum, ddt, dBs
+ * ACCUMULATED, dw OVERWRITTEN.
+ */
+static void
+ssd_bwd_state_out(const ssd_ws *wp, ssd_bhead *b, int has_state)
+{
+	ssd_ws		w = *wp;
+	int			q = b->q,
+				P = b->P,
+				N = b->N;
+	size_t		pn = (size_t) P * N;
+	const t4r_real *Bc = b->Bc,
+			   *Sh = b->Sh;
+	t4r_real   *E = b->E,
+			   *r = b->r,
+			   *T = b->T,
+			   *dcum = b->dcum,
+			   *ddt = b->ddt,
+			   *dw = b->dw,
+			   *dSh = b->dSh;
+	int			ldbc = b->ldbc;
+	double		da = b->da;
+	t4r_real	sw = 0;
+	t4r_real	sdt = 0;		/* sum dt over (j, q) */
+
+	/* dX_h += diag(w) B dS^T */
+	ssd_rowscale(q, N, w.wv, Bc, ldbc, w.Bw);
+	ssd_transpose(P, N, dSh, N, w.dSt, P);
+	t4r_gemm(0, 0, q, P, N, 1, w.Bw, N, w.dSt, P, 1, b->dxh, b->ldx);
+	/* V = X_h dS_h: dw_i = B_i . V_i, dB_i += w_i V_i */
+	t4r_gemm(0, 0, q, N, P, 1, b->xh, b->ldx, dSh, N, 0, w.V, N);
+	for (int i = 0; i < q; i++)
+	{
+		const t4r_real *Vi = w.V + (size_t) i * N,
+				   *Bi = Bc + (size_t) i * ldbc;
+		t4r_real   *dBsi = w.dBs + (size_t) i * N;
+		t4r_real	s = 0,
+					wi = w.wv[i];
+
+#pragma omp simd reduction(+:s)
+		for (int k = 0; k < N; k++)
+		{
+			s += Bi[k] * Vi[k];
+			dBsi[k] += wi * Vi[k];
+		}
+		dw[i] = s;
+	}
+	if (has_state)
+	{
+		t4r_real	de = 0;
+
+#pragma omp simd reduction(+:de)
+		for (size_t k = 0; k < pn; k++)
+			de += dSh[k] * Sh[k];
+		dcum[q - 1] += de * E[q - 1];
+		da += (double) de * E[q - 1] * T[q - 1];
+	}
+	for (int j = q - 1; j >= 0; j--)
+	{
+		t4r_real	t = dw[j] * w.wv[j];
+
+		sw += t;
+		dcum[j] -= t;
+		ddt[j] += dw[j] * r[j];
+		da += (double) t * sdt;
+		sdt += w.dtv[j];
+	}
+	dcum[q - 1] += sw;
+	b->da = da;
+}
+
+/*
+ * backward through the state this chunk receives, in its output term
+ * y += diag(E) C S^T: dcum, dCs ACCUMULATED; dSh OVERWRITTEN with the
+ * gradient of the state entering the chunk, E_last dS + dY_h^T diag(E) C
+ * (the first term only when the chunk passes a state on).
+ */
+static void
+ssd_bwd_state_in(const ssd_ws *wp, ssd_bhead *b, int has_dS)
+{
+	ssd_ws		w = *wp;
+	int			q = b->q,
+				P = b->P,
+				N = b->N,
+				ldbc = b->ldbc;
+	const t4r_real *Cc = b->Cc,
+			   *dyh = b->dyh;
+	t4r_real   *E = b->E,
+			   *T = b->T,
+			   *dcum = b->dcum;
+	double		da = b->da;
+
+	t4r_gemm(0, 0, q, N, P, 1, dyh, b->lddy, b->Sh, N, 0, w.V, N);
+	for (int i = 0; i < q; i++)
+	{
+		const t4r_real *Vi = w.V + (size_t) i * N,
+				   *Ci = Cc + (size_t) i * ldbc;
+		t4r_real   *dCsi = w.dCs + (size_t) i * N;
+		t4r_real	s = 0,
+					Ei = E[i];
+
+#pragma omp simd reduction(+:s)
+		for (int k = 0; k < N; k++)
+		{
+			s += Vi[k] * Ci[k];
+			dCsi[k] += Ei * Vi[k];
+		}
+		dcum[i] += s * Ei;
+		da += (double) s * Ei * T[i];
+	}
+	b->da = da;
+	ssd_rowscale(q, N, E, Cc, ldbc, w.Ec);
+	t4r_gemm(1, 0, P, N, q, 1, dyh, b->lddy, w.Ec, N, has_dS ? E[q - 1] : 0, b->dSh, N);
+}
+
 void
 t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 			const t4r_real *x, int ldx,
@@ -705,23 +963,7 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 	Q = ssd_q(n, chunk);
 	nc = (n + Q - 1) / Q;
 	ssd_decays(n, H, delta, A, w.av);
-
-	/* recompute the states entering each chunk: S[c+1] from S[c] */
-	for (int c = 0; c + 1 < nc; c++)
-	{
-		int			t0 = c * Q;
-
-		if (c > 0)
-			memcpy(w.S + (c + 1) * hpn, w.S + c * hpn, hpn * sizeof(t4r_real));
-		for (int h = 0; h < H; h++)
-		{
-			ssd_chunk_scalars(t0, Q, H, h, delta, w.av, w.E, w.r, NULL);
-			ssd_head_vectors(t0, Q, H, h, delta, w.r, w.dtv, w.wv);
-			ssd_state_head(Q, P, N, x + (size_t) t0 * ldx + h * P, ldx, B + (size_t) t0 * ldbc,
-						   ldbc, w.wv, w.E[Q - 1], c == 0, w.Bw,
-						   w.S + (c + 1) * hpn + h * pn, 0);
-		}
-	}
+	ssd_bwd_states(&w, nc, Q, H, P, N, x, ldx, B, ldbc, delta);
 
 	for (int c = nc - 1; c >= 0; c--)
 	{
@@ -731,12 +973,9 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 					has_dS = c < nc - 1;
 		const t4r_real *Bc = B + (size_t) t0 * ldbc,
 				   *Cc = C + (size_t) t0 * ldbc,
-				   *xc = x + (size_t) t0 * ldx,
-				   *dyc = dy + (size_t) t0 * lddy;
-		t4r_real   *dxc = dx + (size_t) t0 * ldx,
-				   *dBc = dB + (size_t) t0 * ldbc,
+				   *xc = x + (size_t) t0 * ldx;
+		t4r_real   *dBc = dB + (size_t) t0 * ldbc,
 				   *dCc = dC + (size_t) t0 * ldbc;
-		const t4r_real *Sp = w.S + c * hpn;
 
 		ssd_transpose(q, N, Bc, ldbc, w.Bt, Q);
 		t4r_gemm(0, 0, q, q, N, 1, Cc, ldbc, w.Bt, Q, 0, w.CB, Q);
@@ -747,163 +986,24 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 
 		for (int h = 0; h < H; h++)
 		{
-			t4r_real   *E = w.E + h * Q,
-					   *r = w.r + h * Q,
-					   *T = w.T + h * Q,
-					   *dcum = w.dcum + h * Q,
-					   *ddt = w.ddt + h * Q,
-					   *dw = w.dw + h * Q;
-			const t4r_real *xh = xc + h * P,
-					   *dyh = dyc + h * P,
-					   *Sh = Sp + h * pn;
-			t4r_real   *dSh = w.dS + h * pn,
-					   *dxh = dxc + h * P;
-			t4r_real	Dh = D[h],
-						Ah = A[h],
-						tr = 0;
-			double		da = 0;
+			ssd_bhead	b = {
+				.t0 = t0, .q = q, .Q = Q, .h = h, .H = H, .P = P, .N = N,
+				.ldx = ldx, .lddy = lddy, .ldbc = ldbc,
+				.E = w.E + h * Q, .r = w.r + h * Q, .T = w.T + h * Q,
+				.dcum = w.dcum + h * Q, .ddt = w.ddt + h * Q, .dw = w.dw + h * Q,
+				.xh = xc + h * P, .dyh = dy + (size_t) t0 * lddy + h * P,
+				.Sh = w.S + c * hpn + h * pn, .Bc = Bc, .Cc = Cc,
+				.dSh = w.dS + h * pn, .dxh = dx + (size_t) t0 * ldx + h * P,
+				.da = 0
+			};
 
-			ssd_chunk_scalars(t0, q, H, h, delta, w.av, E, r, T);
-			ssd_head_vectors(t0, q, H, h, delta, r, w.dtv, w.wv);
-			for (int j = 0; j < q; j++)
-			{
-				w.colG[j] = 0;
-				w.colA[j] = 0;
-				dcum[j] = 0;
-			}
-
-			/* intra-chunk: dM = dY_h X_h^T (its trace is dD), masked by L;
-			 * M' (with D on the diagonal) for dX = M'^T dY */
-			t4r_gemm(0, 0, q, q, P, 1, dyh, lddy, w.Xt + (size_t) h * P * Q, Q, 0, w.dM, Q);
-			for (int i = 0; i < q; i++)
-			{
-				t4r_real	a = w.av[(size_t) (t0 + i) * H + h];
-				t4r_real   *Mi = w.M + (size_t) i * Q;
-				const t4r_real *CBi = w.CB + (size_t) i * Q,
-						   *dMi = w.dM + (size_t) i * Q;
-				t4r_real   *dCBi = w.dCB + (size_t) i * Q;
-				t4r_real	rowGd = 0,
-							dti = w.dtv[i],
-							zm,
-							g;
-
-#pragma omp simd reduction(+:rowGd)
-				for (int j = 0; j < i; j++)
-				{
-					t4r_real	L = ssd_flush(w.lrow[j] * a),
-								sg = w.srow[j] + dti,	/* sum dt over (j, i] */
-								dt = w.dtv[j],
-								zmj = dMi[j] * L,
-								gj = zmj * CBi[j];
-
-					w.lrow[j] = L;
-					w.srow[j] = sg;
-					w.colA[j] += gj * dt * sg;
-					Mi[j] = CBi[j] * L * dt;
-					dCBi[j] += zmj * dt;
-					w.colG[j] += gj;
-					rowGd += gj * dt;
-				}
-				w.lrow[i] = 1;
-				w.srow[i] = 0;
-				zm = dMi[i];
-				g = zm * CBi[i];
-				Mi[i] = CBi[i] * dti + Dh;
-				dCBi[i] += zm * dti;
-				/* L_ii = 1: the diagonal enters rowGd and colG dt alike and
-				 * cancels in dcum */
-				w.colG[i] += g;
-				tr += zm;
-				for (int j = i + 1; j < q; j++)
-					Mi[j] = 0;
-				dcum[i] += rowGd + g * dti;
-			}
-			dD[h] += tr;
-			for (int j = 0; j < q; j++)
-			{
-				ddt[j] = w.colG[j];
-				dcum[j] -= w.dtv[j] * w.colG[j];
-				da += w.colA[j];
-			}
-			t4r_gemm(1, 0, q, P, q, 1, w.M, Q, dyh, lddy, 0, dxh, ldx);
-
-			/* state passing S' = E_last S + X^T diag(w) B, given dS' */
+			ssd_chunk_scalars(t0, q, H, h, delta, w.av, b.E, b.r, b.T);
+			ssd_head_vectors(t0, q, H, h, delta, b.r, w.dtv, w.wv);
+			ssd_bwd_intra(&w, &b, D[h], dD);
 			if (has_dS)
-			{
-				t4r_real	sw = 0;
-				t4r_real	sdt = 0;	/* sum dt over (j, q) */
-
-				/* dX_h += diag(w) B dS^T */
-				ssd_rowscale(q, N, w.wv, Bc, ldbc, w.Bw);
-				ssd_transpose(P, N, dSh, N, w.dSt, P);
-				t4r_gemm(0, 0, q, P, N, 1, w.Bw, N, w.dSt, P, 1, dxh, ldx);
-				/* V = X_h dS_h: dw_i = B_i . V_i, dB_i += w_i V_i */
-				t4r_gemm(0, 0, q, N, P, 1, xh, ldx, dSh, N, 0, w.V, N);
-				for (int i = 0; i < q; i++)
-				{
-					const t4r_real *Vi = w.V + (size_t) i * N,
-							   *Bi = Bc + (size_t) i * ldbc;
-					t4r_real   *dBsi = w.dBs + (size_t) i * N;
-					t4r_real	s = 0,
-								wi = w.wv[i];
-
-#pragma omp simd reduction(+:s)
-					for (int k = 0; k < N; k++)
-					{
-						s += Bi[k] * Vi[k];
-						dBsi[k] += wi * Vi[k];
-					}
-					dw[i] = s;
-				}
-				if (has_state)
-				{
-					t4r_real	de = 0;
-
-#pragma omp simd reduction(+:de)
-					for (size_t k = 0; k < pn; k++)
-						de += dSh[k] * Sh[k];
-					dcum[q - 1] += de * E[q - 1];
-					da += (double) de * E[q - 1] * T[q - 1];
-				}
-				for (int j = q - 1; j >= 0; j--)
-				{
-					t4r_real	t = dw[j] * w.wv[j];
-
-					sw += t;
-					dcum[j] -= t;
-					ddt[j] += dw[j] * r[j];
-					da += (double) t * sdt;
-					sdt += w.dtv[j];
-				}
-				dcum[q - 1] += sw;
-			}
-
-			/* inter-chunk output term y += diag(E) C S^T */
+				ssd_bwd_state_out(&w, &b, has_state);
 			if (has_state)
-			{
-				t4r_gemm(0, 0, q, N, P, 1, dyh, lddy, Sh, N, 0, w.V, N);
-				for (int i = 0; i < q; i++)
-				{
-					const t4r_real *Vi = w.V + (size_t) i * N,
-							   *Ci = Cc + (size_t) i * ldbc;
-					t4r_real   *dCsi = w.dCs + (size_t) i * N;
-					t4r_real	s = 0,
-								Ei = E[i];
-
-#pragma omp simd reduction(+:s)
-					for (int k = 0; k < N; k++)
-					{
-						s += Vi[k] * Ci[k];
-						dCsi[k] += Ei * Vi[k];
-					}
-					dcum[i] += s * Ei;
-					da += (double) s * Ei * T[i];
-				}
-				/* dS <- gradient w.r.t. the state entering this chunk:
-				 * E_last dS + dY_h^T diag(E) C */
-				ssd_rowscale(q, N, E, Cc, ldbc, w.Ec);
-				t4r_gemm(1, 0, P, N, q, 1, dyh, lddy, w.Ec, N, has_dS ? E[q - 1] : 0, dSh, N);
-			}
+				ssd_bwd_state_in(&w, &b, has_dS);
 
 			/* chain to delta and A through cum_i = A T_i */
 			{
@@ -911,11 +1011,11 @@ t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 
 				for (int k = q - 1; k >= 0; k--)
 				{
-					suf += dcum[k];
-					ddelta[(size_t) (t0 + k) * H + h] = ddt[k] + Ah * suf;
+					suf += b.dcum[k];
+					ddelta[(size_t) (t0 + k) * H + h] = b.ddt[k] + A[h] * suf;
 				}
 			}
-			dA[h] += (t4r_real) da;
+			dA[h] += (t4r_real) b.da;
 		}
 
 		/* dC, dB of the chunk: the state parts, then the intra parts */

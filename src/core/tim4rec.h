@@ -6,7 +6,7 @@
  * (char *err, size_t errlen), by a human-readable message written there.
  * Nothing here calls exit(), palloc() or ereport(); memory comes from malloc.
  *
- * The maths is ../shared/docs/MODEL.md (the published model, quirks included).
+ * The maths is docs/MODEL.md (the published model, quirks included).
  *
  * Build variants: by default t4r_real is float.  Compiled with -DT4R_DOUBLE the
  * whole core computes in double; the unit tests use that build for
@@ -52,7 +52,7 @@ const char *t4r_strerror(int code);
 /* Largest accepted |time| (any unit; epoch seconds in the glue): 2^63,
  * about 9.22e18, so every bigint time is accepted.  The model turns times
  * into single-precision features: the differences of consecutive times and
- * -ts[n-1] (MODEL.md's padding slot), scaled by at most 1 / (1 - p) by time
+ * -ts[n-1] (the padding slot of docs/MODEL.md, "Time path"), scaled by at most 1 / (1 - p) by time
  * dropout.  Within this bound those are at most 2^64 * 2^53, about 1.7e35,
  * and stay finite in float (whose largest value is about 3.4e38), whereas
  * times near 3.4e38 give infinite features and a NaN loss.  The layer norms
@@ -71,7 +71,7 @@ t4r_time_ok(double t)
 /* ------------------------------------------------------------------ */
 typedef struct t4r_config
 {
-	/* model option keys (MODEL.md table) */
+	/* model option keys (docs/MODEL.md, "Options") */
 	int			hidden_size;	/* d */
 	int			num_layers;
 	double		dropout_prob;
@@ -169,7 +169,7 @@ typedef struct t4r_dims
 void		t4r_dims_from_config(const t4r_config *c, t4r_dims *out);
 
 /* ------------------------------------------------------------------ */
-/* Parameter layout: MODEL.md's names and shapes (src/core/config.c)   */
+/* Parameter layout: docs/MODEL.md "Parameters" (src/core/config.c)    */
 /* ------------------------------------------------------------------ */
 #define T4R_NAME_MAX 64
 typedef struct t4r_tensor
@@ -223,7 +223,7 @@ void		t4r_model_free(t4r_model *m);
  * struct and the layout, never params.  Validates cfg as t4r_model_create. */
 int			t4r_model_wrap(const t4r_config *cfg, t4r_real *params, t4r_model **out,
 						   char *err, size_t errlen);
-/* MODEL.md initialisation from a seed. */
+/* docs/MODEL.md "Initialisation" from a seed. */
 void		t4r_model_init(t4r_model *m, uint64_t seed);
 /*
  * Warm start (continue training from a parent model): m has been created for
@@ -267,6 +267,18 @@ typedef struct t4r_sample
  * thread-safe; create one per thread.  Inference is eval mode (no dropout). */
 typedef struct t4r_infer_ctx t4r_infer_ctx;
 int			t4r_infer_ctx_create(const t4r_model *m, t4r_infer_ctx **out);
+
+/*
+ * Inference reads the projection weights packed for its row-stable kernel
+ * (rgemm.c).  Each context packs its own copy, unless given a buffer of
+ * t4r_infer_pack_elems(m) elements filled by t4r_infer_pack_fill(m, buf):
+ * a server keeps one such copy in shared memory for all its backends.  The
+ * buffer is only read and must outlive the contexts using it.
+ */
+size_t		t4r_infer_pack_elems(const t4r_model *m);
+int			t4r_infer_pack_fill(const t4r_model *m, t4r_real *buf);
+int			t4r_infer_ctx_create_packed(const t4r_model *m, const t4r_real *packed,
+										t4r_infer_ctx **out);
 void		t4r_infer_ctx_free(t4r_infer_ctx *ctx);
 
 /* Final hidden vector (d values) and, if scores != NULL, the raw scores of
@@ -316,6 +328,9 @@ typedef struct t4r_rec_job
 } t4r_rec_job;
 typedef struct t4r_rec_batch t4r_rec_batch;
 int			t4r_rec_batch_create(const t4r_model *m, int threads, t4r_rec_batch **out);
+/* the same with packed weights from t4r_infer_pack_fill (NULL: own copy) */
+int			t4r_rec_batch_create_packed(const t4r_model *m, int threads, const t4r_real *packed,
+										t4r_rec_batch **out);
 void		t4r_rec_batch_free(t4r_rec_batch *b);
 int			t4r_rec_batch_set_scores(t4r_rec_batch *b, int mode);
 int			t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k);
@@ -417,7 +432,7 @@ int			t4r_config_from_json(t4r_config *c, const char *json, size_t len,
 								 char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ */
-/* Data protocol, fitting and evaluation (src/core/data.c)             */
+/* Data protocol (dataset.c), fitting (fit.c), evaluation (evaluate.c) */
 /* ------------------------------------------------------------------ */
 typedef struct t4r_dataset
 {
@@ -451,6 +466,11 @@ int			t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 								 int (*interrupt) (void *ud), void *ud,
 								 t4r_dataset **out, char *err, size_t errlen);
 void		t4r_dataset_free(t4r_dataset *ds);
+
+/* A copy of ds with only the users u where keep[u] != 0 (their whole
+ * histories, in order): same item rows, ids and item counts (those of all of
+ * ds).  The leave-one-out split of a kept user is unchanged. */
+int			t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out);
 
 /* The robust time path's gap scale for this data: the median of the
  * positive gaps between consecutive training interactions of a user (over
@@ -549,6 +569,27 @@ int			t4r_evaluate_backend(const t4r_model *m, const t4r_dataset *ds, int split,
 								 int (*interrupt) (void *ud), void *ud,
 								 const t4r_backend *backend,
 								 double *hr, double *ndcg, double *mrr);
+
+/*
+ * For every user u of ds with a target in split (users with >= 3
+ * interactions, in ds's user order): users[i] = u (index into ds),
+ * ranks[i] = 0-based rank of the target among the rows 1..V-1, with the
+ * ranking of t4r_evaluate (#rows with a higher score + #rows with an equal
+ * score and a smaller row; a NaN target score ranks V).  The input is the
+ * last max_seq_len items before the target, as in t4r_evaluate.  m == NULL:
+ * the most-popular baseline (ds->item_count, ties by row).  backend (may be
+ * NULL) computes the model's scores as in t4r_evaluate_backend.  users and
+ * ranks hold ds->n_users entries; *n_out = the number written.
+ */
+int			t4r_evaluate_ranks(const t4r_model *m, const t4r_dataset *ds, int split,
+							   int threads, int (*interrupt) (void *ud), void *ud,
+							   const t4r_backend *backend,
+							   int64_t *users, int64_t *ranks, int64_t *n_out);
+
+/* metrics of a 0-based rank at cut-off k (0 when rank >= k) */
+double		t4r_rank_hr(int64_t rank, int k);
+double		t4r_rank_ndcg(int64_t rank, int k);
+double		t4r_rank_mrr(int64_t rank, int k);
 
 #ifdef __cplusplus
 }

@@ -39,6 +39,7 @@
 
 #include <string.h>
 #include "timepath.h"
+#include "rgemm.h"
 #include "ops.h"
 
 #define RL ((size_t) R * (size_t) L)
@@ -167,93 +168,30 @@ t4r_time_bwd(const t4r_time_params *p, const t4r_time_params *g,
 TP_TGT static inline t4r_real
 TP_V(sigm) (t4r_real x)
 {
-	return 1 / (1 + exp(-x));
+	return t4r_sigmoid(x);
 }
 #else
 /*
- * sigmoid in float without branches (vectorisable): e = exp(-|a|) by range
- * reduction and a degree-6 polynomial (|a| clamped to 87.3 so that e stays
- * normal), then 1/(1+e) or e/(1+e) chosen by the sign bit; NaN passes
- * through.  Relative error under 2e-7 wherever sigmoid(a) is a normal float
- * (checked against double in test_timepath).
+ * sigmoid in float without branches (vectorisable; mathfn.h): e =
+ * exp(-|a|) with |a| clamped to 87.3 (0x42AE999A) so that e stays normal,
+ * then 1/(1+e) or e/(1+e) chosen by the sign bit; NaN passes through.
+ * Relative error under 2e-7 wherever sigmoid(a) is a normal float (checked
+ * against double in test_timepath).
  */
 TP_TGT static inline float
 TP_V(sigm) (float a)
 {
+	float		s = t4r_fsigmoid_e(a, t4r_fexpneg(a, 0x42AE999A));
 	int32_t		ab,
-				mb,
-				mask,
-				vb,
-				ni,
-				sb,
-				pb,
-				nb,
 				rb;
-	float		m,
-				t,
-				v,
-				n,
-				r,
-				p,
-				s,
-				e,
-				sp,
-				sn,
-				res;
 
 	memcpy(&ab, &a, 4);
-	mask = ab >> 31;			/* all ones when a < 0 (or -0) */
-	mb = ab & 0x7fffffff;
-	mb = mb < 0x42AE999A ? mb : 0x42AE999A;	/* |a| <= 87.3 */
-	memcpy(&m, &mb, 4);
-	/* exp(-m): -m = n ln2 + r, |r| <= ln2/2 */
-	t = -m * 1.44269504088896341f;
-	v = t + 12582912.0f;		/* 1.5 * 2^23: round to nearest integer */
-	n = v - 12582912.0f;
-	memcpy(&vb, &v, 4);
-	ni = vb - 0x4B400000;
-	r = -m - n * 0.693359375f;
-	r = r - n * -2.12194440e-4f;
-	p = 1.9875691500e-4f;
-	p = p * r + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.0f;
-	sb = (ni + 127) << 23;
-	memcpy(&s, &sb, 4);
-	e = p * s;
-	sp = 1.0f / (1.0f + e);
-	sn = e * sp;
-	memcpy(&pb, &sp, 4);
-	memcpy(&nb, &sn, 4);
-	rb = (pb & ~mask) | (nb & mask);
+	memcpy(&rb, &s, 4);
 	rb = (ab & 0x7fffffff) > 0x7f800000 ? ab : rb;	/* NaN stays NaN */
-	memcpy(&res, &rb, 4);
-	return res;
+	memcpy(&s, &rb, 4);
+	return s;
 }
 #endif
-
-/* hardswish and PyTorch's derivative (0 below -3, 1 above 3), as selects */
-TP_TGT static inline t4r_real
-TP_V(hsw) (t4r_real x)
-{
-	t4r_real	r = x + 3;
-	t4r_real	v = x * r * (t4r_real) (1.0 / 6);
-
-	v = r <= 0 ? 0 : v;
-	return r >= 6 ? x : v;
-}
-
-TP_TGT static inline t4r_real
-TP_V(dhsw) (t4r_real x)
-{
-	t4r_real	v = x * (t4r_real) (1.0 / 3) + (t4r_real) 0.5;
-
-	v = x < -3 ? 0 : v;
-	return x > 3 ? 1 : v;
-}
 
 #define LANES_SUM(a) \
 	((((a)[0] + (a)[1]) + ((a)[2] + (a)[3])) + (((a)[4] + (a)[5]) + ((a)[6] + (a)[7])))
@@ -528,7 +466,7 @@ TP_V(fwd_convs4) (const t4r_real *restrict t, const t4r_real *restrict s, int L,
 		t4r_real	q3 = t[l] * s[l];
 
 		p1[l] = b1 + a0 * q0 + a1 * q1 + a2 * q2 + a3 * q3;
-		r1[l] = TP_V(hsw) (p1[l]);
+		r1[l] = t4r_hardswish_tp(p1[l]);
 		q0 = q1;
 		q1 = q2;
 		q2 = q3;
@@ -537,7 +475,7 @@ TP_V(fwd_convs4) (const t4r_real *restrict t, const t4r_real *restrict s, int L,
 		p1[l] = b1 + a0 * (t[l - 3] * s[l - 3]) + a1 * (t[l - 2] * s[l - 2]) +
 			a2 * (t[l - 1] * s[l - 1]) + a3 * (t[l] * s[l]);
 	for (l = 3; l < L; l++)
-		r1[l] = TP_V(hsw) (p1[l]);
+		r1[l] = t4r_hardswish_tp(p1[l]);
 	/* conv2 */
 	for (l = 0; l < 3 && l < L; l++)
 	{
@@ -548,14 +486,14 @@ TP_V(fwd_convs4) (const t4r_real *restrict t, const t4r_real *restrict s, int L,
 		if (l >= 2)
 			acc += c1 * r1[l - 2];
 		p2[l] = acc;
-		td[l] = TP_V(hsw) (acc);
+		td[l] = t4r_hardswish_tp(acc);
 	}
 	for (; l < L; l++)
 	{
 		t4r_real	v = b2 + c0 * r1[l - 3] + c1 * r1[l - 2] + c2 * r1[l - 1] + c3 * r1[l];
 
 		p2[l] = v;
-		td[l] = TP_V(hsw) (v);
+		td[l] = t4r_hardswish_tp(v);
 	}
 }
 
@@ -720,8 +658,8 @@ TP_V(mix_bwd) (const t4r_real *restrict gv, t4r_real g0, const t4r_real *restric
 		for (int l = 0; l < L; l++)
 		{
 			dt[l] = 0;
-			dp2[l] = (dd ? dd[l] : 0) * TP_V(dhsw) (p2[l]);
-			r1[l] = TP_V(hsw) (p1[l]);
+			dp2[l] = (dd ? dd[l] : 0) * t4r_dhardswish_tp(p2[l]);
+			r1[l] = t4r_hardswish_tp(p1[l]);
 		}
 		return;
 	}
@@ -730,22 +668,22 @@ TP_V(mix_bwd) (const t4r_real *restrict gv, t4r_real g0, const t4r_real *restric
 		{
 			t4r_real	g = gv[l];
 			t4r_real	pv = p2[l];
-			t4r_real	tdv = TP_V(hsw) (pv);
+			t4r_real	tdv = t4r_hardswish_tp(pv);
 
 			dt[l] = g * dm[l];
-			dp2[l] = ((dd ? dd[l] : 0) + (1 - g) * dm[l]) * TP_V(dhsw) (pv);
+			dp2[l] = ((dd ? dd[l] : 0) + (1 - g) * dm[l]) * t4r_dhardswish_tp(pv);
 			dz[l] = dm[l] * (t[l] - tdv) * g * (1 - g);
-			r1[l] = TP_V(hsw) (p1[l]);
+			r1[l] = t4r_hardswish_tp(p1[l]);
 		}
 	else
 		for (int l = 0; l < L; l++)
 		{
 			t4r_real	pv = p2[l];
 
-			diff[l] = t[l] - TP_V(hsw) (pv);
+			diff[l] = t[l] - t4r_hardswish_tp(pv);
 			dt[l] = g0 * dm[l];
-			dp2[l] = ((dd ? dd[l] : 0) + (1 - g0) * dm[l]) * TP_V(dhsw) (pv);
-			r1[l] = TP_V(hsw) (p1[l]);
+			dp2[l] = ((dd ? dd[l] : 0) + (1 - g0) * dm[l]) * t4r_dhardswish_tp(pv);
+			r1[l] = t4r_hardswish_tp(p1[l]);
 		}
 }
 
@@ -774,7 +712,7 @@ TP_TGT static void
 TP_V(dhsw_mul) (const t4r_real *restrict p, int L, t4r_real *restrict d)
 {
 	for (int l = 0; l < L; l++)
-		d[l] *= TP_V(dhsw) (p[l]);
+		d[l] *= t4r_dhardswish_tp(p[l]);
 }
 
 /* q = T * s: dT += dq * s, ds = dq * T */
@@ -806,13 +744,23 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 	/* u = T * mask_mlp (T itself without a mask); a1 = b1 + U W1^T */
 	if (mask_mlp)
 		TP_V(mul) (T, mask_mlp, RL, c.U);
-	TP_V(bcast) (p->b1, R, L, c.A1);
-	t4r_gemm(0, 1, R, L, L, 1, mask_mlp ? c.U : T, L, p->w1, L, 1, c.A1, L);
+	if (p->w1p)
+		t4r_rgemm(R, L, L, mask_mlp ? c.U : T, L, p->w1p, p->b1, c.A1, L);
+	else
+	{
+		TP_V(bcast) (p->b1, R, L, c.A1);
+		t4r_gemm(0, 1, R, L, L, 1, mask_mlp ? c.U : T, L, p->w1, L, 1, c.A1, L);
+	}
 
 	/* sg = sigmoid(a1); h = a1 * sg staged in P1; s = b2 + h W2^T */
 	TP_V(silu_fwd) (c.A1, RL, c.SG, c.P1);
-	TP_V(bcast) (p->b2, R, L, c.S);
-	t4r_gemm(0, 1, R, L, L, 1, c.P1, L, p->w2, L, 1, c.S, L);
+	if (p->w2p)
+		t4r_rgemm(R, L, L, c.P1, L, p->w2p, p->b2, c.S, L);
+	else
+	{
+		TP_V(bcast) (p->b2, R, L, c.S);
+		t4r_gemm(0, 1, R, L, L, 1, c.P1, L, p->w2, L, 1, c.S, L);
+	}
 
 	/* G == L: gate = sigmoid(Tg gw^T + gb), Tg staged in X */
 	if (Tnew && pgl)
@@ -824,8 +772,13 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 			TP_V(mul) (T, mask_gate, RL, c.X);
 			tg = c.X;
 		}
-		TP_V(bcast) (p->gb, R, L, c.GT);
-		t4r_gemm(0, 1, R, L, L, 1, tg, L, p->gw, L, 1, c.GT, L);
+		if (p->gwp)
+			t4r_rgemm(R, L, L, tg, L, p->gwp, p->gb, c.GT, L);
+		else
+		{
+			TP_V(bcast) (p->gb, R, L, c.GT);
+			t4r_gemm(0, 1, R, L, L, 1, tg, L, p->gw, L, 1, c.GT, L);
+		}
 		TP_V(sigm_inplace) (c.GT, RL);
 	}
 
@@ -850,10 +803,10 @@ TP_V(time_fwd) (const t4r_time_params *p, int R, int H, int L, int K, int G,
 			TP_V(mul) (t, s, L, td);
 			TP_V(conv_row) (td, L, p->c1w + (size_t) h * K, p->c1b[h], K, p1);
 			for (int l = 0; l < L; l++)
-				td[l] = TP_V(hsw) (p1[l]);
+				td[l] = t4r_hardswish_tp(p1[l]);
 			TP_V(conv_row) (td, L, p->c2w + (size_t) h * K, p->c2b[h], K, p2);
 			for (int l = 0; l < L; l++)
-				td[l] = TP_V(hsw) (p2[l]);
+				td[l] = t4r_hardswish_tp(p2[l]);
 		}
 
 		if (!Tnew)

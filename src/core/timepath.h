@@ -36,6 +36,9 @@ typedef struct t4r_time_params
 	t4r_real   *c2w, *c2b;		/* [H, K], [H]   conv1d4time_2 */
 	t4r_real   *gw, *gb;		/* [G, L], [G]   time_gate_residual.1 */
 	t4r_real   *lnw, *lnb;		/* [L], [L]      time_layer_norm */
+	/* inference only: w1, w2, gw packed for the row-stable kernel
+	 * (t4r_rgemm, model_internal.h), or NULL */
+	const t4r_real *w1p, *w2p, *gwp;
 } t4r_time_params;
 
 size_t		t4r_time_cache_size(int R, int L, int G);

@@ -142,6 +142,134 @@ t4r_rtime_fwd(const t4r_time_params *p, int R, int H, int L, int K, int J,
 	}
 }
 
+/* a K-wide causal conv over n positions, out[l] = b + sum_k w[k]
+ * v[l-(K-1)+k]: its weight gradient gw[k] += sum_l dp[l] v[l-(K-1)+k]
+ * (ACCUMULATED, summed in double) */
+static void
+rconv_wgrad(const t4r_real *dp, const t4r_real *v, int n, int K, t4r_real *gw)
+{
+	for (int k = 0; k < K; k++)
+	{
+		double		a = 0;
+
+		for (int l = 0; l < n; l++)
+		{
+			int			j = l - (K - 1) + k;
+
+			if (j >= 0)
+				a += (double) dp[l] * v[j];
+		}
+		gw[k] += (t4r_real) a;
+	}
+}
+
+/* ... and the gradient of its input at position j */
+static inline t4r_real
+rconv_dinput(const t4r_real *dp, const t4r_real *w, int n, int K, int j)
+{
+	t4r_real	a = 0;
+
+	for (int k = 0; k < K; k++)
+	{
+		int			l = j + (K - 1) - k;
+
+		if (l < n)
+			a += dp[l] * w[k];
+	}
+	return a;
+}
+
+/*
+ * backward of the gate mix and time layer norm of row o (head h, n real
+ * positions), given dTnew: dt and dp2 (the gradient of tdt's
+ * pre-activation so far) ACCUMULATED; lnw, lnb, gw, gb gradients
+ * ACCUMULATED.
+ */
+static void
+rtime_bwd_gate(const t4r_time_params *p, const t4r_time_params *g, int h, int n, size_t o,
+			   const t4r_real *t, const t4r_real *p2, const t4r_real *gt, const t4r_real *x,
+			   const t4r_real *mask_gate, const t4r_real *dTnew, t4r_real *dt, t4r_real *dp2)
+{
+	double		aw = 0,
+				ab = 0,
+				gw = 0,
+				gb = 0;
+
+	for (int l = 0; l < n; l++)
+	{
+		t4r_real	dn = dTnew[o + l];
+		t4r_real	dx = dn * p->lnw[h];
+		t4r_real	tdv = t4r_hardswish(p2[l]);
+		t4r_real	ug = mask_gate ? t[l] * mask_gate[o + l] : t[l];
+		t4r_real	dz = dx * (t[l] - tdv) * gt[l] * (1 - gt[l]);
+
+		aw += (double) dn * x[l];
+		ab += dn;
+		dt[l] += dx * gt[l] + dz * p->gw[h] * (mask_gate ? mask_gate[o + l] : 1);
+		dp2[l] += dx * (1 - gt[l]);
+		gw += (double) dz * ug;
+		gb += dz;
+	}
+	g->lnw[h] += (t4r_real) aw;
+	g->lnb[h] += (t4r_real) ab;
+	g->gw[h] += (t4r_real) gw;
+	g->gb[h] += (t4r_real) gb;
+}
+
+/*
+ * backward of q = T s and of the per-position MLP s = b2 + sum_i w2[i]
+ * silu(w1[i] u + b1[i]) (u = T * mask_mlp) of row o, given dp1 (the
+ * gradient of conv1's output): dt ACCUMULATED; w1, b1, w2, b2 gradients
+ * ACCUMULATED (the first 64 hidden units).
+ */
+static void
+rtime_bwd_mlp(const t4r_time_params *p, const t4r_time_params *g, int h, int J, int K,
+			  int n, size_t o, const t4r_real *t, const t4r_real *s,
+			  const t4r_real *mask_mlp, const t4r_real *dp1, t4r_real *dt)
+{
+	const t4r_real *w1 = p->w1 + (size_t) h * J,
+			   *b1 = p->b1 + (size_t) h * J,
+			   *w2 = p->w2 + (size_t) h * J,
+			   *c1w = p->c1w + (size_t) h * K;
+	double		gw1[64],
+				gb1[64],
+				gw2[64],
+				acc_b2 = 0;
+	int			Jc = J < 64 ? J : 64;
+
+	for (int j = 0; j < Jc; j++)
+		gw1[j] = gb1[j] = gw2[j] = 0;
+	for (int j = 0; j < n; j++)
+	{
+		t4r_real	dq = rconv_dinput(dp1, c1w, n, K, j);
+		t4r_real	u = mask_mlp ? t[j] * mask_mlp[o + j] : t[j];
+		t4r_real	du = 0;
+		t4r_real	ds;
+
+		dt[j] += dq * s[j];
+		ds = dq * t[j];
+		acc_b2 += ds;
+		for (int i = 0; i < Jc; i++)
+		{
+			t4r_real	a = w1[i] * u + b1[i];
+			t4r_real	da = ds * w2[i] * t4r_dsilu(a);
+
+			gw2[i] += (double) ds * t4r_silu(a);
+			gw1[i] += (double) da * u;
+			gb1[i] += da;
+			du += da * w1[i];
+		}
+		dt[j] += du * (mask_mlp ? mask_mlp[o + j] : 1);
+	}
+	for (int i = 0; i < Jc; i++)
+	{
+		g->w1[(size_t) h * J + i] += (t4r_real) gw1[i];
+		g->b1[(size_t) h * J + i] += (t4r_real) gb1[i];
+		g->w2[(size_t) h * J + i] += (t4r_real) gw2[i];
+	}
+	g->b2[h] += (t4r_real) acc_b2;
+}
+
 void
 t4r_rtime_bwd(const t4r_time_params *p, const t4r_time_params *g,
 			  int R, int H, int L, int K, int J, const int *nlen,
@@ -171,15 +299,10 @@ t4r_rtime_bwd(const t4r_time_params *p, const t4r_time_params *g,
 				   *s = CS + o,
 				   *p1 = CP1 + o,
 				   *p2 = CP2 + o;
-		const t4r_real *w1 = p->w1 + (size_t) h * J,
-				   *b1 = p->b1 + (size_t) h * J,
-				   *w2 = p->w2 + (size_t) h * J;
-		const t4r_real *c1w = p->c1w + (size_t) h * K,
-				   *c2w = p->c2w + (size_t) h * K;
+		const t4r_real *c2w = p->c2w + (size_t) h * K;
 		t4r_real   *dt = dT + o;
 		double		acc_c1b = 0,
-					acc_c2b = 0,
-					acc_b2 = 0;
+					acc_c2b = 0;
 
 		if (n > L)
 			n = L;
@@ -189,34 +312,7 @@ t4r_rtime_bwd(const t4r_time_params *p, const t4r_time_params *g,
 		for (int l = 0; l < n; l++)
 			dp2[l] = dtdt[o + l];
 		if (dTnew)
-		{
-			const t4r_real *gt = CGT + o,
-					   *x = CX + o;
-			double		aw = 0,
-						ab = 0,
-						gw = 0,
-						gb = 0;
-
-			for (int l = 0; l < n; l++)
-			{
-				t4r_real	dn = dTnew[o + l];
-				t4r_real	dx = dn * p->lnw[h];
-				t4r_real	tdv = t4r_hardswish(p2[l]);
-				t4r_real	ug = mask_gate ? t[l] * mask_gate[o + l] : t[l];
-				t4r_real	dz = dx * (t[l] - tdv) * gt[l] * (1 - gt[l]);
-
-				aw += (double) dn * x[l];
-				ab += dn;
-				dt[l] += dx * gt[l] + dz * p->gw[h] * (mask_gate ? mask_gate[o + l] : 1);
-				dp2[l] += dx * (1 - gt[l]);
-				gw += (double) dz * ug;
-				gb += dz;
-			}
-			g->lnw[h] += (t4r_real) aw;
-			g->lnb[h] += (t4r_real) ab;
-			g->gw[h] += (t4r_real) gw;
-			g->gb[h] += (t4r_real) gb;
-		}
+			rtime_bwd_gate(p, g, h, n, o, t, p2, CGT + o, CX + o, mask_gate, dTnew, dt, dp2);
 		/* tdt = hardswish(p2) */
 		for (int l = 0; l < n; l++)
 		{
@@ -225,96 +321,19 @@ t4r_rtime_bwd(const t4r_time_params *p, const t4r_time_params *g,
 			r1[l] = t4r_hardswish(p1[l]);
 		}
 		/* conv2: p2[l] = c2b + sum_k c2w[k] r1[l-(K-1)+k] */
-		for (int k = 0; k < K; k++)
-		{
-			double		a = 0;
-
-			for (int l = 0; l < n; l++)
-			{
-				int			j = l - (K - 1) + k;
-
-				if (j >= 0)
-					a += (double) dp2[l] * r1[j];
-			}
-			g->c2w[(size_t) h * K + k] += (t4r_real) a;
-		}
+		rconv_wgrad(dp2, r1, n, K, g->c2w + (size_t) h * K);
 		g->c2b[h] += (t4r_real) acc_c2b;
 		for (int j = 0; j < n; j++)
 		{
-			t4r_real	a = 0;
-
-			for (int k = 0; k < K; k++)
-			{
-				int			l = j + (K - 1) - k;
-
-				if (l < n)
-					a += dp2[l] * c2w[k];
-			}
 			/* r1 = hardswish(p1) */
-			dp1[j] = a * t4r_dhardswish(p1[j]);
+			dp1[j] = rconv_dinput(dp2, c2w, n, K, j) * t4r_dhardswish(p1[j]);
 			acc_c1b += dp1[j];
 			q[j] = t[j] * s[j];
 		}
 		/* conv1 over q */
-		for (int k = 0; k < K; k++)
-		{
-			double		a = 0;
-
-			for (int l = 0; l < n; l++)
-			{
-				int			j = l - (K - 1) + k;
-
-				if (j >= 0)
-					a += (double) dp1[l] * q[j];
-			}
-			g->c1w[(size_t) h * K + k] += (t4r_real) a;
-		}
+		rconv_wgrad(dp1, q, n, K, g->c1w + (size_t) h * K);
 		g->c1b[h] += (t4r_real) acc_c1b;
 		/* dq -> dT (through q = T s) and ds -> the per-position MLP */
-		{
-			double		gw1[64],
-						gb1[64],
-						gw2[64];
-			int			Jc = J < 64 ? J : 64;
-
-			for (int j = 0; j < Jc; j++)
-				gw1[j] = gb1[j] = gw2[j] = 0;
-			for (int j = 0; j < n; j++)
-			{
-				t4r_real	dq = 0;
-				t4r_real	u = mask_mlp ? t[j] * mask_mlp[o + j] : t[j];
-				t4r_real	du = 0;
-				t4r_real	ds;
-
-				for (int k = 0; k < K; k++)
-				{
-					int			l = j + (K - 1) - k;
-
-					if (l < n)
-						dq += dp1[l] * c1w[k];
-				}
-				dt[j] += dq * s[j];
-				ds = dq * t[j];
-				acc_b2 += ds;
-				for (int i = 0; i < Jc; i++)
-				{
-					t4r_real	a = w1[i] * u + b1[i];
-					t4r_real	da = ds * w2[i] * t4r_dsilu(a);
-
-					gw2[i] += (double) ds * t4r_silu(a);
-					gw1[i] += (double) da * u;
-					gb1[i] += da;
-					du += da * w1[i];
-				}
-				dt[j] += du * (mask_mlp ? mask_mlp[o + j] : 1);
-			}
-			for (int i = 0; i < Jc; i++)
-			{
-				g->w1[(size_t) h * J + i] += (t4r_real) gw1[i];
-				g->b1[(size_t) h * J + i] += (t4r_real) gb1[i];
-				g->w2[(size_t) h * J + i] += (t4r_real) gw2[i];
-			}
-			g->b2[h] += (t4r_real) acc_b2;
-		}
+		rtime_bwd_mlp(p, g, h, J, K, n, o, t, s, mask_mlp, dp1, dt);
 	}
 }

@@ -1,6 +1,6 @@
 /*
  * warm.c - warm start: a new model that continues from a parent model's
- * weights on a changed item vocabulary (issue 14).
+ * weights on a changed item vocabulary.
  *
  * The caller creates the new model for the new vocabulary and initialises it
  * with t4r_model_init (the same path as a fresh training: new items get the

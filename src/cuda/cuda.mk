@@ -3,7 +3,7 @@
 #   make USE_CUDA=1              the extension with src/cuda/*.cu (main Makefile)
 #   make USE_CUDA=1 cuda-tests   build/cuda_parity and build/cuda_bench
 #
-# The test binaries link the float core (build/float/*.o), the CUDA objects
+# The test binaries link the core library (build/libt4rcore.a), the CUDA objects
 # compiled into build/cuda/, the CUDA runtime STATICALLY (libcudart_static)
 # and cuBLAS dynamically (this toolkit ships no libcublas_static; the rpath
 # points at $(CUDA_HOME)/lib64, where the GPU machines' CUDA 13 toolkit has
@@ -17,8 +17,8 @@ build/cuda/%.o: src/cuda/%.cu $(wildcard src/cuda/*.h) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
-build/cuda_%: test/cuda/%.c $(CUDA_TEST_OBJS) $(FLOAT_OBJS) $(wildcard src/cuda/*.h)
-	$(CORE_CC) $(CORE_CFLAGS) -Isrc/cuda -Itest/core $< $(CUDA_TEST_OBJS) $(FLOAT_OBJS) \
+build/cuda_%: test/cuda/%.c $(CUDA_TEST_OBJS) $(CORE_LIB) $(wildcard src/cuda/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) -Isrc/cuda -Itest/core $< $(CUDA_TEST_OBJS) $(CORE_LIB) \
 	  -o $@ $(CUDA_TEST_LIBS) $(CORE_LIBS)
 
 # PGXS builds LLVM bitcode of every object for JIT inlining when the server
@@ -63,9 +63,9 @@ build/emu/cuda_emu.o: test/cuda/emu/cuda_emu.cpp test/cuda/emu/cuda_emu.h
 	@mkdir -p build/emu
 	g++ -std=c++17 -O2 -g -Itest/cuda/emu -c $< -o $@
 
-build/cuda_parity_emu: test/cuda/parity.c build/emu/model_emu.o build/emu/cuda_emu.o $(FLOAT_OBJS) $(wildcard src/cuda/*.h)
+build/cuda_parity_emu: test/cuda/parity.c build/emu/model_emu.o build/emu/cuda_emu.o $(CORE_LIB) $(wildcard src/cuda/*.h)
 	$(CORE_CC) $(CORE_CFLAGS) -DT4R_CUDA_EMU -Isrc/cuda -Itest/core $< build/emu/model_emu.o build/emu/cuda_emu.o \
-	  $(FLOAT_OBJS) -o $@ $(CORE_LIBS) -lstdc++
+	  $(CORE_LIB) -o $@ $(CORE_LIBS) -lstdc++
 
 .PHONY: cuda-emu-parity cuda-emu-parity-ci
 cuda-emu-parity: build/cuda_parity_emu

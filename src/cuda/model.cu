@@ -28,39 +28,15 @@
 extern "C" {
 #include "model_internal.h"
 }
+#include "mathfn.h"
 #include "t4r_cuda.h"
 
 #define SSD_CH 16				/* checkpoint interval of the recurrent SSD */
 #define CONV_PARTS 256			/* row chunks of the conv weight gradient */
-#define G64 0x9E3779B97F4A7C15ULL
 
 /* ------------------------------------------------------------------ */
 /* device helpers                                                      */
 /* ------------------------------------------------------------------ */
-__device__ __forceinline__ uint64_t
-d_splitmix(uint64_t *x)
-{
-	uint64_t	z = (*x += G64);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	return z ^ (z >> 31);
-}
-
-__device__ __forceinline__ uint64_t
-d_hash64(uint64_t key, uint64_t a, uint64_t b, uint64_t c)
-{
-	uint64_t	x = key ^ 0x243F6A8885A308D3ULL;
-
-	(void) d_splitmix(&x);
-	x ^= a * 0x9E3779B97F4A7C15ULL;
-	(void) d_splitmix(&x);
-	x ^= b * 0xC2B2AE3D27D4EB4FULL;
-	(void) d_splitmix(&x);
-	x ^= c * 0x165667B19E3779F9ULL;
-	return d_splitmix(&x);
-}
-
 /* dropout key: on == 0 means identity */
 struct DK
 {
@@ -76,48 +52,9 @@ d_mask(const DK &k, int s, uint64_t site, uint64_t i)
 {
 	if (!k.on)
 		return 1.0f;
-	uint64_t	base = d_hash64(k.seed, k.step, (uint64_t) (k.idx0 + s), site);
-	uint64_t	x = base + (i & ~1ULL) * G64;
-	uint64_t	z = d_splitmix(&x);
-	uint64_t	bits = (i & 1) ? (z >> 32) : (z & 0xffffffffULL);
+	uint64_t	base = t4r_hash64(k.seed, k.step, (uint64_t) (k.idx0 + s), site);
 
-	return bits < k.thr ? 0.0f : k.keep;
-}
-
-__device__ __forceinline__ float
-d_hsw(float x)
-{
-	float		r = x + 3;
-
-	if (r <= 0)
-		return 0;
-	if (r >= 6)
-		return x;
-	return x * r / 6;
-}
-
-__device__ __forceinline__ float
-d_dhsw(float x)
-{
-	if (x < -3)
-		return 0;
-	if (x <= 3)
-		return (2 * x + 3) / 6;
-	return 1;
-}
-
-__device__ __forceinline__ float
-d_sigmoid(float x)
-{
-	return 1.0f / (1.0f + expf(-x));
-}
-
-__device__ __forceinline__ float
-d_softplus(float x)
-{
-	if (x > 20)
-		return x;
-	return log1pf(expf(x));
+	return t4r_dropout_bits(base, i) < k.thr ? 0.0f : k.keep;
 }
 
 __device__ __forceinline__ float
@@ -282,7 +219,7 @@ k_conv_fwd(size_t R0, int L, int in_dim, int Di, int C, int K, const float *zxd,
 			acc += w[c * K + k] * zxd[(r - (K - 1) + k) * in_dim + Di + c];
 	}
 	cpre[i] = acc;
-	xbc[i] = d_hsw(acc);
+	xbc[i] = t4r_hardswish(acc);
 }
 
 /* out[r, l] = in[r, l] * time-dropout mask (rows r = s*H + h, index h*L+l) */
@@ -309,7 +246,7 @@ k_silu(size_t n, const float *a, float *o)
 	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
 
 	if (i < n)
-		o[i] = a[i] * d_sigmoid(a[i]);
+		o[i] = a[i] * t4r_sigmoid_f32(a[i]);
 }
 
 /* per time row: q = T*s, two causal convs with hardswish */
@@ -340,7 +277,7 @@ k_time_conv(int L, int H, int K, const float *T, const float *Sc, const float *c
 				acc += c1w[h * K + k] * q[j];
 		}
 		P1[o + l] = acc;
-		r1[l] = d_hsw(acc);
+		r1[l] = t4r_hardswish(acc);
 	}
 	__syncthreads();
 	for (int l = threadIdx.x; l < L; l += blockDim.x)
@@ -355,7 +292,7 @@ k_time_conv(int L, int H, int K, const float *T, const float *Sc, const float *c
 				acc += c2w[h * K + k] * r1[j];
 		}
 		P2[o + l] = acc;
-		tdt[o + l] = d_hsw(acc);
+		tdt[o + l] = t4r_hardswish(acc);
 	}
 }
 
@@ -374,7 +311,7 @@ k_gate_fwd(int R, int L, int G, const float *gpre, const float *T, const float *
 
 	for (int l = lane; l < L; l += 32)
 	{
-		float		g = d_sigmoid(gpre[(size_t) r * G + (G == 1 ? 0 : l)]);
+		float		g = t4r_sigmoid_f32(gpre[(size_t) r * G + (G == 1 ? 0 : l)]);
 
 		if (G != 1 || l == 0)
 			GT[(size_t) r * G + (G == 1 ? 0 : l)] = g;
@@ -401,7 +338,7 @@ k_delta(size_t R0, int L, int H, int in_dim, int dtc, int is_time, const float *
 
 	if (is_time)
 		v *= tdt[((size_t) s * H + h) * L + l];
-	delta[i] = d_softplus(v + dtb[h]);
+	delta[i] = t4r_softplus_f32(v + dtb[h]);
 }
 
 /* SSD recurrence forward, one block per (sample, head): warp w holds rows
@@ -1281,7 +1218,7 @@ k_rms_fwd(int rows, int Di, const float *y, const float *z, int ldz, const float
 
 	for (int c = lane; c < Di; c += 32)
 	{
-		float		g = yr[c] * zr[c] * d_sigmoid(zr[c]);
+		float		g = yr[c] * zr[c] * t4r_sigmoid_f32(zr[c]);
 
 		o[c] = g;
 		ss += (double) g * g;
@@ -1359,11 +1296,11 @@ k_rowmask(size_t rows, int w, int L, int last, const int *nv, DK dk, uint64_t si
 	float		m = d_mask(dk, s, site, last ? (uint64_t) c : (uint64_t) l * w + c);
 
 	if (mode == 0)
-		out[i] = d_hsw(in[i]) * m;
+		out[i] = t4r_hardswish(in[i]) * m;
 	else if (mode == 1)
 		out[i] = in[i] * m;
 	else
-		out[i] = out[i] * m * d_dhsw(aux[i]);
+		out[i] = out[i] * m * t4r_dhardswish(aux[i]);
 }
 
 /* softmax cross-entropy over V rows: one block per sample; dlogits in
@@ -1467,7 +1404,7 @@ k_rms_bwd(int rows, int Di, int L, int last, const int *nv, const float *y,
 
 	for (int c = lane; c < Di; c += 32)
 	{
-		float		g = yr[c] * zr[c] * d_sigmoid(zr[c]);
+		float		g = yr[c] * zr[c] * t4r_sigmoid_f32(zr[c]);
 
 		prod[(size_t) r * Di + c] = dn[c] * g * rs;
 		dot += (double) dn[c] * nw[c] * g;
@@ -1477,7 +1414,7 @@ k_rms_bwd(int rows, int Di, int L, int last, const int *nv, const float *y,
 
 	for (int c = lane; c < Di; c += 32)
 	{
-		float		sg = d_sigmoid(zr[c]);
+		float		sg = t4r_sigmoid_f32(zr[c]);
 		float		g = yr[c] * zr[c] * sg;
 		float		dg = rs * dn[c] * nw[c] - k2 * g;
 
@@ -1554,7 +1491,7 @@ k_delta_bwd(size_t R0, int L, int H, int in_dim, int dtc, int is_time, const flo
 	size_t		ti = ((size_t) s * H + h) * L + l;
 	float		tf = is_time ? tdt[ti] : 1.0f;
 	float		x = dt * tf + dtb[h];
-	float		g = dd[i] * (x > 20 ? 1.0f : d_sigmoid(x));
+	float		g = dd[i] * t4r_dsoftplus_f32(x);
 
 	gp[i] = g;
 	dzxd[r * in_dim + dtc + h] = g * tf;
@@ -1569,7 +1506,7 @@ k_conv_dc(size_t n, float *dc, const float *cpre)
 	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
 
 	if (i < n)
-		dc[i] *= d_dhsw(cpre[i]);
+		dc[i] *= t4r_dhardswish(cpre[i]);
 }
 
 /* conv input gradient into dzxd's xBC columns */
@@ -1689,9 +1626,9 @@ k_time_conv_bwd(int L, int H, int K, const float *T, const float *Sc, const floa
 
 	for (int l = threadIdx.x; l < L; l += blockDim.x)
 	{
-		r1[l] = d_hsw(P1[o + l]);
+		r1[l] = t4r_hardswish(P1[o + l]);
 		q[l] = T[o + l] * Sc[o + l];
-		dc2[l] = dtdt[o + l] * d_dhsw(P2[o + l]);
+		dc2[l] = dtdt[o + l] * t4r_dhardswish(P2[o + l]);
 	}
 	__syncthreads();
 	for (int j = threadIdx.x; j < L; j += blockDim.x)
@@ -1705,7 +1642,7 @@ k_time_conv_bwd(int L, int H, int K, const float *T, const float *Sc, const floa
 			if (l < L)
 				acc += dc2[l] * c2w[h * K + k];
 		}
-		dc1[j] = acc * d_dhsw(P1[o + j]);
+		dc1[j] = acc * t4r_dhardswish(P1[o + j]);
 	}
 	__syncthreads();
 	for (int j = threadIdx.x; j < L; j += blockDim.x)
@@ -1780,7 +1717,7 @@ k_dsilu(size_t n, float *g, const float *a)
 
 	if (i < n)
 	{
-		float		s = d_sigmoid(a[i]);
+		float		s = t4r_sigmoid_f32(a[i]);
 
 		g[i] *= s * (1 + a[i] * (1 - s));
 	}

@@ -5,7 +5,7 @@
  *               [--epochs E] [--preset movielens|amazon] [--results PATH]
  *               [--no-append]
  *
- * Figures (issue 5): the machine's sgemm peak (a large square product and the
+ * Figures: the machine's sgemm peak (a large square product and the
  * model's K = 64 shape), training throughput of the movielens preset with
  * full-length sequences and with MovieLens-1M-like prefix lengths, of the
  * amazon preset with Beauty-like prefixes, useful GFLOP/s (formula below),

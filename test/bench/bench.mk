@@ -1,13 +1,13 @@
 # test/bench/bench.mk - `make bench`: the standalone core benchmark.
-# Built from the float core (build/float/*.o, compiled with T4R_OPT) with the
-# same optimisation flags.  BENCH_QUICK=1 for a < 1 minute smoke run,
-# BENCH_CSV=path/to/interactions.csv (+ BENCH_EPOCHS) to also fit on a CSV
-# user_id,item_id,ts, BENCH_ARGS for any other option (see test/bench/bench.c).
+# Linked with build/libt4rcore.a, the core objects of tim4rec.so.
+# BENCH_QUICK=1 for a < 1 minute smoke run, BENCH_CSV=path/to/interactions.csv
+# (+ BENCH_EPOCHS) to also fit on a CSV user_id,item_id,ts, BENCH_ARGS for any
+# other option (see test/bench/bench.c).
 BENCH_ARGS ?=
 
-build/bench: test/bench/bench.c $(FLOAT_OBJS) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+build/bench: test/bench/bench.c $(CORE_LIB) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: bench bench-quick
 bench: build/bench
@@ -18,9 +18,9 @@ bench-quick: build/bench
 
 # single-sequence inference latency (t4r_infer at several lengths, CPU-time
 # medians) - `make infer-profile`, or build/infer_profile --help
-build/infer_profile: test/bench/infer_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+build/infer_profile: test/bench/infer_profile.c $(CORE_LIB) test/core/tap.h $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/core $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: infer-profile
 infer-profile: build/infer_profile
@@ -33,15 +33,22 @@ infer-profile: build/infer_profile
 # --gemm-stats call-site counters (the wrapper only forwards otherwise).
 TRAIN_PROFILE_ARGS ?=
 
-build/train_profile: test/bench/train_profile.c $(FLOAT_OBJS) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+build/train_profile: test/bench/train_profile.c $(CORE_LIB) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(FLOAT_OBJS) -o $@ -Wl,--wrap=cblas_sgemm $(CORE_LIBS) -ldl
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(CORE_LIB) -o $@ -Wl,--wrap=cblas_sgemm $(CORE_LIBS) -ldl
 
 .PHONY: train-profile
 train-profile: build/train_profile
 	./build/train_profile $(TRAIN_PROFILE_ARGS)
 
-# PostgreSQL benchmarks of the installed extension (issue 15; not part of
+# a model with the movielens preset's sizes and docs/MODEL.md's
+# initialisation as safetensors on stdout (argument: item rows, padding
+# included), for the PostgreSQL benchmarks and test/pgtap/shared_models.sh
+build/pg_latency_model: test/bench/pg_latency_model.c $(CORE_LIB) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
+
+# PostgreSQL benchmarks of the installed extension (not part of
 # `make test`; each starts and removes its own throwaway cluster, set
 # T4R_PG_BINDIR for another PostgreSQL 15 than /usr/lib/postgresql/15/bin):
 #   make bench-pg-load     pgbench: recommend(user) at 1/4/16/64 clients, during a
@@ -56,7 +63,7 @@ bench-pg-load:
 bench-pg-memory:
 	bash test/bench/pg_memory.sh
 
-# issue 13: epoch time and targets/s of training all_positions vs prefixes
+# epoch time and targets/s of training all_positions vs prefixes
 # (robust time path) vs the official model, through SQL on the ML-1M-sized
 # synthetic table (T4R_AP_* and THREADS in test/bench/pg_all_positions.sh);
 # appends its table to test/bench/RESULTS.md unless T4R_BENCH_NO_APPEND=1.
@@ -64,7 +71,7 @@ bench-pg-memory:
 bench-all-positions:
 	bash test/bench/pg_all_positions.sh
 
-# issue 13: test metrics after early stopping of all_positions vs prefixes
+# test metrics after early stopping of all_positions vs prefixes
 # (robust) vs official through SQL (T4R_APQ_* in
 # test/bench/pg_all_positions_quality.sh); appends to test/bench/QUALITY.md
 # unless T4R_BENCH_NO_APPEND=1.
@@ -83,9 +90,9 @@ bench-recommend-all:
 # per-sequence t4r_infer vs t4r_rec_batch_run exact / packed, wall and CPU
 # seconds - `make rec-batch-profile` (REC_PROFILE_THREADS, default 2)
 REC_PROFILE_THREADS ?= 2
-build/rec_batch_profile: test/bench/rec_batch_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+build/rec_batch_profile: test/bench/rec_batch_profile.c $(CORE_LIB) test/core/tap.h $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/core $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: rec-batch-profile
 rec-batch-profile: build/rec_batch_profile
@@ -93,8 +100,8 @@ rec-batch-profile: build/rec_batch_profile
 
 # one recommendation's scoring + top k: full score vector vs blocked
 # (t4r_infer_topk), alternating call by call - `make topk-profile`
-build/topk_profile: test/bench/topk_profile.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
-	$(CORE_CC) $(CORE_CFLAGS) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+build/topk_profile: test/bench/topk_profile.c $(CORE_LIB) $(wildcard src/core/*.h)
+	$(CORE_CC) $(CORE_CFLAGS) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: topk-profile
 topk-profile: build/topk_profile

@@ -9,7 +9,7 @@
  * For each length n: median (and p90/p99) CPU time of N calls (default 500)
  * measured with CLOCK_THREAD_CPUTIME_ID (the machine is shared and loaded;
  * wall time would count other processes), plus the wall-clock median.
- * Model: the preset with MODEL.md's initialisation from a fixed seed,
+ * Model: the preset with docs/MODEL.md's initialisation from a fixed seed,
  * V = 3707 rows (MovieLens-1M's 3,706 items + padding), random items and
  * increasing timestamps with realistic gaps.
  * --dump FILE writes hidden + scores of the test sequences (one per length)
@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "tim4rec.h"
+#include "tap.h"				/* tap_rng_u64: test data independent of the core's RNG */
 #include "ops.h"				/* t4r_rng, cblas.h (OpenBLAS) */
 
 static double
@@ -61,16 +62,6 @@ pct(double *v, int n, double q)
 	return v[i];
 }
 
-/* simple xorshift, independent of the core's RNG */
-static uint64_t rs = 0x9E3779B97F4A7C15ull;
-static uint64_t
-xr(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return rs;
-}
 
 int
 main(int argc, char **argv)
@@ -175,8 +166,8 @@ main(int argc, char **argv)
 
 		for (int l = 0; l < maxn; l++)
 		{
-			items[l] = 1 + (int32_t) (xr() % (uint64_t) (V - 1));
-			t += (double) (xr() % 100000) * ((xr() & 3) == 0 ? 10 : 1);
+			items[l] = 1 + (int32_t) (tap_rng_u64() % (uint64_t) (V - 1));
+			t += (double) (tap_rng_u64() % 100000) * ((tap_rng_u64() & 3) == 0 ? 10 : 1);
 			ts[l] = t;
 		}
 	}

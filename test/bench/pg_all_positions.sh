@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_all_positions.sh - issue 13: training time of "training": "all_positions"
+# pg_all_positions.sh - training time of "training": "all_positions"
 # against the per-prefix form, through SQL (tim4rec_train), on a throwaway
 # cluster of the installed extension (T4R_PG_BINDIR as test/scripts/lib.sh).
 #
@@ -70,7 +70,7 @@ done
 
 {
     echo
-    echo "#### all_positions vs prefixes through SQL (issue 13) - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared with other agents, threads $THREADS"
+    echo "#### all_positions vs prefixes through SQL - $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared with other agents, threads $THREADS"
     echo
     echo "Command: \`THREADS=$THREADS T4R_AP_SUBSET=$SUBSET make bench-all-positions\` (arms interleaved in one session; epoch = training + validation, from the epoch NOTICE)"
     echo

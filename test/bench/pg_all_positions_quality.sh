@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_all_positions_quality.sh - issue 13: test metrics after early stopping of
+# pg_all_positions_quality.sh - test metrics after early stopping of
 # training "all_positions" vs "prefixes" (same robust model) vs the official
 # model, through SQL (tim4rec_train) on a throwaway cluster of the installed
 # extension (T4R_PG_BINDIR as test/scripts/lib.sh).
@@ -81,7 +81,7 @@ cat "$TMP"/*.log | grep -E '^(ROW|EPOCH)' >"$TMP/rows" || true
 grep -h ERROR "$TMP"/*.log >&2 || true
 {
     echo
-    echo "#### all_positions vs prefixes, quality through SQL (issue 13) - $DATA, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared with other agents"
+    echo "#### all_positions vs prefixes, quality through SQL - $DATA, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs shared with other agents"
     echo
     echo "Command: \`T4R_APQ_DATA=$DATA T4R_APQ_SEEDS=\"$SEEDS\" make bench-all-positions-quality\`; common options \`{$COMMON$ordopt}\`, one thread per arm, $PAR arms at a time. Test metrics of the best validation epoch."
     echo

@@ -18,56 +18,42 @@
 . "$REPO/test/scripts/lib.sh"
 
 TB_DIR=
-TB_RUN=()
 TB_DATADIRS=()
-TB_EXTRA=
+TB_EXTRA=()
 
-tb_opts() {    # $1 = port
-    echo "-c listen_addresses='' -k $TB_DIR -p $1 -c fsync=off" \
-         "-c max_connections=${T4R_BENCH_MAX_CONN:-100} -c shared_buffers=${T4R_BENCH_SHARED_BUFFERS:-256MB}" \
-         "-c wal_level=replica -c hot_standby=on -c max_wal_senders=4 $TB_EXTRA"
+tb_opts() {
+    echo "-c max_connections=${T4R_BENCH_MAX_CONN:-100} -c shared_buffers=${T4R_BENCH_SHARED_BUFFERS:-256MB}" \
+         "-c wal_level=replica -c hot_standby=on -c max_wal_senders=4 ${TB_EXTRA[*]}"
 }
 
 tb_start() {
     local port=$1
     shift
-    TB_EXTRA="$*"
-    TB_DIR=$(mktemp -d "${TMPDIR:-/tmp}/t4r_bench.XXXXXX") || return 1
-    chmod 755 "$TB_DIR"
-    if [ "$(id -u)" -eq 0 ]; then
-        id postgres >/dev/null 2>&1 || { t4r_log "user postgres does not exist"; return 1; }
-        chown postgres "$TB_DIR"
-        TB_RUN=(runuser -u postgres --)
-        PGUSER=postgres
-    else
-        TB_RUN=()
-        PGUSER=$(id -un)
-    fi
+    TB_EXTRA=("$@")
+    t4r_servers_dir t4r_bench || return 1
+    TB_DIR=$T4R_SERVERS_DIR
+    PGUSER=$T4R_SU
     local data=$TB_DIR/primary
-    "${TB_RUN[@]}" "$T4R_PG_BINDIR/initdb" -D "$data" -A trust -U "$PGUSER" -E UTF8 --locale=C.UTF-8 \
-        >"$TB_DIR/initdb.log" 2>&1 ||
-    { rm -rf "$data"
-      "${TB_RUN[@]}" "$T4R_PG_BINDIR/initdb" -D "$data" -A trust -U "$PGUSER" -E UTF8 --no-locale \
-        >"$TB_DIR/initdb.log" 2>&1; } || {
+    t4r_initdb "$data" "$TB_DIR/initdb.log" || {
         t4r_log "initdb failed:"; cat "$TB_DIR/initdb.log" >&2; return 1; }
     TB_DATADIRS+=("$data")
-    "${TB_RUN[@]}" "$T4R_PG_BINDIR/pg_ctl" -D "$data" -w -t 60 -l "$TB_DIR/primary.log" \
-        -o "$(tb_opts "$port")" start >/dev/null || {
+    # shellcheck disable=SC2046  # tb_opts prints -c NAME=VALUE words
+    t4r_pg_start "$data" "$port" "$TB_DIR/primary.log" $(tb_opts) || {
         t4r_log "pg_ctl start failed:"; tail -20 "$TB_DIR/primary.log" >&2; return 1; }
     export PGHOST=$TB_DIR PGPORT=$port PGUSER
-    t4r_log "primary up: PGHOST=$PGHOST PGPORT=$PGPORT ($(tb_opts "$port"))"
+    t4r_log "primary up: PGHOST=$PGHOST PGPORT=$PGPORT ($(tb_opts))"
 }
 
 # hot standby of the primary, streaming; waits until it is streaming and has
 # replayed everything the primary has written so far
 tb_standby() {
     local port=$1 data=$TB_DIR/standby i lsn
-    "${TB_RUN[@]}" "$T4R_PG_BINDIR/pg_basebackup" -h "$TB_DIR" -p "$PGPORT" -U "$PGUSER" -D "$data" \
+    "${T4R_RUN[@]}" "$T4R_PG_BINDIR/pg_basebackup" -h "$TB_DIR" -p "$PGPORT" -U "$PGUSER" -D "$data" \
         -R -X stream -c fast >"$TB_DIR/basebackup.log" 2>&1 || {
         t4r_log "pg_basebackup failed:"; tail -20 "$TB_DIR/basebackup.log" >&2; return 1; }
     TB_DATADIRS+=("$data")
-    "${TB_RUN[@]}" "$T4R_PG_BINDIR/pg_ctl" -D "$data" -w -t 120 -l "$TB_DIR/standby.log" \
-        -o "$(tb_opts "$port")" start >/dev/null || {
+    # shellcheck disable=SC2046
+    t4r_pg_start "$data" "$port" "$TB_DIR/standby.log" $(tb_opts) || {
         t4r_log "standby start failed:"; tail -20 "$TB_DIR/standby.log" >&2; return 1; }
     TB_SPORT=$port    # used by the caller
     lsn=$("$T4R_PG_BINDIR/psql" -X -At -p "$PGPORT" -d postgres -c "SELECT pg_current_wal_lsn()") || return 1
@@ -87,19 +73,10 @@ tb_standby() {
 
 tb_stop() {
     [ -n "$TB_DIR" ] && [ -d "$TB_DIR" ] || return 0
-    local i d
+    local i dirs=()
     # the standby first (it would complain about the primary going away)
-    for ((i = ${#TB_DATADIRS[@]} - 1; i >= 0; i--)); do
-        d=${TB_DATADIRS[i]}
-        [ -f "$d/postmaster.pid" ] || continue
-        "${TB_RUN[@]}" "$T4R_PG_BINDIR/pg_ctl" -D "$d" -m fast -w -t 60 stop >/dev/null 2>&1 ||
-        "${TB_RUN[@]}" "$T4R_PG_BINDIR/pg_ctl" -D "$d" -m immediate -w -t 60 stop >/dev/null 2>&1
-    done
-    if [ "${T4R_BENCH_KEEP:-0}" = 1 ]; then
-        t4r_log "kept $TB_DIR"
-    else
-        rm -rf "$TB_DIR"
-    fi
+    for ((i = ${#TB_DATADIRS[@]} - 1; i >= 0; i--)); do dirs+=("${TB_DATADIRS[i]}"); done
+    t4r_servers_remove "$([ "${T4R_BENCH_KEEP:-0}" = 1 ] && echo keep)" "${dirs[@]}"
     TB_DIR=
     TB_DATADIRS=()
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # pg_latency.sh - recommendation latency and bulk throughput of the installed
-# extension (issue 5, items 3-4), appended to test/bench/RESULTS.md.
+# extension, appended to test/bench/RESULTS.md.
 #
 #   test/bench/pg_latency.sh            # throwaway cluster (extension must be installed: make install)
 #   T4R_BENCH_SERVER=1 test/bench/pg_latency.sh   # use the server of PGHOST/PGPORT/PGUSER/PGDATABASE
@@ -18,10 +18,7 @@ cd "$REPO"
 . test/scripts/lib.sh
 export PATH=$T4R_PG_BINDIR:$PATH
 
-make -s $(make -s print-FLOAT_OBJS) >/dev/null
-mkdir -p build
-gcc -O2 -Isrc/core test/bench/pg_latency_model.c $(make -s print-FLOAT_OBJS) -o build/pg_latency_model \
-    -lopenblas -ljansson -fopenmp -lm
+make -s build/pg_latency_model >/dev/null
 HEXF=$(mktemp)
 ./build/pg_latency_model | od -An -v -tx1 | tr -d ' \n' > "$HEXF"
 

@@ -1,4 +1,4 @@
--- pg_latency.sql - recommendation latency on a warm backend (PG-B).
+-- pg_latency.sql - recommendation latency on a warm backend.
 -- Run by test/bench/pg_latency.sh with psql variables: model_hex_file (a
 -- file holding the safetensors bytes of a movielens-preset model with 3,706
 -- items, hex), n_calls.  Prints a markdown table.

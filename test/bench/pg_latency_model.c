@@ -1,6 +1,6 @@
 /*
  * pg_latency_model.c - writes a movielens-preset model (d = 64, L = 200,
- * n_items rows incl. padding, MODEL.md initialisation from a seed) as
+ * n_items rows incl. padding, docs/MODEL.md initialisation from a seed) as
  * safetensors to stdout, for test/bench/pg_latency.sh.  Latency does not
  * depend on the weights' values, only on the sizes, so an untrained model
  * measures the serving path exactly.

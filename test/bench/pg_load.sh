@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_load.sh - recommendations under concurrent load (issue 15): pgbench on a
+# pg_load.sh - recommendations under concurrent load: pgbench on a
 # unix socket, `tim4rec_recommend(user, 10)` for random users of an
 # ML-1M-like table with a movielens-sized model, at several client counts;
 # then the same while a training runs in another session; then on a hot
@@ -53,10 +53,7 @@ PRELOAD=${T4R_PRELOAD:-0}
 START=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 
-make -s $(make -s print-FLOAT_OBJS) >/dev/null
-mkdir -p build
-gcc -O2 -Isrc/core test/bench/pg_latency_model.c $(make -s print-FLOAT_OBJS) -o build/pg_latency_model \
-    -lopenblas -ljansson -fopenmp -lm
+make -s build/pg_latency_model >/dev/null
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/t4r_load.XXXXXX")
 TRAIN_PID=

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg_memory.sh - per-backend memory of serving one big model (issue 15):
+# pg_memory.sh - per-backend memory of serving one big model:
 # how much private memory each backend adds when it serves a model, relative
 # to the size of the model's weights.  Appended to test/bench/RESULTS.md.
 #
@@ -40,10 +40,7 @@ NCALLS=${T4R_MEM_CALLS:-3}
 PRELOAD=${T4R_PRELOAD:-0}
 START=$(date +%s)
 
-make -s $(make -s print-FLOAT_OBJS) >/dev/null
-mkdir -p build
-gcc -O2 -Isrc/core test/bench/pg_latency_model.c $(make -s print-FLOAT_OBJS) -o build/pg_latency_model \
-    -lopenblas -ljansson -fopenmp -lm
+make -s build/pg_latency_model >/dev/null
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/t4r_mem.XXXXXX")
 SES_FDS=()

@@ -16,10 +16,7 @@ cd "$REPO"
 . test/scripts/lib.sh
 export PATH=$T4R_PG_BINDIR:$PATH
 
-make -s $(make -s print-FLOAT_OBJS) >/dev/null
-mkdir -p build
-gcc -O2 -Isrc/core test/bench/pg_latency_model.c $(make -s print-FLOAT_OBJS) -o build/pg_latency_model \
-    -lopenblas -ljansson -fopenmp -lm
+make -s build/pg_latency_model >/dev/null
 HEXF=$(mktemp)
 ./build/pg_latency_model | od -An -v -tx1 | tr -d ' \n' > "$HEXF"
 

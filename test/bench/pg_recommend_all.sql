@@ -1,5 +1,5 @@
--- pg_recommend_all.sql - tim4rec_recommend_all against the LATERAL form
--- (issue 14 part 3).  Run by test/bench/pg_recommend_all.sh with psql
+-- pg_recommend_all.sql - tim4rec_recommend_all against the LATERAL form.
+-- Run by test/bench/pg_recommend_all.sh with psql
 -- variables model_hex_file (safetensors bytes of a movielens-preset model
 -- with 3,706 items, hex) and rounds.  Prints a markdown table.
 \set QUIET 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make quality-warm`: warm start against a full retrain on Amazon Beauty
-# split by time (issue 14 part 2).  Not part of `make test`.
+# split by time.  Not part of `make test`.
 #
 # One throwaway cluster (test/scripts/lib.sh), Beauty loaded as `make quality`
 # does (test/scripts/load_interactions.sh, seq = file order = order_column).
@@ -19,7 +19,9 @@
 # time = the whole tim4rec_train call.
 #
 # Variables: WARM_ARMS (default "base warm full"), WARM_PATIENCE (default "1 2":
-# one warm arm per value),
+# one warm arm per value), WARM_SCOPES (default "all"; "new all": one warm arm
+# per options.warm_scope and patience), WARM_EXTRA (more warm options as a JSON
+# fragment, e.g. '"training": "all_positions"'; the model names get WARM_TAG),
 # WARM_EPOCHS (default 200), WARM_SEED (2020), THREADS (nproc),
 # QUALITY_DATA (../shared/data), T4R_PG_BINDIR, T4R_SKIP_INSTALL=1,
 # WARM_BASE_COPY (a file with w_base's catalog row, as written by
@@ -38,6 +40,7 @@ DATA=${QUALITY_DATA:-$REPO/../shared/data}
 CSV=$DATA/amazon-beauty-5core/interactions.csv
 ARMS=${WARM_ARMS:-base warm full}
 WPAT=${WARM_PATIENCE:-1 2}
+WSCOPES=${WARM_SCOPES:-all}
 EPOCHS=${WARM_EPOCHS:-200}
 SEED=${WARM_SEED:-2020}
 THREADS=${THREADS:-$(nproc 2>/dev/null || echo 2)}
@@ -76,8 +79,8 @@ opts() {  # args: patience
     echo "{\"preset\": \"amazon\", \"is_time\": true, \"seed\": $SEED, \"order_column\": \"seq\", \"epochs\": $EPOCHS, \"patience\": $1, \"batch_size\": 256, \"threads\": $THREADS}"
 }
 # a warm start repeats no option: the rest comes from the parent
-warm_opts() {  # args: patience
-    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS}"
+warm_opts() {  # args: patience [warm_scope]
+    echo "{\"init_from\": \"w_base\", \"patience\": $1, \"threads\": $THREADS${2:+, \"warm_scope\": \"$2\"}${WARM_EXTRA:+, $WARM_EXTRA}}"
 }
 
 NOW=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -127,10 +130,17 @@ for arm in $ARMS; do
                 log "base: loaded from $WARM_BASE_COPY"
             else
                 run_arm base interactions_base w_base "$(opts 5)" || FAILS=$((FAILS + 1))
+                # for WARM_BASE_COPY in later runs
+                psql -X -q -c "\\copy (SELECT * FROM tim4rec_models WHERE model_name = 'w_base') TO '$OUTDIR/w_base.copy'" ||
+                    log "saving w_base failed"
             fi ;;
         warm)
-            for p in $WPAT; do
-                run_arm "warm (patience $p)" interactions "w_warm_p$p" "$(warm_opts "$p")" || FAILS=$((FAILS + 1))
+            for sc in $WSCOPES; do
+                for p in $WPAT; do
+                    run_arm "warm (scope $sc, patience $p${WARM_EXTRA:+, $WARM_EXTRA})" interactions \
+                        "w_warm_${sc}_p$p${WARM_TAG:-}" "$(warm_opts "$p" "$sc")" ||
+                        FAILS=$((FAILS + 1))
+                done
             done ;;
         full) run_arm full interactions w_full "$(opts 5)" || FAILS=$((FAILS + 1)) ;;
         *) log "unknown arm $arm"; FAILS=$((FAILS + 1)) ;;

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <cblas.h>
 #include "tim4rec.h"
+#define TAP_RNG_SEED 0x853C49E6748FEA9BULL
+#include "tap.h"
 
 static double
 now(clockid_t c)
@@ -28,14 +30,11 @@ now(clockid_t c)
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static uint64_t rs = 0x853C49E6748FEA9BULL;
+/* uniform in (0, 1): tap.h's generator, half a step off zero */
 static double
-urand(void)
+urand_open(void)
 {
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return ((rs >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+	return ((tap_rng_u64() >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
 int
@@ -67,7 +66,7 @@ main(int argc, char **argv)
 	t4r_model_init(m, 7);
 	for (int i = 0; i < ns; i++)
 	{
-		double		z = sqrt(-2 * log(urand())) * cos(6.283185307179586 * urand());
+		double		z = sqrt(-2 * log(urand_open())) * cos(6.283185307179586 * urand_open());
 		int			n = 20 + (int) floor(exp(log(76) + 1.137 * z));
 		int32_t    *it;
 		double	   *ts;
@@ -78,8 +77,8 @@ main(int argc, char **argv)
 		ts = malloc(sizeof(double) * n);
 		for (int j = 0; j < n; j++)
 		{
-			it[j] = 1 + (int32_t) (urand() * urand() * (V - 1));
-			ts[j] = 9.8e8 + j * (60 + 600 * urand());
+			it[j] = 1 + (int32_t) (urand_open() * urand_open() * (V - 1));
+			ts[j] = 9.8e8 + j * (60 + 600 * urand_open());
 		}
 		jobs[i].seq.items = it;
 		jobs[i].seq.ts = ts;

@@ -7,7 +7,7 @@
  *                       [--no-peak] [--gemm-stats] [--dump FILE]
  *
  * Model: the preset (movielens: d = 64, L = 200; amazon: L = 50) with
- * V = 3707 rows (movielens) or 12102 (amazon), MODEL.md's initialisation
+ * V = 3707 rows (movielens) or 12102 (amazon), docs/MODEL.md's initialisation
  * from a fixed seed.  Batch: B (default 2048) samples of full length
  * n = L, random items and increasing timestamps, fixed seed.  Runs W
  * warm-up steps (default 1), then N steps (default 5), or as many steps as

@@ -20,18 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x2545F4914F6CDD1DULL
 #include "tap.h"
 #include "tim4rec.h"
 
-static uint64_t rs = 0x2545F4914F6CDD1DULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
 
 #define NU 4
 #define MAXN 40

@@ -7,33 +7,17 @@
  * path, trained per prefix and on all positions (a loss at every position
  * from loss_from on, windows longer than L included).
  *
- * The weights are the MODEL.md initialisation plus random noise, so that no
+ * The weights are the docs/MODEL.md initialisation plus random noise, so that no
  * path is degenerate (layer norm weights != 1, biases != 0, ...).
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x9E3779B97F4A7C15ULL
 #include "tap.h"
 #include "tim4rec.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double
-nrand(void)
-{
-	double		u1 = urand() + 1e-12,
-				u2 = urand();
-
-	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 typedef struct gcase
 {

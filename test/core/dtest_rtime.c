@@ -17,24 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x853C49E6748FEA9BULL
 #include "tap.h"
 #include "timepath.h"
 
-static uint64_t rs = 0x853C49E6748FEA9BULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double
-nrand(void)
-{
-	return sqrt(-2 * log(urand() + 1e-12)) * cos(6.283185307179586 * urand());
-}
 
 #define S 3
 #define H 2
@@ -74,6 +60,7 @@ typedef struct
 static void
 view(pset *ps, t4r_time_params *p)
 {
+	memset(p, 0, sizeof(*p));
 	p->w1 = ps->w1;
 	p->b1 = ps->b1;
 	p->w2 = ps->w2;

@@ -14,27 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 88172645463325252ULL
 #include "tap.h"
 #include "ssd.h"
 
-/* ---------------- small deterministic RNG ---------------- */
-static uint64_t rs = 88172645463325252ULL;
-static double
-urand(void)						/* [0, 1) */
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double
-nrand(void)
-{
-	double		u1 = urand() + 1e-12,
-				u2 = urand();
-
-	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 #define SENT 1234567.0
 static const char *const decay_name[] = {"model", "strong", "extreme", "none"};			/* sentinel for "must not be written" */

@@ -1,34 +1,17 @@
 /*
  * dtest_timepath.c - double-build checks of the time path (timepath.c):
  * forward against a plain per-row, per-position reference written here
- * (MODEL.md 3.3 and 3.7), backward against central finite differences of
+ * (docs/MODEL.md steps 3.3 and 3.7), backward against central finite differences of
  * J = sum(a * tdt) + sum(b * Tnew) with respect to T and every parameter.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 88172645463325252ULL
 #include "tap.h"
 #include "timepath.h"
 
-/* ---------------- small deterministic RNG ---------------- */
-static uint64_t rs = 88172645463325252ULL;
-static double
-urand(void)						/* [0, 1) */
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double
-nrand(void)
-{
-	double		u1 = urand() + 1e-12,
-				u2 = urand();
-
-	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* ---------------- plain reference ---------------- */
 static double
@@ -72,6 +55,7 @@ pset_init(pset *s, int R, int H, int L, int K, int G)
 	size_t		o = 0;
 	double	   *a;
 
+	memset(&s->p, 0, sizeof(s->p));
 	s->R = R;
 	s->H = H;
 	s->L = L;

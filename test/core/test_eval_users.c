@@ -1,5 +1,5 @@
 /*
- * test_eval_users.c - per-user leave-one-out ranks (src/core/eval_users.c,
+ * test_eval_users.c - per-user leave-one-out ranks (src/core/evaluate.c,
  * issue 12 part 3) against plain references: each rank equals a brute-force
  * count over scores from t4r_infer (one sequence at a time), for the model
  * (with exact score ties too) and for the most-popular baseline (counts by
@@ -13,7 +13,6 @@
 
 #include "tim4rec.h"
 #include "ops.h"
-#include "eval_users.h"
 #include "tap.h"
 
 static t4r_dataset *

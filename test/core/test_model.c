@@ -1,7 +1,7 @@
 /*
  * test_model.c - float build checks of the model driver:
  *  - t4r_infer against a plain full-length (padded to L) reference forward
- *    written here in double straight from MODEL.md, on several
+ *    written here in double straight from docs/MODEL.md, on several
  *    configurations (time path on/off, p2p, 1 and 2 layers, both presets);
  *  - a sequence longer than L gives the same output as its last L items;
  *  - t4r_infer_batch == t4r_infer;
@@ -15,28 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x243F6A8885A308D3ULL
 #include "tap.h"
 #include "tim4rec.h"
 #include "ops.h"
 #include "model_internal.h"
 
-static uint64_t rs = 0x243F6A8885A308D3ULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double
-nrand(void)
-{
-	double		u1 = urand() + 1e-12,
-				u2 = urand();
-
-	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* ---------------- plain reference forward (double) ---------------- */
 static const t4r_real *

@@ -11,19 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x9E3779B97F4A7C15ULL
 #include "tap.h"
 #include "tim4rec.h"
 #include "model_internal.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static t4r_model *
 make_model(const char *preset, int is_time, int layers, int L, int V)

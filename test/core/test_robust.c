@@ -21,18 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 0x6A09E667F3BCC909ULL
 #include "tap.h"
 #include "tim4rec.h"
 
-static uint64_t rs = 0x6A09E667F3BCC909ULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
 
 static t4r_model *
 small_model(int robust, double scale, int V)

@@ -12,26 +12,10 @@
 #include <string.h>
 #include <time.h>
 #include <cblas.h>
+#define TAP_RNG_SEED 0x9E3779B97F4A7C15ULL
 #include "tap.h"
 #include "ssd.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double
-nrand(void)
-{
-	double		u1 = urand() + 1e-12,
-				u2 = urand();
-
-	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* current shape (the movielens one by default); LD = the model's row of
  * x | B | C, plus pad */

@@ -16,26 +16,10 @@
 #include <string.h>
 #include <time.h>
 #include <cblas.h>
+#define TAP_RNG_SEED 0x9E3779B97F4A7C15ULL
 #include "tap.h"
 #include "timepath.h"
 
-static uint64_t rs = 0x9E3779B97F4A7C15ULL;
-static double
-urand(void)
-{
-	rs ^= rs << 13;
-	rs ^= rs >> 7;
-	rs ^= rs << 17;
-	return (rs >> 11) * (1.0 / 9007199254740992.0);
-}
-static double
-nrand(void)
-{
-	double		u1 = urand() + 1e-12,
-				u2 = urand();
-
-	return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
-}
 
 /* parameters: float storage for the library, double views for the reference */
 enum
@@ -62,6 +46,7 @@ pset_init(pset *s, int R, int H, int L, int K, int G)
 	size_t		cnt[NPAR] = {(size_t) L * L, L, (size_t) L * L, L, (size_t) H * K, H,
 	(size_t) H * K, H, (size_t) G * L, G, L, L};
 
+	memset(&s->p, 0, sizeof(s->p));
 	s->R = R;
 	s->H = H;
 	s->L = L;
@@ -104,7 +89,7 @@ ref_hsw(double x)
 	return x * fmin(fmax(x + 3, 0), 6) / 6;
 }
 
-/* plain double reference of MODEL.md 3.3 / 3.7, per row and position */
+/* plain double reference of docs/MODEL.md steps 3.3 / 3.7, per row and position */
 static void
 ref_fwd(const pset *ps, const double *P, double eps, const double *T, const double *mm,
 		const double *mg, double *tdt, double *Tnew)

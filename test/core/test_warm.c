@@ -1,6 +1,6 @@
 /*
- * test_warm.c - t4r_model_warm_start and t4r_config_shape_diff (issue 14,
- * warm start), against plain references written here:
+ * test_warm.c - t4r_model_warm_start and t4r_config_shape_diff (warm
+ * start), against plain references written here:
  *  - every tensor but the item embedding equals the parent's, element by
  *    element;
  *  - embedding rows of items the parent knew equal the parent's rows (looked

@@ -17,6 +17,8 @@
 #include <time.h>
 #include "tim4rec.h"
 #include "t4r_cuda.h"
+#define TAP_RNG_SEED 0x1234567887654321ULL
+#include "tap.h"
 
 
 static double
@@ -28,15 +30,6 @@ now(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static uint64_t rs_ = 0x1234567887654321ULL;
-static double
-urand(void)
-{
-	rs_ ^= rs_ << 13;
-	rs_ ^= rs_ >> 7;
-	rs_ ^= rs_ << 17;
-	return (rs_ >> 11) * (1.0 / 9007199254740992.0);
-}
 
 int
 main(int argc, char **argv)

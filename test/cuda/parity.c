@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define TAP_RNG_SEED 88172645463325252ULL
 #include "tap.h"
 #include "tim4rec.h"
 #include "t4r_cuda.h"
@@ -32,15 +33,6 @@ typedef struct pcfg
 } pcfg;
 
 
-static uint64_t rs_ = 88172645463325252ULL;
-static double
-urand(void)
-{
-	rs_ ^= rs_ << 13;
-	rs_ ^= rs_ >> 7;
-	rs_ ^= rs_ << 17;
-	return (rs_ >> 11) * (1.0 / 9007199254740992.0);
-}
 
 typedef struct batch
 {

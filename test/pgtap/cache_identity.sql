@@ -1,8 +1,8 @@
--- The per-backend model cache (issue 10, findings 6 and 7).
--- 6: a drop and re-import under the same name inside one transaction
+-- The per-backend model cache, two hazards.
+-- 1. a drop and re-import under the same name inside one transaction
 --    repeats the version number and the row's xmin; the cache must still
 --    serve the new row.
--- 7: re-entrancy: a source view whose function drops a version and calls
+-- 2. re-entrancy: a source view whose function drops a version and calls
 --    recommend on the same model while an outer recommend / evaluate of
 --    that model is reading the view; the outer call must finish with the
 --    model it started with (it is pinned), not with freed memory, zero rows

@@ -1,5 +1,5 @@
 -- Export then import gives identical scores; the golden file imports with
--- config NULL; the exported bytes are a valid safetensors file (PG-A).
+-- config NULL; the exported bytes are a valid safetensors file.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true

@@ -1,4 +1,4 @@
--- Every object of the extension explains itself in psql (issue 14 part 5):
+-- Every object of the extension explains itself in psql:
 -- each function and aggregate (every overload, as \df+ tim4rec* lists
 -- them), view, table and type that belongs to the extension (pg_depend
 -- deptype 'e') has a description.  Array types and the row types of tables

@@ -12,7 +12,9 @@
 # the CUDA build equals the default build's (same core code, same seed).
 # Prints TAP.  Uses PGHOST/PGPORT/PGUSER/PGDATABASE (the database has tim4rec).
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 export PATH=$BIN:$PATH
 SO=${T4R_CUDA_SO:-}
 if [ -z "$SO" ] || [ ! -r "$SO" ]; then
@@ -21,8 +23,6 @@ if [ -z "$SO" ] || [ ! -r "$SO" ]; then
 fi
 OUT=$(mktemp "${TMPDIR:-/tmp}/t4r_cudabuild.XXXXXX")
 trap 'rm -f "$OUT"' EXIT
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 OPTS='{"epochs": 2, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "threads": 1, "seed": 7}'
 
@@ -36,7 +36,7 @@ SELECT u AS user_id, ((u * 7 + s) % 40 + 1)::int AS item_id,
 FROM generate_series(1, 80) u, generate_series(1, 8 + u % 5) s;
 SELECT tim4rec_train('cb_inter', 'cb_cpu', options => '$OPTS');
 SQL
-ok $? "setup: table and a training with the default build"
+t4r_ok $? "setup: table and a training with the default build"
 
 # cuda_train / cuda_evaluate: the extension's definitions, pointed at the CUDA build
 q >"$OUT" 2>&1 <<SQL
@@ -52,7 +52,7 @@ SELECT p.proname || ' ' || p.probin FROM pg_proc p WHERE p.proname IN ('cuda_tra
 SQL
 rc=$?
 [ $rc = 0 ] && [ "$(grep -c " $SO\$" "$OUT")" = 2 ]
-ok $? "the CUDA build loads and declares cuda_train / cuda_evaluate ($(tr '\n' ' ' <"$OUT" | cut -c1-200))"
+t4r_ok $? "the CUDA build loads and declares cuda_train / cuda_evaluate ($(tr '\n' ' ' <"$OUT" | cut -c1-200))"
 
 # device 'cuda': trains on a GPU, or 55000 with the reason
 q >"$OUT" 2>&1 <<SQL
@@ -69,9 +69,9 @@ SQL
 res=$(grep -o 'RESULT.*' "$OUT" | head -1)
 dev=$(grep '^DEVICE ' "$OUT" | cut -d' ' -f2)
 case "$res" in
-    "RESULT trained") [ "$dev" = cuda ]; ok $? "device 'cuda': trained on the GPU, the catalog records device cuda" ;;
-    "RESULT 55000 no usable CUDA GPU"*) [ "$dev" = none ]; ok $? "device 'cuda' without a usable GPU: 55000, nothing written ($res)" ;;
-    *) ok 1 "device 'cuda': unexpected outcome ($res; $(tail -3 "$OUT" | tr '\n' ' '))" ;;
+    "RESULT trained") [ "$dev" = cuda ]; t4r_ok $? "device 'cuda': trained on the GPU, the catalog records device cuda" ;;
+    "RESULT 55000 no usable CUDA GPU"*) [ "$dev" = none ]; t4r_ok $? "device 'cuda' without a usable GPU: 55000, nothing written ($res)" ;;
+    *) t4r_ok 1 "device 'cuda': unexpected outcome ($res; $(tail -3 "$OUT" | tr '\n' ' '))" ;;
 esac
 GPU=0; [ "$res" = "RESULT trained" ] && GPU=1
 
@@ -85,20 +85,20 @@ rc=$?
 dev=$(grep '^DEVICE ' "$OUT" | cut -d' ' -f2)
 if [ $GPU = 1 ]; then
     [ $rc = 0 ] && [ "$dev" = cuda ]
-    ok $? "device 'auto' with a GPU: trained there (device $dev)"
+    t4r_ok $? "device 'auto' with a GPU: trained there (device $dev)"
 else
     [ $rc = 0 ] && [ "$dev" = cpu ] && grep -q 'NOTICE:  no usable CUDA GPU (.*): training runs on the CPU' "$OUT"
-    ok $? "device 'auto' without a GPU: NOTICE, CPU training, device cpu recorded ($(grep -m1 'no usable' "$OUT" | cut -c1-160))"
+    t4r_ok $? "device 'auto' without a GPU: NOTICE, CPU training, device cpu recorded ($(grep -m1 'no usable' "$OUT" | cut -c1-160))"
 fi
 auto_m=$(grep '^TEST ' "$OUT" | cut -d' ' -f2-)
 cpu_m=$(q -c "SELECT (metrics->'test'->>'ndcg@10') || ' ' || (metrics->'valid'->>'ndcg@10') FROM tim4rec_models WHERE model_name = 'cb_cpu'")
 auto_c=$(q -c "SELECT (metrics->'test'->>'ndcg@10') || ' ' || (metrics->'valid'->>'ndcg@10') FROM tim4rec_models WHERE model_name = 'cb_auto'")
 if [ $GPU = 1 ]; then
     awk -v a="$auto_c" -v b="$cpu_m" 'BEGIN { split(a, x, " "); split(b, y, " "); d = x[2] - y[2]; exit !(d < 0.05 && d > -0.05) }'
-    ok $? "GPU training: validation NDCG@10 close to the default build's ($auto_c vs $cpu_m)"
+    t4r_ok $? "GPU training: validation NDCG@10 close to the default build's ($auto_c vs $cpu_m)"
 else
     [ -n "$cpu_m" ] && [ "$auto_c" = "$cpu_m" ]
-    ok $? "the CUDA build's CPU training gives the default build's metrics exactly ($auto_c vs $cpu_m)"
+    t4r_ok $? "the CUDA build's CPU training gives the default build's metrics exactly ($auto_c vs $cpu_m)"
 fi
 
 # batched scoring: tim4rec.device = 'cuda' in cuda_evaluate
@@ -114,18 +114,18 @@ END \$\$;
 SQL
 res=$(grep -o 'RESULT.*' "$OUT" | head -1)
 if [ $GPU = 1 ]; then
-    [ "$res" = "RESULT evaluated" ]; ok $? "tim4rec.device = 'cuda': evaluation scored on the GPU"
+    [ "$res" = "RESULT evaluated" ]; t4r_ok $? "tim4rec.device = 'cuda': evaluation scored on the GPU"
 else
-    case "$res" in "RESULT 55000 no usable CUDA GPU for evaluation"*) ok 0 "tim4rec.device = 'cuda' without a GPU: evaluation fails with 55000 ($res)" ;;
-        *) ok 1 "tim4rec.device = 'cuda' evaluation: unexpected ($res)" ;; esac
+    case "$res" in "RESULT 55000 no usable CUDA GPU for evaluation"*) t4r_ok 0 "tim4rec.device = 'cuda' without a GPU: evaluation fails with 55000 ($res)" ;;
+        *) t4r_ok 1 "tim4rec.device = 'cuda' evaluation: unexpected ($res)" ;; esac
 fi
 
 # 'auto' evaluation equals the default build's evaluation (CPU) or is close (GPU)
 a=$(q -c "SET tim4rec.device = 'auto'" -c "SET client_min_messages = warning" -c "SELECT string_agg(round(value::numeric, 6)::text, ',' ORDER BY model, split, metric, k) FROM cuda_evaluate('cb_cpu')" | tail -1)
 b=$(q -c "SELECT string_agg(round(value::numeric, 6)::text, ',' ORDER BY model, split, metric, k) FROM tim4rec_evaluate('cb_cpu')" | tail -1)
 if [ $GPU = 1 ]; then
-    [ -n "$a" ]; ok $? "tim4rec.device = 'auto' evaluation ran on the GPU"
+    [ -n "$a" ]; t4r_ok $? "tim4rec.device = 'auto' evaluation ran on the GPU"
 else
     [ -n "$a" ] && [ "$a" = "$b" ]
-    ok $? "tim4rec.device = 'auto' evaluation (CPU fallback) equals the default build's ($(echo "$a" | cut -c1-60)...)"
+    t4r_ok $? "tim4rec.device = 'auto' evaluation (CPU fallback) equals the default build's ($(echo "$a" | cut -c1-60)...)"
 fi

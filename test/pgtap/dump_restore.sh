@@ -4,13 +4,12 @@
 # pg_extension_config_dump).  Prints TAP.  Uses PGHOST/PGPORT/PGUSER (and
 # PGDATABASE when set) from the environment; T4R_PG_BINDIR for the tools.
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 SRC=t4r_dump_src_$$
 DST=t4r_dump_dst_$$
 DUMP=$(mktemp "${TMPDIR:-/tmp}/t4r_dump.XXXXXX")
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
 q() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 cleanup() {
     "$BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS $SRC" -c "DROP DATABASE IF EXISTS $DST" >/dev/null 2>&1
@@ -20,7 +19,7 @@ trap cleanup EXIT
 
 echo "1..9"
 q -d postgres -c "CREATE DATABASE $SRC" -c "CREATE DATABASE $DST" >/dev/null 2>&1
-ok $? "create two databases"
+t4r_ok $? "create two databases"
 
 q -d "$SRC" >/dev/null 2>&1 <<'SQL'
 SET client_min_messages = warning;
@@ -42,7 +41,7 @@ FROM interactions;
 CREATE INDEX ON shop (customer, ts);
 SELECT tim4rec_train('shop', 'shop', 'customer', 'product', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}');
 SQL
-ok $? "train two versions and deploy version 1 in the source database"
+t4r_ok $? "train two versions and deploy version 1 in the source database"
 
 RECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
       FROM generate_series(1, 60) u, LATERAL tim4rec_recommend(u::bigint, 10) r"
@@ -60,28 +59,28 @@ tcat_before=$(q -d "$SRC" -c "$TCAT" 2>&1)
 cat_before=$(q -d "$SRC" -c "$CAT" 2>&1)
 
 "$BIN/pg_dump" -Fc -f "$DUMP" "$SRC" 2>/dev/null
-ok $? "pg_dump -Fc"
+t4r_ok $? "pg_dump -Fc"
 "$BIN/pg_restore" --exit-on-error -d "$DST" "$DUMP" 2>/dev/null
-ok $? "pg_restore into a new database"
+t4r_ok $? "pg_restore into a new database"
 
 cat_after=$(q -d "$DST" -c "$CAT" 2>&1)
 [ -n "$cat_before" ] && [ "$cat_before" = "$cat_after" ]
-ok $? "the catalog (versions, current flag, weights, vocabulary, config, metrics, owner, grants) survives"
+t4r_ok $? "the catalog (versions, current flag, weights, vocabulary, config, metrics, owner, grants) survives"
 
 after=$(q -d "$DST" -c "$RECS" 2>&1)
 [ -n "$before" ] && [ "$(echo "$before" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$before" = "$after" ]
-ok $? "identical recommendations for 60 users (600 rows) after the restore"
+t4r_ok $? "identical recommendations for 60 users (600 rows) after the restore"
 
 tcat_after=$(q -d "$DST" -c "$TCAT" 2>&1)
 tafter=$(q -d "$DST" -c "$TRECS" 2>&1)
 [ -n "$tcat_before" ] && [ "$tcat_before" = "$tcat_after" ] && [ "$tcat_before" != "${tcat_before#shop:text:uuid:}" ]
-ok $? "a text/uuid-keyed model keeps its id types and vocabulary (got: $tcat_after)"
+t4r_ok $? "a text/uuid-keyed model keeps its id types and vocabulary (got: $tcat_after)"
 [ -n "$tbefore" ] && [ "$(echo "$tbefore" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$tbefore" = "$tafter" ]
-ok $? "and gives identical uuid recommendations for 60 text-keyed users after the restore"
+t4r_ok $? "and gives identical uuid recommendations for 60 text-keyed users after the restore"
 
 # training in the restored database continues the version sequence
 v=$(q -d "$DST" -c "SET client_min_messages = warning" -c "SELECT version FROM tim4rec_train('interactions', options => '{\"epochs\": 1, \"hidden_size\": 16, \"max_seq_len\": 20, \"batch_size\": 64}')" 2>&1)
 [ "$v" = "3" ]
-ok $? "training in the restored database makes version 3 (got: $v)"
+t4r_ok $? "training in the restored database makes version 3 (got: $v)"
 
-exit $((fails > 0))
+t4r_tap_status

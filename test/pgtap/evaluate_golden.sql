@@ -1,4 +1,4 @@
--- tim4rec_evaluate (PG-B) on the golden weights pointed at a synthetic table,
+-- tim4rec_evaluate on the golden weights pointed at a synthetic table,
 -- checked against an independent computation in SQL: the model's metrics
 -- from the ranks that tim4rec_recommend(prefix, k => 300, exclude_seen =>
 -- false) gives to each leave-one-out target, the most-popular baseline from

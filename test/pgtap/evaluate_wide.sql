@@ -1,4 +1,4 @@
--- tim4rec_evaluate_wide (issue 14 part 5): the compact form of
+-- tim4rec_evaluate_wide: the compact form of
 -- tim4rec_evaluate, one row per (model, split, k) with columns hr, ndcg,
 -- mrr.  Checked against a pivot of the long form in plain SQL: the same
 -- rows, the same numbers (compared with =, both computed with one thread on

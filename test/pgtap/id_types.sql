@@ -1,4 +1,4 @@
--- Ids of the common key types (issue 14 part 1, README "Id types"): models
+-- Ids of the common key types (README "Id types"): models
 -- trained on tables keyed by text, varchar, uuid, smallint and integer (in
 -- mixed combinations) give exactly the recommendations of the same data
 -- keyed by bigint.  The keyed tables are built from the bigint table with

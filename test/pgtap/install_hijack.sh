@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install-time search_path hijack (issue 10, finding 2).  Before CREATE
+# Install-time search_path hijack.  Before CREATE
 # EXTENSION, a role with CREATE on the target schema plants better-matching
 # look-alikes of the built-ins that 0.1's install script bound without
 # schema qualification: cardinality(bigint[]) (tim4rec_model_list), the
@@ -11,10 +11,10 @@
 # a planted object.  The same plant against the frozen 0.1 script (when
 # installed) shows that the test catches the hole.  Prints TAP.
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 DB=t4r_hijack_$$
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 q() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 cleanup() {
     "$BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "DROP ROLE IF EXISTS t4r_planter" >/dev/null 2>&1
@@ -71,16 +71,16 @@ SQL
 echo "1..$((6 + 3 * HAVE01))"
 q -d postgres -c "CREATE ROLE t4r_planter" -c "CREATE DATABASE $DB" >/dev/null
 plant "$DB" 1
-ok $? "the planter's functions and operator are in public before CREATE EXTENSION"
+t4r_ok $? "the planter's functions and operator are in public before CREATE EXTENSION"
 q -d "$DB" -c "CREATE EXTENSION tim4rec" >/dev/null
-ok $? "CREATE EXTENSION tim4rec (0.2) into public"
+t4r_ok $? "CREATE EXTENSION tim4rec (0.2) into public"
 use_it "$DB"
-ok $? "train, read tim4rec_model_list and tim4rec_progress"
+t4r_ok $? "train, read tim4rec_model_list and tim4rec_progress"
 log=$(q -d "$DB" -c "SELECT coalesce(string_agg(what, ', '), '') FROM public.trap_log")
 [ -z "$log" ]
-ok $? "no planted object ran during install or use (ran: '${log}')"
+t4r_ok $? "no planted object ran during install or use (ran: '${log}')"
 [ "$(q -d "$DB" -c "SELECT rolsuper FROM pg_roles WHERE rolname = 't4r_planter'")" = f ]
-ok $? "the planter is not a superuser"
+t4r_ok $? "the planter is not a superuser"
 DEPS="
   SELECT count(*) FROM pg_depend d
   LEFT JOIN pg_proc p ON d.refclassid = 'pg_proc'::regclass AND p.oid = d.refobjid
@@ -89,7 +89,7 @@ DEPS="
     AND (p.proowner = 't4r_planter'::regrole OR o.oprowner = 't4r_planter'::regrole)"
 deps=$(q -d "$DB" -c "$DEPS")
 [ "$deps" = 0 ]
-ok $? "no view, function or aggregate of the extension depends on a planted object ($deps)"
+t4r_ok $? "no view, function or aggregate of the extension depends on a planted object ($deps)"
 
 if [ $HAVE01 = 1 ]; then
     q -d postgres -c "DROP DATABASE $DB" -c "CREATE DATABASE $DB" >/dev/null
@@ -98,10 +98,10 @@ if [ $HAVE01 = 1 ]; then
     use_it "$DB"
     log=$(q -d "$DB" -c "SELECT coalesce(string_agg(DISTINCT what, ', ' ORDER BY what), '') FROM public.trap_log")
     [ "$log" = "cardinality(bigint[])" ]
-    ok $? "control: the same plant against the 0.1 script runs the traps (ran: '${log}')"
+    t4r_ok $? "control: the same plant against the 0.1 script runs the traps (ran: '${log}')"
     [ "$(q -d "$DB" -c "SELECT rolsuper FROM pg_roles WHERE rolname = 't4r_planter'")" = t ]
-    ok $? "control: and the planter became superuser through 0.1"
+    t4r_ok $? "control: and the planter became superuser through 0.1"
     deps=$(q -d "$DB" -c "$DEPS")
     [ "$deps" = 2 ]
-    ok $? "control: 0.1's views depend on the planted cardinality and / ($deps)"
+    t4r_ok $? "control: 0.1's views depend on the planted cardinality and / ($deps)"
 fi

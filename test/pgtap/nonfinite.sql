@@ -1,4 +1,4 @@
--- Non-finite models (issue 10, finding 5): times that are finite in double
+-- Non-finite models: times that are finite in double
 -- precision but too large for the model's single-precision time features
 -- (and NaN / Infinity times) are rejected with 22003 when training reads
 -- them and when recommend gets them; a training that diverges fails with

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scheduled retraining with pg_cron (issue 14 part 4; README "Retraining on
+# Scheduled retraining with pg_cron (README "Retraining on
 # a schedule").  Starts its OWN cluster with shared_preload_libraries =
 # 'pg_cron' (unix socket only, private temporary directory; jobs run in
 # background workers, cron.database_name = the test database) and checks
@@ -17,7 +17,9 @@
 # Prints TAP; "1..0 # SKIP" when pg_cron is not installed for T4R_PG_BINDIR.
 # Ignores the suite's PG* settings.  As root the server runs as `postgres`.
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 unset PGHOST PGPORT PGDATABASE PGUSER PGSERVICE PGOPTIONS PGHOSTADDR
 trap '' PIPE
 
@@ -28,53 +30,28 @@ if [ ! -f "$LIBDIR/pg_cron.so" ] || [ ! -f "$SHAREDIR/extension/pg_cron.control"
     exit 0
 fi
 
-TOP=$(mktemp -d "${TMPDIR:-/tmp}/t4r_cron.XXXXXX") || { echo "1..0 # SKIP mktemp failed"; exit 1; }
-chmod 755 "$TOP"
-RUN=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres "$TOP"
-    RUN=(runuser -u postgres --)
-    SU=postgres
-else
-    SU=$(id -un)
-fi
+t4r_servers_dir t4r_cron || { echo "1..0 # SKIP no private directory for the server"; exit 1; }
+TOP=$T4R_SERVERS_DIR
+SU=$T4R_SU
 cd "$TOP" || exit 1
 DATA=$TOP/data
 SOCK=$TOP
 PORT=$((57500 + $$ % 400))
 
-cleanup() {
-    if [ -f "$DATA/postmaster.pid" ]; then
-        "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-        "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" -m immediate -w -t 30 stop >/dev/null 2>&1
-    fi
-    if [ -n "${T4R_KEEP:-}" ]; then echo "# kept $TOP" >&2; else rm -rf "$TOP"; fi
-}
+cleanup() { t4r_servers_remove "${T4R_KEEP:-}" "$DATA"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
-diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 q() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U "$SU" -d t4r "$@"; }
-wait_for() {    # SECONDS CMD...: until CMD prints t
-    local i lim=$1; shift
-    for ((i = 0; i < lim; i++)); do [ "$("$@" 2>/dev/null)" = t ] && return 0; sleep 1; done
-    return 1
-}
+T4R_WAIT_STEP=1                    # polls of the job tables: once a second
 
 echo "1..8"
-{
-    { "${RUN[@]}" "$BIN/initdb" -D "$DATA" -A trust -U "$SU" -E UTF8 --locale=C.UTF-8 ||
-      { rm -rf "$DATA"; "${RUN[@]}" "$BIN/initdb" -D "$DATA" -A trust -U "$SU" -E UTF8 --no-locale; }
-    } >"$TOP/initdb.log" 2>&1 &&
-    "${RUN[@]}" "$BIN/pg_ctl" -D "$DATA" -w -t 60 -l "$TOP/server.log" \
-        -o "-c listen_addresses='' -k $SOCK -p $PORT -c fsync=off -c max_connections=20 -c shared_preload_libraries=pg_cron -c cron.database_name=t4r -c cron.use_background_workers=on -c max_worker_processes=16 -c timezone=UTC" \
-        start >/dev/null 2>&1
-}
+t4r_initdb "$DATA" "$TOP/initdb.log" &&
+t4r_pg_start "$DATA" "$PORT" "$TOP/server.log" -c max_connections=20 -c shared_preload_libraries=pg_cron \
+    -c cron.database_name=t4r -c cron.use_background_workers=on -c max_worker_processes=16 -c timezone=UTC
 rc=$?
-ok $rc "cluster with shared_preload_libraries = 'pg_cron' starts"
-[ $rc = 0 ] || { diag "$(tail -5 "$TOP/initdb.log" "$TOP/server.log" 2>&1)"; exit 1; }
+t4r_ok $rc "cluster with shared_preload_libraries = 'pg_cron' starts"
+[ $rc = 0 ] || { t4r_diag "$(tail -5 "$TOP/initdb.log" "$TOP/server.log" 2>&1)"; exit 1; }
 
 "$BIN/psql" -X -q -h "$SOCK" -p "$PORT" -U "$SU" -d postgres -c "CREATE DATABASE t4r" >/dev/null &&
 q >"$TOP/setup.log" 2>&1 <<'SQL'
@@ -94,7 +71,7 @@ SELECT tim4rec_train('interactions', 'shop',
 INSERT INTO interactions SELECT u, 40 + u % 4 + 1, timestamptz '2024-06-01' + u * interval '1 hour'
 FROM generate_series(1, 40) u;
 SQL
-rc=$?; ok $rc "pg_cron and tim4rec installed, model shop version 1 trained"; [ $rc = 0 ] || diag "$(tail -5 "$TOP/setup.log")"
+rc=$?; t4r_ok $rc "pg_cron and tim4rec installed, model shop version 1 trained"; [ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/setup.log")"
 
 # version 1 cannot be beaten: the scheduled retraining must stay non-current
 q -c "UPDATE tim4rec_models SET metrics = jsonb_set(metrics, '{valid,ndcg@10}', '1.5') WHERE model_name = 'shop'" >/dev/null
@@ -102,25 +79,25 @@ q -c "UPDATE tim4rec_models SET metrics = jsonb_set(metrics, '{valid,ndcg@10}', 
 # the README's job, every minute instead of nightly
 jobid=$(q -c "SELECT cron.schedule('tim4rec-shop', '* * * * *', \$\$SELECT version FROM tim4rec_train('interactions', 'shop', options => '{\"init_from\": \"shop\", \"deploy\": \"if_better\"}')\$\$)")
 [ -n "$jobid" ] && [ "$(q -c "SELECT count(*) FROM cron.job WHERE jobid = $jobid AND schedule = '* * * * *' AND database = 't4r'")" = 1 ]
-ok $? "cron.schedule('tim4rec-shop', '* * * * *', ...) creates job $jobid"
+t4r_ok $? "cron.schedule('tim4rec-shop', '* * * * *', ...) creates job $jobid"
 
-wait_for 240 q -c "SELECT EXISTS (SELECT 1 FROM tim4rec_models WHERE model_name = 'shop' AND version = 2)"
+t4r_wait_for 240 q -c "SELECT EXISTS (SELECT 1 FROM tim4rec_models WHERE model_name = 'shop' AND version = 2)"
 rc=$?
 q -c "SELECT cron.unschedule($jobid)" >/dev/null
-ok $rc "the job runs at the next minute and stores shop version 2"
-[ $rc = 0 ] || diag "$(q -c "SELECT status || ': ' || coalesce(return_message, '') FROM cron.job_run_details" 2>&1)" "$(tail -5 "$TOP/server.log")"
+t4r_ok $rc "the job runs at the next minute and stores shop version 2"
+[ $rc = 0 ] || t4r_diag "$(q -c "SELECT status || ': ' || coalesce(return_message, '') FROM cron.job_run_details" 2>&1)" "$(tail -5 "$TOP/server.log")"
 
 [ "$(q -c "SELECT parent_model || ' ' || parent_version FROM tim4rec_model_list WHERE model_name = 'shop' AND version = 2")" = "shop 1" ]
-ok $? "version 2 was warm-started from shop version 1"
+t4r_ok $? "version 2 was warm-started from shop version 1"
 
 r=$(q -c "SELECT is_current || ' ' || (metrics ->> 'not_deployed') FROM tim4rec_model_list WHERE model_name = 'shop' AND version = 2")
 case "$r" in "false if_better: validation NDCG@10 "*" does not beat 1.500000 of the current version 1") rc=0 ;; *) rc=1 ;; esac
-ok $rc "with if_better and no improvement it stays non-current, the reason recorded"
-[ $rc = 0 ] || diag "$r"
+t4r_ok $rc "with if_better and no improvement it stays non-current, the reason recorded"
+[ $rc = 0 ] || t4r_diag "$r"
 
-wait_for 60 q -c "SELECT EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = $jobid AND status = 'succeeded')"
-ok $? "cron.job_run_details: the run succeeded"
+t4r_wait_for 60 q -c "SELECT EXISTS (SELECT 1 FROM cron.job_run_details WHERE jobid = $jobid AND status = 'succeeded')"
+t4r_ok $? "cron.job_run_details: the run succeeded"
 
 [ "$(q -c "SELECT count(*) FROM cron.job WHERE jobid = $jobid")" = 0 ] &&
 [ "$(q -c "SELECT version FROM tim4rec_models WHERE model_name = 'shop' AND is_current")" = 1 ]
-ok $? "cron.unschedule removed the job; version 1 is still current"
+t4r_ok $? "cron.unschedule removed the job; version 1 is still current"

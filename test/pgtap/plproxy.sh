@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sharding tim4rec with PL/Proxy (issue 15, part 3).  Starts its OWN three
+# Sharding tim4rec with PL/Proxy.  Starts its OWN three
 # clusters in a private temporary directory (unix sockets there only):
 #   proxy cluster:  database `single` (the reference: ALL interactions, the
 #                   model trained there) and database `proxy` (CREATE
@@ -24,20 +24,15 @@
 # As root, the servers run as the `postgres` OS user (as test/scripts/lib.sh).
 # T4R_PLPROXY_KEEP=1 keeps the directory (logs) after the run.
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 unset PGHOST PGPORT PGDATABASE PGUSER PGSERVICE PGOPTIONS PGHOSTADDR
 START=$(date +%s)
 
-TOP=$(mktemp -d "${TMPDIR:-/tmp}/t4r_plproxy.XXXXXX") || { echo "1..0 # SKIP mktemp failed"; exit 1; }
-chmod 755 "$TOP"
-RUN=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres "$TOP"
-    RUN=(runuser -u postgres --)
-    SU=postgres
-else
-    SU=$(id -un)
-fi
+t4r_servers_dir t4r_plproxy || { echo "1..0 # SKIP no private directory for the servers"; exit 1; }
+TOP=$T4R_SERVERS_DIR
+SU=$T4R_SU
 cd "$TOP" || exit 1                # the server's user may not read the caller's cwd
 SOCK=$TOP                          # private, so the ports cannot clash with anyone
 XPORT=$((57000 + $$ % 300))        # proxy cluster (databases `proxy` and `single`)
@@ -50,30 +45,10 @@ OPTS2='{"epochs": 1, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64, "se
 NUSERS=200
 K=10
 
-cleanup() {
-    local d
-    for d in "$TOP/proxy" "$TOP/shard0" "$TOP/shard1"; do
-        if [ -f "$d/postmaster.pid" ]; then
-            "${RUN[@]}" "$BIN/pg_ctl" -D "$d" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-            "${RUN[@]}" "$BIN/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1
-        fi
-    done
-    if [ -n "${T4R_PLPROXY_KEEP:-}" ]; then
-        echo "# kept $TOP" >&2
-    else
-        rm -rf "$TOP"
-    fi
-}
+cleanup() { t4r_servers_remove "${T4R_PLPROXY_KEEP:-}" "$TOP/proxy" "$TOP/shard0" "$TOP/shard1"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-n=0
-fails=0
-ok() {
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
-}
-diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 # psql: q PORT DB [psql args...]
 q() {
     local port=$1 db=$2
@@ -89,21 +64,17 @@ echo "1..21"
 # ---------------------------------------------------------------- clusters
 # one initdb, copied: three initdb runs cost seconds on a small machine
 start_cluster() {    # $1 = data directory, $2 = port
-    "${RUN[@]}" "$BIN/pg_ctl" -D "$1" -w -t 60 -l "$1.log" \
-        -o "-c listen_addresses='' -k $SOCK -p $2 -c fsync=off -c max_connections=30 -c shared_buffers=32MB -c tim4rec.threads=1" \
-        start >/dev/null 2>&1
+    t4r_pg_start "$1" "$2" "$1.log" -c max_connections=30 -c shared_buffers=32MB -c tim4rec.threads=1
 }
 {
-    { "${RUN[@]}" "$BIN/initdb" -D "$TOP/proxy" -A trust -U "$SU" -E UTF8 --locale=C.UTF-8 ||
-      { rm -rf "$TOP/proxy"; "${RUN[@]}" "$BIN/initdb" -D "$TOP/proxy" -A trust -U "$SU" -E UTF8 --no-locale; }
-    } >"$TOP/initdb.log" 2>&1 &&
+    t4r_initdb "$TOP/proxy" "$TOP/initdb.log" &&
     cp -a "$TOP/proxy" "$TOP/shard0" && cp -a "$TOP/proxy" "$TOP/shard1" &&
     start_cluster "$TOP/proxy" "$XPORT" && start_cluster "$TOP/shard0" "$PORT0" &&
     start_cluster "$TOP/shard1" "$PORT1"
 }
 rc=$?
-ok $rc "three clusters up: proxy (port $XPORT), shard0 ($PORT0), shard1 ($PORT1); unix sockets only"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/initdb.log" "$TOP"/*.log 2>&1)"
+t4r_ok $rc "three clusters up: proxy (port $XPORT), shard0 ($PORT0), shard1 ($PORT1); unix sockets only"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/initdb.log" "$TOP"/*.log 2>&1)"
 
 # ---------------------------------------------------------------- the single node: all data, the model
 # The wrapper each shard runs (and the single node too, as the reference): the
@@ -139,8 +110,8 @@ SELECT version FROM tim4rec_train('interactions', '$MODEL', options => '$OPTS');
 $SHARD_FN
 SQL
 rc=$?
-ok $rc "single node: $NUSERS users x 12 interactions, model '$MODEL' trained, shard_recommend created"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/setup.log")"
+t4r_ok $rc "single node: $NUSERS users x 12 interactions, model '$MODEL' trained, shard_recommend created"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/setup.log")"
 
 # ---------------------------------------------------------------- the shards: their users, the model
 # copy the single node's current version to shard $1 as a new current
@@ -160,8 +131,8 @@ for i in 0 1; do
     copy_model $i
 done >>"$TOP/setup.log" 2>&1
 rc=$?
-ok $rc "shards: interactions split by hashint8(user_id) & 1, model imported (export + item ids), shard_recommend created"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/setup.log")"
+t4r_ok $rc "shards: interactions split by hashint8(user_id) & 1, model imported (export + item ids), shard_recommend created"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/setup.log")"
 
 Q_SPLIT="SELECT count(*) || ' ' || count(DISTINCT user_id) || ' ' || count(*) FILTER (WHERE hashint8(user_id) & 1 <> :i)
          FROM interactions"
@@ -171,7 +142,7 @@ read -r rows0 users0 wrong0 <<<"$s0"
 read -r rows1 users1 wrong1 <<<"$s1"
 [ "${wrong0:-x}" = 0 ] && [ "${wrong1:-x}" = 0 ] && [ "${users0:-0}" -gt 0 ] && [ "${users1:-0}" -gt 0 ] &&
 [ $((rows0 + rows1)) = $((NUSERS * 12)) ] && [ $((users0 + users1)) = "$NUSERS" ]
-ok $? "the split: shard0 has $users0 users ($rows0 rows), shard1 $users1 ($rows1), together all $((NUSERS * 12)) rows, none misplaced"
+t4r_ok $? "the split: shard0 has $users0 users ($rows0 rows), shard1 $users1 ($rows1), together all $((NUSERS * 12)) rows, none misplaced"
 
 # the keys that shape inference (an import keeps the file's model keys; the
 # training-only keys such as epochs or batch_size come from the preset)
@@ -184,8 +155,8 @@ v=$(qsingle -c "$Q_VOCAB" 2>&1)
 v0=$(qshard 0 -c "$Q_VOCAB" 2>&1)
 v1=$(qshard 1 -c "$Q_VOCAB" 2>&1)
 [[ "$v" =~ ^[0-9a-f]{32}\ \{.*\"hidden_size\":\ 16 ]] && [ "$v" = "$v0" ] && [ "$v" = "$v1" ]
-ok $? "each shard's model has the single node's item ids and model options"
-[ "$v" = "$v0" ] && [ "$v" = "$v1" ] || diag "single: $v" "shard0: $v0" "shard1: $v1"
+t4r_ok $? "each shard's model has the single node's item ids and model options"
+[ "$v" = "$v0" ] && [ "$v" = "$v1" ] || t4r_diag "single: $v" "shard0: $v0" "shard1: $v1"
 
 # ---------------------------------------------------------------- the proxy
 qproxy >"$TOP/proxy_setup.log" 2>&1 <<SQL
@@ -222,18 +193,18 @@ LANGUAGE plproxy AS \$\$
 \$\$;
 SQL
 rc=$?
-ok $rc "proxy: CREATE EXTENSION plproxy, SERVER shards (p0, p1 on the shards' sockets), proxy.tim4rec_recommend"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/proxy_setup.log")"
+t4r_ok $rc "proxy: CREATE EXTENSION plproxy, SERVER shards (p0, p1 on the shards' sockets), proxy.tim4rec_recommend"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/proxy_setup.log")"
 [ ! -x "$BIN/pg_config" ] || [ -f "$("$BIN/pg_config" --sharedir)/extension/plproxy.control" ] ||
-    diag "PL/Proxy is not installed for $BIN (Debian: postgresql-15-plproxy, in T4R_PACKAGES of test/scripts/lib.sh)"
+    t4r_diag "PL/Proxy is not installed for $BIN (Debian: postgresql-15-plproxy, in T4R_PACKAGES of test/scripts/lib.sh)"
 
 W=$(qproxy -c "SELECT string_agg(w.port || ':' || w.nrows || ':' || c, ',' ORDER BY w.port, w.nrows)
               FROM (SELECT w.port, w.nrows, count(*) AS c
                     FROM generate_series(1, $NUSERS) u, LATERAL proxy.where_is(u) w
                     GROUP BY 1, 2) w" 2>&1)
 [ "$W" = "$PORT0:12:$users0,$PORT1:12:$users1" ]
-ok $? "PL/Proxy routes each user to the shard holding its 12 rows; both shards receive users (port:rows:users $W)"
-[ "$W" = "$PORT0:12:$users0,$PORT1:12:$users1" ] || diag "expected $PORT0:12:$users0,$PORT1:12:$users1"
+t4r_ok $? "PL/Proxy routes each user to the shard holding its 12 rows; both shards receive users (port:rows:users $W)"
+[ "$W" = "$PORT0:12:$users0,$PORT1:12:$users1" ] || t4r_diag "expected $PORT0:12:$users0,$PORT1:12:$users1"
 
 # ---------------------------------------------------------------- the answers
 # one line per user: user|item:rank:score,... (scores as text: exact float4)
@@ -244,12 +215,12 @@ answers() {    # $1 = set-returning call for user u
 same_lines() {    # $1 = name, $2 = proxy output, $3 = reference output
     local bad
     if [ -n "$2" ] && [ "$2" = "$3" ] && [[ "$2" != *ERROR* ]]; then
-        ok 0 "$1"
+        t4r_ok 0 "$1"
     else
-        ok 1 "$1"
+        t4r_ok 1 "$1"
         bad=$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | grep -c '^<')
-        diag "$bad of $(printf '%s\n' "$2" | wc -l) lines differ; first differences (< proxy, > reference):"
-        diag "$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | head -6 | cut -c1-200)"
+        t4r_diag "$bad of $(printf '%s\n' "$2" | wc -l) lines differ; first differences (< proxy, > reference):"
+        t4r_diag "$(diff <(printf '%s\n' "$2") <(printf '%s\n' "$3") | head -6 | cut -c1-200)"
     fi
 }
 P=$(qproxy -c "$(answers "proxy.tim4rec_recommend(u, $K)")" 2>&1)
@@ -257,7 +228,7 @@ R_SEQ=$(qsingle -c "$(answers "shard_recommend(u, $K)")" 2>&1)
 R_USER=$(qsingle -c "$(answers "tim4rec_recommend(u::bigint, $K, '$MODEL')")" 2>&1)
 nl=$(printf '%s\n' "$P" | grep -c '^[0-9]*|')
 [ "$nl" = "$NUSERS" ] && [ "$(printf '%s\n' "$P" | grep -c ',')" = "$NUSERS" ]
-ok $? "the proxy answers for all $NUSERS users ($nl users with top-$K lists)"
+t4r_ok $? "the proxy answers for all $NUSERS users ($nl users with top-$K lists)"
 same_lines "for every user, the proxy's top $K (items, ranks, scores) equals the single node's, same wrapper (tim4rec_seq + recommend(seq))" \
     "$P" "$R_SEQ"
 same_lines "... and equals the single node's user form tim4rec_recommend(user_id, $K, '$MODEL')" "$P" "$R_USER"
@@ -268,7 +239,7 @@ P3=$(qproxy -c "SELECT string_agg(u || ':' || r.item_id || ':' || r.rank || ':' 
 R3=$(qsingle -c "SELECT string_agg(u || ':' || r.item_id || ':' || r.rank || ':' || r.score, ',' ORDER BY u, r.rank)
                  FROM generate_series(1, 20) u, LATERAL tim4rec_recommend(u::bigint, 3, '$MODEL') r" 2>&1)
 [[ "$P3" != *ERROR* ]] && [ "$P3" = "$R3" ] && [ "$(tr ',' '\n' <<<"$P3" | wc -l)" = 60 ]
-ok $? "k = 3 for users 1..20: the proxy equals the single node (60 rows)"
+t4r_ok $? "k = 3 for users 1..20: the proxy equals the single node (60 rows)"
 
 # ---------------------------------------------------------------- cold start
 # two user ids without any interaction, one for each partition
@@ -282,14 +253,14 @@ PC=$(cold qproxy "proxy.tim4rec_recommend(u, $K)")
 RC_SEQ=$(cold qsingle "shard_recommend(u, $K)")
 RC_USER=$(cold qsingle "tim4rec_recommend(u, $K, '$MODEL')")
 [[ "$RC_USER" != *ERROR* ]] && [ "$RC_SEQ" = "$RC_USER" ] && [ "$(tr ',' '\n' <<<"$RC_USER" | wc -l)" = $((2 * K)) ]
-ok $? "single node: users $C0 and $C1 (no data) get the cold start, the same through shard_recommend and the user form"
-[ "$RC_SEQ" = "$RC_USER" ] || diag "shard_recommend: ${RC_SEQ:0:300}" "user form: ${RC_USER:0:300}"
+t4r_ok $? "single node: users $C0 and $C1 (no data) get the cold start, the same through shard_recommend and the user form"
+[ "$RC_SEQ" = "$RC_USER" ] || t4r_diag "shard_recommend: ${RC_SEQ:0:300}" "user form: ${RC_USER:0:300}"
 # the training counts travel with the exported file (metadata
 # tim4rec_item_counts), so the shards' imported copies give the single
 # node's cold start: the most popular items with their counts
 [ -n "$PC" ] && [ "$PC" = "$RC_USER" ]
-ok $? "through the proxy (user $C0 on shard0, $C1 on shard1) the cold start equals the single node's"
-[ "$PC" = "$RC_USER" ] || diag "proxy:  ${PC:0:300}" "single: ${RC_USER:0:300}"
+t4r_ok $? "through the proxy (user $C0 on shard0, $C1 on shard1) the cold start equals the single node's"
+[ "$PC" = "$RC_USER" ] || t4r_diag "proxy:  ${PC:0:300}" "single: ${RC_USER:0:300}"
 # what the proxy path itself adds: nothing; the single node serving an
 # imported copy of the model gives the same cold start as the shards
 RC_IMP=$(qsingle -c "SELECT tim4rec_import('${MODEL}_imported', tim4rec_export('$MODEL'), tim4rec_item_ids('$MODEL'))" \
@@ -298,8 +269,8 @@ RC_IMP=$(qsingle -c "SELECT tim4rec_import('${MODEL}_imported', tim4rec_export('
                           LATERAL tim4rec_recommend((SELECT tim4rec_seq(i.item_id, i.ts) FROM interactions i
                                                      WHERE i.user_id = u), $K, '${MODEL}_imported') r" 2>&1 | tail -1)
 [ -n "$PC" ] && [[ "$PC" != *ERROR* ]] && [ "$PC" = "$RC_IMP" ]
-ok $? "through the proxy the cold start equals the single node's with an imported copy of the model"
-[ "$PC" = "$RC_IMP" ] || diag "proxy:    ${PC:0:300}" "imported: ${RC_IMP:0:300}"
+t4r_ok $? "through the proxy the cold start equals the single node's with an imported copy of the model"
+[ "$PC" = "$RC_IMP" ] || t4r_diag "proxy:    ${PC:0:300}" "imported: ${RC_IMP:0:300}"
 
 # ---------------------------------------------------------------- a new version, rolled out
 # One proxy session all along: answers (version 1), then a new version is
@@ -341,14 +312,14 @@ R_V2=$(qsingle -c "$(answers "shard_recommend(u, $K)")" 2>&1)
 [ "$(qshard 0 -c "SELECT version FROM tim4rec_model_list WHERE model_name = '$MODEL' AND is_current")" = 2 ] &&
 [ "$(qshard 1 -c "SELECT version FROM tim4rec_model_list WHERE model_name = '$MODEL' AND is_current")" = 2 ]
 rc=$?
-ok $rc "rollout: version 2 trained on the single node (another seed) and imported on both shards as version 2"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/rollout.log")"
+t4r_ok $rc "rollout: version 2 trained on the single node (another seed) and imported on both shards as version 2"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/rollout.log")"
 [ -n "$P_V1" ] && [[ "$P_V1$P_V2" != *ERROR* ]] && [ "$P_V1" = "$P" ] && [ -n "$P_V2" ] && [ "$P_V2" != "$P_V1" ]
-ok $? "one proxy session: version 1's answers before, different answers after the rollout"
+t4r_ok $? "one proxy session: version 1's answers before, different answers after the rollout"
 same_lines "... and after the rollout, every user's answer through the proxy equals the single node's version 2" \
     "$P_V2" "$R_V2"
 [[ "$PIDS1" =~ ^[0-9]+,[0-9]+$ ]] && [ "$PIDS1" = "$PIDS2" ]
-ok $? "the same shard backends (pids $PIDS1 = $PIDS2) served both versions: no reconnection"
+t4r_ok $? "the same shard backends (pids $PIDS1 = $PIDS2) served both versions: no reconnection"
 
 # ---------------------------------------------------------------- a shard without the model
 DROPPED=$(qshard 1 -c "SELECT tim4rec_drop('$MODEL')" 2>&1)
@@ -368,14 +339,14 @@ SQL
 E_PROXY=$(err qproxy "proxy.tim4rec_recommend($U1, $K)")
 # (tim4rec_drop without a version drops both versions: it returns 2)
 [ "$DROPPED" = 2 ] && [ "${E_PROXY%%|*}" = 42704 ] && [[ "${E_PROXY#*|}" == *"model \"$MODEL\" does not exist" ]]
-ok $? "model dropped on shard1: a shard1 user through the proxy gets SQLSTATE 42704, model \"$MODEL\" does not exist (got: $E_PROXY)"
+t4r_ok $? "model dropped on shard1: a shard1 user through the proxy gets SQLSTATE 42704, model \"$MODEL\" does not exist (got: $E_PROXY)"
 
 P0=$(qproxy -c "SELECT string_agg(r.item_id || ':' || r.rank || ':' || r.score, ',' ORDER BY r.rank)
                 FROM proxy.tim4rec_recommend($U0, $K) r" 2>&1)
 R0=$(qsingle -c "SELECT string_agg(r.item_id || ':' || r.rank || ':' || r.score, ',' ORDER BY r.rank)
                  FROM tim4rec_recommend($U0::bigint, $K, '$MODEL') r" 2>&1)
 [ -n "$P0" ] && [[ "$P0" != *ERROR* ]] && [ "$P0" = "$R0" ]
-ok $? "shard0 (model still there) goes on serving its users through the proxy (user $U0)"
+t4r_ok $? "shard0 (model still there) goes on serving its users through the proxy (user $U0)"
 
 # the single node without the model: the same SQLSTATE, and the same message
 # as behind PL/Proxy's prefix
@@ -384,8 +355,8 @@ E_SINGLE=$(err qsingle "shard_recommend($U1, $K)")
 E_SINGLE_USER=$(err qsingle "tim4rec_recommend($U1::bigint, $K, '$MODEL')")
 [ "$E_SINGLE" = "42704|model \"$MODEL\" does not exist" ] && [ "$E_SINGLE_USER" = "$E_SINGLE" ] &&
 [ "${E_PROXY%%|*}" = "${E_SINGLE%%|*}" ] && [ "${E_PROXY#*|}" = "proxy.tim4rec_recommend(2): [shard] REMOTE ERROR: ${E_SINGLE#*|}" ]
-ok $? "a single node without the model: $E_SINGLE (wrapper and user form); the proxy re-raised it with the same SQLSTATE"
-diag "proxy:  $E_PROXY" "single: $E_SINGLE"
+t4r_ok $? "a single node without the model: $E_SINGLE (wrapper and user form); the proxy re-raised it with the same SQLSTATE"
+t4r_diag "proxy:  $E_PROXY" "single: $E_SINGLE"
 
-diag "plproxy.sh: $(( $(date +%s) - START )) s"
-exit $((fails > 0))
+t4r_diag "plproxy.sh: $(( $(date +%s) - START )) s"
+t4r_tap_status

@@ -1,4 +1,4 @@
--- tim4rec_recommend_all (issue 14 part 3): every user's answer equals
+-- tim4rec_recommend_all: every user's answer equals
 -- tim4rec_recommend(user, ...) exactly (items, ranks, tie order and the
 -- float4 scores compared with =), in user, rank order, for exclude_seen
 -- true and false, an order column, equal timestamps, items unknown to the

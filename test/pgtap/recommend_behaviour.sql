@@ -1,4 +1,4 @@
--- Behaviour of tim4rec_recommend (PG-B) on the golden weights (300 items,
+-- Behaviour of tim4rec_recommend on the golden weights (300 items,
 -- ids 1..300) pointed at a synthetic interactions table: history read at
 -- call time, unknown items skipped, cold start by popularity, exclusions
 -- inside the top-k (exactly min(k, eligible) rows), ties by item id, cache

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # The per-backend model cache sees deploys, new versions and drops made by
-# ANOTHER session at once (PG-B).  One psql session (one backend) keeps the
+# ANOTHER session at once.  One psql session (one backend) keeps the
 # model cached and runs the other session's commands through \! (a separate
 # psql, i.e. another backend) between its own calls.  Prints TAP.  Uses
 # PGHOST/PGPORT/PGUSER/PGDATABASE from the environment (the database has
 # tim4rec), T4R_PG_BINDIR for psql.
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 export PATH=$BIN:$PATH
 OUT=$(mktemp "${TMPDIR:-/tmp}/t4r_cache.XXXXXX")
 trap 'rm -f "$OUT"' EXIT
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 val() { grep "^$1 " "$OUT" | head -1 | cut -d' ' -f2-; }
 
 echo "1..9"
@@ -26,7 +26,7 @@ SELECT u AS user_id, ((u * 7 + s) % 40 + 1)::int AS item_id,
 FROM generate_series(1, 120) u, generate_series(1, 10 + u % 7) s;
 SELECT tim4rec_train('cache_ix', 'cc', options => '{"epochs": 2, "hidden_size": 16, "max_seq_len": 20, "batch_size": 64}');
 SQL
-ok $? "setup: train version 1"
+t4r_ok $? "setup: train version 1"
 
 # the other session's commands; FRESH prints what a new backend computes
 OTHER='psql -X -q -v ON_ERROR_STOP=1 -At -c "SET client_min_messages = warning" -c "SET tim4rec.threads = 1"'
@@ -47,12 +47,12 @@ SELECT 'PID1 ' || pg_backend_pid();
 SQL
 
 s1=$(val S1); s2=$(val S2); f2=$(val F2); s3=$(val S3)
-[ -n "$s1" ] && [ -n "$s2" ]; ok $? "recommendations before and after another session trained version 2"
-[ "$(val PID0)" = "$(val PID1)" ] && [ -n "$(val PID0)" ]; ok $? "one backend all along (the cache stayed warm)"
-[ "$s1" != "$s2" ]; ok $? "version 2 trained in another session is used at once"
-[ "$s2" = "$f2" ]; ok $? "and gives what a new backend computes"
-[ "$s3" = "$s1" ]; ok $? "rollback (tim4rec_deploy) in another session is seen at once"
-grep -q '^S4 ' "$OUT"; [ $? -ne 0 ]; ok $? "no result after the model was dropped in another session"
-grep -q 'model "cc" does not exist' "$OUT"; ok $? "the drop gives: model \"cc\" does not exist"
+[ -n "$s1" ] && [ -n "$s2" ]; t4r_ok $? "recommendations before and after another session trained version 2"
+[ "$(val PID0)" = "$(val PID1)" ] && [ -n "$(val PID0)" ]; t4r_ok $? "one backend all along (the cache stayed warm)"
+[ "$s1" != "$s2" ]; t4r_ok $? "version 2 trained in another session is used at once"
+[ "$s2" = "$f2" ]; t4r_ok $? "and gives what a new backend computes"
+[ "$s3" = "$s1" ]; t4r_ok $? "rollback (tim4rec_deploy) in another session is seen at once"
+grep -q '^S4 ' "$OUT"; [ $? -ne 0 ]; t4r_ok $? "no result after the model was dropped in another session"
+grep -q 'model "cc" does not exist' "$OUT"; t4r_ok $? "the drop gives: model \"cc\" does not exist"
 psql -X -q -c "DROP TABLE cache_ix" >/dev/null 2>&1
-ok $? "cleanup"
+t4r_ok $? "cleanup"

@@ -1,4 +1,4 @@
--- Golden check of the SQL scoring path (PG-B): the golden safetensors file,
+-- Golden check of the SQL scoring path: the golden safetensors file,
 -- imported with config NULL and item_ids NULL (row i = item i), must give
 -- the fixture's expected raw scores for its 9 cases through
 -- tim4rec_recommend(items, times float8[], k => 300, exclude_seen => false),

@@ -1,4 +1,4 @@
--- tim4rec_recommend and tim4rec_evaluate on a trained model (PG-B): tiny
+-- tim4rec_recommend and tim4rec_evaluate on a trained model: tiny
 -- synthetic data with a sequential chain (item after i is i + 1), small
 -- options so each training takes well under a second.
 \set QUIET 1

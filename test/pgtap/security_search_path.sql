@@ -1,4 +1,4 @@
--- Run-time search_path hijack (issue 10, finding 1).  A role with CREATE
+-- Run-time search_path hijack.  A role with CREATE
 -- on a schema in the caller's search_path plants look-alikes of every
 -- built-in function, aggregate and operator the extension's internal
 -- queries could use (0.1 used an unqualified array_agg(float8) in the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tim4rec on a hot standby (issue 10).  Starts its OWN primary and a streaming
+# tim4rec on a hot standby.  Starts its OWN primary and a streaming
 # replica (pg_basebackup -R) in a private temporary directory, unix sockets
 # only, and checks that
 #   * reads work on the standby and give the primary's answers: recommend
@@ -15,21 +15,16 @@
 # uses none of it); T4R_PG_BINDIR gives initdb, pg_ctl, pg_basebackup, psql.
 # As root, the servers run as the `postgres` OS user (as test/scripts/lib.sh).
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 unset PGHOST PGPORT PGDATABASE PGUSER PGSERVICE PGOPTIONS PGHOSTADDR
 trap '' PIPE                      # a dead psql coprocess must not kill us
 START=$(date +%s)
 
-TOP=$(mktemp -d "${TMPDIR:-/tmp}/t4r_standby.XXXXXX") || { echo "1..0 # SKIP mktemp failed"; exit 1; }
-chmod 755 "$TOP"
-RUN=()
-if [ "$(id -u)" -eq 0 ]; then
-    chown postgres "$TOP"
-    RUN=(runuser -u postgres --)
-    SU=postgres
-else
-    SU=$(id -un)
-fi
+t4r_servers_dir t4r_standby || { echo "1..0 # SKIP no private directory for the servers"; exit 1; }
+TOP=$T4R_SERVERS_DIR
+SU=$T4R_SU
 cd "$TOP" || exit 1                # the server's user may not read the caller's cwd
 PDATA=$TOP/primary
 SDATA=$TOP/standby
@@ -47,81 +42,43 @@ cleanup() {
         kill "$SB_PID" 2>/dev/null
         wait "$SB_PID" 2>/dev/null
     fi
-    local d
-    for d in "$SDATA" "$PDATA"; do
-        if [ -f "$d/postmaster.pid" ]; then
-            "${RUN[@]}" "$BIN/pg_ctl" -D "$d" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-            "${RUN[@]}" "$BIN/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1
-        fi
-    done
-    if [ -n "${T4R_STANDBY_KEEP:-}" ]; then
-        echo "# kept $TOP" >&2
-    else
-        rm -rf "$TOP"
-    fi
+    t4r_servers_remove "${T4R_STANDBY_KEEP:-}" "$SDATA" "$PDATA"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-n=0
-fails=0
-ok() {
-    n=$((n + 1))
-    if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
-}
-diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 # psql on the primary / a new connection to the standby
 qp() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PPORT" -U "$SU" "$@"; }
 qs() { "$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$SOCK" -p "$SPORT" -U "$SU" "$@"; }
 
-server_opts() {    # $1 = port
-    echo "-c listen_addresses='' -k $SOCK -p $1 -c fsync=off -c max_connections=20" \
-         "-c shared_buffers=32MB -c wal_level=replica -c hot_standby=on -c max_wal_senders=4"
-}
-
-# wait_for SECONDS CMD...: until CMD prints t
-wait_for() {
-    local i lim=$(($1 * 10))
-    shift
-    for ((i = 0; i < lim; i++)); do
-        [ "$("$@" 2>/dev/null)" = t ] && return 0
-        sleep 0.1
-    done
-    return 1
-}
+SERVER_OPTS=(-c max_connections=20 -c shared_buffers=32MB -c wal_level=replica -c hot_standby=on
+             -c max_wal_senders=4)
 
 # Wait until the standby has replayed everything the primary has written.
 wait_replay() {
     local lsn
     lsn=$(qp -d postgres -c "SELECT pg_current_wal_lsn()") || return 1
-    wait_for 60 qs -d postgres -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" && return 0
-    diag "standby did not replay up to $lsn within 60 s (replayed: $(qs -d postgres -c 'SELECT pg_last_wal_replay_lsn()' 2>&1))"
+    t4r_wait_for 60 qs -d postgres -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" && return 0
+    t4r_diag "standby did not replay up to $lsn within 60 s (replayed: $(qs -d postgres -c 'SELECT pg_last_wal_replay_lsn()' 2>&1))"
     return 1
 }
 
 echo "1..29"
 
 # ---------------------------------------------------------------- clusters
-{
-    { "${RUN[@]}" "$BIN/initdb" -D "$PDATA" -A trust -U "$SU" -E UTF8 --locale=C.UTF-8 ||
-      { rm -rf "$PDATA"; "${RUN[@]}" "$BIN/initdb" -D "$PDATA" -A trust -U "$SU" -E UTF8 --no-locale; }
-    } >"$TOP/initdb.log" 2>&1 &&
-    "${RUN[@]}" "$BIN/pg_ctl" -D "$PDATA" -w -t 60 -l "$TOP/primary.log" -o "$(server_opts "$PPORT")" start \
-        >/dev/null 2>&1
-}
+t4r_initdb "$PDATA" "$TOP/initdb.log" && t4r_pg_start "$PDATA" "$PPORT" "$TOP/primary.log" "${SERVER_OPTS[@]}"
 rc=$?
-ok $rc "primary: initdb and start (wal_level=replica, unix socket only, port $PPORT)"
-[ $rc = 0 ] || { diag "$(tail -5 "$TOP/initdb.log" "$TOP/primary.log" 2>&1)"; }
+t4r_ok $rc "primary: initdb and start (wal_level=replica, unix socket only, port $PPORT)"
+[ $rc = 0 ] || { t4r_diag "$(tail -5 "$TOP/initdb.log" "$TOP/primary.log" 2>&1)"; }
 
-"${RUN[@]}" "$BIN/pg_basebackup" -h "$SOCK" -p "$PPORT" -U "$SU" -D "$SDATA" -R -X stream -c fast \
+"${T4R_RUN[@]}" "$BIN/pg_basebackup" -h "$SOCK" -p "$PPORT" -U "$SU" -D "$SDATA" -R -X stream -c fast \
     >"$TOP/basebackup.log" 2>&1 &&
-"${RUN[@]}" "$BIN/pg_ctl" -D "$SDATA" -w -t 60 -l "$TOP/standby.log" -o "$(server_opts "$SPORT")" start \
-    >/dev/null 2>&1 &&
+t4r_pg_start "$SDATA" "$SPORT" "$TOP/standby.log" "${SERVER_OPTS[@]}" &&
 [ "$(qs -d postgres -c "SELECT pg_is_in_recovery()")" = t ] &&
-wait_for 30 qp -d postgres -c "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'"
+t4r_wait_for 30 qp -d postgres -c "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'"
 rc=$?
-ok $rc "standby: pg_basebackup -R, hot standby in recovery, streaming from the primary (port $SPORT)"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/basebackup.log" "$TOP/standby.log" 2>&1)"
+t4r_ok $rc "standby: pg_basebackup -R, hot standby in recovery, streaming from the primary (port $SPORT)"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/basebackup.log" "$TOP/standby.log" 2>&1)"
 
 # ---------------------------------------------------------------- primary: data + version 1
 qp -d postgres -c "CREATE DATABASE t4r" >/dev/null 2>&1 &&
@@ -138,11 +95,11 @@ CREATE INDEX ON interactions (user_id, ts);
 SELECT version FROM tim4rec_train('interactions', '$MODEL', options => '$OPTS');
 SQL
 rc=$?
-ok $rc "primary: CREATE EXTENSION, 150 users x 12 interactions, train version 1"
-[ $rc = 0 ] || diag "$(tail -5 "$TOP/setup.log")"
+t4r_ok $rc "primary: CREATE EXTENSION, 150 users x 12 interactions, train version 1"
+[ $rc = 0 ] || t4r_diag "$(tail -5 "$TOP/setup.log")"
 
 wait_replay
-ok $? "standby replayed the primary's WAL (pg_last_wal_replay_lsn >= pg_current_wal_lsn)"
+t4r_ok $? "standby replayed the primary's WAL (pg_last_wal_replay_lsn >= pg_current_wal_lsn)"
 
 # ---------------------------------------------------------------- the long-lived standby session
 coproc SB { exec "$BIN/psql" -X -q -At -h "$SOCK" -p "$SPORT" -U "$SU" -d t4r 2>&1; }
@@ -162,7 +119,7 @@ sq "SET client_min_messages = warning; SET tim4rec.threads = 1;" >/dev/null
 PID0=$(sq "SELECT pg_backend_pid();")
 [ -n "$PID0" ] && [ "$(sq "SELECT pg_is_in_recovery();")" = t ] &&
 [ "$(sq "SELECT current_setting('transaction_read_only');")" = on ]
-ok $? "one standby session opened (backend pid $PID0), in recovery, read only"
+t4r_ok $? "one standby session opened (backend pid $PID0), in recovery, read only"
 
 # the queries, run on the primary (new connections) and in the standby session
 USERS="ARRAY[1, 2, 3, 17, 42, 99, 120, 150]"
@@ -198,10 +155,10 @@ same() {    # $1 = name, $2 = query: the standby session's answer equals the pri
     p=$(qp -d t4r -c "SET client_min_messages = warning" -c "SET tim4rec.threads = 1" -c "$2" 2>&1)
     s=$(sq "$2")
     if [ -n "$p" ] && [ "$p" = "$s" ] && [[ "$p" != *ERROR* ]]; then
-        ok 0 "$1"
+        t4r_ok 0 "$1"
     else
-        ok 1 "$1"
-        diag "primary: ${p:0:300}" "standby: ${s:0:300}"
+        t4r_ok 1 "$1"
+        t4r_diag "primary: ${p:0:300}" "standby: ${s:0:300}"
     fi
 }
 
@@ -213,7 +170,7 @@ same "recommend with a tim4rec_sequence from tim4rec_seq equals the primary's" "
 same "tim4rec_recommend_all (all 150 users, top 10) equals the primary's" "$Q_ALL"
 A_ALL=$(sq "$Q_ALL")
 [[ "$A_ALL" == "1500 rows "* ]] && [ "$A_ALL" = "$(sq "$Q_ALL_LAT")" ]
-ok $? "on the standby, tim4rec_recommend_all equals the LATERAL tim4rec_recommend form (${A_ALL:0:40})"
+t4r_ok $? "on the standby, tim4rec_recommend_all equals the LATERAL tim4rec_recommend form (${A_ALL:0:40})"
 same "tim4rec_evaluate equals the primary's" "$Q_EVAL"
 same "tim4rec_model_list equals the primary's" "$Q_LIST"
 same "tim4rec_export: the same bytes as on the primary (md5, length)" "$Q_EXP"
@@ -225,28 +182,28 @@ write_fails() {    # $1 = name, $2 = statement
 \\echo SQLSTATE :SQLSTATE")
     st=$(printf '%s\n' "$out" | sed -n 's/^SQLSTATE //p' | tail -1)
     [ "$st" = 25006 ]
-    ok $? "$1 on the standby fails with SQLSTATE 25006 (got $st)"
-    [ "$st" = 25006 ] || diag "${out:0:300}"
+    t4r_ok $? "$1 on the standby fails with SQLSTATE 25006 (got $st)"
+    [ "$st" = 25006 ] || t4r_diag "${out:0:300}"
 }
 write_fails "tim4rec_train" "SELECT version FROM tim4rec_train('interactions', '$MODEL', options => '$OPTS');"
 write_fails "tim4rec_deploy" "SELECT tim4rec_deploy('$MODEL', 1);"
 write_fails "tim4rec_drop" "SELECT tim4rec_drop('$MODEL', 1);"
 write_fails "tim4rec_import" "SELECT tim4rec_import('${MODEL}_copy', tim4rec_export('$MODEL'));"
 [ "$(sq "$Q_CUR")" = 1 ] && [ "$(sq "$Q_LIST")" = "$(qp -d t4r -c "$Q_LIST")" ]
-ok $? "after the failed writes the standby still has version 1 only, as the primary"
+t4r_ok $? "after the failed writes the standby still has version 1 only, as the primary"
 
 # ---------------------------------------------------------------- a new version on the primary
 V2=$(qp -d t4r -c "SET client_min_messages = warning" -c "SET tim4rec.threads = 1" \
         -c "SELECT version FROM tim4rec_train('interactions', '$MODEL', options => '$OPTS2')" 2>&1)
 [ "$V2" = 2 ] && wait_replay
-ok $? "primary trained version 2 (got: ${V2:0:100}) and the standby replayed it"
+t4r_ok $? "primary trained version 2 (got: ${V2:0:100}) and the standby replayed it"
 
 [ "$(sq "$Q_CUR")" = 2 ]
-ok $? "the same standby session sees version 2 as current in tim4rec_model_list"
+t4r_ok $? "the same standby session sees version 2 as current in tim4rec_model_list"
 same "the same standby session recommends what the primary's version 2 does" "$Q_USERS"
 R2=$(sq "$Q_USERS")
 [ -n "$R1" ] && [ -n "$R2" ] && [ "$R1" != "$R2" ]
-ok $? "and that differs from its version 1 answers (its cached model was replaced)"
+t4r_ok $? "and that differs from its version 1 answers (its cached model was replaced)"
 same "the same standby session: recommend with a tim4rec_sequence follows version 2" "$Q_SEQ"
 same "the same standby session: tim4rec_recommend_all follows version 2" "$Q_ALL"
 same "the same standby session: tim4rec_export gives version 2's bytes" "$Q_EXP"
@@ -254,14 +211,14 @@ same "the same standby session: tim4rec_export gives version 2's bytes" "$Q_EXP"
 # ---------------------------------------------------------------- rollback on the primary
 qp -d t4r -c "SELECT tim4rec_deploy('$MODEL', 1)" >/dev/null 2>&1 && wait_replay &&
 [ "$(sq "$Q_CUR")" = 1 ]
-ok $? "primary deployed version 1 again; the standby session sees it current"
+t4r_ok $? "primary deployed version 1 again; the standby session sees it current"
 R3=$(sq "$Q_USERS")
 [ -n "$R1" ] && [ "$R3" = "$R1" ] && [ "$R3" = "$(qp -d t4r -c "$Q_USERS")" ]
-ok $? "the same standby session gives version 1's recommendations again, as the primary"
+t4r_ok $? "the same standby session gives version 1's recommendations again, as the primary"
 
 PID1=$(sq "SELECT pg_backend_pid();")
 [ -n "$PID0" ] && [ "$PID0" = "$PID1" ] && kill -0 "$SB_PID" 2>/dev/null
-ok $? "one standby backend all along, never reconnected (pid $PID0 = $PID1)"
+t4r_ok $? "one standby backend all along, never reconnected (pid $PID0 = $PID1)"
 
-diag "standby.sh: $(( $(date +%s) - START )) s"
-exit $((fails > 0))
+t4r_diag "standby.sh: $(( $(date +%s) - START )) s"
+t4r_tap_status

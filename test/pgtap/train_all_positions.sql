@@ -1,5 +1,5 @@
--- time_features "robust" and training "all_positions" through SQL (issues
--- 12 and 13): training, the stored configuration (catalog and safetensors
+-- time_features "robust" and training "all_positions" through SQL:
+-- training, the stored configuration (catalog and safetensors
 -- metadata with the fitted time_scale), export/import with the same scores,
 -- invariance of the trained model to the origin of the timestamps, and the
 -- errors: all_positions with the official time path (22023 with a hint),

@@ -1,5 +1,5 @@
 -- Cancellation: statement_timeout stops a running training within about a
--- second and leaves the catalog unchanged; the backend stays usable (PG-A).
+-- second and leaves the catalog unchanged; the backend stays usable.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true

@@ -1,5 +1,4 @@
--- Privileges with three roles (README "Privileges"; issue 10, findings 3
--- and 4).  Functions run with the caller's rights; nobody has raw
+-- Privileges with three roles (README "Privileges").  Functions run with the caller's rights; nobody has raw
 -- privileges on tim4rec_models; training needs EXECUTE on tim4rec_train
 -- and SELECT on the relation; a model belongs to the role that created
 -- version 1 and only that role (its members, superusers) adds versions,
@@ -70,7 +69,7 @@ SET LOCAL ROLE t4r_alice;
 SELECT lives_ok($$ SELECT tim4rec_deploy('pm', 1) $$, 'the owner deploys');
 RESET ROLE;
 
--- 13-19: another role may not touch alice's model (finding 4)
+-- 13-19: another role may not touch alice's model
 GRANT SELECT ON tp TO t4r_bob;
 SET LOCAL ROLE t4r_bob;
 SELECT throws_ok($$ SELECT tim4rec_train('tp', 'pm', options => (SELECT j FROM o)) $$, '42501',
@@ -95,7 +94,7 @@ SELECT lives_ok($$ SELECT tim4rec_deploy('pm', 1) $$, 'a superuser deploys any m
 SELECT is((SELECT array_agg(DISTINCT owner::text) FROM tim4rec_models WHERE model_name = 'pm'), ARRAY['t4r_alice'],
           'new versions keep the owner');
 
--- 23-31: what the model reveals (finding 3): carol may not read tp
+-- 23-31: what the model reveals: carol may not read tp
 SET LOCAL ROLE t4r_carol;
 SELECT is((SELECT count(*)::int FROM tim4rec_model_list WHERE model_name = 'pm'), 0,
           'carol (no SELECT on the source) does not see the catalog rows');

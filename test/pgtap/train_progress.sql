@@ -1,4 +1,4 @@
--- Progress from another session and pg_cancel_backend (PG-A).  A second
+-- Progress from another session and pg_cancel_backend.  A second
 -- connection (dblink) trains; this session watches tim4rec_progress, then
 -- cancels the training with pg_cancel_backend and checks that it stops
 -- within about a second and writes nothing.  Skipped without dblink.

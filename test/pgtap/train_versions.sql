@@ -1,5 +1,5 @@
 -- Versions, the atomic switch, deploy 'if_better', rollback, and failed
--- trainings that change nothing (PG-A).
+-- trainings that change nothing.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true

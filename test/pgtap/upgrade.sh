@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upgrade 0.1 -> current (0.1 -> 0.2 -> ..., issue 10, finding 9): install version 0.1 from its
+# Upgrade 0.1 -> current (0.1 -> 0.2 -> ...): install version 0.1 from its
 # frozen script (test/upgrade/tim4rec--0.1.sql, byte-identical to what the
 # Makefile generated at the last 0.1 commit; test/run_tests.sh installs it
 # next to the current scripts), train two versions and deploy one, then
@@ -9,11 +9,11 @@
 # a fresh install (same catalog columns, functions, views and comments).
 # Prints TAP.  Uses PGHOST/PGPORT/PGUSER; T4R_PG_BINDIR for the tools.
 set -u -o pipefail
-BIN=${T4R_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=../scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
+BIN=$T4R_PG_BINDIR
 DB=t4r_upgrade_$$
 FRESH=t4r_upgrade_fresh_$$
-n=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 q() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
 cleanup() {
     "$BIN/psql" -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "DROP DATABASE IF EXISTS $FRESH" \
@@ -30,9 +30,9 @@ fi
 echo "1..13"
 q -d postgres -c "CREATE DATABASE $DB" -c "CREATE DATABASE $FRESH" -c "CREATE ROLE t4r_up_app" >/dev/null
 q -d "$DB" -c "CREATE EXTENSION tim4rec VERSION '0.1'" >/dev/null
-ok $? "CREATE EXTENSION tim4rec VERSION '0.1'"
+t4r_ok $? "CREATE EXTENSION tim4rec VERSION '0.1'"
 [ "$(q -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'tim4rec'")" = 0.1 ]
-ok $? "the installed version is 0.1"
+t4r_ok $? "the installed version is 0.1"
 
 q -d "$DB" >/dev/null 2>&1 <<'SQL'
 SET client_min_messages = warning;
@@ -47,7 +47,7 @@ SELECT tim4rec_deploy('default', 1);
 SELECT tim4rec_import('copy', tim4rec_export('default'), (SELECT item_ids FROM tim4rec_models WHERE is_current));
 GRANT INSERT, UPDATE, DELETE ON tim4rec_models TO t4r_up_app;
 SQL
-ok $? "with the 0.1 catalog: train two versions, deploy version 1, import a copy, grant raw catalog rights"
+t4r_ok $? "with the 0.1 catalog: train two versions, deploy version 1, import a copy, grant raw catalog rights"
 
 RECS="SELECT string_agg(u || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY u, rank)
       FROM generate_series(1, 60) u, LATERAL tim4rec_recommend(u::bigint, 10) r"
@@ -62,30 +62,30 @@ seq_before=$(q -d "$DB" -c "$SEQ" 2>&1)
 cat_before=$(q -d "$DB" -c "$CAT" 2>&1)
 
 q -d "$DB" -c "ALTER EXTENSION tim4rec UPDATE" >/dev/null
-ok $? "ALTER EXTENSION tim4rec UPDATE"
+t4r_ok $? "ALTER EXTENSION tim4rec UPDATE"
 CUR=$(q -d "$DB" -c "SELECT default_version FROM pg_available_extensions WHERE name = 'tim4rec'")
 [ "$(q -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'tim4rec'")" = "$CUR" ]
-ok $? "the installed version is the default version ($CUR)"
+t4r_ok $? "the installed version is the default version ($CUR)"
 
 cat_after=$(q -d "$DB" -c "$CAT" 2>&1)
 [ -n "$cat_before" ] && [ "$cat_before" = "$cat_after" ]
-ok $? "models, versions, current flags, weights, vocabularies, configs and metrics are carried over"
+t4r_ok $? "models, versions, current flags, weights, vocabularies, configs and metrics are carried over"
 
 after=$(q -d "$DB" -c "$RECS" 2>&1)
 [ "$(echo "$before" | tr ',' '\n' | wc -l)" -eq 600 ] && [ "$before" = "$after" ]
-ok $? "identical recommendations for 60 users (600 rows) after the update"
+t4r_ok $? "identical recommendations for 60 users (600 rows) after the update"
 seq_after=$(q -d "$DB" -c "$SEQ" 2>&1)
 [ -n "$seq_before" ] && [ "$seq_before" = "$seq_after" ]
-ok $? "identical recommendations of the imported model for a sequence"
+t4r_ok $? "identical recommendations of the imported model for a sequence"
 
 owners=$(q -d "$DB" -c "SELECT string_agg(DISTINCT owner::text, ',') FROM tim4rec_models")
 dbowner=$(q -d "$DB" -c "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
 [ -n "$owners" ] && [ "$owners" = "$dbowner" ]
-ok $? "every model is owned by the database owner ($owners)"
+t4r_ok $? "every model is owned by the database owner ($owners)"
 
 [ "$(q -d "$DB" -c "SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
                     WHERE c.oid = 'tim4rec_models'::regclass AND a.grantee <> c.relowner")" = 0 ]
-ok $? "no role keeps raw privileges on the catalog (PUBLIC, the database owner and t4r_up_app lost theirs)"
+t4r_ok $? "no role keeps raw privileges on the catalog (PUBLIC, the database owner and t4r_up_app lost theirs)"
 
 # the updated database has the same objects as a fresh install of the default version
 q -d "$FRESH" -c "CREATE EXTENSION tim4rec" >/dev/null
@@ -112,8 +112,8 @@ SHAPE="SELECT string_agg(x, E'\n' ORDER BY x) FROM (
 # "char" was ambiguous here once, and the check passed on two identical errors)
 shape_up=$(q -d "$DB" -c "$SHAPE") || shape_up=""
 shape_fresh=$(q -d "$FRESH" -c "$SHAPE") || shape_fresh=""
-if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then ok 0 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
-else ok 1 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
+if [ -n "$shape_up" ] && [ "$shape_up" = "$shape_fresh" ]; then t4r_ok 0 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
+else t4r_ok 1 "catalog columns, functions (with privileges), views and the comments of every member match a fresh $CUR install"
      diff <(echo "$shape_up") <(echo "$shape_fresh") | sed 's/^/# /'; fi
 
 q -d "$DB" >/dev/null 2>&1 <<'SQL'
@@ -124,7 +124,7 @@ SELECT tim4rec_train('interactions', options => '{"epochs": 1, "hidden_size": 16
 SQL
 [ "$(q -d "$DB" -c "SELECT string_agg(version || ':' || is_current || ':' || array_to_string(grant_usage, '+'), ',' ORDER BY version)
                     FROM tim4rec_model_list WHERE model_name = 'default'")" = "1:false:t4r_up_app,2:false:t4r_up_app,3:true:t4r_up_app" ]
-ok $? "after the update: grants work and a new version keeps the owner and grants"
+t4r_ok $? "after the update: grants work and a new version keeps the owner and grants"
 
 # id types (0.3): the old rows read as bigint ids, and a text-keyed model
 # trains and serves in the updated database
@@ -136,4 +136,4 @@ SELECT tim4rec_train('interactions_text', 'text_model', options => '{"epochs": 1
 SQL
 [ "$(q -d "$DB" -c "SELECT string_agg(DISTINCT user_id_type || '/' || item_id_type, ',') FROM tim4rec_model_list WHERE model_name = 'copy' OR (model_name = 'default' AND version <= 2)")" = "bigint/bigint" ] &&
 [ "$(q -d "$DB" -c "SELECT count(*) FROM tim4rec_recommend('u1'::text, 10, 'text_model') WHERE item_id LIKE 'i%'")" = 10 ]
-ok $? "after the update: the old models have bigint id types, a text-keyed model trains and recommends text items"
+t4r_ok $? "after the update: the old models have bigint id types, a text-keyed model trains and recommends text items"

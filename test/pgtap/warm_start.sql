@@ -1,4 +1,4 @@
--- Warm start (issue 14 part 2): tim4rec_train(..., options => '{"init_from":
+-- Warm start: tim4rec_train(..., options => '{"init_from":
 -- ...}') continues from a parent version's weights on the table as it is
 -- now.  Known items keep their embedding rows (by external id), new items
 -- get the rows a fresh training initialises, dropped items disappear;

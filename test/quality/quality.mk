@@ -4,11 +4,11 @@
 # Variables (environment or make): QUALITY_EPOCHS, QUALITY_PATIENCE,
 # QUALITY_DATASETS, QUALITY_SEEDS, THREADS, QUALITY_PATH (auto|sql|core),
 # QUALITY_SUITE=ablation (the time ablation, test/quality/ablation.sh).
-# build/quality_core is the C driver on the float core (fallback / cross-check).
+# build/quality_core is the C driver on the core library (fallback / cross-check).
 
-build/quality_core: test/quality/quality_core.c $(FLOAT_OBJS) $(wildcard src/core/*.h)
+build/quality_core: test/quality/quality_core.c $(CORE_LIB) $(wildcard src/core/*.h)
 	@mkdir -p build
-	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(FLOAT_OBJS) -o $@ $(CORE_LIBS)
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
 .PHONY: quality quality-synth quality-ablation
 quality: build/quality_core
@@ -24,7 +24,7 @@ quality-ablation:
 quality-synth: build/quality_core
 	@bash test/quality/run_synth.sh
 
-# warm start vs full retrain on Amazon Beauty split by time (issue 14):
+# warm start vs full retrain on Amazon Beauty split by time:
 # test/bench/quality_warm.sh, results in test/bench/QUALITY.md
 .PHONY: quality-warm
 quality-warm:
