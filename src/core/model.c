@@ -1,6 +1,6 @@
 /*
  * model.c - TiM4Rec initialisation and the forward/backward pass of one
- * micro-batch (MODEL.md).  The trainer (train.c) and inference (infer.c)
+ * micro-batch (docs/MODEL.md).  The trainer (train.c) and inference (infer.c)
  * drive the workspace defined in model_internal.h.
  *
  * Item path: only the real positions of each sample are computed (packed
@@ -117,7 +117,7 @@ t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v)
 }
 
 /* ------------------------------------------------------------------ */
-/* initialisation (MODEL.md)                                           */
+/* initialisation (docs/MODEL.md)                                           */
 /* ------------------------------------------------------------------ */
 static int
 ends_with(const char *s, const char *suf)
@@ -1721,7 +1721,7 @@ ffn_backward(const lop *o, const t4r_real *dF)
 }
 
 /* ------------------------------------------------------------------ */
-/* a layer: the ops in MODEL.md's order, and back                      */
+/* a layer: the ops in docs/MODEL.md's order, and back                      */
 /* ------------------------------------------------------------------ */
 
 /* U [M, d] and (is_time) T [R, L] of layer li -> F [rows, d] (the next

@@ -1,5 +1,5 @@
 /*
- * timepath.c - the per-layer time path of TiM4Rec (MODEL.md steps 3.3 and
+ * timepath.c - the per-layer time path of TiM4Rec (docs/MODEL.md steps 3.3 and
  * 3.7): time MLP scale, two per-head causal convs with hardswish, the gate
  * residual and the time layer norm.  Forward and backward over R rows of
  * length L; the [L, L] linears of all rows go through one GEMM each, the

@@ -1,5 +1,5 @@
 /*
- * timepath.h - the per-layer time path of TiM4Rec (internal); MODEL.md
+ * timepath.h - the per-layer time path of TiM4Rec (internal); docs/MODEL.md
  * forward steps 3.3 and 3.7.
  *
  * Works on R rows of length L at once, row r = sample s * H + head h

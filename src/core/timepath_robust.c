@@ -1,6 +1,6 @@
 /*
  * timepath_robust.c - the "robust" time path (time_features = robust): a
- * causal replacement of MODEL.md steps 2, 3.3 and 3.7 that plugs into the
+ * causal replacement of docs/MODEL.md steps 2, 3.3 and 3.7 that plugs into the
  * same places (the SSD's dt scaling and the per-layer time features).
  *
  * Every operation is per position or a causal convolution, so the time

@@ -2309,7 +2309,7 @@ t4r_cuda_trainer_create(t4r_model *m, int max_batch, int train, t4r_cuda_trainer
 	npl = (m->dims.N + 31) / 32;
 	if (m->dims.robust || m->dims.allpos)
 	{
-		/* the GPU code computes the published model only (issue 13) */
+		/* the GPU code computes the published model only (official time path, per-prefix training) */
 		if (err && errlen)
 			snprintf(err, errlen, "the CUDA path supports neither time_features \"robust\" "
 					 "nor training \"all_positions\"");
