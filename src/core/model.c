@@ -581,16 +581,26 @@ ln_bwd(const t4r_real *restrict x, const t4r_real *dy, int n, const t4r_real *re
 	int			i;
 
 	for (i = 0; i + NLANE <= n; i += NLANE)
+	{
+		/* block pointers: x[i + j] defeats GCC's data-ref analysis under
+		 * -fwrapv (int i + j may wrap) and the loop stayed scalar */
+		const t4r_real *restrict xb = x + i,
+				   *restrict yb = dy + i,
+				   *restrict wb = w + i;
+		t4r_real   *restrict dwb = dw + i,
+				   *restrict dbb = db + i;
+
 		for (int j = 0; j < NLANE; j++)
 		{
-			float		xh = (x[i + j] - mu) * rs;
-			float		g = dy[i + j] * w[i + j];
+			float		xh = (xb[j] - mu) * rs;
+			float		g = yb[j] * wb[j];
 
-			dw[i + j] += dy[i + j] * xh;
-			db[i + j] += dy[i + j];
+			dwb[j] += yb[j] * xh;
+			dbb[j] += yb[j];
 			a1[j] += g;
 			a2[j] += g * xh;
 		}
+	}
 	for (; i < n; i++)
 	{
 		float		xh = (x[i] - mu) * rs;
@@ -692,13 +702,19 @@ softmax_exp(t4r_real *restrict x, int n, t4r_real *mx_out)
 		t4r_real	acc[NLANE] = {0};
 
 		for (i = b0; i + NLANE <= b1; i += NLANE)
+		{
+			/* a block pointer: under -fwrapv, x[i + j] (int i + j may wrap)
+			 * defeats GCC's data-ref analysis and the loop stayed scalar */
+			t4r_real   *restrict xb = x + i;
+
 			for (int j = 0; j < NLANE; j++)
 			{
-				t4r_real	e = m_expneg(mx - x[i + j]);
+				t4r_real	e = m_expneg(mx - xb[j]);
 
-				x[i + j] = e;
+				xb[j] = e;
 				acc[j] += e;
 			}
+		}
 		for (; i < b1; i++)
 		{
 			x[i] = m_expneg(mx - x[i]);
