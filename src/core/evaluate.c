@@ -230,6 +230,37 @@ cmp_pop(const void *pa, const void *pb)
 	return a->row < b->row ? -1 : (a->row > b->row);
 }
 
+/*
+ * The most-popular baseline's rank of every row: rank of row r = rows before
+ * it ordered by training count descending, then row ascending; row 0
+ * (padding) gets V.  malloc'd, NULL when out of memory.
+ */
+static int64_t *
+pop_rank_table(const t4r_dataset *ds)
+{
+	int			V = ds->n_items;
+	int64_t    *rk = malloc((size_t) V * sizeof(int64_t));
+	pop_ent    *ord = malloc((size_t) V * sizeof(pop_ent));
+
+	if (!rk || !ord)
+	{
+		free(rk);
+		free(ord);
+		return NULL;
+	}
+	for (int r = 1; r < V; r++)
+	{
+		ord[r - 1].cnt = ds->item_count[r];
+		ord[r - 1].row = r;
+	}
+	qsort(ord, (size_t) V - 1, sizeof(pop_ent), cmp_pop);
+	rk[0] = V;
+	for (int i = 0; i < V - 1; i++)
+		rk[ord[i].row] = i;
+	free(ord);
+	return rk;
+}
+
 static void
 add_metrics(int64_t rank, const int *ks, int nk, double *shr, double *sndcg, double *smrr)
 {
@@ -285,25 +316,13 @@ t4r_evaluate_backend(const t4r_model *m, const t4r_dataset *ds, int split,
 	if (m == NULL)
 	{
 		/* most popular: the rank depends on the target row only */
-		pop_ent    *ord = malloc((size_t) V * sizeof(pop_ent));
-		int64_t    *rk = malloc((size_t) V * sizeof(int64_t));
+		int64_t    *rk = pop_rank_table(ds);
 
-		if (!ord || !rk)
+		if (!rk)
 		{
-			free(ord);
-			free(rk);
 			free(acc);
 			return T4R_ENOMEM;
 		}
-		for (int r = 1; r < V; r++)
-		{
-			ord[r - 1].cnt = ds->item_count[r];
-			ord[r - 1].row = r;
-		}
-		qsort(ord, (size_t) V - 1, sizeof(pop_ent), cmp_pop);
-		rk[0] = V;
-		for (int i = 0; i < V - 1; i++)
-			rk[ord[i].row] = i;
 		for (int64_t u = 0; u < ds->n_users; u++)
 		{
 			t4r_sample	smp;
@@ -311,7 +330,6 @@ t4r_evaluate_backend(const t4r_model *m, const t4r_dataset *ds, int split,
 			if (split_sample(ds, u, split, INT32_MAX, &smp))
 				add_metrics(rk[smp.target], ks, nk, acc, acc + nk, acc + 2 * nk);
 		}
-		free(ord);
 		free(rk);
 	}
 	else
@@ -424,27 +442,11 @@ t4r_evaluate_ranks(const t4r_model *m, const t4r_dataset *ds, int split,
 
 	if (m == NULL)
 	{
-		/* most popular: rank of row r = number of rows before it when
-		 * ordered by training count descending, then row ascending */
-		int64_t    *rk = malloc((size_t) V * sizeof(int64_t));
-		pop_ent    *ord = malloc((size_t) V * sizeof(pop_ent));
+		/* most popular (pop_rank_table) */
+		int64_t    *rk = pop_rank_table(ds);
 
-		if (!rk || !ord)
-		{
-			free(rk);
-			free(ord);
+		if (!rk)
 			return T4R_ENOMEM;
-		}
-		for (int r = 1; r < V; r++)
-		{
-			ord[r - 1].cnt = ds->item_count[r];
-			ord[r - 1].row = r;
-		}
-		qsort(ord, (size_t) V - 1, sizeof(pop_ent), cmp_pop);
-		rk[0] = V;
-		for (int i = 0; i < V - 1; i++)
-			rk[ord[i].row] = i;
-		free(ord);
 		for (int64_t u = 0; u < ds->n_users; u++)
 		{
 			t4r_sample	smp;
