@@ -9,7 +9,10 @@
  * (T4R_CUDA_SSD=recurrent) for comparison, unless argv[2] is "default"
  * (only the path that T4R_CUDA_SSD, or its absence, selects).
  * Without a usable GPU: prints the reason and exits 0.
- * Options: argv[1] = timed steps (default 10), argv[2] = "default".
+ * Options: argv[1] = timed steps (default 10), argv[2] = "default" (or
+ * "both"), argv[3] = preset "movielens" (default) or "amazon" (L = 50,
+ * V = 12102 rows: Beauty's item count; samples still full length, as in
+ * test/bench/train_profile --preset amazon, so the two compare).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,9 +44,10 @@ main(int argc, char **argv)
 	int			steps = argc > 1 ? atoi(argv[1]) : 10;
 	int			only_default = argc > 2 && strcmp(argv[2], "default") == 0,
 				chunked = 0;
+	const char *preset = argc > 3 ? argv[3] : "movielens";
 	int			B,
 				L,
-				V = 3707,
+				V = strcmp(preset, "amazon") == 0 ? 12102 : 3707,
 				n;
 	int32_t    *items;
 	double	   *ts;
@@ -66,7 +70,11 @@ main(int argc, char **argv)
 	}
 	if (steps < 1)
 		steps = 10;
-	t4r_config_preset(&c, "movielens");
+	if (t4r_config_preset(&c, preset) != T4R_OK)
+	{
+		fprintf(stderr, "unknown preset %s\n", preset);
+		return 1;
+	}
 	c.n_items = V;
 	B = c.batch_size;
 	L = c.max_seq_len;
@@ -136,8 +144,8 @@ main(int argc, char **argv)
 			}
 		t1 = now();
 		t4r_cuda_mem_info(&used1, &tot);
-		printf("| train movielens L=%d d=%d V=%d batch %d full length (samples/s) | %s | %.0f |\n",
-			   L, c.hidden_size, V, B, path, (double) B * steps / (t1 - t0));
+		printf("| train %s L=%d d=%d V=%d batch %d full length (samples/s) | %s | %.0f |\n",
+			   preset, L, c.hidden_size, V, B, path, (double) B * steps / (t1 - t0));
 		printf("| ms per optimiser step (%d timed steps after 1 warm-up) | %s | %.1f |\n", steps,
 			   path, 1000 * (t1 - t0) / steps);
 		printf("| loss first / last step | %s | %.4f / %.4f |\n", path, first, loss);

@@ -1,22 +1,67 @@
 #!/bin/bash
-# The prepared GPU run: nvidia-smi, parity suite, benchmark; logs to $OUT.
-# Run from the repository root on the GPU machine, with .devcarry/ carried.
+# The prepared GPU run (issue 16): unpack .devcarry/carry.tar.xz (made by
+# test/cuda/prepare_carry.sh), then, each step under its own timeout so that
+# a slow step cannot cost the others: nvidia-smi, the parity suite, the
+# training/inference benchmark (movielens and amazon presets, chunked and
+# recurrent SSD), the CPU trainer on the same machine's cores for the
+# GPU/CPU ratio (train_profile, same presets, full-length samples),
+# tim4rec_train through PostgreSQL with device 'cuda' (test/cuda/device_pg.sh)
+# and compute-sanitizer memcheck and racecheck on small cases.  Logs go to
+# $OUT (8 files at most come back: they are grouped accordingly).
+# Run from the repository root on the GPU machine, with .devcarry carried.
 OUT=${OUT:-/tmp/t4r_cuda_out}
 mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devcarry:/usr/local/cuda/lib64:$LD_LIBRARY_PATH
+D=/tmp/t4rdev
+rm -rf "$D" && mkdir -p "$D"
+tar -xJf .devcarry/carry.tar.xz -C "$D" 2>/dev/null ||
+	python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .devcarry/carry.tar.xz "$D"
+chmod -R a+rX "$D"
+# keep only the carried libraries this image lacks: its own (newer)
+# libstdc++ and friends must win over Debian's
+for f in "$D"/lib/*; do
+	if ldconfig -p | grep -q " $(basename "$f") "; then rm -f "$f"; fi
+done
+export LD_LIBRARY_PATH=$D/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 for d in $(find /usr/local /opt -name 'libcublas.so.13' 2>/dev/null | head -3); do
 	LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$(dirname "$d")
 done
 export LD_LIBRARY_PATH
-{ nvidia-smi; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } 2>&1 | tee "$OUT/nvidia_smi.log"
-ldd .devcarry/cuda_parity 2>&1 | tee "$OUT/ldd.log" | grep -E 'not found|cublas'
-timeout 150 .devcarry/cuda_parity 2>&1 | tee "$OUT/parity.log"
-echo "parity exit: ${PIPESTATUS[0]}" | tee -a "$OUT/parity.log"
-timeout 200 .devcarry/cuda_bench 10 2>&1 | tee "$OUT/bench.log"
-echo "bench exit: ${PIPESTATUS[0]}" | tee -a "$OUT/bench.log"
-# memory checker on a few small configurations (slow tool, short run)
-if command -v compute-sanitizer >/dev/null; then
-	T4R_PARITY_QUICK=3 timeout 80 compute-sanitizer --tool memcheck --print-limit 20 .devcarry/cuda_parity 2>&1 | tail -60 | tee "$OUT/sanitizer.log"
-	# shared-memory races in the chunked SSD kernels
-	T4R_PARITY_QUICK=2 timeout 80 compute-sanitizer --tool racecheck --print-limit 20 .devcarry/cuda_parity 2>&1 | tail -40 | tee "$OUT/racecheck.log"
+S=$OUT/summary.log
+step() {	# step NAME SECONDS LOGFILE command...: timed, appended to LOGFILE
+	local name=$1 secs=$2 log=$3 t0 rc
+	shift 3
+	echo "=== $name ($(date -u +%T), limit ${secs}s): $*" >>"$log"
+	t0=$EPOCHREALTIME
+	timeout "$secs" "$@" >>"$log" 2>&1
+	rc=$?
+	printf '%-28s rc=%-3s %6.1f s\n' "$name" "$rc" "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { print b - a }')" >>"$S"
+}
+{
+	nvidia-smi
+	nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+	nproc; grep -m1 'model name' /proc/cpuinfo; free -g
+	ls "$D/lib"
+	ldd "$D/bin/cuda_parity" | grep -E 'not found|cublas|openblas'
+} >"$OUT/machine.log" 2>&1
+nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -lms 250 >"$OUT/smi_mem.log" 2>&1 &
+SMI=$!
+step parity 120 "$OUT/parity.log" "$D/bin/cuda_parity"
+step bench_movielens 75 "$OUT/bench.log" "$D/bin/cuda_bench" 10 both movielens
+step bench_amazon 45 "$OUT/bench.log" "$D/bin/cuda_bench" 20 both amazon
+N=$(nproc)
+step cpu_movielens 45 "$OUT/bench.log" "$D/bin/train_profile" --threads "$N" --preset movielens --steps 3 --no-peak
+step cpu_amazon 30 "$OUT/bench.log" "$D/bin/train_profile" --threads "$N" --preset amazon --steps 5 --no-peak
+if [ -d "$D/pg" ]; then
+	step postgres 150 "$OUT/pg.log" bash test/cuda/device_pg.sh "$D" "$OUT"
 fi
+kill "$SMI" 2>/dev/null
+if command -v compute-sanitizer >/dev/null; then
+	T4R_PARITY_QUICK=3 step memcheck 60 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --print-limit 20 "$D/bin/cuda_parity"
+	T4R_PARITY_QUICK=2 step racecheck 60 "$OUT/sanitizer.log" compute-sanitizer --tool racecheck --print-limit 20 "$D/bin/cuda_parity"
+else
+	echo "no compute-sanitizer" >>"$S"
+fi
+grep -E '^not ok|^# (fail|pass)|^1\.\.' "$OUT/parity.log" | head -30 >>"$S"
+grep -E '^\||^# (median|train_profile)' "$OUT/bench.log" >>"$S"
+grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|Error' "$OUT/sanitizer.log" 2>/dev/null | head -10 >>"$S"
+cat "$S"

@@ -1,0 +1,61 @@
+#!/bin/bash
+# tim4rec_train with device 'cuda' through PostgreSQL on the GPU machine
+# (called by test/cuda/device_run.sh with the unpacked carry D and OUT).
+# PostgreSQL refuses to run as root: a user t4rpg runs the server.
+#   1. Beauty (amazon preset, file order): 8 epochs on the GPU, 2 on the
+#      CPU (all cores), and 2 on the GPU with the same seed: time per epoch
+#      and the validation NDCG@10 of the same epochs on both devices;
+#   2. the ML-1M-sized synthetic table (test/bench/ml1m_like.sql),
+#      movielens preset: 1 epoch on the GPU.
+# Every training's row, its per-epoch history and the evaluation are logged.
+set -u
+D=$1
+OUT=$2
+P=$D/pg/usr/lib/postgresql/15/bin
+W=/tmp/t4rpg
+if ! id t4rpg >/dev/null 2>&1; then
+	useradd -M -d "$W" t4rpg 2>/dev/null || {
+		echo "t4rpg:x:4242:4242::$W:/bin/sh" >>/etc/passwd
+		echo "t4rpg:x:4242:" >>/etc/group
+	}
+fi
+as_pg() {
+	if command -v runuser >/dev/null; then
+		runuser -u t4rpg -- env LD_LIBRARY_PATH="$LD_LIBRARY_PATH" "$@"
+	else
+		python3 -c 'import os, pwd, sys
+p = pwd.getpwnam("t4rpg"); os.setgroups([]); os.setgid(p.pw_gid); os.setuid(p.pw_uid)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+	fi
+}
+rm -rf "$W" && mkdir -p "$W" && chown t4rpg "$W"
+as_pg "$P/initdb" -D "$W/data" -U postgres -A trust --no-locale -E UTF8 >"$W/initdb.log" 2>&1 ||
+	{ cat "$W/initdb.log"; exit 1; }
+as_pg "$P/pg_ctl" -D "$W/data" -l "$W/server.log" -w \
+	-o "-p 5499 -k $W -c listen_addresses= -c shared_buffers=1GB -c max_wal_size=4GB" start ||
+	{ cat "$W/server.log"; exit 1; }
+export PATH=$P:$PATH PGHOST=$W PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
+trap 'as_pg "$P/pg_ctl" -D "$W/data" -m fast stop >/dev/null 2>&1; tail -30 "$W/server.log"' EXIT
+q() { psql -X -v ON_ERROR_STOP=1 -A -F' | ' "$@"; }
+q -c 'CREATE EXTENSION tim4rec' -c 'SELECT extversion FROM pg_extension WHERE extname = $$tim4rec$$'
+bash test/scripts/load_interactions.sh -f csv "$D/data/beauty.csv" || exit 1
+train() {	# model options
+	echo "--- $1: $2"
+	q -c "SELECT epochs_run, best_epoch, train_samples, seconds, round((seconds / epochs_run)::numeric, 2) AS s_per_epoch,
+	             round((train_samples * epochs_run / seconds)::numeric) AS samples_per_s
+	        FROM tim4rec_train('interactions', '$1', options => '$2'::jsonb)" \
+	  -c "SELECT e->>'epoch' AS epoch, e->>'valid_ndcg10' AS valid_ndcg10, e->>'loss' AS loss, e->>'seconds' AS seconds
+	        FROM tim4rec_models, jsonb_array_elements(history) e WHERE model_name = '$1' ORDER BY (e->>'epoch')::int" \
+	  -c "SELECT config->>'device' AS device, metrics->'test' AS test FROM tim4rec_models WHERE model_name = '$1'" 2>&1
+}
+N=$(nproc)
+train gpu8 '{"preset": "amazon", "device": "cuda", "epochs": 8, "patience": 100, "seed": 1, "order_column": "seq"}'
+train gpu2 '{"preset": "amazon", "device": "cuda", "epochs": 2, "patience": 100, "seed": 2, "order_column": "seq"}'
+train cpu2 "{\"preset\": \"amazon\", \"device\": \"cpu\", \"threads\": $N, \"epochs\": 2, \"patience\": 100, \"seed\": 2, \"order_column\": \"seq\"}"
+q -c "SELECT model, split, metric, k, round(value::numeric, 4) FROM tim4rec_evaluate('gpu8') WHERE k = 10 AND split = 'test'"
+# ML-1M-sized synthetic table, movielens preset, one GPU epoch
+q -q -f test/bench/ml1m_like.sql
+echo "--- ml1m_gpu1"
+q -c "SELECT epochs_run, train_samples, seconds, round((train_samples * epochs_run / seconds)::numeric) AS samples_per_s
+        FROM tim4rec_train('bench_ix', 'ml1m_gpu1', options => '{\"preset\": \"movielens\", \"device\": \"cuda\", \"epochs\": 1}'::jsonb)" 2>&1
+q -c "SELECT e->>'epoch', e->>'valid_ndcg10', e->>'seconds' FROM tim4rec_models, jsonb_array_elements(history) e WHERE model_name = 'ml1m_gpu1'" 2>&1
