@@ -342,9 +342,15 @@ k_delta(size_t R0, int L, int H, int in_dim, int dtc, int is_time, const float *
 }
 
 /* SSD recurrence forward, one block per (sample, head): warp w holds rows
- * p = w + nw*k of the state, lane the columns n = lane + 32*j. */
+ * p = w + nw*k of the state, lane the columns n = lane + 32*j.
+ * Launched with up to 32 warps (1024 threads) per block: __launch_bounds__
+ * caps the registers at 64 per thread so that such a block fits the
+ * register file (65,536 per block).  Without it the backward used 165-255
+ * registers and every launch with head_dim >= 32 failed on a real GPU
+ * ("too many resources requested for launch"; the CPU emulator has no
+ * register file, so only the H200 run of 2026-12-04 showed it). */
 template <int PPW, int NPL>
-__global__ void
+__global__ void __launch_bounds__(1024, 1)
 k_ssd_fwd(int L, int H, int P, int N, int C, int Di, int nch, const float *xbc,
 		  const float *delta, const float *A_log, const float *Dp, float *y, float *ckpt)
 {
@@ -420,7 +426,7 @@ k_ssd_fwd(int L, int H, int P, int N, int C, int Di, int nch, const float *xbc,
  * checkpoints.  dB/dC per head (summed over heads later), ddelta, dA and dD
  * partials per (sample, head). */
 template <int PPW, int NPL>
-__global__ void
+__global__ void __launch_bounds__(1024, 1)
 k_ssd_bwd(int L, int H, int P, int N, int C, int Di, int nch, const float *xbc,
 		  const float *delta, const float *A_log, const float *Dp, const float *ckpt,
 		  const float *dy, float *dx, float *dBh, float *dCh, float *ddelta,

@@ -56,8 +56,8 @@ if [ -d "$D/pg" ]; then
 fi
 kill "$SMI" 2>/dev/null
 if command -v compute-sanitizer >/dev/null; then
-	T4R_PARITY_QUICK=3 step memcheck 60 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --print-limit 20 "$D/bin/cuda_parity"
-	T4R_PARITY_QUICK=2 step racecheck 60 "$OUT/sanitizer.log" compute-sanitizer --tool racecheck --print-limit 20 "$D/bin/cuda_parity"
+	T4R_PARITY_QUICK=8 step memcheck 60 "$OUT/sanitizer.log" compute-sanitizer --tool memcheck --print-limit 20 "$D/bin/cuda_parity"
+	T4R_PARITY_ONLY="chunk32 L33" step racecheck 90 "$OUT/sanitizer.log" compute-sanitizer --tool racecheck --print-limit 20 "$D/bin/cuda_parity"
 else
 	echo "no compute-sanitizer" >>"$S"
 fi

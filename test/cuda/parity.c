@@ -544,6 +544,10 @@ main(void)
 		/* the recurrent fallback */
 		{"recurrent: time p2p0 L2 padded drop", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.2, 0.2, 0, 9, 0, 1},
 		{"recurrent: 2chunk+3 L19 notime L2 full", 16, 2, 0, 0, 8, 8, 19, 50, 4, 0.0, 0.0, 1, 7, 0, 1},
+		/* head_dim 32: 32 warps, blocks of 1024 threads (the movielens
+		 * shape); on the H200 these launches failed with "too many
+		 * resources requested" until the kernels got __launch_bounds__ */
+		{"recurrent: P32 N64 1024-thread blocks time p2p0 L1 padded drop", 64, 1, 1, 0, 32, 64, 12, 40, 4, 0.1, 0.1, 0, 5, 0, 1},
 	};
 
 	if (t4r_cuda_available(why, sizeof(why)) != T4R_OK)
@@ -559,6 +563,7 @@ main(void)
 	{
 		const char *q = getenv("T4R_PARITY_QUICK");
 		const char *sub = getenv("T4R_PARITY_SUBSET");
+		const char *only = getenv("T4R_PARITY_ONLY");
 		size_t		nc = sizeof(cfgs) / sizeof(cfgs[0]);
 
 		/* time+dropout with padding, no time, the chunk boundary with
@@ -577,12 +582,20 @@ main(void)
 			for (size_t i = 0; i < sizeof(picks) / sizeof(picks[0]); i++)
 				run_config(&cfgs[picks[i]]);
 		}
+		else if (only && *only)
+		{
+			/* T4R_PARITY_ONLY=text: the configurations whose name holds it */
+			for (size_t i = 0; i < sizeof(cfgs) / sizeof(cfgs[0]); i++)
+				if (strstr(cfgs[i].name, only))
+					run_config(&cfgs[i]);
+		}
 		else
 			for (size_t i = 0; i < nc; i++)
 				run_config(&cfgs[i]);
-		if (!q)
+		if (!q && !(only && *only))
 			run_training();
-		run_fit();
+		if (!(only && *only))
+			run_fit();
 	}
 	tap_diag("max inference rel L2 %.3e, max gradient rel L2 %.3e, max loss rel %.3e, "
 			 "20-step curve max rel %.3e", max_fwd_err, max_grad_err, max_loss_err, max_curve_err);
