@@ -49,8 +49,11 @@ step parity 120 "$OUT/parity.log" "$D/bin/cuda_parity"
 step bench_movielens 75 "$OUT/bench.log" "$D/bin/cuda_bench" 10 both movielens
 step bench_amazon 45 "$OUT/bench.log" "$D/bin/cuda_bench" 20 both amazon
 N=$(nproc)
+# T4R_DEVICE_CPU=0 skips the CPU comparison (a rerun after a fix)
+[ "${T4R_DEVICE_CPU:-1}" = 0 ] || {
 step cpu_movielens 45 "$OUT/bench.log" "$D/bin/train_profile" --threads "$N" --preset movielens --steps 3 --no-peak
 step cpu_amazon 30 "$OUT/bench.log" "$D/bin/train_profile" --threads "$N" --preset amazon --steps 5 --no-peak
+}
 if [ -d "$D/pg" ]; then
 	step postgres 150 "$OUT/pg.log" bash test/cuda/device_pg.sh "$D" "$OUT"
 fi
