@@ -1,6 +1,7 @@
 #!/bin/bash
 # tim4rec_train with device 'cuda' through PostgreSQL on the GPU machine
-# (called by test/cuda/device_run.sh with the unpacked carry D and OUT).
+# (called by test/cuda/device_run.sh with the unpacked carry D and OUT;
+# a third argument `search` runs test/cuda/gpu_search.sh instead).
 # PostgreSQL refuses to run as root: a user t4rpg runs the server.
 #   1. Beauty (amazon preset, file order): 8 epochs on the GPU, 2 on the
 #      CPU (all cores), and 2 on the GPU with the same seed: time per epoch
@@ -39,6 +40,11 @@ trap 'as_pg "$P/pg_ctl" -D "$W/data" -m fast stop >/dev/null 2>&1; tail -30 "$W/
 q() { psql -X -v ON_ERROR_STOP=1 -A -F' | ' "$@"; }
 q -c 'CREATE EXTENSION tim4rec' -c 'SELECT extversion FROM pg_extension WHERE extname = $$tim4rec$$'
 bash test/scripts/load_interactions.sh -f csv "$D/data/beauty.csv" || exit 1
+# mode search: the validation search of issue 12 instead of the benchmarks
+if [ "${3:-bench}" = search ]; then
+	bash test/cuda/gpu_search.sh "$OUT"
+	exit
+fi
 train() {	# model options
 	echo "--- $1: $2"
 	q -c "SELECT epochs_run, best_epoch, train_samples, seconds, round((seconds / epochs_run)::numeric, 2) AS s_per_epoch,

@@ -45,6 +45,13 @@ step() {	# step NAME SECONDS LOGFILE command...: timed, appended to LOGFILE
 } >"$OUT/machine.log" 2>&1
 nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -lms 250 >"$OUT/smi_mem.log" 2>&1 &
 SMI=$!
+# T4R_DEVICE_MODE=search: only PostgreSQL, running test/cuda/gpu_search.sh
+if [ "${T4R_DEVICE_MODE:-}" = search ]; then
+	step search "${T4R_SEARCH_S:-420}" "$OUT/pg.log" bash test/cuda/device_pg.sh "$D" "$OUT" search
+	kill "$SMI" 2>/dev/null
+	cat "$S" "$OUT/search.log"
+	exit 0
+fi
 step parity 120 "$OUT/parity.log" "$D/bin/cuda_parity"
 step bench_movielens 75 "$OUT/bench.log" "$D/bin/cuda_bench" 10 both movielens
 step bench_amazon 45 "$OUT/bench.log" "$D/bin/cuda_bench" 20 both amazon
