@@ -56,6 +56,11 @@ train1() {	# model options-json
 	             metrics->>'best_epoch', metrics->>'epochs_run', round((metrics->>'seconds')::numeric, 1)
 	        FROM tim4rec_models WHERE model_name = '$1' AND is_current"
 }
+# T4R_SEARCH_TRIALS=FILE: the trials (one options fragment per line)
+# instead of the list above; T4R_SEARCH_PHASE=A stops after phase A
+if [ -n "${T4R_SEARCH_TRIALS:-}" ]; then
+	mapfile -t TRIALS <"$T4R_SEARCH_TRIALS"
+fi
 export -f q train1
 export OUT T
 t0=$(date +%s)
@@ -67,7 +72,7 @@ deadline=$((t0 + SEARCH_A_S))
 export deadline
 # a trial still running after T4R_SEARCH_TRIAL_S (140 s) is cancelled
 # cleanly (statement_timeout: nothing stored) and counts as not finished
-cut -f1 "$T/trials.tsv" | PGOPTIONS="-c statement_timeout=${T4R_SEARCH_TRIAL_S:-140}s" xargs -P "$NW" -I{} bash -c '
+cut -f1 "$T/trials.tsv" | PGOPTIONS="${PGOPTIONS:-} -c statement_timeout=${T4R_SEARCH_TRIAL_S:-140}s" xargs -P "$NW" -I{} bash -c '
 	[ "$(date +%s)" -lt "$deadline" ] || exit 0
 	opts=$(awk -F"\t" -v i={} "\$1 == i { print \$2 }" "$T/trials.tsv")
 	r=$(train1 a{} "{\"preset\": \"amazon\", \"device\": \"$DEV\", \"order_column\": \"seq\", \"seed\": 2020, \"patience\": 5, \"epochs\": $EPA, $opts}")
@@ -80,6 +85,7 @@ best=$(awk '$1 == "A" { split($3, v, "="); if (v[2] != "" && (b == "" || v[2] + 
 [ -n "$best" ] || { echo "# no trial finished" >>"$L"; exit 1; }
 CHOSEN=$(awk -F'\t' -v i="$best" '$1 == i { print $2 }' "$T/trials.tsv")
 echo "# chosen on validation: trial $best: $CHOSEN ($(date -u +%T), $(( $(date +%s) - t0 ))s)" >>"$L"
+[ "${T4R_SEARCH_PHASE:-AB}" = A ] && exit 0
 # phase B
 {
 	for seed in 2020 2021 2022; do
