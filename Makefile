@@ -32,7 +32,8 @@ CORE_OBJS   = \
 	build/core/timepath.o \
 	build/core/timepath_robust.o \
 	build/core/train.o \
-	build/core/warm.o
+	build/core/warm.o \
+	build/core/ws_debug.o
 CORE_LIB    = build/libt4rcore.a
 CORE_UNLISTED = $(filter-out $(CORE_OBJS),$(patsubst src/core/%.c,build/core/%.o,$(wildcard src/core/*.c)))
 ifneq ($(CORE_UNLISTED),)
@@ -68,6 +69,9 @@ PG_CFLAGS   += -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Werror
 CORE_WERROR  = -Werror
 endif
 
+# headers of the CUDA path (also the emulator's, src/cuda/cuda.mk)
+CUDA_HDRS   = $(wildcard src/cuda/*.h src/cuda/*.cuh src/cuda/ops/*.cuh)
+
 ifeq ($(USE_CUDA),1)
 CUDA_HOME  ?= /usr/local/cuda
 NVCC       ?= $(CUDA_HOME)/bin/nvcc
@@ -78,7 +82,7 @@ SHLIB_LINK += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcubl
 NVCC_FLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC -Isrc/core \
               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90
-src/cuda/%.o: src/cuda/%.cu
+src/cuda/%.o: src/cuda/%.cu $(CUDA_HDRS)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 endif
 

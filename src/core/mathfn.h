@@ -1,7 +1,7 @@
 /*
  * mathfn.h - the scalar maths of the model, written once for the float core,
  * the double core (-DT4R_DOUBLE, used by the finite-difference checks) and
- * the CUDA kernels (src/cuda/model.cu and its CPU emulation).
+ * the CUDA kernels (src/cuda/ops/ and its CPU emulation).
  *
  * Every function is T4R_FN: __host__ __device__ under nvcc, static inline
  * elsewhere.  t4r_real is float, or double in the double build; the

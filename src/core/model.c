@@ -1740,6 +1740,10 @@ ffn_backward(const lop *o, const t4r_real *dF)
 /* a layer: the ops in docs/MODEL.md's order, and back                      */
 /* ------------------------------------------------------------------ */
 
+/* the per-op parity hook after an op (model_internal.h) */
+#define OP_HOOK(w, li, op, bwd) \
+	do { if ((w)->dbg) (w)->dbg((w)->dbg_ctx, (li), (op), (bwd)); } while (0)
+
 /* U [M, d] and (is_time) T [R, L] of layer li -> F [rows, d] (the next
  * layer's U, or hidden) and the next layer's T */
 static void
@@ -1749,14 +1753,24 @@ layer_fwd(t4r_ws *w, int li, uint64_t step, int idx0)
 
 	lop_init(&o, w, li, NULL, step, idx0);
 	in_proj_forward(&o);
+	OP_HOOK(w, li, "in_proj", 0);
 	conv_forward(&o);
+	OP_HOOK(w, li, "conv", 0);
 	if (o.D->is_time)
+	{
 		time_forward(&o);
+		OP_HOOK(w, li, "time", 0);
+	}
 	delta_forward(&o);
+	OP_HOOK(w, li, "delta", 0);
 	ssd_forward(&o);
+	OP_HOOK(w, li, "ssd", 0);
 	gnorm_forward(&o);
+	OP_HOOK(w, li, "gnorm", 0);
 	out_forward(&o);
+	OP_HOOK(w, li, "out", 0);
 	ffn_forward(&o);
+	OP_HOOK(w, li, "ffn", 0);
 }
 
 /* dF: [rows, d] gradient of the layer output; writes dU [M, d] (gradient of
@@ -1769,16 +1783,30 @@ layer_bwd(t4r_ws *w, int li, const t4r_pview *g, const t4r_real *dF, t4r_real *d
 	lop			o;
 
 	lop_init(&o, w, li, g, 0, 0);
+	w->dbg_dF = (t4r_real *) dF;
+	w->dbg_dU = dU;
+	w->dbg_dT = dT;
 	ffn_backward(&o, dF);
+	OP_HOOK(w, li, "ffn", 1);
 	out_backward(&o);
+	OP_HOOK(w, li, "out", 1);
 	gnorm_backward(&o);
+	OP_HOOK(w, li, "gnorm", 1);
 	ssd_backward(&o);
+	OP_HOOK(w, li, "ssd", 1);
 	delta_backward(&o);
+	OP_HOOK(w, li, "delta", 1);
 	if (o.D->is_time)
+	{
 		time_backward(&o, dTn, dT);
+		OP_HOOK(w, li, "time", 1);
+	}
 	conv_backward(&o);
+	OP_HOOK(w, li, "conv", 1);
 	in_proj_backward(&o, dU);
+	OP_HOOK(w, li, "in_proj", 1);
 	residual_backward(&o, dU);
+	OP_HOOK(w, li, "residual", 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2006,8 +2034,12 @@ t4r_ws_forward(t4r_ws *w, const t4r_sample *smp, int S, int idx0, int training,
 		return rc;
 	w->training = training;
 	embed_forward(w, pd, step, idx0);
+	OP_HOOK(w, -1, "embed", 0);
 	if (D->is_time)
+	{
 		time_features_forward(w, smp, pd, step, idx0);
+		OP_HOOK(w, -1, "time_features", 0);
+	}
 	for (int li = 0; li < D->layers; li++)
 		layer_fwd(w, li, step, idx0);
 	return T4R_OK;
@@ -2164,6 +2196,8 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 		prefix_loss(w, smp, g, scale, loss_sum);
 	if (rc != T4R_OK)
 		return rc;
+	w->dbg_dF = dF;
+	OP_HOOK(w, -1, "loss", 1);
 	/* layers, last first; dF, dU and dT, dTn ping-pong */
 	for (int li = D->layers - 1; li >= 0; li--)
 	{
@@ -2181,7 +2215,11 @@ t4r_ws_backward(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double sca
 	}
 	/* dF: gradient of the first layer's input, dTn of its T */
 	embed_backward(w, g, pd, dF);
+	OP_HOOK(w, -1, "embed", 1);
 	if (D->is_time)
+	{
 		time_features_backward(w, g, dTn);
+		OP_HOOK(w, -1, "time_features", 1);
+	}
 	return T4R_OK;
 }

@@ -63,6 +63,12 @@ typedef struct t4r_lact
 	t4r_real   *F;				/* [rows, d] layer output */
 } t4r_lact;
 
+/* the per-op parity hook (test/cuda/parity.c): called after every op of a
+ * forward and backward pass, in layer_fwd / layer_bwd's order, with the
+ * op's name as in src/cuda/t4r_cuda_debug.h (layer -1: embed,
+ * time_features, loss) */
+typedef void (*t4r_debug_hook) (void *ctx, int layer, const char *op, int backward);
+
 typedef struct t4r_ws
 {
 	const t4r_model *m;
@@ -120,6 +126,13 @@ typedef struct t4r_ws
 	/* inference only: the projections' packed weights for the row-stable
 	 * kernel (rgemm.c), or NULL (OpenBLAS, as in training) */
 	const struct t4r_ipack *ip;
+
+	/* the per-op parity hook (NULL: none) and the current backward's
+	 * gradient buffers of a layer (dF its output's, dU its input's, dT its
+	 * T's), for t4r_ws_debug_tensor */
+	t4r_debug_hook dbg;
+	void	   *dbg_ctx;
+	t4r_real   *dbg_dF, *dbg_dU, *dbg_dT;
 } t4r_ws;
 
 /*
@@ -139,6 +152,20 @@ typedef struct t4r_ipack
 
 int			t4r_ipack_create(const t4r_model *m, const t4r_real *packed, t4r_ipack **out);
 void		t4r_ipack_free(t4r_ipack *ip);
+
+/*
+ * ws_debug.c: a named buffer of layer `layer` of the current micro-batch
+ * copied to out[n] as float, in the workspace's row layout (item path [M,
+ * cols]: the samples' real positions sample after sample; after the SSD in
+ * the last layer [S, cols]; time path [R, L]).  Names: U zxd xbc delta [M,
+ * .]; T tdt [R, L]; y yn hh F [rows, .]; gradients dF dhh da [rows, d], dyn
+ * dy [rows, Di], dxbc ddelta dzxd ddt (dt columns of dzxd) dU [M, .], dtdt
+ * dT [R, L] (read in the hook of the op that writes them).  Returns the
+ * element count, -1 for an unknown name or a short out.  The GPU side
+ * (src/cuda/t4r_cuda_debug.h) answers the same names in the same layout.
+ */
+long		t4r_ws_debug_tensor(const t4r_ws *w, int layer, const char *name, float *out,
+								size_t n, size_t *rows, int *cols);
 
 void		t4r_pview_build(const t4r_model *m, t4r_real *base, t4r_pview *v);
 

@@ -1,5 +1,11 @@
 # src/cuda/cuda.mk - extra rules of the optional CUDA path (USE_CUDA=1 only).
 #
+# Sources: src/cuda/model.cu (the trainer and the passes as call lists) is
+# the one translation unit; it includes trainer.cuh and one header per op
+# in src/cuda/ops/ (forward and backward kernels + launchers named after
+# src/core/model.c's ops).  Every object and the emulator's rewritten copy
+# depend on all of them (CUDA_HDRS, defined in the Makefile).
+#
 #   make USE_CUDA=1              the extension with src/cuda/*.cu (main Makefile)
 #   make USE_CUDA=1 cuda-tests   build/cuda_parity and build/cuda_bench
 #
@@ -13,7 +19,7 @@ CUDA_TEST_OBJS = $(patsubst src/cuda/%.cu,build/cuda/%.o,$(CUDA_SRCS))
 CUDA_TEST_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 \
                  -lcublas -lcudart_static -ldl -lrt -lpthread -lstdc++
 
-build/cuda/%.o: src/cuda/%.cu $(wildcard src/cuda/*.h) $(wildcard src/core/*.h)
+build/cuda/%.o: src/cuda/%.cu $(CUDA_HDRS) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
@@ -41,8 +47,9 @@ cuda-tests:
 endif
 
 # ---------------------------------------------------------------------------
-# CPU emulation of the CUDA path (no toolkit, no GPU needed): model.cu is
-# rewritten by test/cuda/emu/transform.py (kernel launches -> a fiber
+# CPU emulation of the CUDA path (no toolkit, no GPU needed): model.cu, with
+# the .cuh headers it includes inlined, is rewritten by
+# test/cuda/emu/transform.py (kernel launches -> a fiber
 # scheduler, cuBLAS -> CBLAS) and linked with the same parity test.  Checks
 # the kernels' logic (indexing, barriers, maths) against the CPU core; it
 # says nothing about speed or about GPU-only failure modes.
@@ -52,7 +59,7 @@ endif
 #   make cuda-emu-parity-ci  the representative subset `make test` runs
 #                            (T4R_PARITY_SUBSET=1, a few minutes)
 # ---------------------------------------------------------------------------
-build/emu/model_emu.cpp: src/cuda/model.cu test/cuda/emu/transform.py
+build/emu/model_emu.cpp: src/cuda/model.cu $(CUDA_HDRS) test/cuda/emu/transform.py
 	@mkdir -p build/emu
 	python3 test/cuda/emu/transform.py $< $@
 

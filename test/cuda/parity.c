@@ -20,6 +20,8 @@
 #include "tim4rec.h"
 #include "t4r_cuda.h"
 #include "cuda_backend.h"
+#include "model_internal.h"		/* the CPU workspace and t4r_ws_debug_tensor */
+#include "t4r_cuda_debug.h"
 
 typedef struct pcfg
 {
@@ -512,6 +514,301 @@ out:
 	free(tss);
 }
 
+
+/*
+ * Per-op parity ("ops ..." lines): one forward + backward of the same
+ * batch and weights on a CPU workspace (t4r_ws) and on the GPU trainer,
+ * with a hook after every op on both sides (model_internal.h,
+ * t4r_cuda_debug.h).  The CPU pass records each op's output activation
+ * (forward) or the gradient flowing out of it (backward) by name; the GPU
+ * pass compares its copy of the same names, in the CPU's row layout, as the
+ * event happens: one TAP line per (layer, op, direction), so a mismatch
+ * names the op.  Tolerances: relative L2 < 1e-4 forward, < 1e-3 backward.
+ * In the last layer the z columns of zxd / dzxd count only at each sample's
+ * last row (the CPU computes and reads them nowhere else).  The embedding's
+ * and the time features' backward end in parameter gradients: those
+ * tensors ("g:name") are compared.
+ */
+typedef struct opsnap
+{
+	int			layer,
+				bwd;
+	char		op[16],
+				name[64];
+	float	   *v;
+	size_t		n;
+	int			seen;
+} opsnap;
+
+typedef struct opctx
+{
+	const pcfg *pc;
+	const t4r_model *m;
+	int			gpu;			/* 0: recording the CPU pass, 1: the GPU pass */
+	t4r_ws	   *w;
+	t4r_cuda_trainer *gt;
+	const float *gcpu;			/* the CPU pass's gradient buffer */
+	float	   *gg;				/* GPU gradients (scratch) */
+	int		   *nrow;			/* [ns] rows of each sample (min(n, L)) */
+	opsnap	   *snap;
+	int			nsnap,
+				cap,
+				events;
+	float	   *buf;
+	size_t		bufn;
+} opctx;
+
+/* the tensors an op's event is checked on: "@0" the first layer's, "+" the
+ * next layer's (skipped in the last layer), "?" only with is_time */
+static const char *
+op_names(const char *op, int bwd)
+{
+	static const struct
+	{
+		const char *op;
+		int			bwd;
+		const char *names;
+	}			tab[] = {
+		{"embed", 0, "U@0"}, {"time_features", 0, "T@0"}, {"in_proj", 0, "zxd"},
+		{"conv", 0, "xbc"}, {"time", 0, "tdt T+"}, {"delta", 0, "delta"}, {"ssd", 0, "y"},
+		{"gnorm", 0, "yn"}, {"out", 0, "hh"}, {"ffn", 0, "F"},
+		{"loss", 1, "dF"}, {"ffn", 1, "dhh"}, {"out", 1, "dyn da"}, {"gnorm", 1, "dy"},
+		{"ssd", 1, "dxbc ddelta"}, {"delta", 1, "ddt dtdt?"}, {"time", 1, "dT"},
+		{"conv", 1, "dzxd"}, {"in_proj", 1, "dU"}, {"residual", 1, "dU"},
+		{"embed", 1, "g:item_embedding.weight g:in_layer_norm.weight g:in_layer_norm.bias"},
+		{"time_features", 1, "g:layer_norm_time.weight g:layer_norm_time.bias"},
+	};
+
+	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (tab[i].bwd == bwd && strcmp(tab[i].op, op) == 0)
+			return tab[i].names;
+	return NULL;
+}
+
+/* one named tensor of the current pass into c->buf; its element count or
+ * -1 */
+static long
+op_fetch(opctx *c, int layer, const char *name, int lastlayer)
+{
+	const t4r_dims *D = &c->m->dims;
+	long		k;
+	size_t		rows = 0;
+	int			cols = 0;
+
+	if (strncmp(name, "g:", 2) == 0)
+	{
+		const t4r_tensor *tt = NULL;
+
+		for (int i = 0; i < c->m->layout.n; i++)
+			if (strcmp(c->m->layout.t[i].name, name + 2) == 0)
+				tt = &c->m->layout.t[i];
+		if (!tt || tt->numel > c->bufn)
+			return -1;
+		if (c->gpu && t4r_cuda_trainer_grads(c->gt, c->gg) != T4R_OK)
+			return -1;
+		memcpy(c->buf, (c->gpu ? c->gg : c->gcpu) + tt->offset, sizeof(float) * tt->numel);
+		return (long) tt->numel;
+	}
+	k = c->gpu ? t4r_cuda_trainer_debug_tensor(c->gt, layer, name, c->buf, c->bufn, &rows, &cols)
+		: t4r_ws_debug_tensor(c->w, layer, name, c->buf, c->bufn, &rows, &cols);
+	/* last layer: the z columns of zxd / dzxd only at each sample's last row */
+	if (k > 0 && lastlayer && (strcmp(name, "zxd") == 0 || strcmp(name, "dzxd") == 0))
+	{
+		size_t		r = 0;
+
+		for (int s = 0; s < c->pc->ns; s++)
+			for (int l = 0; l < c->nrow[s]; l++, r++)
+				if (l < c->nrow[s] - 1)
+					memset(c->buf + r * cols, 0, sizeof(float) * D->Di);
+	}
+	return k;
+}
+
+static void
+op_hook(void *ctx, int layer, const char *op, int bwd)
+{
+	opctx	   *c = (opctx *) ctx;
+	const t4r_dims *D = &c->m->dims;
+	const char *names = op_names(op, bwd);
+	char		list[160],
+				what[96],
+				worstn[64] = "";
+	double		worst = 0,
+				tol = bwd ? 1e-3 : 1e-4;
+	int			ok = 1,
+				nchk = 0;
+
+	if (layer >= 0)
+		snprintf(what, sizeof(what), "ops %s: layer %d %s %s", c->pc->name, layer, op,
+				 bwd ? "backward" : "forward");
+	else
+		snprintf(what, sizeof(what), "ops %s: %s %s", c->pc->name, op, bwd ? "backward" : "forward");
+	if (!names)
+	{
+		if (c->gpu)
+			tap_ok(0, "%s: no tensors known for this op", what);
+		return;
+	}
+	c->events++;
+	snprintf(list, sizeof(list), "%s", names);
+	for (char *tok = strtok(list, " "); tok; tok = strtok(NULL, " "))
+	{
+		char		nm[40];
+		size_t		len = strcspn(tok, "@+?");
+		int			tl = layer < 0 ? (strcmp(op, "loss") == 0 ? D->layers - 1 : 0) : layer;
+		long		k;
+
+		snprintf(nm, sizeof(nm), "%.*s", (int) len, tok);
+		if (strchr(tok, '+'))
+		{
+			if (tl + 1 >= D->layers)
+				continue;
+			tl++;
+		}
+		if (strchr(tok, '?') && !D->is_time)
+			continue;
+		k = op_fetch(c, tl, nm, tl == D->layers - 1);
+		if (!c->gpu)
+		{
+			opsnap	   *sn;
+
+			if (k < 0)
+				continue;		/* reported by the GPU pass as missing */
+			if (c->nsnap == c->cap)
+			{
+				c->cap = c->cap ? 2 * c->cap : 64;
+				c->snap = realloc(c->snap, sizeof(opsnap) * c->cap);
+			}
+			sn = &c->snap[c->nsnap++];
+			sn->layer = layer;
+			sn->bwd = bwd;
+			snprintf(sn->op, sizeof(sn->op), "%s", op);
+			snprintf(sn->name, sizeof(sn->name), "%s@%d", nm, tl);
+			sn->n = (size_t) k;
+			sn->v = malloc(sizeof(float) * k);
+			memcpy(sn->v, c->buf, sizeof(float) * k);
+			sn->seen = 0;
+			continue;
+		}
+		{
+			char		key[64];
+			opsnap	   *sn = NULL;
+			double		e;
+
+			snprintf(key, sizeof(key), "%s@%d", nm, tl);
+			for (int i = 0; i < c->nsnap; i++)
+				if (c->snap[i].layer == layer && c->snap[i].bwd == bwd &&
+					strcmp(c->snap[i].op, op) == 0 && strcmp(c->snap[i].name, key) == 0)
+					sn = &c->snap[i];
+			if (!sn || k != (long) sn->n)
+			{
+				ok = 0;
+				tap_diag("%s: %s: %s", what, key, !sn ? "no CPU record" : "sizes differ");
+				continue;
+			}
+			sn->seen = 1;
+			nchk++;
+			e = rel_l2(c->buf, sn->v, sn->n, NULL);
+			if (!(e < tol))
+			{
+				ok = 0;
+				tap_diag("%s: %s rel L2 %.3e", what, key, e);
+			}
+			if (!(e <= worst))
+			{
+				worst = e;
+				snprintf(worstn, sizeof(worstn), "%s", key);
+			}
+		}
+	}
+	if (c->gpu)
+		tap_ok(ok && nchk > 0, "%s: rel L2 %.2e (%s; < %g)", what, worst, worstn, tol);
+}
+
+static void
+run_ops(const pcfg *pc)
+{
+	t4r_model  *m = make_model(pc);
+	batch		b;
+	opctx		c;
+	t4r_real   *gbuf = NULL;
+	t4r_pview	gv;
+	double		lc = 0,
+				lg = 0;
+	char		err[256] = "";
+	int			rc,
+				missed = 0;
+
+	if (!m)
+	{
+		tap_ok(0, "ops %s: model", pc->name);
+		return;
+	}
+	memset(&c, 0, sizeof(c));
+	c.pc = pc;
+	c.m = m;
+	make_batch(&b, pc->ns, pc->L, pc->V, pc->full);
+	c.nrow = malloc(sizeof(int) * pc->ns);
+	for (int s = 0; s < pc->ns; s++)
+		c.nrow[s] = b.s[s].n < pc->L ? b.s[s].n : pc->L;
+	c.bufn = m->layout.total;
+	{
+		const t4r_dims *D = &m->dims;
+		size_t		big = (size_t) pc->ns * D->L * (D->in_dim > D->L ? D->in_dim : D->L) * D->H;
+
+		if (big > c.bufn)
+			c.bufn = big;
+	}
+	c.buf = malloc(sizeof(float) * c.bufn);
+	c.gg = malloc(sizeof(float) * m->layout.total);
+	gbuf = calloc(m->layout.total, sizeof(t4r_real));
+	c.gcpu = gbuf;
+	t4r_pview_build(m, gbuf, &gv);
+	/* the CPU pass, recorded */
+	rc = t4r_ws_create(m, pc->ns, 1, &c.w);
+	if (rc == T4R_OK)
+	{
+		c.w->dbg = op_hook;
+		c.w->dbg_ctx = &c;
+		rc = t4r_ws_forward(c.w, b.s, pc->ns, 0, 1, 0);
+	}
+	if (rc == T4R_OK)
+		rc = t4r_ws_backward(c.w, b.s, &gv, 1.0 / pc->ns, &lc);
+	/* the GPU pass (one micro-batch, training mode, step 0), compared */
+	if (rc == T4R_OK)
+		rc = t4r_cuda_trainer_create(m, pc->ns, 1, &c.gt, err, sizeof(err));
+	if (rc == T4R_OK)
+	{
+		c.gpu = 1;
+		t4r_cuda_trainer_set_debug_hook(c.gt, op_hook, &c);
+		rc = t4r_cuda_trainer_loss_grad(c.gt, b.s, pc->ns, 1, &lg);
+		if (rc != T4R_OK)
+			snprintf(err, sizeof(err), "%s", t4r_cuda_trainer_error(c.gt));
+	}
+	for (int i = 0; i < c.nsnap; i++)
+		if (!c.snap[i].seen)
+		{
+			missed++;
+			tap_diag("ops %s: %s %s of layer %d (%s) not seen on the GPU", pc->name,
+					 c.snap[i].op, c.snap[i].bwd ? "backward" : "forward", c.snap[i].layer,
+					 c.snap[i].name);
+		}
+	tap_ok(rc == T4R_OK && missed == 0 && fabs(lg - lc) <= 1e-5 * fabs(lc),
+		   "ops %s: both passes ran, %d CPU tensors all compared on the GPU, loss CPU %.7f GPU %.7f%s%s",
+		   pc->name, c.nsnap, lc * pc->ns, lg, rc == T4R_OK ? "" : ": ", err);
+	for (int i = 0; i < c.nsnap; i++)
+		free(c.snap[i].v);
+	free(c.snap);
+	free(c.buf);
+	free(c.gg);
+	free(c.nrow);
+	free(gbuf);
+	t4r_ws_free(c.w);
+	t4r_cuda_trainer_free(c.gt);
+	free_batch(&b);
+	t4r_model_free(m);
+}
+
 int
 main(void)
 {
@@ -596,6 +893,18 @@ main(void)
 			run_training();
 		if (!(only && *only))
 			run_fit();
+		/* per-op parity: no dropout, dropout (time and not), no time */
+		{
+			static const pcfg ocfgs[] = {
+				{"time p2p0 L2 padded", 16, 2, 1, 0, 8, 8, 12, 50, 4, 0.0, 0.0, 0, 6, 0, 0},
+				{"time p2p1 L2 padded drop", 16, 2, 1, 1, 8, 8, 12, 50, 4, 0.2, 0.2, 0, 6, 0, 0},
+				{"notime L2 full drop", 16, 2, 0, 0, 8, 8, 9, 40, 4, 0.2, 0.0, 1, 5, 0, 0},
+			};
+
+			for (size_t i = 0; i < sizeof(ocfgs) / sizeof(ocfgs[0]); i++)
+				if (!(only && *only) || strstr("ops", only))
+					run_ops(&ocfgs[i]);
+		}
 	}
 	tap_diag("max inference rel L2 %.3e, max gradient rel L2 %.3e, max loss rel %.3e, "
 			 "20-step curve max rel %.3e", max_fwd_err, max_grad_err, max_loss_err, max_curve_err);

@@ -1,10 +1,24 @@
 #!/usr/bin/env python3
-"""Rewrite src/cuda/model.cu for the CPU emulator: kernel launches
+"""Rewrite src/cuda/model.cu (with the .cuh headers it includes inlined)
+for the CPU emulator: kernel launches
 name<<<g, b[, shm]>>>(args) -> emu_launch(g, b, shm, [&]{ name(args); }),
 extern __shared__ arrays -> the emulator's dynamic shared buffer."""
-import re, sys
+import os, re, sys
 
-src = open(sys.argv[1]).read()
+
+def inline(path, seen):
+    """the file with each #include "X.cuh" (relative to the including file,
+    src/cuda/ops/ and trainer.cuh) replaced by its text, once per file, so
+    that the launches in the op headers are rewritten too"""
+    path = os.path.normpath(path)
+    if path in seen:
+        return ''
+    seen.add(path)
+    def sub(m):
+        return inline(os.path.join(os.path.dirname(path), m.group(1)), seen)
+    return re.sub(r'^#include "([^"]+\.cuh)"[^\n]*$', sub, open(path).read(), flags=re.M)
+
+src = inline(sys.argv[1], set())
 src = src.replace('#include <cuda_runtime.h>', '#include "cuda_emu.h"')
 src = src.replace('#include <cublas_v2.h>', '')
 src = re.sub(r'extern __shared__ float (\w+)\[\];', r'float *\1 = (float *) emu_dyn_shared;', src)
