@@ -2,7 +2,8 @@
 # tim4rec_train with device 'cuda' through PostgreSQL on the GPU machine
 # (called by test/cuda/device_run.sh with the unpacked carry D and OUT;
 # a third argument `search` runs test/cuda/gpu_search.sh instead).
-# PostgreSQL refuses to run as root: a user t4rpg runs the server.
+# PostgreSQL refuses to run as root: the server runs as `postgres`
+# (test/scripts/lib.sh's t4r_cluster_start, created here if missing).
 #   1. Beauty (amazon preset, file order): 8 epochs on the GPU, 2 on the
 #      CPU (all cores), and 2 on the GPU with the same seed: time per epoch
 #      and the validation NDCG@10 of the same epochs on both devices;
@@ -13,30 +14,20 @@ set -u
 D=$1
 OUT=$2
 P=$D/pg/usr/lib/postgresql/15/bin
-W=/tmp/t4rpg
-if ! id t4rpg >/dev/null 2>&1; then
-	useradd -M -d "$W" t4rpg 2>/dev/null || {
-		echo "t4rpg:x:4242:4242::$W:/bin/sh" >>/etc/passwd
-		echo "t4rpg:x:4242:" >>/etc/group
+# the cluster helpers of the test suite (test/scripts/lib.sh): as root
+# the server runs as `postgres`, which a bare CUDA image may lack
+if ! id postgres >/dev/null 2>&1; then
+	useradd -M -d /tmp postgres 2>/dev/null || {
+		echo "postgres:x:4242:4242::/tmp:/bin/sh" >>/etc/passwd
+		echo "postgres:x:4242:" >>/etc/group
 	}
 fi
-as_pg() {
-	if command -v runuser >/dev/null; then
-		runuser -u t4rpg -- env LD_LIBRARY_PATH="$LD_LIBRARY_PATH" "$@"
-	else
-		python3 -c 'import os, pwd, sys
-p = pwd.getpwnam("t4rpg"); os.setgroups([]); os.setgid(p.pw_gid); os.setuid(p.pw_uid)
-os.execvp(sys.argv[1], sys.argv[1:])' "$@"
-	fi
-}
-rm -rf "$W" && mkdir -p "$W" && chown t4rpg "$W"
-as_pg "$P/initdb" -D "$W/data" -U postgres -A trust --no-locale -E UTF8 >"$W/initdb.log" 2>&1 ||
-	{ cat "$W/initdb.log"; exit 1; }
-as_pg "$P/pg_ctl" -D "$W/data" -l "$W/server.log" -w \
-	-o "-p 5499 -k $W -c listen_addresses= -c shared_buffers=1GB -c max_wal_size=4GB" start ||
-	{ cat "$W/server.log"; exit 1; }
-export PATH=$P:$PATH PGHOST=$W PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
-trap 'as_pg "$P/pg_ctl" -D "$W/data" -m fast stop >/dev/null 2>&1; tail -30 "$W/server.log"' EXIT
+export T4R_PG_BINDIR=$P PATH=$P:$PATH
+# shellcheck source=../scripts/lib.sh
+. test/scripts/lib.sh
+t4r_cluster_start 5499 || exit 1
+export PGDATABASE=postgres
+trap 'tail -30 "$T4R_CLUSTER_DIR/server.log"; t4r_cluster_stop' EXIT
 q() { psql -X -v ON_ERROR_STOP=1 -A -F' | ' "$@"; }
 q -c 'CREATE EXTENSION tim4rec' -c 'SELECT extversion FROM pg_extension WHERE extname = $$tim4rec$$'
 bash test/scripts/load_interactions.sh -f csv "$D/data/beauty.csv" || exit 1
