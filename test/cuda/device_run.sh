@@ -15,6 +15,9 @@ D=/tmp/t4rdev
 rm -rf "$D" && mkdir -p "$D"
 tar -xJf .devcarry/carry.tar.xz -C "$D" 2>/dev/null ||
 	python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .devcarry/carry.tar.xz "$D"
+# the Beauty table may travel beside the archive (made in a clone without ../shared)
+[ -r "$D/data/beauty.csv" ] || [ ! -r .devcarry/beauty.csv.xz ] || { mkdir -p "$D/data"; xz -dc .devcarry/beauty.csv.xz >"$D/data/beauty.csv" 2>/dev/null ||
+	python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' .devcarry/beauty.csv.xz "$D/data/beauty.csv"; }
 chmod -R a+rX "$D"
 # keep only the carried libraries this image lacks: its own (newer)
 # libstdc++ and friends must win over Debian's
@@ -47,8 +50,11 @@ nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,nohead
 SMI=$!
 # T4R_DEVICE_MODE=search: only PostgreSQL, running test/cuda/gpu_search.sh
 if [ "${T4R_DEVICE_MODE:-}" = search ]; then
+	# T4R_DEVICE_PARITY=1: the parity suite first (a new build's check)
+	[ "${T4R_DEVICE_PARITY:-0}" = 1 ] && step parity 90 "$OUT/parity.log" "$D/bin/cuda_parity"
 	step search "${T4R_SEARCH_S:-420}" "$OUT/pg.log" bash test/cuda/device_pg.sh "$D" "$OUT" search
 	kill "$SMI" 2>/dev/null
+	grep -E '^not ok|^# (fail|pass)|^1\.\.' "$OUT/parity.log" 2>/dev/null | head -30 >>"$S"
 	cat "$S" "$OUT/search.log"
 	exit 0
 fi
