@@ -21,9 +21,13 @@
  *     until a batch of users is complete (RA_BATCH_USERS, fewer when k is
  *     large: about RA_BATCH_ROWS result rows) (a user is complete when the
  *     next user's rows start), scores them on tim4rec.threads threads with
- *     t4r_rec_batch_run, and returns the batch's rows one per call.  Memory
- *     is one batch (its users' windows and exclusions, k rows each) plus
- *     per-thread scratch, whatever the number of users;
+ *     t4r_rec_batch_run, and returns the batch's rows one per call.  With
+ *     more than one thread the scoring of a batch runs in a background
+ *     thread (no PostgreSQL code in it, all signals blocked) while this
+ *     backend reads the next batch and returns the rows of the previous
+ *     one: the reading and the result rows no longer wait for the GEMMs.
+ *     Memory is two batches (their users' windows and exclusions, k rows
+ *     each) plus per-thread scratch, whatever the number of users;
  *   - per user, exactly what tim4rec_recommend_user does: the window is the
  *     user's most recent max_seq_len rows with an item and a time, items
  *     unknown to the model dropped after the window is taken; with
@@ -52,10 +56,13 @@
  */
 #include "postgres.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -130,6 +137,34 @@ typedef struct RaRow
 	int32		rank;
 } RaRow;
 
+/*
+ * One batch of users: read, scored, then returned row by row.  Two of them
+ * alternate, so that one can be scored (in the background) while the next
+ * is read and the rows of the previous are returned.
+ */
+typedef struct RaBatch
+{
+	MemoryContext cxt;			/* everything of the batch below */
+	RaUserRec  *users;
+	int			nusers;
+	int			users_cap;
+	t4r_rec_job *jobs;			/* the users with a known item */
+	int			njobs;
+	RaRow	   *out;			/* the result rows, after the scoring */
+	int			nout;
+	int			opos;
+
+	/* the scoring: t4r_rec_batch_run(rb, jobs, njobs, k) in `th` */
+	t4r_rec_batch *rb;
+	int			k;
+	int			rc;
+	int			blas_threads;	/* OpenBLAS's setting before the scoring */
+	bool		running;		/* th started and not yet joined */
+	pthread_t	th;
+	struct RaBatch *next_running;	/* ra_running */
+	MemoryContextCallback cb;	/* joins th before cxt is reset or freed */
+} RaBatch;
+
 typedef struct RaState
 {
 	T4rLoadedModel *lm;
@@ -182,21 +217,24 @@ typedef struct RaState
 	SortSupportData ssup_time;
 	SortSupportData ssup_order;
 
-	/* the batch */
-	MemoryContext batch_cxt;
-	RaUserRec  *users;
-	int			nusers;
-	int			users_cap;
-	RaRow	   *out;
-	int			nout;
-	int			opos;
+	/* the batches: rd being read, sc being scored, em being returned */
+	RaBatch		slot[2];
+	RaBatch    *rd;
+	RaBatch    *sc;
+	RaBatch    *em;
+	bool		background;		/* score in a background thread (threads > 1) */
+	int			nbatches;		/* batches read so far */
 } RaState;
+
+static void ra_score_join(RaBatch *b);
 
 static void
 rb_free_cb(void *arg)
 {
 	RaState    *st = (RaState *) arg;
 
+	ra_score_join(&st->slot[0]);
+	ra_score_join(&st->slot[1]);
 	t4r_rec_batch_free(st->rb);
 	st->rb = NULL;
 }
@@ -290,14 +328,15 @@ ra_user_out(RaState *st, RaUser u)
 static RaUserRec *
 ra_new_user(RaState *st, RaUser u)
 {
+	RaBatch    *b = st->rd;
 	RaUserRec  *r;
 
-	if (st->nusers == st->users_cap)
+	if (b->nusers == b->users_cap)
 	{
-		st->users_cap *= 2;
-		st->users = repalloc(st->users, sizeof(RaUserRec) * st->users_cap);
+		b->users_cap *= 2;
+		b->users = repalloc(b->users, sizeof(RaUserRec) * b->users_cap);
 	}
-	r = &st->users[st->nusers++];
+	r = &b->users[b->nusers++];
 	memset(r, 0, sizeof(*r));
 	r->user = datumCopy(u, st->user_byval, st->user_len);
 	return r;
@@ -348,7 +387,7 @@ ra_sort(SortSupport ssup, Oid typid, Oid collation, bool desc)
 
 /*
  * The user being read is complete: its history as tim4rec_recommend_user
- * reads it, into the batch (in batch_cxt).  The window is the first L rows
+ * reads it, into the batch being read (st->rd).  The window is the first L rows
  * with a time in time DESC, order DESC order (L = max_seq_len: that
  * query's LIMIT), unknown items dropped after; with exclude_seen the
  * window's known items are excluded, or, when the window is full, every
@@ -377,7 +416,26 @@ ra_finish_user(RaState *st)
 			st->cur_src[ntimed++] = tmp;
 		}
 	if (ntimed > 1)
-		qsort_arg(st->cur_src, ntimed, sizeof(RaSrcRow), ra_cmp_src, st);
+	{
+		/* the scan often returns a user's rows in time order, the reverse
+		 * of the one wanted: when every key is strictly smaller than the
+		 * next one (no equal keys, so the order is the one any sort gives)
+		 * a reversal is the sort */
+		bool		rev = true;
+
+		for (int i = 1; i < ntimed && rev; i++)
+			rev = ra_cmp_src(&st->cur_src[i - 1], &st->cur_src[i], st) > 0;
+		if (rev)
+			for (int i = 0, j = ntimed - 1; i < j; i++, j--)
+			{
+				RaSrcRow	tmp = st->cur_src[i];
+
+				st->cur_src[i] = st->cur_src[j];
+				st->cur_src[j] = tmp;
+			}
+		else
+			qsort_arg(st->cur_src, ntimed, sizeof(RaSrcRow), ra_cmp_src, st);
+	}
 	nwin = ntimed < st->L ? ntimed : st->L;
 	for (int i = 0; i < nwin; i++)
 	{
@@ -388,7 +446,7 @@ ra_finish_user(RaState *st)
 		n++;
 	}
 
-	old = MemoryContextSwitchTo(st->batch_cxt);
+	old = MemoryContextSwitchTo(st->rd->cxt);
 	if (st->fusers)
 		ra_flush_filter(st, true, st->cur_user);
 	r = ra_new_user(st, st->cur_user);
@@ -437,12 +495,20 @@ ra_start_user(RaState *st, RaUser u)
 	}
 }
 
-/* fetch and consume rows until the batch has batch_users users or the
- * source is exhausted */
+/* fetch and consume rows until the batch has its users (batch_users, fewer
+ * for the first batches) or the source is exhausted */
 static void
 ra_read_batch(RaState *st)
 {
-	while (!st->eof && st->nusers < st->batch_users)
+	/* in the background mode the first batches are smaller (64, 256, then
+	 * batch_users users): the scoring starts early, and reading a batch
+	 * takes about as long as scoring the one before it */
+	int			target = st->batch_users;
+
+	if (st->background && st->nbatches < 2)
+		target = Max(T4R_REC_MB, Min(target, 64 << (2 * st->nbatches)));
+	st->nbatches++;
+	while (!st->eof && st->rd->nusers < target)
 	{
 		Portal		portal;
 		SPITupleTable *tt;
@@ -458,7 +524,7 @@ ra_read_batch(RaState *st)
 			elog(ERROR, "tim4rec: cursor \"%s\" of tim4rec_recommend_all is gone", st->portal_name);
 		/* a fetch completes at most one user per row: fetch no more rows
 		 * than users missing, so a batch holds <= batch_users + T4R_REC_MB */
-		want = Min(RA_FETCH_ROWS, Max(st->batch_users - st->nusers, T4R_REC_MB));
+		want = Min(RA_FETCH_ROWS, Max(target - st->rd->nusers, T4R_REC_MB));
 		SPI_cursor_fetch(portal, true, want);
 		tt = SPI_tuptable;
 		nr = SPI_processed;
@@ -543,34 +609,98 @@ ra_read_batch(RaState *st)
 		MemoryContext old;
 
 		ra_finish_user(st);
-		old = MemoryContextSwitchTo(st->batch_cxt);
+		old = MemoryContextSwitchTo(st->rd->cxt);
 		if (st->fusers)
 			ra_flush_filter(st, false, 0);
 		MemoryContextSwitchTo(old);
 	}
 }
 
-/* score the batch's users and lay out its rows */
+/*
+ * The scoring of a batch, in a background thread or inline.  The thread runs
+ * only the core (malloc, OpenMP, OpenBLAS; no PostgreSQL code, no palloc,
+ * no ereport) on memory of the batch's context that the backend leaves
+ * alone until the thread is joined: the jobs, the windows, the
+ * exclusions and the output arrays.  It is joined by ra_score_wait before
+ * the rows are laid out, and, should the backend leave early, before that
+ * memory or the model can go: by the batch context's reset callback (a
+ * context is reset or deleted, also on error), by ra_shutdown (early end
+ * of the scan: the model is released there) and by the transaction
+ * callback below (an error: the model cache clears its pins at abort, in
+ * an earlier-registered callback, so after this one).
+ */
+static RaBatch *ra_running;		/* batches whose thread is not joined */
+static bool ra_xact_cb_registered;
+
+static void *
+ra_score_main(void *arg)
+{
+	RaBatch    *b = arg;
+
+	b->rc = t4r_rec_batch_run(b->rb, b->jobs, b->njobs, b->k);
+	return NULL;
+}
+
+/* join b's thread if it runs; safe in error and abort paths */
 static void
-ra_score_batch(RaState *st)
+ra_score_join(RaBatch *b)
+{
+	if (!b->running)
+		return;
+	pthread_join(b->th, NULL);
+	b->running = false;
+	for (RaBatch **pp = &ra_running; *pp; pp = &(*pp)->next_running)
+		if (*pp == b)
+		{
+			*pp = b->next_running;
+			break;
+		}
+	b->next_running = NULL;
+}
+
+static void
+ra_batch_reset_cb(void *arg)
+{
+	ra_score_join((RaBatch *) arg);
+}
+
+static void
+ra_xact_cb(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		while (ra_running)
+			ra_score_join(ra_running);
+}
+
+static void
+ra_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
+			  SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		while (ra_running)
+			ra_score_join(ra_running);
+}
+
+/* the batch's jobs (users with a known item) and the cold-start answers */
+static void
+ra_prepare_batch(RaState *st, RaBatch *b)
 {
 	T4rLoadedModel *lm = st->lm;
-	MemoryContext old = MemoryContextSwitchTo(st->batch_cxt);
-	t4r_rec_job *jobs = palloc(sizeof(t4r_rec_job) * (st->nusers > 0 ? st->nusers : 1));
-	int			njobs = 0,
-				total = 0;
+	MemoryContext old = MemoryContextSwitchTo(b->cxt);
 	int			kbuf = st->k > 0 ? st->k : 1;
 	uint8	   *excl = NULL;
 
-	for (int i = 0; i < st->nusers; i++)
+	b->jobs = palloc(sizeof(t4r_rec_job) * (b->nusers > 0 ? b->nusers : 1));
+	b->njobs = 0;
+	for (int i = 0; i < b->nusers; i++)
 	{
-		RaUserRec  *r = &st->users[i];
+		RaUserRec  *r = &b->users[i];
 
 		r->out_rows = palloc(sizeof(int32) * kbuf);
 		r->out_vals = palloc(sizeof(t4r_real) * kbuf);
 		if (r->n > 0)
 		{
-			t4r_rec_job *j = &jobs[njobs++];
+			t4r_rec_job *j = &b->jobs[b->njobs++];
 
 			j->seq.items = r->rows;
 			j->seq.ts = r->ts;
@@ -604,32 +734,79 @@ ra_score_batch(RaState *st)
 				excl[r->seen[x]] = 0;
 		}
 	}
-	if (njobs > 0)
-	{
-		int			blas_threads = openblas_get_num_threads();
-		int			rc;
+	MemoryContextSwitchTo(old);
+}
 
-		rc = t4r_rec_batch_run(st->rb, jobs, njobs, st->k);
-		if (blas_threads != openblas_get_num_threads())
-			openblas_set_num_threads(blas_threads);
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "scoring a batch of users", NULL);
-	}
-	njobs = 0;
-	for (int i = 0; i < st->nusers; i++)
+/* start scoring b: in a background thread when st->background, else here */
+static void
+ra_score_start(RaState *st, RaBatch *b)
+{
+	sigset_t	all,
+				saved;
+
+	b->rb = st->rb;
+	b->k = st->k;
+	b->rc = T4R_OK;
+	b->blas_threads = openblas_get_num_threads();
+	if (b->njobs == 0)
+		return;
+	if (st->background)
 	{
-		RaUserRec  *r = &st->users[i];
+		if (!ra_xact_cb_registered)
+		{
+			RegisterXactCallback(ra_xact_cb, NULL);
+			RegisterSubXactCallback(ra_subxact_cb, NULL);
+			ra_xact_cb_registered = true;
+		}
+		b->cb.func = ra_batch_reset_cb;
+		b->cb.arg = b;
+		MemoryContextRegisterResetCallback(b->cxt, &b->cb);
+		/* the thread (and its OpenMP team) must never run a signal
+		 * handler of the backend: all signals blocked while it starts */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &saved);
+		b->running = pthread_create(&b->th, NULL, ra_score_main, b) == 0;
+		pthread_sigmask(SIG_SETMASK, &saved, NULL);
+		if (b->running)
+		{
+			b->next_running = ra_running;
+			ra_running = b;
+			return;
+		}
+	}
+	/* one thread, or no thread could be started: score here */
+	ra_score_main(b);
+}
+
+/* wait for b's scoring and lay out its rows (ties by item id) */
+static void
+ra_score_wait(RaState *st, RaBatch *b)
+{
+	T4rLoadedModel *lm = st->lm;
+	MemoryContext old;
+	int			total = 0,
+				nj = 0;
+
+	ra_score_join(b);
+	if (b->njobs > 0 && b->blas_threads != openblas_get_num_threads())
+		openblas_set_num_threads(b->blas_threads);
+	if (b->rc != T4R_OK)
+		t4r_pg_core_error(b->rc, "scoring a batch of users", NULL);
+	for (int i = 0; i < b->nusers; i++)
+	{
+		RaUserRec  *r = &b->users[i];
 
 		if (r->n > 0)
-			r->cnt = jobs[njobs++].count;
+			r->cnt = b->jobs[nj++].count;
 		total += r->cnt;
 	}
-	st->out = palloc(sizeof(RaRow) * (total > 0 ? total : 1));
-	st->nout = 0;
-	st->opos = 0;
-	for (int i = 0; i < st->nusers; i++)
+	old = MemoryContextSwitchTo(b->cxt);
+	b->out = palloc(sizeof(RaRow) * (total > 0 ? total : 1));
+	b->nout = 0;
+	b->opos = 0;
+	for (int i = 0; i < b->nusers; i++)
 	{
-		RaUserRec  *r = &st->users[i];
+		RaUserRec  *r = &b->users[i];
 		int32	   *rows = r->out_rows;
 		t4r_real   *vals = r->out_vals;
 
@@ -638,20 +815,20 @@ ra_score_batch(RaState *st)
 		{
 			int32		rr = rows[a];
 			t4r_real	v = vals[a];
-			int			b = a - 1;
+			int			c = a - 1;
 
-			while (b >= 0 && vals[b] == v && lm->item_ids[rows[b]] > lm->item_ids[rr])
+			while (c >= 0 && vals[c] == v && lm->item_ids[rows[c]] > lm->item_ids[rr])
 			{
-				rows[b + 1] = rows[b];
-				vals[b + 1] = vals[b];
-				b--;
+				rows[c + 1] = rows[c];
+				vals[c + 1] = vals[c];
+				c--;
 			}
-			rows[b + 1] = rr;
-			vals[b + 1] = v;
+			rows[c + 1] = rr;
+			vals[c + 1] = v;
 		}
 		for (int a = 0; a < r->cnt; a++)
 		{
-			RaRow	   *o = &st->out[st->nout++];
+			RaRow	   *o = &b->out[b->nout++];
 
 			o->user = r->user;
 			o->row = rows[a];
@@ -662,31 +839,63 @@ ra_score_batch(RaState *st)
 	MemoryContextSwitchTo(old);
 }
 
-/* next batch: false when there is none */
+static bool
+ra_more_to_read(RaState *st)
+{
+	return !(st->eof && !st->cur_valid && (st->fusers == NULL || st->fpos >= st->nfusers));
+}
+
+/*
+ * The next batch of rows (false when there is none).  Called when the
+ * rows of st->em are used up: reads the next batch into the free slot
+ * while st->sc is being scored, waits for st->sc, which becomes st->em,
+ * and starts scoring the batch just read.
+ */
 static bool
 ra_next_batch(RaState *st)
 {
 	for (;;)
 	{
-		MemoryContextReset(st->batch_cxt);
-		st->users = MemoryContextAlloc(st->batch_cxt, sizeof(RaUserRec) * 64);
-		st->users_cap = 64;
-		st->nusers = 0;
-		st->out = NULL;
-		st->nout = st->opos = 0;
-		if (st->eof && !st->cur_valid && (st->fusers == NULL || st->fpos >= st->nfusers))
-			return false;
-		ra_read_batch(st);
-		if (st->nusers == 0)
+		RaBatch    *nb = NULL;
+
+		st->em = NULL;
+		if (ra_more_to_read(st))
 		{
-			if (st->eof)
-				return false;
-			continue;
+			RaBatch    *b = st->sc == &st->slot[0] ? &st->slot[1] : &st->slot[0];
+
+			MemoryContextReset(b->cxt);
+			b->users = MemoryContextAlloc(b->cxt, sizeof(RaUserRec) * 64);
+			b->users_cap = 64;
+			b->nusers = b->njobs = 0;
+			b->out = NULL;
+			b->nout = b->opos = 0;
+			st->rd = b;
+			ra_read_batch(st);
+			st->rd = NULL;
+			if (b->nusers > 0)
+			{
+				ra_prepare_batch(st, b);
+				nb = b;
+			}
 		}
-		ra_score_batch(st);
+		if (st->sc)
+		{
+			RaBatch    *b = st->sc;
+
+			st->sc = NULL;
+			ra_score_wait(st, b);
+			st->em = b;
+		}
+		if (nb)
+		{
+			ra_score_start(st, nb);
+			st->sc = nb;
+		}
 		CHECK_FOR_INTERRUPTS();
-		if (st->nout > 0)
+		if (st->em && st->em->nout > 0)
 			return true;
+		if (st->sc == NULL && !ra_more_to_read(st))
+			return false;
 	}
 }
 
@@ -697,6 +906,9 @@ ra_shutdown(Datum arg)
 {
 	RaState    *st = (RaState *) DatumGetPointer(arg);
 
+	/* the model and the scratch go below: no thread may use them */
+	ra_score_join(&st->slot[0]);
+	ra_score_join(&st->slot[1]);
 	if (st->portal_name)
 	{
 		Portal		p = GetPortalByName(st->portal_name);
@@ -885,8 +1097,10 @@ ra_init(FunctionCallInfo fcinfo, FuncCallContext *fctx)
 	st->cur_src = palloc(sizeof(RaSrcRow) * st->cur_src_cap);
 	st->user_cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all user",
 										 ALLOCSET_SMALL_SIZES);
-	st->batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all batch",
-										  ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < 2; i++)
+		st->slot[i].cxt = AllocSetContextCreate(CurrentMemoryContext, "tim4rec_recommend_all batch",
+												ALLOCSET_DEFAULT_SIZES);
+	st->background = st->threads > 1;
 
 	/* core scratch (malloc): freed at shutdown, or with this context on error */
 	st->rb_cb.func = rb_free_cb;
@@ -922,7 +1136,7 @@ tim4rec_recommend_all(PG_FUNCTION_ARGS)
 	fctx = SRF_PERCALL_SETUP();
 	st = (RaState *) fctx->user_fctx;
 
-	if (st->opos >= st->nout)
+	if (st->em == NULL || st->em->opos >= st->em->nout)
 	{
 		MemoryContext old = MemoryContextSwitchTo(fctx->multi_call_memory_ctx);
 		bool		more = ra_next_batch(st);
@@ -936,7 +1150,7 @@ tim4rec_recommend_all(PG_FUNCTION_ARGS)
 		}
 	}
 	{
-		RaRow	   *o = &st->out[st->opos++];
+		RaRow	   *o = &st->em->out[st->em->opos++];
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
 

@@ -317,6 +317,7 @@ int
 t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k)
 {
 	int			nch,
+				mb,
 				threads,
 				rc = T4R_OK,
 				V;
@@ -335,7 +336,11 @@ t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k)
 	}
 	if (njobs == 0)
 		return T4R_OK;
-	nch = (njobs + T4R_REC_MB - 1) / T4R_REC_MB;
+	/* the unit of work handed to a thread: one sequence in the exact mode
+	 * (the threads end a batch at most one sequence apart), T4R_REC_MB
+	 * sequences (one packed forward) in the packed mode */
+	mb = b->score_mode == T4R_REC_EXACT ? 1 : T4R_REC_MB;
+	nch = (njobs + mb - 1) / mb;
 	threads = b->threads < nch ? b->threads : nch;
 	openblas_set_num_threads(1);
 #pragma omp parallel num_threads(threads)
@@ -348,8 +353,8 @@ t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k)
 #pragma omp for schedule(dynamic, 1)
 		for (int c = 0; c < nch; c++)
 		{
-			int			j0 = c * T4R_REC_MB;
-			int			cnt = njobs - j0 < T4R_REC_MB ? njobs - j0 : T4R_REC_MB;
+			int			j0 = c * mb;
+			int			cnt = njobs - j0 < mb ? njobs - j0 : mb;
 			t4r_sample	smp[T4R_REC_MB];
 			int			e;
 

@@ -7,7 +7,8 @@
 -- users filter (bigint[], int[], smallint[], duplicates, NULLs, unknown
 -- users); k edge cases and argument errors as tim4rec_recommend;
 -- privileges (USAGE, source table); INSERT ... SELECT, LIMIT, a cursor
--- closed early and the select-list form.  Trains its own small models.
+-- closed early and the select-list form; scoring in the background thread
+-- and inline, an error while the background scores.  Trains its own small models.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -15,7 +16,7 @@
 SET client_min_messages = warning;
 
 BEGIN;
-SELECT plan(42);
+SELECT plan(46);
 
 -- 1,300 users (more than one batch of 1,024, more rows than one fetch of 8,192); times with ties (several events per hour); users 1..60 have
 -- more events than max_seq_len (20)
@@ -195,6 +196,26 @@ SELECT results_eq(
   'text users filter (duplicates, NULL, an unknown user: cold start), exclude_seen false');
 SELECT throws_ok($$ SELECT * FROM tim4rec_recommend_all('ra_tu', 4, NULL::text[], NULL::text) $$, '42804', NULL,
                  'item_type text for a uuid-keyed model: 42804');
+
+-- 43-46: the scoring of a batch in a background thread (threads > 1) and
+-- inline (threads = 1) give the same rows; an error in the consumer while
+-- the second batch is being scored in the background (the select-list form
+-- streams: the first row's division fails right after that batch's scoring
+-- started) leaves a backend that answers again
+SET LOCAL tim4rec.threads = 1;
+SELECT results_eq($$ SELECT * FROM tim4rec_recommend_all('ra', 10) $$,
+                  $$ SELECT * FROM lateral_recs('ra', 10, true) $$,
+                  'tim4rec.threads = 1 (scoring inline): equal');
+SET LOCAL tim4rec.threads = 2;
+SELECT results_eq($$ SELECT * FROM tim4rec_recommend_all('rao', 10, NULL::bigint[], false) $$,
+                  $$ SELECT * FROM lateral_recs('rao', 10, false) $$,
+                  'tim4rec.threads = 2 (scoring in the background): equal');
+SELECT throws_ok($$ SELECT 1 / ((r).rank - (r).rank) FROM (SELECT tim4rec_recommend_all('ra', 10) AS r) s $$,
+                 '22012', NULL, 'an error in the consumer while a batch is scored in the background: the error, no crash');
+SELECT results_eq($$ SELECT * FROM tim4rec_recommend_all('ra', 10) $$,
+                  $$ SELECT * FROM lateral_recs('ra', 10, true) $$,
+                  'after that error, the next call answers');
+RESET tim4rec.threads;
 
 SELECT * FROM finish();
 ROLLBACK;
