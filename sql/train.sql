@@ -99,7 +99,7 @@ CREATE SEQUENCE t_seq;
 SELECT train_err($$ SELECT tim4rec_train('t_seq') $$);
 -- options
 SELECT train_err($$ SELECT tim4rec_train('t_inter', options => '{"hiden_size": 16}') $$);
-SELECT train_err($$ SELECT tim4rec_train('t_inter', options => '{"hiden_size": 16}') $$, true) LIKE '%Valid keys: preset, hidden_size, %, seed, threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from, warm_scope, search, search_trials.' AS full_hint;
+SELECT train_err($$ SELECT tim4rec_train('t_inter', options => '{"hiden_size": 16}') $$, true) LIKE '%Valid keys: preset, hidden_size, %, seed, threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from, warm_scope, warm_new_items, search, search_trials.' AS full_hint;
 SELECT train_err($$ SELECT tim4rec_train('t_inter', options => '[1, 2]') $$);
 SELECT train_err($$ SELECT tim4rec_train('t_inter', options => '{"hidden_size": "abc"}') $$);
 SELECT train_err($$ SELECT tim4rec_train('t_inter', options => '{"hidden_size": 16.5}') $$);

@@ -20,7 +20,7 @@
 #include "utils/json.h"
 #include "utils/numeric.h"
 
-#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from, warm_scope, search, search_trials"
+#define EXTRA_KEYS "threads, min_user_interactions, min_item_interactions, deploy, order_column, device, init_from, warm_scope, warm_new_items, search, search_trials"
 
 /* ------------------------------------------------------------------ */
 /* options                                                             */
@@ -339,32 +339,59 @@ t4r_pg_warm_options(Jsonb *parent_cfg, Jsonb *user)
 
 
 /*
+ * A per-call string key of a warm start, one of choices (NULL-terminated):
+ * its index, or -1 when absent; taken out of the options (never stored in
+ * the config, never inherited); ERROR 22023 for another value.
+ */
+static int
+warm_choice_option(Jsonb **opts, const char *key, const char *const *choices,
+				   const char *detail)
+{
+	JsonbValue *v;
+
+	if (*opts == NULL || !JB_ROOT_IS_OBJECT(*opts) || JB_ROOT_IS_SCALAR(*opts))
+		return -1;
+	v = getKeyJsonValueFromContainer(&(*opts)->root, key, strlen(key), NULL);
+	if (v == NULL)
+		return -1;
+	for (int i = 0; choices[i]; i++)
+		if (v->type == jbvString && v->val.string.len == (int) strlen(choices[i]) &&
+			memcmp(v->val.string.val, choices[i], v->val.string.len) == 0)
+		{
+			*opts = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(*opts),
+													   CStringGetTextDatum(key)));
+			return i;
+		}
+	bad_option("options", key, detail);
+	return -1;					/* not reached */
+}
+
+/*
  * options->warm_scope: what a warm start trains and early-stops on.  'all'
  * (the default): every user; 'new': only the users with an interaction newer
- * than the parent version's newest (their whole histories).  A per-call key:
- * taken out of the options (never stored in the config, never inherited).
+ * than the parent version's newest (their whole histories).
  */
 int
 t4r_pg_warm_scope_option(Jsonb **opts)
 {
-	JsonbValue *v;
-	int			scope = 0;
+	static const char *const choices[] = {"all", "new", NULL};
 
-	if (*opts == NULL || !JB_ROOT_IS_OBJECT(*opts) || JB_ROOT_IS_SCALAR(*opts))
-		return -1;
-	v = getKeyJsonValueFromContainer(&(*opts)->root, "warm_scope", strlen("warm_scope"), NULL);
-	if (v == NULL)
-		return -1;
-	if (v->type == jbvString && v->val.string.len == 3 && memcmp(v->val.string.val, "all", 3) == 0)
-		scope = 0;
-	else if (v->type == jbvString && v->val.string.len == 3 &&
-			 memcmp(v->val.string.val, "new", 3) == 0)
-		scope = 1;
-	else
-		bad_option("options", "warm_scope", "warm_scope is 'all' or 'new'.");
-	*opts = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(*opts),
-											   CStringGetTextDatum("warm_scope")));
-	return scope;
+	return warm_choice_option(opts, "warm_scope", choices, "warm_scope is 'all' or 'new'.");
+}
+
+/*
+ * options->warm_new_items: the embedding rows of a warm start's new items.
+ * 'random' (the default): the official initialisation, as a fresh model;
+ * 'neighbors': from the rows of the known items next to them in the
+ * training histories (t4r_model_warm_new_items).
+ */
+int
+t4r_pg_warm_new_items_option(Jsonb **opts)
+{
+	static const char *const choices[] = {"random", "neighbors", NULL};
+
+	return warm_choice_option(opts, "warm_new_items", choices,
+							  "warm_new_items is 'random' or 'neighbors'.");
 }
 
 /* ------------------------------------------------------------------ */

@@ -240,6 +240,9 @@ Jsonb	   *t4r_pg_warm_options(Jsonb *parent_cfg, Jsonb *user);
 /* options->warm_scope ('all' or 'new'), removed from *opts: -1 when absent,
  * 0 all, 1 new; ERROR 22023 for another value */
 int			t4r_pg_warm_scope_option(Jsonb **opts);
+/* options->warm_new_items ('random' or 'neighbors'), removed from *opts: -1
+ * when absent, 0 random, 1 neighbors; ERROR 22023 for another value */
+int			t4r_pg_warm_new_items_option(Jsonb **opts);
 
 /* hyper-parameter search: options "search" {key: [values]} and "search_trials" */
 #define T4R_SEARCH_MAX_TRIALS 100

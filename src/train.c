@@ -100,6 +100,8 @@ typedef struct TrainRun
 	int32		parent_version;
 	T4rLoadedModel *parent;		/* pinned until the model is initialised */
 	int			warm_scope;		/* options.warm_scope: 0 all, 1 new */
+	int			warm_new_items;	/* options.warm_new_items: 0 random, 1 neighbors */
+	int64		warm_new_set;	/* new items' rows set from their neighbours */
 	double		parent_tmax;	/* the parent's newest interaction (scope new) */
 	t4r_dataset *fitds;			/* scope new: the users with newer interactions */
 	bool		search;
@@ -321,13 +323,16 @@ train_args(FunctionCallInfo fcinfo, TrainRun *r)
 
 	uopts = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
 	r->warm_scope = t4r_pg_warm_scope_option(&uopts);
-	if (r->warm_scope >= 0 && (uopts == NULL ||
-							   getKeyJsonValueFromContainer(&uopts->root, "init_from",
-															strlen("init_from"), NULL) == NULL))
+	r->warm_new_items = t4r_pg_warm_new_items_option(&uopts);
+	if ((r->warm_scope >= 0 || r->warm_new_items >= 0) &&
+		(uopts == NULL ||
+		 getKeyJsonValueFromContainer(&uopts->root, "init_from", strlen("init_from"), NULL) == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"warm_scope\" needs \"init_from\""),
-				 errhint("warm_scope chooses what a warm start trains on; add \"init_from\": \"model\", or leave warm_scope out.")));
+				 errmsg("option \"%s\" needs \"init_from\"",
+						r->warm_scope >= 0 ? "warm_scope" : "warm_new_items"),
+				 errhint("%s a warm start; add \"init_from\": \"model\", or leave it out.",
+						 r->warm_scope >= 0 ? "warm_scope chooses what" : "warm_new_items initialises the new items of")));
 	r->search = t4r_pg_search_plan(uopts, &r->plan);
 	if (r->search)
 	{
@@ -564,6 +569,12 @@ train_fit(TrainRun *r, TrainTrial *tr)
 
 		err[0] = '\0';
 		rc = t4r_model_warm_start(r->model, r->parent->model, map, err, sizeof(err));
+		if (rc == T4R_OK && r->warm_new_items == 1)
+		{
+			r->warm_new_set = t4r_model_warm_new_items(r->model, map, r->ds);
+			if (r->warm_new_set < 0)
+				rc = (int) r->warm_new_set;
+		}
 		pfree(map);
 		if (rc != T4R_OK)
 			t4r_pg_core_error(rc, "warm start", err);
@@ -571,6 +582,10 @@ train_fit(TrainRun *r, TrainTrial *tr)
 				(errmsg("warm start from model \"%s\" version %d: " INT64_FORMAT " known items, " INT64_FORMAT " new, " INT64_FORMAT " dropped",
 						r->parent_name, r->parent_version, known, (int64) (r->ds->n_items - 1) - known,
 						(int64) (r->parent->model->cfg.n_items - 1) - known)));
+		if (r->warm_new_items == 1)
+			ereport(NOTICE,
+					(errmsg("warm start: " INT64_FORMAT " of " INT64_FORMAT " new items initialised from their neighbours in the histories",
+							r->warm_new_set, (int64) (r->ds->n_items - 1) - known)));
 		t4r_pg_release_model(r->parent);
 		r->parent = NULL;
 	}
@@ -733,6 +748,13 @@ train_metrics(TrainRun *r, const TrainTrial *b)
 		t4r_jb_str(&st, r->warm_scope == 1 ? "new" : "all");
 		t4r_jb_key(&st, "warm_users");
 		t4r_jb_int(&st, r->fitds ? r->fitds->n_users : r->ds->n_users);
+		t4r_jb_key(&st, "warm_new_items");
+		t4r_jb_str(&st, r->warm_new_items == 1 ? "neighbors" : "random");
+		if (r->warm_new_items == 1)
+		{
+			t4r_jb_key(&st, "warm_new_items_set");
+			t4r_jb_int(&st, r->warm_new_set);
+		}
 	}
 	t4r_jb_key(&st, "epochs_run");
 	t4r_jb_int(&st, b->fres.epochs_run);

@@ -238,6 +238,19 @@ void		t4r_model_init(t4r_model *m, uint64_t seed);
  */
 int			t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 								 const int32_t *row_map, char *err, size_t errlen);
+/*
+ * After t4r_model_warm_start: the embedding row of every new item (row r > 0
+ * with row_map[r] == -1) becomes the mean direction of the rows of the known
+ * items next to it (just before or just after) in the training parts of
+ * ds's histories (each user's items but the last two: no validation or test
+ * target is read), scaled to those rows' mean length.  ds is the dataset the
+ * model was created for (ds->n_items rows).  A new item without a known
+ * neighbour keeps its initialisation.  Returns the number of rows set, or
+ * T4R_EINVAL / T4R_ENOMEM (nothing changed).
+ */
+struct t4r_dataset;
+int64_t		t4r_model_warm_new_items(t4r_model *m, const int32_t *row_map,
+									 const struct t4r_dataset *ds);
 /* pointer to a named tensor's data, NULL if the model has no such tensor */
 t4r_real   *t4r_model_tensor(const t4r_model *m, const char *name);
 /* T4R_OK when every parameter is finite; otherwise T4R_ENONFINITE with a

@@ -9,11 +9,14 @@
  * Matching external item ids to rows is the caller's business (row_map), so
  * this file does not depend on the id type.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tim4rec.h"
+#include "dataset.h"
 #include "err.h"
 
 #define EMB "item_embedding.weight"
@@ -126,6 +129,92 @@ t4r_model_warm_start(t4r_model *m, const t4r_model *parent,
 				memcpy(dst + (size_t) r * d, src + (size_t) row_map[r] * d, (size_t) d * sizeof(t4r_real));
 	}
 	return T4R_OK;
+}
+
+int64_t
+t4r_model_warm_new_items(t4r_model *m, const int32_t *row_map, const t4r_dataset *ds)
+{
+	int			ei = t4r_layout_find(&m->layout, EMB);
+	int			d;
+	int32_t		V;
+	double	   *sum,
+			   *nsum;
+	int64_t    *cnt,
+				set = 0;
+	t4r_real   *E;
+
+	if (m == NULL || row_map == NULL || ds == NULL || ei < 0)
+		return T4R_EINVAL;
+	d = (int) m->layout.t[ei].shape[1];
+	V = (int32_t) m->layout.t[ei].shape[0];
+	if (ds->n_items != V)
+		return T4R_EINVAL;
+	E = m->params + m->layout.t[ei].offset;
+	sum = calloc((size_t) V * d, sizeof(double));
+	nsum = calloc((size_t) V, sizeof(double));
+	cnt = calloc((size_t) V, sizeof(int64_t));
+	if (!sum || !nsum || !cnt)
+	{
+		free(sum);
+		free(nsum);
+		free(cnt);
+		return T4R_ENOMEM;
+	}
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		off = ds->seq_off[u],
+					tl = train_len(ds, u);
+
+		for (int64_t j = 0; j < tl; j++)
+		{
+			int32_t		a = ds->seq_items[off + j];
+
+			if (a <= 0 || a >= V || row_map[a] >= 0)
+				continue;
+			for (int side = -1; side <= 1; side += 2)
+			{
+				int64_t		k = j + side;
+				int32_t		b;
+				const t4r_real *e;
+				double		nn = 0;
+
+				if (k < 0 || k >= tl)
+					continue;
+				b = ds->seq_items[off + k];
+				if (b <= 0 || b >= V || row_map[b] < 0)
+					continue;
+				e = E + (size_t) b * d;
+				for (int c = 0; c < d; c++)
+				{
+					sum[(size_t) a * d + c] += e[c];
+					nn += (double) e[c] * e[c];
+				}
+				nsum[a] += sqrt(nn);
+				cnt[a]++;
+			}
+		}
+	}
+	for (int32_t r = 1; r < V; r++)
+	{
+		double		n2 = 0,
+					scale;
+
+		if (row_map[r] >= 0 || cnt[r] == 0)
+			continue;
+		for (int c = 0; c < d; c++)
+			n2 += sum[(size_t) r * d + c] * sum[(size_t) r * d + c];
+		if (!(n2 > 0))
+			continue;
+		/* the neighbours' mean direction, at their mean length */
+		scale = (nsum[r] / (double) cnt[r]) / sqrt(n2);
+		for (int c = 0; c < d; c++)
+			E[(size_t) r * d + c] = (t4r_real) (sum[(size_t) r * d + c] * scale);
+		set++;
+	}
+	free(sum);
+	free(nsum);
+	free(cnt);
+	return set;
 }
 
 int

@@ -89,8 +89,8 @@ echo
 echo "Warm start vs full retrain: $NOW, $CPU, $(nproc) CPUs, THREADS=$THREADS, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "cut ts $CUT: $AFTER of $TOTAL interactions ($(awk -v a="$AFTER" -v t="$TOTAL" 'BEGIN { printf "%.1f", 100 * a / t }')%) at or after it"
 echo
-echo "| arm | table | options | HR@10 | NDCG@10 | MRR@10 | best epoch | epochs run | train s | load avg at start |"
-echo "|---|---|---|--:|--:|--:|--:|--:|--:|---|"
+echo "| arm | table | options | HR@10 | NDCG@10 | MRR@10 | best epoch | epochs run | train s | load avg at start | validation NDCG@10 by epoch |"
+echo "|---|---|---|--:|--:|--:|--:|--:|--:|---|---|"
 
 run_arm() {  # args: arm table model options
     local arm=$1 table=$2 model=$3 o=$4 logf=$OUTDIR/$3.log la
@@ -107,6 +107,8 @@ SQL
     psql -X -q -v ON_ERROR_STOP=1 -At -F' ' >>"$logf" 2>&1 <<SQL || { log "  evaluate FAILED"; return 1; }
 \\echo EVAL
 SELECT model, split, metric, k, value FROM tim4rec_evaluate('$model');
+SELECT 'HIST', string_agg(round((e->>'valid_ndcg10')::numeric, 4)::text, ' ' ORDER BY (e->>'epoch')::int)
+FROM tim4rec_models, jsonb_array_elements(history) e WHERE model_name = '$model' AND is_current;
 SQL
     local t0 t1 secs m run best
     t0=$(awk '/^T0$/ { getline; print; exit }' "$logf")
@@ -115,7 +117,8 @@ SQL
     m=$(awk '/^EVAL$/ { on = 1; next } on && $2 == "test" && tolower($1) !~ /pop/ { v[tolower($3) $4] = $5 }
         END { printf "%.4f | %.4f | %.4f", v["hr10"], v["ndcg10"], v["mrr10"] }' "$logf")
     read -r run best <<<"$(awk '$1 == "TRAINROW" { print $2, $3; exit }' "$logf")"
-    printf '| %s | %s | `%s` | %s | %s | %s | %s | %s |\n' "$arm" "$table" "$o" "$m" "$best" "$run" "$secs" "$la" |
+    hist=$(awk '$1 == "HIST" { $1 = ""; sub(/^ /, ""); print; exit }' "$logf")
+    printf '| %s | %s | `%s` | %s | %s | %s | %s | %s | %s |\n' "$arm" "$table" "$o" "$m" "$best" "$run" "$secs" "$la" "$hist" |
         tee -a "$ROWS"
 }
 

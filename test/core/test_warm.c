@@ -9,7 +9,12 @@
  *    (the official initialisation, computed on a separate model);
  *  - a shape change (hidden_size, num_layers, is_time, max_seq_len) is T4R_EMISMATCH and a bad row map T4R_EINVAL, with the
  *    model unchanged;
- *  - the warm-started model still trains (a step gives a finite loss).
+ *  - the warm-started model still trains (a step gives a finite loss);
+ *  - t4r_model_warm_new_items: a new item's row is the mean direction of
+ *    its known neighbours' rows in the training parts (validation and test
+ *    items not read), at their mean length, against a reference computed
+ *    here in double; a new item without a known neighbour and every other
+ *    parameter are unchanged; a dataset of another size is T4R_EINVAL.
  */
 #include <math.h>
 #include <stdio.h>
@@ -210,6 +215,85 @@ main(void)
 			rc = t4r_trainer_step(t, &s, 1, &loss);
 		tap_ok(rc == T4R_OK && isfinite(loss), "a training step from the warm start: loss %.4f", loss);
 		t4r_trainer_free(t);
+	}
+
+	/* new items from their neighbours (map: rows 4 (id 70) and 5 (id 80) new) */
+	{
+		/* u0: 1 4 2 | 3 3   u1: 4 3 | 5 1   u2: 2 5 4 1 | 2 2  (| = end of
+		 * the training part): row 4 next to 1, 2 (u0), 3 (u1), 1 (u2; 5 is
+		 * new); row 5 next to 2 (u2; 4 is new; its validation position in u1,
+		 * next to 3, is not read) */
+		int64_t		off[] = {0, 5, 9, 15};
+		int32_t		items[] = {1, 4, 2, 3, 3, 4, 3, 5, 1, 2, 5, 4, 1, 2, 2};
+		int32_t		items2[] = {1, 4, 2, 3, 3, 4, 3, 5, 1, 2, 5, 4, 1, 2, 2};
+		double		ts[15];
+		int64_t		ids[] = {0, 10, 30, 60, 70, 80};
+		int64_t		uids[] = {1, 2, 3};
+		t4r_dataset ds = {.n_users = 3, .n_items = 6, .item_ids = ids, .user_ids = uids,
+		.seq_off = off, .seq_items = items, .seq_ts = ts, .n_interactions = 15};
+		t4r_real   *e = t4r_model_tensor(m, "item_embedding.weight");
+		t4r_real   *keep = malloc(m->layout.total * sizeof(t4r_real));
+		const int	nb4[] = {1, 2, 3, 1};
+		double		ref[64],
+					len = 0,
+					n2 = 0,
+					worst = 0;
+		int64_t		set;
+		int			others = 1;
+
+		for (int i = 0; i < 15; i++)
+			ts[i] = 100.0 * i;
+		memcpy(keep, m->params, m->layout.total * sizeof(t4r_real));
+		for (int k = 0; k < d; k++)
+			ref[k] = 0;
+		for (int j = 0; j < 4; j++)
+		{
+			double		l = 0;
+
+			for (int k = 0; k < d; k++)
+			{
+				ref[k] += keep[t4r_model_tensor(m, "item_embedding.weight") - m->params + nb4[j] * d + k];
+				l += (double) e[nb4[j] * d + k] * e[nb4[j] * d + k];
+			}
+			len += sqrt(l) / 4;
+		}
+		for (int k = 0; k < d; k++)
+			n2 += ref[k] * ref[k];
+		set = t4r_model_warm_new_items(m, map, &ds);
+		for (int k = 0; k < d; k++)
+		{
+			double		want = ref[k] * len / sqrt(n2),
+						got4 = e[4 * d + k],
+						want5 = e[2 * d + k];
+
+			worst = fmax(worst, fabs(got4 - want) / (fabs(want) + 1e-3));
+			worst = fmax(worst, fabs(e[5 * d + k] - want5) / (fabs(want5) + 1e-3));
+		}
+		tap_ok(set == 2 && worst < 1e-5,
+			   "new items from their known neighbours in the training parts: 2 rows set (%lld), rel. error %.2g",
+			   (long long) set, worst);
+		for (size_t i = 0; i < m->layout.total; i++)
+		{
+			size_t		eo = (size_t) (e - m->params);
+
+			if (i >= eo + 4 * (size_t) d && i < eo + 6 * (size_t) d)
+				continue;
+			if (m->params[i] != keep[i])
+				others = 0;
+		}
+		tap_ok(others, "every other parameter (known items' rows, padding, other tensors) unchanged");
+		/* row 5 only next to new or validation items: kept */
+		memcpy(m->params, keep, m->layout.total * sizeof(t4r_real));
+		items2[9] = 4;			/* u2: 4 5 4 1 */
+		ds.seq_items = items2;
+		set = t4r_model_warm_new_items(m, map, &ds);
+		tap_ok(set == 1 && memcmp(e + 5 * d, keep + (e - m->params) + 5 * d, d * sizeof(t4r_real)) == 0,
+			   "a new item without a known neighbour keeps its initialisation (%lld row set)", (long long) set);
+		ds.n_items = 5;
+		memcpy(m->params, keep, m->layout.total * sizeof(t4r_real));
+		set = t4r_model_warm_new_items(m, map, &ds);
+		tap_ok(set == T4R_EINVAL && same_params(m, keep), "a dataset of another vocabulary size: T4R_EINVAL, unchanged");
+		free(keep);
 	}
 
 	free(before);
