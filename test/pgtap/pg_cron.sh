@@ -77,7 +77,7 @@ rc=$?; t4r_ok $rc "pg_cron and tim4rec installed, model shop version 1 trained";
 q -c "UPDATE tim4rec_models SET metrics = jsonb_set(metrics, '{valid,ndcg@10}', '1.5') WHERE model_name = 'shop'" >/dev/null
 
 # the README's job, every minute instead of nightly
-jobid=$(q -c "SELECT cron.schedule('tim4rec-shop', '* * * * *', \$\$SELECT version FROM tim4rec_train('interactions', 'shop', options => '{\"init_from\": \"shop\", \"deploy\": \"if_better\"}')\$\$)")
+jobid=$(q -c "SELECT cron.schedule('tim4rec-shop', '* * * * *', \$\$SELECT version FROM tim4rec_train('interactions', 'shop', options => '{\"init_from\": \"shop\", \"deploy\": \"if_better\", \"learning_rate\": 0.004, \"epochs\": 3}')\$\$)")
 [ -n "$jobid" ] && [ "$(q -c "SELECT count(*) FROM cron.job WHERE jobid = $jobid AND schedule = '* * * * *' AND database = 't4r'")" = 1 ]
 t4r_ok $? "cron.schedule('tim4rec-shop', '* * * * *', ...) creates job $jobid"
 
