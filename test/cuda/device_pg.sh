@@ -30,6 +30,14 @@ export PGDATABASE=postgres
 trap 'tail -30 "$T4R_CLUSTER_DIR/server.log"; t4r_cluster_stop' EXIT
 q() { psql -X -v ON_ERROR_STOP=1 -A -F' | ' "$@"; }
 q -c 'CREATE EXTENSION tim4rec' -c 'SELECT extversion FROM pg_extension WHERE extname = $$tim4rec$$'
+# mode recommend_all: the benchmark of test/bench/pg_recommend_all.sh
+if [ "${3:-bench}" = recommend_all ]; then
+	xz -dc .devcarry/model.hex.xz >/tmp/t4r_model.hex 2>/dev/null ||
+		python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' .devcarry/model.hex.xz /tmp/t4r_model.hex
+	echo "cores: $(nproc), tim4rec.threads 0 = all of them"
+	(cd test/bench && PGOPTIONS="-c t4r.rounds=${T4R_BENCH_ROUNDS:-3}" psql -X -v ON_ERROR_STOP=1 -v model_hex_file=/tmp/t4r_model.hex -f pg_recommend_all.sql)
+	exit
+fi
 bash test/scripts/load_interactions.sh -f csv "$D/data/beauty.csv" || exit 1
 # mode search: the validation search of issue 12 instead of the benchmarks
 if [ "${3:-bench}" = search ]; then

@@ -48,6 +48,17 @@ step() {	# step NAME SECONDS LOGFILE command...: timed, appended to LOGFILE
 } >"$OUT/machine.log" 2>&1
 nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv,noheader -lms 250 >"$OUT/smi_mem.log" 2>&1 &
 SMI=$!
+# T4R_DEVICE_MODE=recommend_all: only PostgreSQL, running the
+# recommend_all-vs-LATERAL benchmark on all of this machine's cores
+# (test/bench/pg_recommend_all.sql; the model's hex in .devcarry/model.hex.xz,
+# written by build/pg_latency_model)
+if [ "${T4R_DEVICE_MODE:-}" = recommend_all ]; then
+	step recommend_all "${T4R_SEARCH_S:-300}" "$OUT/pg.log" bash test/cuda/device_pg.sh "$D" "$OUT" recommend_all
+	kill "$SMI" 2>/dev/null
+	cat "$S"
+	grep '^|' "$OUT/pg.log"
+	exit 0
+fi
 # T4R_DEVICE_MODE=search: only PostgreSQL, running test/cuda/gpu_search.sh
 if [ "${T4R_DEVICE_MODE:-}" = search ]; then
 	# T4R_DEVICE_PARITY=1: the parity suite first (a new build's check)
