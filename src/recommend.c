@@ -203,7 +203,9 @@ emit_recommendations(FunctionCallInfo fcinfo, T4rLoadedModel *lm, const RecArgs 
 		if (blas_threads != 1)
 			openblas_set_num_threads(1);
 		cnt = t4r_infer_topk(lm->ctx, rows, ts, n, k > 0 ? k : 0, excl, nexcl, out_rows, out_vals);
-		if (blas_threads != 1)
+		/* not while a tim4rec_recommend_all of this backend scores in the
+		 * background: it needs the setting at 1 until it ends */
+		if (blas_threads != 1 && !t4r_pg_background_scoring())
 			openblas_set_num_threads(blas_threads);
 		if (cnt < 0)
 			t4r_pg_core_error(cnt, "scoring the sequence", NULL);

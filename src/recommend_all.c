@@ -159,6 +159,7 @@ typedef struct RaBatch
 	int			k;
 	int			rc;
 	int			blas_threads;	/* OpenBLAS's setting before the scoring */
+	bool		bg;				/* scored in a background thread */
 	bool		running;		/* th started and not yet joined */
 	pthread_t	th;
 	struct RaBatch *next_running;	/* ra_running */
@@ -632,6 +633,23 @@ ra_read_batch(RaState *st)
 static RaBatch *ra_running;		/* batches whose thread is not joined */
 static bool ra_xact_cb_registered;
 
+/*
+ * OpenBLAS's thread count is one setting for the whole process, and the
+ * scoring needs it at 1: a GEMV split over threads rounds some rows
+ * differently, and the rows would then differ from tim4rec_recommend's.
+ * So while any background scoring runs, nobody in this backend puts it
+ * back (t4r_pg_background_scoring tells tim4rec_recommend); the setting
+ * found when the first of them started is restored when the last one is
+ * joined.
+ */
+static int	ra_blas_saved = -1;
+
+bool
+t4r_pg_background_scoring(void)
+{
+	return ra_running != NULL;
+}
+
 static void *
 ra_score_main(void *arg)
 {
@@ -656,6 +674,12 @@ ra_score_join(RaBatch *b)
 			break;
 		}
 	b->next_running = NULL;
+	if (ra_running == NULL && ra_blas_saved > 0)
+	{
+		if (openblas_get_num_threads() != ra_blas_saved)
+			openblas_set_num_threads(ra_blas_saved);
+		ra_blas_saved = -1;
+	}
 }
 
 static void
@@ -747,6 +771,7 @@ ra_score_start(RaState *st, RaBatch *b)
 	b->rb = st->rb;
 	b->k = st->k;
 	b->rc = T4R_OK;
+	b->bg = false;
 	b->blas_threads = openblas_get_num_threads();
 	if (b->njobs == 0)
 		return;
@@ -769,6 +794,9 @@ ra_score_start(RaState *st, RaBatch *b)
 		pthread_sigmask(SIG_SETMASK, &saved, NULL);
 		if (b->running)
 		{
+			b->bg = true;
+			if (ra_running == NULL)
+				ra_blas_saved = b->blas_threads;
 			b->next_running = ra_running;
 			ra_running = b;
 			return;
@@ -788,7 +816,10 @@ ra_score_wait(RaState *st, RaBatch *b)
 				nj = 0;
 
 	ra_score_join(b);
-	if (b->njobs > 0 && b->blas_threads != openblas_get_num_threads())
+	/* inline scoring: put OpenBLAS's setting back (after a background
+	 * scoring ra_score_join did, when it was the last one running) */
+	if (!b->bg && b->njobs > 0 && !t4r_pg_background_scoring() &&
+		b->blas_threads != openblas_get_num_threads())
 		openblas_set_num_threads(b->blas_threads);
 	if (b->rc != T4R_OK)
 		t4r_pg_core_error(b->rc, "scoring a batch of users", NULL);

@@ -237,6 +237,10 @@ bool		t4r_pg_init_from_option(Jsonb *opts, char **name, int32 *version);
 /* a warm start's options: the parent's stored ones (less deploy, device,
  * threads), then the caller's (less init_from); ERROR 22023 for another preset */
 Jsonb	   *t4r_pg_warm_options(Jsonb *parent_cfg, Jsonb *user);
+/* true while a tim4rec_recommend_all of this backend scores a batch in a
+ * background thread: OpenBLAS's thread count must then stay at 1 */
+bool		t4r_pg_background_scoring(void);
+
 /* options->warm_scope ('all' or 'new'), removed from *opts: -1 when absent,
  * 0 all, 1 new; ERROR 22023 for another value */
 int			t4r_pg_warm_scope_option(Jsonb **opts);
