@@ -229,13 +229,20 @@ typedef struct RaState
 
 static void ra_score_join(RaBatch *b);
 
+/* no scoring thread of st runs after this */
+static void
+ra_join_slots(RaState *st)
+{
+	ra_score_join(&st->slot[0]);
+	ra_score_join(&st->slot[1]);
+}
+
 static void
 rb_free_cb(void *arg)
 {
 	RaState    *st = (RaState *) arg;
 
-	ra_score_join(&st->slot[0]);
-	ra_score_join(&st->slot[1]);
+	ra_join_slots(st);
 	t4r_rec_batch_free(st->rb);
 	st->rb = NULL;
 }
@@ -688,12 +695,19 @@ ra_batch_reset_cb(void *arg)
 	ra_score_join((RaBatch *) arg);
 }
 
+/* no scoring thread of this backend runs after this */
+static void
+ra_join_all(void)
+{
+	while (ra_running)
+		ra_score_join(ra_running);
+}
+
 static void
 ra_xact_cb(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		while (ra_running)
-			ra_score_join(ra_running);
+		ra_join_all();
 }
 
 static void
@@ -701,8 +715,7 @@ ra_subxact_cb(SubXactEvent event, SubTransactionId mySubid,
 			  SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		while (ra_running)
-			ra_score_join(ra_running);
+		ra_join_all();
 }
 
 /* the batch's jobs (users with a known item) and the cold-start answers */
@@ -938,8 +951,7 @@ ra_shutdown(Datum arg)
 	RaState    *st = (RaState *) DatumGetPointer(arg);
 
 	/* the model and the scratch go below: no thread may use them */
-	ra_score_join(&st->slot[0]);
-	ra_score_join(&st->slot[1]);
+	ra_join_slots(st);
 	if (st->portal_name)
 	{
 		Portal		p = GetPortalByName(st->portal_name);
