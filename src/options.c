@@ -228,6 +228,11 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 		t4r_jb_key(&st, "training");
 		t4r_jb_str(&st, "all_positions");
 	}
+	if (o->cfg.tie_shuffle)
+	{
+		t4r_jb_key(&st, "tie_shuffle");
+		t4r_jb_bool(&st, true);
+	}
 	if (o->threads > 0)
 	{
 		t4r_jb_key(&st, "threads");

@@ -123,6 +123,7 @@ static const key_def key_defs[] = {
 	KD(time_features, KT_TIMEF),
 	KD(time_scale, KT_DOUBLE),
 	KD(training, KT_TRAINING),
+	KD(tie_shuffle, KT_BOOL),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))

@@ -106,6 +106,8 @@ typedef struct fit_state
 	t4r_fit_opts o;
 	t4r_trainer *tr;			/* the CPU trainer, when o.backend is NULL */
 	t4r_sample *batch;			/* room for min(batch_size, S) samples */
+	const int32_t *items;		/* the training items: ds->seq_items, or
+								 * (tie_shuffle) this epoch's copy */
 	int			epoch;
 	int64_t		step;			/* steps done in this epoch */
 	int64_t		steps_per_epoch;
@@ -184,6 +186,43 @@ fit_shuffle(void *a, int64_t n, size_t size, uint64_t seed, int epoch, uint64_t 
 		memcpy(t, c + i * size, size);
 		memcpy(c + i * size, c + j * size, size);
 		memcpy(c + j * size, t, size);
+	}
+}
+
+/*
+ * tie_shuffle: the items of every user's training part (positions 0 .. tl-1;
+ * the validation and test targets after it stay put) that share a timestamp
+ * put in a random order keyed by (seed, epoch) -- each epoch shuffles the
+ * previous epoch's order again.  Timestamps are equal within a run, so
+ * seq_ts still belongs to `items` position by position.
+ */
+void
+t4r_shuffle_ties(const t4r_dataset *ds, int32_t *items, uint64_t seed, int epoch)
+{
+	t4r_rng		rng;
+
+	t4r_rng_seed(&rng, t4r_hash64(seed, (uint64_t) epoch, 0x74696573ULL, 0));
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		off = ds->seq_off[u],
+					tl = train_len(ds, u);
+
+		for (int64_t a = 0; a < tl;)
+		{
+			int64_t		b = a + 1;
+
+			while (b < tl && ds->seq_ts[off + b] == ds->seq_ts[off + a])
+				b++;
+			for (int64_t i = b - a - 1; i > 0; i--)
+			{
+				int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
+				int32_t		t = items[off + a + i];
+
+				items[off + a + i] = items[off + a + j];
+				items[off + a + j] = t;
+			}
+			a = b;
+		}
 	}
 }
 
@@ -289,11 +328,11 @@ fit_epoch_windows(fit_state *f, fit_window *win, int64_t nwin)
 			const fit_window *fw = &win[wi++];
 			t4r_sample *s = &f->batch[ns++];
 
-			s->items = ds->seq_items + fw->pos;
+			s->items = f->items + fw->pos;
 			s->ts = ds->seq_ts + fw->pos;
 			s->n = fw->n;
-			s->target = ds->seq_items[fw->pos + fw->n];
-			s->targets = ds->seq_items + fw->pos + 1;
+			s->target = f->items[fw->pos + fw->n];
+			s->targets = f->items + fw->pos + 1;
 			s->loss_from = fw->lf;
 			terms += fw->n - fw->lf;
 		}
@@ -338,10 +377,10 @@ fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
 			int32_t		n = (int32_t) (j < L ? j : L);
 			t4r_sample *s = &f->batch[i];
 
-			s->items = ds->seq_items + p - n;
+			s->items = f->items + p - n;
 			s->ts = ds->seq_ts + p - n;
 			s->n = n;
-			s->target = ds->seq_items[p];
+			s->target = f->items[p];
 			s->targets = NULL;
 			s->loss_from = 0;
 		}
@@ -474,6 +513,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	fit_state	f;
 	uint32_t   *all = NULL;		/* target positions: 4 bytes per sample */
 	fit_window *win = NULL;		/* all_positions: the windows */
+	int32_t    *tied = NULL;		/* tie_shuffle: the shuffled items */
 	int64_t		nwin = 0,
 				S = 0;
 	t4r_real   *best = NULL;
@@ -518,6 +558,21 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		t4r_set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
 		goto done;
 	}
+	f.items = ds->seq_items;
+	if (m->cfg.tie_shuffle && ds->seq_ts != NULL && ds->seq_off[ds->n_users] > 0)
+	{
+		size_t		nit = (size_t) ds->seq_off[ds->n_users];
+
+		tied = malloc(sizeof(int32_t) * nit);
+		if (!tied)
+		{
+			rc = T4R_ENOMEM;
+			t4r_set_err(err, errlen, "out of memory for tie_shuffle's copy of %zu items", nit);
+			goto done;
+		}
+		memcpy(tied, ds->seq_items, sizeof(int32_t) * nit);
+		f.items = tied;
+	}
 	if (f.o.backend == NULL &&
 		(rc = t4r_trainer_create(m, &f.o.train, &f.tr, err, errlen)) != T4R_OK)
 		goto done;
@@ -530,6 +585,8 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 
 		f.lsum = 0;
 		f.step = 0;
+		if (tied)
+			t4r_shuffle_ties(ds, tied, m->cfg.seed, f.epoch);
 		rc = m->dims.allpos ? fit_epoch_windows(&f, win, nwin) : fit_epoch_prefixes(&f, all, S);
 		if (rc != T4R_OK || (rc = fit_validate(&f, &ndcg10)) != T4R_OK)
 			goto done;
@@ -572,6 +629,7 @@ done:
 		t4r_trainer_free(f.tr);
 	free(all);
 	free(win);
+	free(tied);
 	free(f.batch);
 	free(best);
 	return rc;

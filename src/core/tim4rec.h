@@ -105,6 +105,10 @@ typedef struct t4r_config
 	 * the published form) or T4R_TRAIN_ALL_POSITIONS (one pass per window
 	 * of a history, a loss at every position; needs a causal model) */
 	int			training;
+	/* training key "tie_shuffle" (bool): each epoch, the items of a user's
+	 * training part that share a timestamp are put in a fresh random order
+	 * (seeded by seed and epoch); validation and test targets stay put */
+	int			tie_shuffle;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;
@@ -502,6 +506,12 @@ double		t4r_dataset_time_scale(const t4r_dataset *ds);
  * context (the per-prefix form gives those targets L). */
 int64_t		t4r_window_plan(int64_t m, int L, int64_t *start, int32_t *len,
 							int32_t *loss_from);
+
+/* tie_shuffle's epoch step: the items of each user's training part that
+ * share a timestamp (runs of equal ds->seq_ts) put in a random order keyed by
+ * (seed, epoch); items has ds's layout (a copy of seq_items); the validation
+ * and test targets (the last two of a user with >= 3) are left where they are */
+void		t4r_shuffle_ties(const t4r_dataset *ds, int32_t *items, uint64_t seed, int epoch);
 
 #define T4R_SPLIT_VALID 0
 #define T4R_SPLIT_TEST  1

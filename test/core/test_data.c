@@ -1359,6 +1359,215 @@ test_build_cancel(void)
 	free(t);
 }
 
+/* ------------------------------------------------------------------ */
+/* tie_shuffle (t4r_shuffle_ties and the fit loop)                     */
+/* ------------------------------------------------------------------ */
+
+/* users with day-like timestamps: runs of 1-4 interactions share a time */
+static t4r_dataset *
+tied_dataset(uint64_t seed, int nusers, int nitems, int maxlen, int ties)
+{
+	t4r_rng		r;
+	ilist		l = {0};
+	t4r_dataset *ds = NULL;
+	char		err[256];
+
+	t4r_rng_seed(&r, seed);
+	for (int u = 0; u < nusers; u++)
+	{
+		int			m = 3 + (int) t4r_rng_below(&r, maxlen - 2);
+		double		ts = 86400.0 * (1000 + (int) t4r_rng_below(&r, 1000));
+		int			left = 0;
+
+		for (int k = 0; k < m; k++)
+		{
+			if (!ties || left == 0)
+			{
+				ts += 86400.0 * (1 + (int) t4r_rng_below(&r, 5));
+				left = ties ? 1 + (int) t4r_rng_below(&r, 4) : 1;
+			}
+			left--;
+			il_add(&l, u, 1 + (int64_t) t4r_rng_below(&r, nitems), ts, 0);
+		}
+	}
+	if (t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 1, 1, &ds, err, sizeof(err)) != T4R_OK)
+		ds = NULL;
+	il_free(&l);
+	return ds;
+}
+
+static int
+cmp_i32_asc(const void *a, const void *b)
+{
+	int32_t		x = *(const int32_t *) a,
+				y = *(const int32_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+test_tie_shuffle(void)
+{
+	t4r_dataset *ds = tied_dataset(5, 200, 40, 16, 1);
+	size_t		n;
+	int32_t    *a,
+			   *b,
+			   *sa,
+			   *sb;
+	int			kept_targets = 1,
+				same_sets = 1,
+				singles_kept = 1,
+				moved = 0,
+				runs = 0;
+
+	if (!ds)
+	{
+		tap_ok(0, "tie_shuffle setup");
+		return;
+	}
+	n = (size_t) ds->seq_off[ds->n_users];
+	a = malloc(n * sizeof(int32_t));
+	b = malloc(n * sizeof(int32_t));
+	sa = malloc(n * sizeof(int32_t));
+	sb = malloc(n * sizeof(int32_t));
+	memcpy(a, ds->seq_items, n * sizeof(int32_t));
+	t4r_shuffle_ties(ds, a, 2020, 1);
+	/* by hand: the runs of equal times inside each training part (the last
+	 * two of a user with >= 3 interactions are outside it) */
+	for (int64_t u = 0; u < ds->n_users; u++)
+	{
+		int64_t		off = ds->seq_off[u],
+					m = ds->seq_off[u + 1] - off,
+					tl = m >= 3 ? m - 2 : m;
+
+		for (int64_t p = tl; p < m; p++)
+			kept_targets &= a[off + p] == ds->seq_items[off + p];
+		for (int64_t x = 0; x < tl;)
+		{
+			int64_t		y = x + 1;
+
+			while (y < tl && ds->seq_ts[off + y] == ds->seq_ts[off + x])
+				y++;
+			if (y - x == 1)
+				singles_kept &= a[off + x] == ds->seq_items[off + x];
+			else
+			{
+				runs++;
+				memcpy(sa, a + off + x, (y - x) * sizeof(int32_t));
+				memcpy(sb, ds->seq_items + off + x, (y - x) * sizeof(int32_t));
+				qsort(sa, y - x, sizeof(int32_t), cmp_i32_asc);
+				qsort(sb, y - x, sizeof(int32_t), cmp_i32_asc);
+				same_sets &= memcmp(sa, sb, (y - x) * sizeof(int32_t)) == 0;
+				moved += memcmp(a + off + x, ds->seq_items + off + x, (y - x) * sizeof(int32_t)) != 0;
+			}
+			x = y;
+		}
+	}
+	tap_ok(kept_targets, "tie_shuffle: every validation and test target stays where it is");
+	tap_ok(singles_kept && same_sets,
+		   "tie_shuffle: an item without a tie stays put; each of %d runs of equal times keeps its items", runs);
+	tap_ok(runs > 100 && moved > runs / 3,
+		   "tie_shuffle: %d of %d runs of equal times change order", moved, runs);
+	memcpy(b, ds->seq_items, n * sizeof(int32_t));
+	t4r_shuffle_ties(ds, b, 2020, 1);
+	tap_ok(memcmp(a, b, n * sizeof(int32_t)) == 0, "tie_shuffle: the same (seed, epoch) gives the same order");
+	memcpy(b, ds->seq_items, n * sizeof(int32_t));
+	t4r_shuffle_ties(ds, b, 2020, 2);
+	tap_ok(memcmp(a, b, n * sizeof(int32_t)) != 0, "tie_shuffle: another epoch gives another order");
+
+	/* a run of 3 distinct items: every one of the 6 orders about equally
+	 * often over 1,200 epochs (each expected 200) */
+	{
+		int64_t		u = -1,
+					x0 = -1;
+		int			cnt[6] = {0},
+					ok = 1;
+
+		for (int64_t v = 0; v < ds->n_users && u < 0; v++)
+		{
+			int64_t		off = ds->seq_off[v],
+						m = ds->seq_off[v + 1] - off,
+						tl = m >= 3 ? m - 2 : m;
+
+			for (int64_t x = 0; x + 2 < tl && u < 0; x++)
+				if (ds->seq_ts[off + x] == ds->seq_ts[off + x + 2] &&
+					(x == 0 || ds->seq_ts[off + x - 1] != ds->seq_ts[off + x]) &&
+					(x + 3 >= tl || ds->seq_ts[off + x + 3] != ds->seq_ts[off + x]) &&
+					ds->seq_items[off + x] != ds->seq_items[off + x + 1] &&
+					ds->seq_items[off + x] != ds->seq_items[off + x + 2] &&
+					ds->seq_items[off + x + 1] != ds->seq_items[off + x + 2])
+				{
+					u = v;
+					x0 = off + x;
+				}
+		}
+		if (u < 0)
+			ok = 0;
+		memcpy(b, ds->seq_items, n * sizeof(int32_t));
+		for (int e = 1; ok && e <= 1200; e++)
+		{
+			int32_t		i0 = ds->seq_items[x0],
+						i1 = ds->seq_items[x0 + 1];
+			int			p0,
+						p1;
+
+			t4r_shuffle_ties(ds, b, 7, e);
+			p0 = b[x0] == i0 ? 0 : b[x0] == i1 ? 1 : 2;
+			p1 = b[x0 + 1] == i0 ? 0 : b[x0 + 1] == i1 ? 1 : 2;
+			cnt[p0 * 2 + (p1 > p0 ? p1 - 1 : p1)]++;
+		}
+		for (int c = 0; c < 6; c++)
+			ok &= cnt[c] >= 140 && cnt[c] <= 260;
+		tap_ok(ok, "tie_shuffle: the 6 orders of a run of 3 over 1,200 epochs: %d %d %d %d %d %d (200 each expected)",
+			   cnt[0], cnt[1], cnt[2], cnt[3], cnt[4], cnt[5]);
+	}
+	free(a);
+	free(b);
+	free(sa);
+	free(sb);
+
+	/* the fit loop: tie_shuffle changes the training when there are ties,
+	 * and is exactly a no-op when there are none */
+	for (int ties = 0; ties <= 1; ties++)
+	{
+		t4r_dataset *d2 = tied_dataset(9, 80, 30, 14, ties);
+		t4r_model  *m0 = d2 ? small_model(d2->n_items, 1, 11) : NULL,
+				   *m1 = d2 ? small_model(d2->n_items, 1, 11) : NULL;
+		t4r_fit_opts o;
+		t4r_fit_result r0,
+					r1;
+		char		err[256] = "";
+		int			rc0,
+					rc1,
+					same;
+
+		if (!m0 || !m1)
+		{
+			tap_ok(0, "tie_shuffle fit setup");
+			return;
+		}
+		memset(&o, 0, sizeof(o));
+		o.train.threads = 1;
+		o.epochs = 2;
+		o.patience = 50;
+		m1->cfg.tie_shuffle = 1;
+		rc0 = t4r_fit(m0, d2, &o, &r0, err, sizeof(err));
+		rc1 = t4r_fit(m1, d2, &o, &r1, err, sizeof(err));
+		same = memcmp(m0->params, m1->params, m0->layout.total * sizeof(t4r_real)) == 0;
+		if (ties)
+			tap_ok(rc0 == T4R_OK && rc1 == T4R_OK && !same,
+				   "tie_shuffle on a data set with ties trains other weights (%s)", rc1 ? err : "ok");
+		else
+			tap_ok(rc0 == T4R_OK && rc1 == T4R_OK && same,
+				   "tie_shuffle on a data set without ties is a no-op: bit-identical weights (%s)",
+				   rc1 ? err : "ok");
+		t4r_model_free(m0);
+		t4r_model_free(m1);
+		t4r_dataset_free(d2);
+	}
+	t4r_dataset_free(ds);
+}
+
 int
 main(void)
 {
@@ -1373,5 +1582,6 @@ main(void)
 	test_fit();
 	test_fit_backend();
 	test_build_cancel();
+	test_tie_shuffle();
 	return tap_done();
 }
