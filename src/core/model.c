@@ -1435,9 +1435,12 @@ ssd_forward(const lop *o)
 		size_t		off = w->off[s];
 		const t4r_real *x = A->xbc + off * C;
 
-		t4r_ssd_fwd(w->n[s], H, D->P, N, o->cfg->chunk_size, x, C, x + Di, x + Di + N, C,
-					A->delta + off * H, Aneg, o->P->D, o->lastr,
-					o->lastr ? A->y + (size_t) s * Di : A->y + off * Di, Di, w->ssd_ws);
+		/* inference (o->ip): the fixed-order products of rgemm.c */
+		(o->ip ? t4r_ssd_fwd_fixed : t4r_ssd_fwd) (w->n[s], H, D->P, N, o->cfg->chunk_size, x, C,
+												   x + Di, x + Di + N, C, A->delta + off * H,
+												   Aneg, o->P->D, o->lastr,
+												   o->lastr ? A->y + (size_t) s * Di : A->y + off * Di,
+												   Di, w->ssd_ws);
 	}
 }
 

@@ -135,6 +135,81 @@ t4r_rgemm(int M, int N, int K, const t4r_real *A, int lda, const t4r_real *Wp,
 	}
 }
 
+/*
+ * The same fma chains for a plain row-major product of inference's small
+ * operands (the SSD's 32x32x32 products): C [M, N] = beta C + op(A) B with
+ * B [K, N] read in place (ldb), op(A) = A [M, K] or (ta) A^T for A [K, M].
+ * Each element: acc = beta * C (0 when beta is 0), then acc = fma(a_k,
+ * b_k, acc) for k = 0 .. K-1.  N must be a multiple of RG_NR (callers fall
+ * back to OpenBLAS otherwise).  No packing, no allocation, no lock: at these
+ * sizes OpenBLAS spends as long copying its operands as multiplying them.
+ */
+static inline __attribute__((always_inline)) void
+rg_block_nn(const int mr, const int ta, int K, const t4r_real *A, int lda,
+			const t4r_real *B, int ldb, t4r_real beta, t4r_real *C, int ldc)
+{
+	t4r_real	acc[RG_MR][RG_NR];
+
+	for (int r = 0; r < mr; r++)
+		for (int j = 0; j < RG_NR; j++)
+			acc[r][j] = beta == 0 ? 0 : beta * C[(size_t) r * ldc + j];
+	for (int k = 0; k < K; k++)
+	{
+		const t4r_real *b = B + (size_t) k * ldb;
+
+		for (int r = 0; r < mr; r++)
+		{
+			t4r_real	a = ta ? A[(size_t) k * lda + r] : A[(size_t) r * lda + k];
+
+			for (int j = 0; j < RG_NR; j++)
+				acc[r][j] = RG_FMA(a, b[j], acc[r][j]);
+		}
+	}
+	for (int r = 0; r < mr; r++)
+		memcpy(C + (size_t) r * ldc, acc[r], sizeof(t4r_real) * RG_NR);
+}
+
+int
+t4r_sgemm_fixed_ok(int N)
+{
+	return N > 0 && N % RG_NR == 0;
+}
+
+RG_CLONES void
+t4r_sgemm_fixed(int ta, int M, int N, int K, const t4r_real *A, int lda, const t4r_real *B,
+				int ldb, t4r_real beta, t4r_real *C, int ldc)
+{
+	for (int j0 = 0; j0 < N; j0 += RG_NR)
+	{
+		int			i = 0;
+
+		/* A's row i starts at A + i * lda, or (ta) at column i: A + i */
+#define RG_NN(mr) \
+		do { \
+			if (ta) \
+				rg_block_nn(mr, 1, K, A + i, lda, B + j0, ldb, beta, C + (size_t) i * ldc + j0, ldc); \
+			else \
+				rg_block_nn(mr, 0, K, A + (size_t) i * lda, lda, B + j0, ldb, beta, \
+							C + (size_t) i * ldc + j0, ldc); \
+		} while (0)
+		for (; i + RG_MR <= M; i += RG_MR)
+			RG_NN(RG_MR);
+		if (M - i >= 4)
+		{
+			RG_NN(4);
+			i += 4;
+		}
+		if (M - i >= 2)
+		{
+			RG_NN(2);
+			i += 2;
+		}
+		if (M - i >= 1)
+			RG_NN(1);
+#undef RG_NN
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* a model's packed projections                                        */
 /* ------------------------------------------------------------------ */

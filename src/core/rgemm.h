@@ -16,5 +16,12 @@ void		t4r_rgemm_pack(const t4r_real *W, int ldw, int N, int K, t4r_real *Wp);
 /* C [M, N] (ldc) = bias [N] (or 0 if NULL) + A [M, K] (lda) W^T; C OVERWRITTEN */
 void		t4r_rgemm(int M, int N, int K, const t4r_real *A, int lda, const t4r_real *Wp,
 					  const t4r_real *bias, t4r_real *C, int ldc);
+/* C [M, N] (ldc) = beta C + op(A) B, B [K, N] (ldb) row-major in place,
+ * op(A) = A [M, K] (lda) or (ta) A^T with A [K, M] (lda): one fma chain per
+ * element in k order, from beta * C (0 when beta is 0).  Only for N with
+ * t4r_sgemm_fixed_ok(N) (a multiple of 32). */
+int			t4r_sgemm_fixed_ok(int N);
+void		t4r_sgemm_fixed(int ta, int M, int N, int K, const t4r_real *A, int lda,
+							const t4r_real *B, int ldb, t4r_real beta, t4r_real *C, int ldc);
 
 #endif

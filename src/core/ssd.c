@@ -6,6 +6,7 @@
 #include <string.h>
 #include "ssd.h"
 #include "ops.h"
+#include "rgemm.h"
 #if defined(__SSE__) && !defined(T4R_DOUBLE)
 #include <xmmintrin.h>
 #endif
@@ -426,6 +427,21 @@ ssd_transpose(int rows, int cols, const t4r_real *a, int lda, t4r_real *o, int l
 }
 
 /*
+ * C [M, N] = beta C + op(A) B for the forward's products: inference
+ * (fixed) takes rgemm.c's fixed-order kernel when N allows it, training
+ * and every other shape OpenBLAS.
+ */
+static inline void
+ssd_gemm_nn(int fixed, int ta, int M, int N, int K, const t4r_real *A, int lda,
+			const t4r_real *B, int ldb, t4r_real beta, t4r_real *C, int ldc)
+{
+	if (fixed && t4r_sgemm_fixed_ok(N))
+		t4r_sgemm_fixed(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+	else
+		t4r_gemm(ta, 0, M, N, K, 1, A, lda, B, ldb, beta, C, ldc);
+}
+
+/*
  * One chunk's state step of head h, S_h <- E_last S_h + X_h^T diag(w) B,
  * with Bw (scratch [q][N]); first: S_h is 0 before.  The forward keeps the
  * state transposed (St [N][P]), the backward as [P][N]: each the layout
@@ -435,11 +451,11 @@ ssd_transpose(int rows, int cols, const t4r_real *a, int lda, t4r_real *o, int l
 static inline void
 ssd_state_head(int q, int P, int N, const t4r_real *xh, int ldx, const t4r_real *Bc, int ldbc,
 			   const t4r_real *wv, t4r_real elast, int first, t4r_real *Bw, t4r_real *Sh,
-			   int transposed)
+			   int transposed, int fixed)
 {
 	ssd_rowscale(q, N, wv, Bc, ldbc, Bw);
 	if (transposed)
-		t4r_gemm(1, 0, N, P, q, 1, Bw, N, xh, ldx, first ? 0 : elast, Sh, P);
+		ssd_gemm_nn(fixed, 1, N, P, q, Bw, N, xh, ldx, first ? 0 : elast, Sh, P);
 	else
 		t4r_gemm(1, 0, P, N, q, 1, xh, ldx, Bw, N, first ? 0 : elast, Sh, N);
 }
@@ -596,12 +612,12 @@ ssd_bwd_last(int n, int H, int P, int N,
 }
 
 /* ---------------- full sequence ---------------- */
-void
-t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
-			const t4r_real *x, int ldx,
-			const t4r_real *B, const t4r_real *C, int ldbc,
-			const t4r_real *delta, const t4r_real *A, const t4r_real *D,
-			int last_only, t4r_real *y, int ldy, t4r_real *ws)
+static void
+ssd_fwd_impl(int n, int H, int P, int N, int chunk,
+			 const t4r_real *x, int ldx,
+			 const t4r_real *B, const t4r_real *C, int ldbc,
+			 const t4r_real *delta, const t4r_real *A, const t4r_real *D,
+			 int last_only, t4r_real *y, int ldy, t4r_real *ws, int fixed)
 {
 	ssd_ws		w;
 	int			Q,
@@ -629,7 +645,7 @@ t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
 		t4r_real   *yc = y + (size_t) t0 * ldy;
 
 		ssd_transpose(q, N, Bc, ldbc, w.Bt, Q);
-		t4r_gemm(0, 0, q, q, N, 1, Cc, ldbc, w.Bt, Q, 0, w.CB, Q);
+		ssd_gemm_nn(fixed, 0, q, q, N, Cc, ldbc, w.Bt, Q, 0, w.CB, Q);
 		for (int h = 0; h < H; h++)
 		{
 			t4r_real   *E = w.E,
@@ -662,19 +678,40 @@ t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
 				for (int j = i + 1; j < q; j++)
 					Mi[j] = 0;
 			}
-			t4r_gemm(0, 0, q, P, q, 1, w.M, Q, xh, ldx, 0, yc + h * P, ldy);
+			ssd_gemm_nn(fixed, 0, q, P, q, w.M, Q, xh, ldx, 0, yc + h * P, ldy);
 
 			/* inter-chunk: y_h += diag(E) C S_h^T */
 			if (c > 0)
 			{
 				ssd_rowscale(q, N, E, Cc, ldbc, w.Ec);
-				t4r_gemm(0, 0, q, P, N, 1, w.Ec, N, Sh, P, 1, yc + h * P, ldy);
+				ssd_gemm_nn(fixed, 0, q, P, N, w.Ec, N, Sh, P, 1, yc + h * P, ldy);
 			}
 			/* state passing */
 			if (c < nc - 1)
-				ssd_state_head(q, P, N, xh, ldx, Bc, ldbc, w.wv, E[q - 1], c == 0, w.Bw, Sh, 1);
+				ssd_state_head(q, P, N, xh, ldx, Bc, ldbc, w.wv, E[q - 1], c == 0, w.Bw, Sh, 1,
+							   fixed);
 		}
 	}
+}
+
+void
+t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
+			const t4r_real *x, int ldx,
+			const t4r_real *B, const t4r_real *C, int ldbc,
+			const t4r_real *delta, const t4r_real *A, const t4r_real *D,
+			int last_only, t4r_real *y, int ldy, t4r_real *ws)
+{
+	ssd_fwd_impl(n, H, P, N, chunk, x, ldx, B, C, ldbc, delta, A, D, last_only, y, ldy, ws, 0);
+}
+
+void
+t4r_ssd_fwd_fixed(int n, int H, int P, int N, int chunk,
+				  const t4r_real *x, int ldx,
+				  const t4r_real *B, const t4r_real *C, int ldbc,
+				  const t4r_real *delta, const t4r_real *A, const t4r_real *D,
+				  int last_only, t4r_real *y, int ldy, t4r_real *ws)
+{
+	ssd_fwd_impl(n, H, P, N, chunk, x, ldx, B, C, ldbc, delta, A, D, last_only, y, ldy, ws, 1);
 }
 
 /* backward, step 1: the states entering each chunk, S[c+1] from S[c]
@@ -700,7 +737,7 @@ ssd_bwd_states(const ssd_ws *wp, int nc, int Q, int H, int P, int N,
 			ssd_head_vectors(t0, Q, H, h, delta, w.r, w.dtv, w.wv);
 			ssd_state_head(Q, P, N, x + (size_t) t0 * ldx + h * P, ldx, B + (size_t) t0 * ldbc,
 						   ldbc, w.wv, w.E[Q - 1], c == 0, w.Bw,
-						   w.S + (c + 1) * hpn + h * pn, 0);
+						   w.S + (c + 1) * hpn + h * pn, 0, 0);
 		}
 	}
 }

@@ -36,6 +36,16 @@ void		t4r_ssd_fwd(int n, int H, int P, int N, int chunk,
 						const t4r_real *delta, const t4r_real *A, const t4r_real *D,
 						int last_only, t4r_real *y, int ldy, t4r_real *ws);
 
+/* the same with inference's fixed-order products (rgemm.c) where the shapes
+ * allow: results may differ from t4r_ssd_fwd in the last bits, never between
+ * calls; used by inference only (training keeps OpenBLAS, whose results the
+ * parity checks pin) */
+void		t4r_ssd_fwd_fixed(int n, int H, int P, int N, int chunk,
+							  const t4r_real *x, int ldx,
+							  const t4r_real *B, const t4r_real *C, int ldbc,
+							  const t4r_real *delta, const t4r_real *A, const t4r_real *D,
+							  int last_only, t4r_real *y, int ldy, t4r_real *ws);
+
 void		t4r_ssd_bwd(int n, int H, int P, int N, int chunk,
 						const t4r_real *x, int ldx,
 						const t4r_real *B, const t4r_real *C, int ldbc,

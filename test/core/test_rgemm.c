@@ -166,6 +166,86 @@ packed_buffer(const char *preset, int is_time)
 	free(buf);
 }
 
+/*
+ * t4r_sgemm_fixed against its contract written out plainly (acc = beta *
+ * C or 0, then one fmaf per k in order), bitwise, for op(A) = A and A^T,
+ * beta 0, 1 and 0.75, the row blocks' remainders, and columns of C beyond N
+ * untouched; and against a double reference.
+ */
+static void
+test_fixed(void)
+{
+	static const int Ms[] = {1, 2, 3, 5, 6, 7, 12, 13, 32};
+	static const int Ns[] = {32, 64};
+	static const int Ks[] = {1, 17, 32};
+	static const float betas[] = {0, 1, 0.75f};
+	int			bad = 0,
+				cases = 0;
+	double		worst = 0;
+
+	tap_ok(t4r_sgemm_fixed_ok(32) && t4r_sgemm_fixed_ok(96) && !t4r_sgemm_fixed_ok(31) &&
+		   !t4r_sgemm_fixed_ok(0), "t4r_sgemm_fixed_ok: multiples of 32 only");
+	for (int ta = 0; ta <= 1; ta++)
+		for (int mi = 0; mi < 9; mi++)
+			for (int ni = 0; ni < 2; ni++)
+				for (int ki = 0; ki < 3; ki++)
+					for (int bi = 0; bi < 3; bi++)
+					{
+						int			M = Ms[mi],
+									N = Ns[ni],
+									K = Ks[ki];
+						int			lda = (ta ? M : K) + 2,
+									ldb = N + 3,
+									ldc = N + 5;
+						size_t		na = (size_t) (ta ? K : M) * lda;
+						float	   *A = malloc(sizeof(float) * na),
+								   *B = malloc(sizeof(float) * (size_t) K * ldb),
+								   *C = malloc(sizeof(float) * (size_t) M * ldc),
+								   *R = malloc(sizeof(float) * (size_t) M * ldc);
+						float		beta = betas[bi];
+						int			ok = 1;
+
+						for (size_t i = 0; i < na; i++)
+							A[i] = frand();
+						for (size_t i = 0; i < (size_t) K * ldb; i++)
+							B[i] = frand();
+						for (size_t i = 0; i < (size_t) M * ldc; i++)
+							C[i] = R[i] = frand();
+						for (int i = 0; i < M; i++)
+							for (int j = 0; j < N; j++)
+							{
+								float		acc = beta == 0 ? 0 : beta * R[(size_t) i * ldc + j];
+								double		ref = beta == 0 ? 0 : (double) beta * R[(size_t) i * ldc + j],
+											mag = fabs(ref);
+
+								for (int k = 0; k < K; k++)
+								{
+									float		a = ta ? A[(size_t) k * lda + i] : A[(size_t) i * lda + k];
+
+									acc = fmaf(a, B[(size_t) k * ldb + j], acc);
+									ref += (double) a * B[(size_t) k * ldb + j];
+									mag += fabs((double) a * B[(size_t) k * ldb + j]);
+								}
+								R[(size_t) i * ldc + j] = acc;
+								if (fabs(acc - ref) / (mag > 0 ? mag : 1) > worst)
+									worst = fabs(acc - ref) / (mag > 0 ? mag : 1);
+							}
+						t4r_sgemm_fixed(ta, M, N, K, A, lda, B, ldb, beta, C, ldc);
+						ok = memcmp(C, R, sizeof(float) * (size_t) M * ldc) == 0;
+						if (!ok && bad == 0)
+							tap_diag("first mismatch: ta %d M %d N %d K %d beta %g", ta, M, N, K, beta);
+						bad += !ok;
+						cases++;
+						free(A);
+						free(B);
+						free(C);
+						free(R);
+					}
+	tap_ok(bad == 0, "t4r_sgemm_fixed: %d shapes (A and A^T, beta 0 / 1 / 0.75) bitwise equal to the "
+		   "fma-chain contract, padding columns untouched (%d differ)", cases, bad);
+	tap_ok(worst < 1e-5, "t4r_sgemm_fixed: error vs double reference %.3g of sum |a b| (< 1e-5)", worst);
+}
+
 int
 main(void)
 {
@@ -201,5 +281,6 @@ main(void)
 	packed_buffer("movielens", 1);
 	packed_buffer("movielens", 0);
 	packed_buffer("amazon", 1);
+	test_fixed();
 	return tap_done();
 }
