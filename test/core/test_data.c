@@ -728,8 +728,13 @@ test_scale(void)
 /* ------------------------------------------------------------------ */
 /* with the model: evaluation vs brute force, fit bookkeeping          */
 /* ------------------------------------------------------------------ */
+/*
+ * A random data set: users with 3 .. maxlen interactions.  days < 0:
+ * continuous times; days = 0: one interaction a day (no equal times);
+ * days > 0: runs of 1 .. days interactions share a day (tie_shuffle's test).
+ */
 static t4r_dataset *
-random_dataset(uint64_t seed, int nusers, int nitems, int maxlen)
+random_dataset_days(uint64_t seed, int nusers, int nitems, int maxlen, int days)
 {
 	t4r_rng		r;
 	ilist		l = {0};
@@ -740,11 +745,19 @@ random_dataset(uint64_t seed, int nusers, int nitems, int maxlen)
 	for (int u = 0; u < nusers; u++)
 	{
 		int			m = 3 + (int) t4r_rng_below(&r, maxlen - 2);
-		double		ts = 1e6 * t4r_rng_u01(&r);
+		double		ts = days < 0 ? 1e6 * t4r_rng_u01(&r) :
+			86400.0 * (1000 + (int) t4r_rng_below(&r, 1000));
+		int			left = 0;
 
 		for (int k = 0; k < m; k++)
 		{
-			ts += 1 + 1000 * t4r_rng_u01(&r);
+			if (days < 0)
+				ts += 1 + 1000 * t4r_rng_u01(&r);
+			else if (left-- <= 0)
+			{
+				ts += 86400.0 * (1 + (int) t4r_rng_below(&r, 5));
+				left = days > 0 ? (int) t4r_rng_below(&r, days) : 0;
+			}
 			il_add(&l, u, 1 + (int64_t) t4r_rng_below(&r, nitems), ts, 0);
 		}
 	}
@@ -752,6 +765,12 @@ random_dataset(uint64_t seed, int nusers, int nitems, int maxlen)
 		ds = NULL;
 	il_free(&l);
 	return ds;
+}
+
+static t4r_dataset *
+random_dataset(uint64_t seed, int nusers, int nitems, int maxlen)
+{
+	return random_dataset_days(seed, nusers, nitems, maxlen, -1);
 }
 
 static int	small_L = 12;
@@ -1363,39 +1382,6 @@ test_build_cancel(void)
 /* tie_shuffle (t4r_shuffle_ties and the fit loop)                     */
 /* ------------------------------------------------------------------ */
 
-/* users with day-like timestamps: runs of 1-4 interactions share a time */
-static t4r_dataset *
-tied_dataset(uint64_t seed, int nusers, int nitems, int maxlen, int ties)
-{
-	t4r_rng		r;
-	ilist		l = {0};
-	t4r_dataset *ds = NULL;
-	char		err[256];
-
-	t4r_rng_seed(&r, seed);
-	for (int u = 0; u < nusers; u++)
-	{
-		int			m = 3 + (int) t4r_rng_below(&r, maxlen - 2);
-		double		ts = 86400.0 * (1000 + (int) t4r_rng_below(&r, 1000));
-		int			left = 0;
-
-		for (int k = 0; k < m; k++)
-		{
-			if (!ties || left == 0)
-			{
-				ts += 86400.0 * (1 + (int) t4r_rng_below(&r, 5));
-				left = ties ? 1 + (int) t4r_rng_below(&r, 4) : 1;
-			}
-			left--;
-			il_add(&l, u, 1 + (int64_t) t4r_rng_below(&r, nitems), ts, 0);
-		}
-	}
-	if (t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 1, 1, &ds, err, sizeof(err)) != T4R_OK)
-		ds = NULL;
-	il_free(&l);
-	return ds;
-}
-
 static int
 cmp_i32_asc(const void *a, const void *b)
 {
@@ -1408,7 +1394,7 @@ cmp_i32_asc(const void *a, const void *b)
 static void
 test_tie_shuffle(void)
 {
-	t4r_dataset *ds = tied_dataset(5, 200, 40, 16, 1);
+	t4r_dataset *ds = random_dataset_days(5, 200, 40, 16, 4);
 	size_t		n;
 	int32_t    *a,
 			   *b,
@@ -1530,7 +1516,7 @@ test_tie_shuffle(void)
 	 * and is exactly a no-op when there are none */
 	for (int ties = 0; ties <= 1; ties++)
 	{
-		t4r_dataset *d2 = tied_dataset(9, 80, 30, 14, ties);
+		t4r_dataset *d2 = random_dataset_days(9, 80, 30, 14, ties ? 4 : 0);
 		t4r_model  *m0 = d2 ? small_model(d2->n_items, 1, 11) : NULL,
 				   *m1 = d2 ? small_model(d2->n_items, 1, 11) : NULL;
 		t4r_fit_opts o;

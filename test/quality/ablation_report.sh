@@ -23,7 +23,10 @@ trap 'rm -rf "$TMP"' EXIT
 . "$REPO/test/scripts/lib.sh"
 
 # model name -> "dsid order arm seed"
-split_name() { echo "$1" | awk -F_ '{ s = $NF; a = $(NF-1); o = $(NF-2); d = $2; for (i = 3; i <= NF - 3; i++) d = d "_" $i; print d, o, a, s }'; }
+# (an arm may end in _ts: the arm with tie_shuffle)
+split_name() { echo "$1" | awk -F_ '{ s = $NF; a = $(NF-1); k = NF - 2
+    if (a == "ts") { a = $(NF-2) "_ts"; k = NF - 3 }
+    o = $k; d = $2; for (i = 3; i < k; i++) d = d "_" $i; print d, o, a, s }'; }
 
 # every trained model (a TRAINROW in its log)
 : >"$TMP/runs"
@@ -47,6 +50,9 @@ arm_label() {
         robust) echo 'robust (all_positions)' ;;
         notime) echo 'is_time=false (all_positions)' ;;
         official) echo 'official (prefixes)' ;;
+        robust_ts) echo 'robust (all_positions), tie_shuffle' ;;
+        notime_ts) echo 'is_time=false (all_positions), tie_shuffle' ;;
+        official_ts) echo 'official (prefixes), tie_shuffle' ;;
         *) echo "$1" ;;
     esac
 }
@@ -98,7 +104,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seeds | test NDCG@10 | test HR@10 | test MRR@10 | valid NDCG@10 |"
     echo "|---|--:|--:|--:|--:|--:|"
-    for arm in robust notime official; do
+    for arm in robust notime official robust_ts notime_ts official_ts; do
         awk -v a="$arm" '$4 == a' "$TMP/sel" >"$TMP/arm"
         [ -s "$TMP/arm" ] || continue
         awk -v lab="$(arm_label "$arm")" '
@@ -112,7 +118,8 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo "(mean +- sample sd over the seeds.)"
     # paired effects
     pairs=""
-    for p in robust:notime official:notime robust:official; do
+    for p in robust:notime official:notime robust:official \
+             robust_ts:robust notime_ts:notime official_ts:official; do
         a=${p%:*}; b=${p#*:}
         sa=$(awk -v x="$a" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
         sb=$(awk -v x="$b" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
