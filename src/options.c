@@ -228,11 +228,10 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 		t4r_jb_key(&st, "training");
 		t4r_jb_str(&st, "all_positions");
 	}
-	if (o->cfg.tie_shuffle)
-	{
-		t4r_jb_key(&st, "tie_shuffle");
-		t4r_jb_bool(&st, true);
-	}
+	/* always recorded: the amazon preset's default is true, so a warm
+	 * start's child must not take it from the preset */
+	t4r_jb_key(&st, "tie_shuffle");
+	t4r_jb_bool(&st, o->cfg.tie_shuffle != 0);
 	if (o->threads > 0)
 	{
 		t4r_jb_key(&st, "threads");
