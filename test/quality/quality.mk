@@ -20,6 +20,12 @@ quality: build/quality_core
 quality-ablation:
 	@bash test/quality/ablation.sh
 
+# tie_shuffle against the published training on Beauty in file order
+# (test/quality/ties.sh; knobs TIES_*; results in test/results/ties)
+.PHONY: quality-ties
+quality-ties:
+	@bash test/quality/ties.sh
+
 # one epoch of the ML-1M-sized synthetic set (movielens preset, L = 200)
 quality-synth: build/quality_core
 	@bash test/quality/run_synth.sh

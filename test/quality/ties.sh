@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# ties.sh - `make quality-ties`: tie_shuffle against the published training
+# on Amazon Beauty in file order (test/bench/QUALITY.md, "Shuffling equal
+# timestamps in training"), through test/quality/ablation.sh:
+#   fast      is_time=false, all_positions, the ablation's settings (batch
+#             256, patience 5, at most 30 epochs): arms notime_ts, notime
+#   defaults  the amazon preset as a user gets it (batch 2048, lr 0.001,
+#             patience 20, official time path, per-prefix training), with
+#             tie_shuffle (official_ts, the preset's default since it was
+#             chosen) and without (official, the published training)
+# Each part: trainings (TIES_PARALLEL at a time, one thread each), per-user
+# ranks, paired bootstrap, tables and validation curves in
+# $TIES_OUT/{fast,defaults}/ablation.md.  Knobs: TIES_PARTS ("fast
+# defaults"), TIES_SEEDS ("2020 2021 2022"), TIES_DATASETS
+# (amazon-beauty-5core), TIES_ORDERS (file), TIES_OUT
+# (test/results/ties), TIES_PARALLEL (2), and ablation.sh's T4R_PG_BINDIR,
+# T4R_SKIP_INSTALL, ABL_CLUSTER_DIR (kept and resumed per part: its value
+# with /fast or /defaults appended).
+set -u -o pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO" || exit 1
+OUTB=${TIES_OUT:-$REPO/test/results/ties}
+rc=0
+for part in ${TIES_PARTS:-fast defaults}; do
+    case $part in
+        fast) arms="notime_ts notime" opts='"batch_size": 256, "patience": 5, "epochs": 30, "max_seq_len": 50' ;;
+        defaults) arms="official_ts official" opts='"patience": 20' ;;
+        *) echo "ties.sh: unknown part $part (fast, defaults)" >&2; exit 2 ;;
+    esac
+    ABL_OUT=$OUTB/$part ABL_ARMS=$arms ABL_OPTIONS=$opts \
+    ABL_DATASETS=${TIES_DATASETS:-amazon-beauty-5core} ABL_TIE_ORDERS=${TIES_ORDERS:-file} \
+    ABL_SEEDS=${TIES_SEEDS:-2020 2021 2022} ABL_PARALLEL=${TIES_PARALLEL:-2} \
+    ABL_CLUSTER_DIR=${ABL_CLUSTER_DIR:+$ABL_CLUSTER_DIR/$part} \
+        bash test/quality/ablation.sh || rc=1
+    T4R_SKIP_INSTALL=1
+    export T4R_SKIP_INSTALL
+done
+exit $rc
