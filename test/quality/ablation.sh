@@ -35,8 +35,10 @@
 #   ABL_TIE_ORDERS for Amazon data sets: "file item" (default); file = order
 #                  column seq (file order), item = order column item_id.
 #                  Other data sets: file order.
-#   ABL_ARMS       default "robust notime official"; also robust_ts,
-#                  notime_ts and official_ts: the arm with "tie_shuffle": true
+#   ABL_ARMS       default "robust notime official" (each with "tie_shuffle":
+#                  false, the published training, whatever the preset's
+#                  default); robust_ts, notime_ts and official_ts: the arm
+#                  with "tie_shuffle": true
 #   ABL_SEEDS      default "2020 2021 2022"
 #   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm
 #                  (default: ABL_SEEDS); ABL_OFFICIAL_DATASETS: its data sets
@@ -137,9 +139,9 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
 
 arm_opts() {
     case $1 in
-        robust) echo '"time_features": "robust", "training": "all_positions"' ;;
-        notime) echo '"is_time": false, "training": "all_positions"' ;;
-        official) echo '"time_features": "official"' ;;
+        robust) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": false' ;;
+        notime) echo '"is_time": false, "training": "all_positions", "tie_shuffle": false' ;;
+        official) echo '"time_features": "official", "tie_shuffle": false' ;;
         official_ts) echo '"time_features": "official", "tie_shuffle": true' ;;
         robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true' ;;
         notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true' ;;
