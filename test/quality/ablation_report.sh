@@ -119,7 +119,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     # paired effects
     pairs=""
     for p in robust:notime official:notime robust:official \
-             robust_ts:robust notime_ts:notime official_ts:official; do
+             robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts; do
         a=${p%:*}; b=${p#*:}
         sa=$(awk -v x="$a" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
         sb=$(awk -v x="$b" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
