@@ -38,7 +38,8 @@
 #   ABL_ARMS       default "robust notime official" (each with "tie_shuffle":
 #                  false, the published training, whatever the preset's
 #                  default); robust_ts, notime_ts and official_ts: the arm
-#                  with "tie_shuffle": true
+#                  with "tie_shuffle": true; offdrop5_ts: official_ts with
+#                  dropout_prob 0.5
 #   ABL_SEEDS      default "2020 2021 2022"
 #   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm
 #                  (default: ABL_SEEDS); ABL_OFFICIAL_DATASETS: its data sets
@@ -143,6 +144,7 @@ arm_opts() {
         notime) echo '"is_time": false, "training": "all_positions", "tie_shuffle": false' ;;
         official) echo '"time_features": "official", "tie_shuffle": false' ;;
         official_ts) echo '"time_features": "official", "tie_shuffle": true' ;;
+        offdrop5_ts) echo '"time_features": "official", "tie_shuffle": true, "dropout_prob": 0.5' ;;
         robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true' ;;
         notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true' ;;
         *) log "unknown arm $1"; return 1 ;;

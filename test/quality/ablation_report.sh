@@ -53,6 +53,7 @@ arm_label() {
         robust_ts) echo 'robust (all_positions), tie_shuffle' ;;
         notime_ts) echo 'is_time=false (all_positions), tie_shuffle' ;;
         official_ts) echo 'official (prefixes), tie_shuffle' ;;
+        offdrop5_ts) echo 'official (prefixes), tie_shuffle, dropout 0.5' ;;
         *) echo "$1" ;;
     esac
 }
@@ -104,7 +105,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seeds | test NDCG@10 | test HR@10 | test MRR@10 | valid NDCG@10 |"
     echo "|---|--:|--:|--:|--:|--:|"
-    for arm in robust notime official robust_ts notime_ts official_ts; do
+    for arm in robust notime official robust_ts notime_ts official_ts offdrop5_ts; do
         awk -v a="$arm" '$4 == a' "$TMP/sel" >"$TMP/arm"
         [ -s "$TMP/arm" ] || continue
         awk -v lab="$(arm_label "$arm")" '
@@ -119,7 +120,8 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     # paired effects
     pairs=""
     for p in robust:notime official:notime robust:official \
-             robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts; do
+             robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts \
+             offdrop5_ts:official_ts; do
         a=${p%:*}; b=${p#*:}
         sa=$(awk -v x="$a" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
         sb=$(awk -v x="$b" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
