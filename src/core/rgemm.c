@@ -66,93 +66,22 @@ t4r_rgemm_pack(const t4r_real *W, int ldw, int N, int K, t4r_real *Wp)
 
 /*
  * mr rows (a constant at every call, so acc stays in registers) of one
- * panel: C[r, j] = b0[j] + sum_k A[r, k] bp[k][j], j < nj.
+ * panel of RG_NR columns: C[r, j] = init + sum_k op(A)[r, k] B[k][j] for
+ * j < nj, with init = b0[j] (b0 != NULL), else beta * C[r, j] (0 when beta
+ * is 0); op(A)[r, k] = A[r * lda + k], or (ta) A[k * lda + r]; B's row k at
+ * B + k * ldb (a packed panel: ldb = RG_NR).  Every call site passes mr,
+ * ta and whether b0 is NULL as constants, so each inlined copy keeps only
+ * its own branch.
  */
 static inline __attribute__((always_inline)) void
-rg_block(const int mr, int K, const t4r_real *A, int lda, const t4r_real *bp,
-		 const t4r_real *b0, t4r_real *C, int ldc, int nj)
+rg_block(const int mr, const int ta, int K, const t4r_real *A, int lda, const t4r_real *B,
+		 int ldb, const t4r_real *b0, t4r_real beta, t4r_real *C, int ldc, int nj)
 {
 	t4r_real	acc[RG_MR][RG_NR];
 
 	for (int r = 0; r < mr; r++)
 		for (int j = 0; j < RG_NR; j++)
-			acc[r][j] = b0[j];
-	for (int k = 0; k < K; k++)
-	{
-		const t4r_real *b = bp + (size_t) k * RG_NR;
-
-		for (int r = 0; r < mr; r++)
-		{
-			t4r_real	a = A[(size_t) r * lda + k];
-
-			for (int j = 0; j < RG_NR; j++)
-				acc[r][j] = RG_FMA(a, b[j], acc[r][j]);
-		}
-	}
-	for (int r = 0; r < mr; r++)
-		memcpy(C + (size_t) r * ldc, acc[r], sizeof(t4r_real) * nj);
-}
-
-/*
- * C [M, N] (leading dimension ldc) = bias + A [M, K] (lda) x W^T, W packed
- * by t4r_rgemm_pack; bias [N] or NULL (zero).  C OVERWRITTEN.  Rows go in
- * blocks of 6, then 4, 2 and 1: the same fma chain per element in every
- * block, only fewer rows share a pass over the panel.
- */
-RG_CLONES void
-t4r_rgemm(int M, int N, int K, const t4r_real *A, int lda, const t4r_real *Wp,
-		  const t4r_real *bias, t4r_real *C, int ldc)
-{
-	int			np = (N + RG_NR - 1) / RG_NR;
-
-	for (int p = 0; p < np; p++)
-	{
-		const t4r_real *bp = Wp + (size_t) p * K * RG_NR;
-		int			j0 = p * RG_NR,
-					nj = N - j0 < RG_NR ? N - j0 : RG_NR;
-		t4r_real	b0[RG_NR];
-		int			i = 0;
-
-		for (int j = 0; j < RG_NR; j++)
-			b0[j] = (bias && j < nj) ? bias[j0 + j] : 0;
-#define RG_ROWS(mr) \
-		rg_block(mr, K, A + (size_t) i * lda, lda, bp, b0, C + (size_t) i * ldc + j0, ldc, nj)
-		for (; i + RG_MR <= M; i += RG_MR)
-			RG_ROWS(RG_MR);
-		if (M - i >= 4)
-		{
-			RG_ROWS(4);
-			i += 4;
-		}
-		if (M - i >= 2)
-		{
-			RG_ROWS(2);
-			i += 2;
-		}
-		if (M - i >= 1)
-			RG_ROWS(1);
-#undef RG_ROWS
-	}
-}
-
-/*
- * The same fma chains for a plain row-major product of inference's small
- * operands (the SSD's 32x32x32 products): C [M, N] = beta C + op(A) B with
- * B [K, N] read in place (ldb), op(A) = A [M, K] or (ta) A^T for A [K, M].
- * Each element: acc = beta * C (0 when beta is 0), then acc = fma(a_k,
- * b_k, acc) for k = 0 .. K-1.  N must be a multiple of RG_NR (callers fall
- * back to OpenBLAS otherwise).  No packing, no allocation, no lock: at these
- * sizes OpenBLAS spends as long copying its operands as multiplying them.
- */
-static inline __attribute__((always_inline)) void
-rg_block_nn(const int mr, const int ta, int K, const t4r_real *A, int lda,
-			const t4r_real *B, int ldb, t4r_real beta, t4r_real *C, int ldc)
-{
-	t4r_real	acc[RG_MR][RG_NR];
-
-	for (int r = 0; r < mr; r++)
-		for (int j = 0; j < RG_NR; j++)
-			acc[r][j] = beta == 0 ? 0 : beta * C[(size_t) r * ldc + j];
+			acc[r][j] = b0 ? b0[j] : beta == 0 ? 0 : beta * C[(size_t) r * ldc + j];
 	for (int k = 0; k < K; k++)
 	{
 		const t4r_real *b = B + (size_t) k * ldb;
@@ -166,9 +95,67 @@ rg_block_nn(const int mr, const int ta, int K, const t4r_real *A, int lda,
 		}
 	}
 	for (int r = 0; r < mr; r++)
-		memcpy(C + (size_t) r * ldc, acc[r], sizeof(t4r_real) * RG_NR);
+		memcpy(C + (size_t) r * ldc, acc[r], sizeof(t4r_real) * nj);
 }
 
+/* rows 0 .. M-1 of a panel in blocks of RG_MR, then 4, 2 and 1 (the same fma
+ * chain per element in every block, only fewer rows share a pass over the
+ * panel); ROWS(mr) computes the block at row i */
+#define RG_ROW_BLOCKS(M, ROWS) \
+	do { \
+		int			i = 0; \
+		for (; i + RG_MR <= (M); i += RG_MR) \
+			ROWS(RG_MR); \
+		if ((M) - i >= 4) \
+		{ \
+			ROWS(4); \
+			i += 4; \
+		} \
+		if ((M) - i >= 2) \
+		{ \
+			ROWS(2); \
+			i += 2; \
+		} \
+		if ((M) - i >= 1) \
+			ROWS(1); \
+	} while (0)
+
+/*
+ * C [M, N] (leading dimension ldc) = bias + A [M, K] (lda) x W^T, W packed
+ * by t4r_rgemm_pack; bias [N] or NULL (zero).  C OVERWRITTEN.
+ */
+RG_CLONES void
+t4r_rgemm(int M, int N, int K, const t4r_real *A, int lda, const t4r_real *Wp,
+		  const t4r_real *bias, t4r_real *C, int ldc)
+{
+	int			np = (N + RG_NR - 1) / RG_NR;
+
+	for (int p = 0; p < np; p++)
+	{
+		const t4r_real *bp = Wp + (size_t) p * K * RG_NR;
+		int			j0 = p * RG_NR,
+					nj = N - j0 < RG_NR ? N - j0 : RG_NR;
+		t4r_real	b0[RG_NR];
+
+		for (int j = 0; j < RG_NR; j++)
+			b0[j] = (bias && j < nj) ? bias[j0 + j] : 0;
+#define RG_ROWS(mr) \
+		rg_block(mr, 0, K, A + (size_t) i * lda, lda, bp, RG_NR, b0, 0, \
+				 C + (size_t) i * ldc + j0, ldc, nj)
+		RG_ROW_BLOCKS(M, RG_ROWS);
+#undef RG_ROWS
+	}
+}
+
+/*
+ * The same fma chains for a plain row-major product of inference's small
+ * operands (the SSD's 32x32x32 products): C [M, N] = beta C + op(A) B with
+ * B [K, N] read in place (ldb), op(A) = A [M, K] or (ta) A^T for A [K, M].
+ * Each element: acc = beta * C (0 when beta is 0), then acc = fma(a_k,
+ * b_k, acc) for k = 0 .. K-1.  N must be a multiple of RG_NR (callers fall
+ * back to OpenBLAS otherwise).  No packing, no allocation, no lock: at these
+ * sizes OpenBLAS spends as long copying its operands as multiplying them.
+ */
 int
 t4r_sgemm_fixed_ok(int N)
 {
@@ -181,31 +168,17 @@ t4r_sgemm_fixed(int ta, int M, int N, int K, const t4r_real *A, int lda, const t
 {
 	for (int j0 = 0; j0 < N; j0 += RG_NR)
 	{
-		int			i = 0;
-
 		/* A's row i starts at A + i * lda, or (ta) at column i: A + i */
 #define RG_NN(mr) \
 		do { \
 			if (ta) \
-				rg_block_nn(mr, 1, K, A + i, lda, B + j0, ldb, beta, C + (size_t) i * ldc + j0, ldc); \
+				rg_block(mr, 1, K, A + i, lda, B + j0, ldb, NULL, beta, \
+						 C + (size_t) i * ldc + j0, ldc, RG_NR); \
 			else \
-				rg_block_nn(mr, 0, K, A + (size_t) i * lda, lda, B + j0, ldb, beta, \
-							C + (size_t) i * ldc + j0, ldc); \
+				rg_block(mr, 0, K, A + (size_t) i * lda, lda, B + j0, ldb, NULL, beta, \
+						 C + (size_t) i * ldc + j0, ldc, RG_NR); \
 		} while (0)
-		for (; i + RG_MR <= M; i += RG_MR)
-			RG_NN(RG_MR);
-		if (M - i >= 4)
-		{
-			RG_NN(4);
-			i += 4;
-		}
-		if (M - i >= 2)
-		{
-			RG_NN(2);
-			i += 2;
-		}
-		if (M - i >= 1)
-			RG_NN(1);
+		RG_ROW_BLOCKS(M, RG_NN);
 #undef RG_NN
 	}
 }
