@@ -207,6 +207,8 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
 	t4r_jb_key(&st, "learning_rate");
 	t4r_jb_float(&st, o->cfg.learning_rate);
+	t4r_jb_key(&st, "weight_decay");
+	t4r_jb_float(&st, o->cfg.weight_decay);
 	t4r_jb_key(&st, "batch_size");
 	t4r_jb_int(&st, o->cfg.batch_size);
 	t4r_jb_key(&st, "epochs");

@@ -82,6 +82,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	/* not the published training: chosen on Beauty's validation split
 	 * (test/bench/QUALITY.md, "Shuffling equal timestamps in training") */
 	c->tie_shuffle = amazon ? 1 : 0;
+	c->weight_decay = 0;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");
 	c->n_items = 0;
 	return T4R_OK;
@@ -127,6 +128,7 @@ static const key_def key_defs[] = {
 	KD(time_scale, KT_DOUBLE),
 	KD(training, KT_TRAINING),
 	KD(tie_shuffle, KT_BOOL),
+	KD(weight_decay, KT_DOUBLE),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
@@ -444,6 +446,11 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	if (!(c->learning_rate > 0 && c->learning_rate <= 10))
 	{
 		t4r_set_err(err, errlen, "option \"learning_rate\" must be in (0, 10] (got %g)", c->learning_rate);
+		return T4R_EINVAL;
+	}
+	if (!(c->weight_decay >= 0 && c->weight_decay * c->learning_rate < 1))
+	{
+		t4r_set_err(err, errlen, "option \"weight_decay\" must be >= 0 and learning_rate * weight_decay below 1 (got %g)", c->weight_decay);
 		return T4R_EINVAL;
 	}
 	if ((c->expand * c->hidden_size) % c->head_dim != 0)

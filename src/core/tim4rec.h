@@ -109,6 +109,10 @@ typedef struct t4r_config
 	 * training part that share a timestamp are put in a fresh random order
 	 * (seeded by seed and epoch); validation and test targets stay put */
 	int			tie_shuffle;
+	/* training key "weight_decay" (>= 0): decoupled weight decay as
+	 * torch.optim.AdamW, every parameter p -= learning_rate * weight_decay
+	 * * p before its Adam update; 0 (the default) is Adam exactly */
+	double		weight_decay;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;
@@ -405,7 +409,8 @@ void		t4r_trainer_free(t4r_trainer *t);
  * forward (dropout drawn from a generator keyed by cfg.seed, the step number
  * and the sample's index in the batch), backward, gradient = mean over the
  * batch's cross-entropy terms (one per sample, or one per loss position of
- * an all_positions sample), Adam (lr, 0.9, 0.999, eps 1e-8).  *loss = mean
+ * an all_positions sample), Adam (lr, 0.9, 0.999, eps 1e-8; with
+ * cfg.weight_decay > 0 AdamW's decoupled decay first).  *loss = mean
  * cross-entropy.
  * A loss that is NaN or infinite returns T4R_ENONFINITE (*loss set) without
  * touching the parameters, Adam's state or the step count. */

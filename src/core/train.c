@@ -1,6 +1,7 @@
 /*
  * train.c - the trainer: micro-batched, multi-threaded loss/gradient and
- * Adam (torch.optim.Adam semantics, no weight decay).
+ * Adam (torch.optim.Adam semantics; with cfg.weight_decay > 0 torch.optim.AdamW's
+ * decoupled weight decay).
  *
  * A batch of ns samples is cut into one contiguous part per thread, of about
  * equal cost (rows of the item path plus a per-sample share for the time
@@ -396,6 +397,8 @@ t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss)
 	int			rc = t4r_trainer_loss_grad(t, s, ns, 1, &l);
 	size_t		total = t->m->layout.total;
 	double		lr = t->m->cfg.learning_rate;
+	/* AdamW: p *= 1 - lr * wd before the Adam update (1 exactly: Adam) */
+	t4r_real	decay = (t4r_real) (1 - lr * t->m->cfg.weight_decay);
 	double		b1 = 0.9,
 				b2 = 0.999,
 				eps = 1e-8;
@@ -427,6 +430,8 @@ t4r_trainer_step(t4r_trainer *t, const t4r_sample *s, int ns, double *loss)
 
 		am[i] = (t4r_real) mi;
 		av[i] = (t4r_real) vi;
+		if (decay != 1)
+			p[i] *= decay;
 		p[i] -= (t4r_real) ((lr / bc1) * mi / (sqrt(vi) / bc2s + eps));
 	}
 	t->steps++;

@@ -651,6 +651,70 @@ test_trainer(void)
 		t4r_model_free(ma);
 		t4r_model_free(mb);
 	}
+
+	/*
+	 * weight_decay: each step against AdamW written out in double from the
+	 * weights before the step and the step's gradient (torch.optim.AdamW:
+	 * p *= 1 - lr * wd, then the Adam update); the moments are kept in
+	 * double on the reference side over 5 steps
+	 */
+	{
+		t4r_model  *ma = make_model("amazon", 1, 1, 2, L, V, 99, 0);
+		t4r_model  *mb = make_model("amazon", 1, 1, 2, L, V, 99, 0);
+		t4r_trainer *ta = NULL,
+				   *tb = NULL;
+		size_t		n = ma->layout.total;
+		double	   *rm = calloc(n, sizeof(double)),
+				   *rv = calloc(n, sizeof(double));
+		t4r_real   *p0 = malloc(sizeof(t4r_real) * n);
+		double		lr = 0.01,
+					wd = 2.0,
+					worst = 0,
+					na = 0,
+					nb = 0,
+					l = 0;
+
+		ma->cfg.learning_rate = mb->cfg.learning_rate = lr;
+		ma->cfg.weight_decay = wd;
+		o.threads = 2;
+		t4r_trainer_create(ma, &o, &ta, err, sizeof err);
+		t4r_trainer_create(mb, &o, &tb, err, sizeof err);
+		for (int k = 1; k <= 5; k++)
+		{
+			const t4r_real *g;
+			double		bc1 = 1 - pow(0.9, k),
+						bc2 = 1 - pow(0.999, k);
+
+			memcpy(p0, ma->params, sizeof(t4r_real) * n);
+			t4r_trainer_step(ta, q.s, ns, &l);
+			t4r_trainer_step(tb, q.s, ns, &l);
+			g = t4r_trainer_grads(ta);
+			for (size_t i = 0; i < n; i++)
+			{
+				double		want;
+
+				rm[i] = 0.9 * rm[i] + 0.1 * g[i];
+				rv[i] = 0.999 * rv[i] + 0.001 * (double) g[i] * g[i];
+				want = p0[i] * (1 - lr * wd) - lr * (rm[i] / bc1) / (sqrt(rv[i] / bc2) + 1e-8);
+				worst = fmax(worst, fabs(ma->params[i] - want) / (1e-3 + fabs(want)));
+			}
+		}
+		for (size_t i = 0; i < n; i++)
+		{
+			na += (double) ma->params[i] * ma->params[i];
+			nb += (double) mb->params[i] * mb->params[i];
+		}
+		tap_ok(worst < 1e-5, "weight_decay %.1f: 5 steps equal AdamW written out in double (worst relative error %.3g)", wd, worst);
+		tap_ok(sqrt(na) < 0.95 * sqrt(nb), "weight_decay shrinks the weights: norm %.4f against %.4f without it",
+			   sqrt(na), sqrt(nb));
+		t4r_trainer_free(ta);
+		t4r_trainer_free(tb);
+		t4r_model_free(ma);
+		t4r_model_free(mb);
+		free(rm);
+		free(rv);
+		free(p0);
+	}
 	free(g1);
 	free(g2);
 	free(g3);

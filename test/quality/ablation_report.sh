@@ -54,6 +54,10 @@ arm_label() {
         notime_ts) echo 'is_time=false (all_positions), tie_shuffle' ;;
         official_ts) echo 'official (prefixes), tie_shuffle' ;;
         offdrop5_ts) echo 'official (prefixes), tie_shuffle, dropout 0.5' ;;
+        offnl1_ts) echo 'official (prefixes), tie_shuffle, 1 layer' ;;
+        offbs512_ts) echo 'official (prefixes), tie_shuffle, batch 512' ;;
+        offwd01_ts) echo 'official (prefixes), tie_shuffle, weight_decay 0.1' ;;
+        offwd1_ts) echo 'official (prefixes), tie_shuffle, weight_decay 1' ;;
         *) echo "$1" ;;
     esac
 }
@@ -105,7 +109,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seeds | test NDCG@10 | test HR@10 | test MRR@10 | valid NDCG@10 |"
     echo "|---|--:|--:|--:|--:|--:|"
-    for arm in robust notime official robust_ts notime_ts official_ts offdrop5_ts; do
+    for arm in robust notime official robust_ts notime_ts official_ts offdrop5_ts offnl1_ts offbs512_ts offwd01_ts offwd1_ts; do
         awk -v a="$arm" '$4 == a' "$TMP/sel" >"$TMP/arm"
         [ -s "$TMP/arm" ] || continue
         awk -v lab="$(arm_label "$arm")" '
@@ -121,7 +125,8 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     pairs=""
     for p in robust:notime official:notime robust:official \
              robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts \
-             offdrop5_ts:official_ts; do
+             offdrop5_ts:official_ts offnl1_ts:official_ts offbs512_ts:official_ts \
+             offwd01_ts:official_ts offwd1_ts:official_ts; do
         a=${p%:*}; b=${p#*:}
         sa=$(awk -v x="$a" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
         sb=$(awk -v x="$b" '$4 == x { print $5 }' "$TMP/sel" | sort -n)

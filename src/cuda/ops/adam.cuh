@@ -1,6 +1,7 @@
 /*
  * ops/adam.cuh - the Adam update of every parameter (src/core/train.c's
- * step): one thread per parameter, moments am, av on the device.
+ * step): one thread per parameter, moments am, av on the device; with
+ * weight_decay > 0 AdamW's decoupled decay p *= decay first.
  */
 #ifndef T4R_CUDA_OPS_ADAM_CUH
 #define T4R_CUDA_OPS_ADAM_CUH
@@ -8,7 +9,8 @@
 #include "../trainer.cuh"
 
 __global__ void
-k_adam(size_t n, float *p, const float *g, float *m, float *v, double lrbc1, double bc2s)
+k_adam(size_t n, float *p, const float *g, float *m, float *v, double lrbc1, double bc2s,
+	   float decay)
 {
 	size_t		i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;
 
@@ -23,6 +25,8 @@ k_adam(size_t n, float *p, const float *g, float *m, float *v, double lrbc1, dou
 
 	m[i] = (float) mi;
 	v[i] = (float) vi;
+	if (decay != 1.0f)
+		p[i] *= decay;
 	p[i] -= (float) (lrbc1 * mi / (sqrt(vi) / bc2s + eps));
 }
 
@@ -38,7 +42,8 @@ adam_step(t4r_cuda_trainer *t)
 	k = (double) (t->steps + 1);
 	bc1 = 1 - pow(0.9, k);
 	bc2s = sqrt(1 - pow(0.999, k));
-	k_adam<<<GRID1(t->total, 256), 256>>>(t->total, t->p, t->g, t->am, t->av, lr / bc1, bc2s);
+	k_adam<<<GRID1(t->total, 256), 256>>>(t->total, t->p, t->g, t->am, t->av, lr / bc1, bc2s,
+											   (float) (1 - lr * t->m->cfg.weight_decay));
 	KCHECK("k_adam");
 	return T4R_OK;
 }
