@@ -209,6 +209,10 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	t4r_jb_float(&st, o->cfg.learning_rate);
 	t4r_jb_key(&st, "weight_decay");
 	t4r_jb_float(&st, o->cfg.weight_decay);
+	t4r_jb_key(&st, "lr_decay");
+	t4r_jb_float(&st, o->cfg.lr_decay);
+	t4r_jb_key(&st, "lr_decay_patience");
+	t4r_jb_int(&st, o->cfg.lr_decay_patience);
 	t4r_jb_key(&st, "batch_size");
 	t4r_jb_int(&st, o->cfg.batch_size);
 	t4r_jb_key(&st, "epochs");

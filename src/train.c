@@ -213,9 +213,11 @@ epoch_cb(void *ud, const t4r_epoch_info *info)
 	per /= st->n_hist > 0 ? st->n_hist : 1;
 	left = per * (st->max_epochs - info->epoch);
 	ereport(NOTICE,
-			(errmsg("%sepoch %d/%d: loss %.4f, validation NDCG@10 %.4f (best %.4f at epoch %d), %.1f s, at most %.0f s left",
+			(errmsg("%sepoch %d/%d: loss %.4f, validation NDCG@10 %.4f (best %.4f at epoch %d), %.1f s, at most %.0f s left%s",
 					st->prefix, info->epoch, st->max_epochs, info->loss, info->valid_ndcg10,
-					info->best_ndcg10, info->best_epoch, info->seconds, ceil(left))));
+					info->best_ndcg10, info->best_epoch, info->seconds, ceil(left),
+					st->n_hist > 1 && info->learning_rate != st->hist[st->n_hist - 2].learning_rate ?
+					psprintf("; learning rate now %g", info->learning_rate) : "")));
 }
 
 /* ------------------------------------------------------------------ */
@@ -702,7 +704,8 @@ push_metrics(JsonbParseState **st, const char *split, double hr, double ndcg, do
 	(void) t4r_jb_end(st, WJB_END_OBJECT);
 }
 
-/* per-epoch history: [{"epoch", "loss", "valid_ndcg10", "seconds"}, ...];
+/* per-epoch history: [{"epoch", "loss", "valid_ndcg10", "seconds",
+ * "learning_rate" (for the next epoch)}, ...];
  * the array is left open (the caller closes it) */
 static void
 push_epochs(JsonbParseState **st, const TrainState *ts)
@@ -719,6 +722,8 @@ push_epochs(JsonbParseState **st, const TrainState *ts)
 		t4r_jb_float(st, ts->hist[i].valid_ndcg10);
 		t4r_jb_key(st, "seconds");
 		t4r_jb_float(st, ts->hist[i].seconds);
+		t4r_jb_key(st, "learning_rate");
+		t4r_jb_float(st, ts->hist[i].learning_rate);
 		(void) t4r_jb_end(st, WJB_END_OBJECT);
 	}
 }

@@ -83,6 +83,8 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	 * (test/bench/QUALITY.md, "Shuffling equal timestamps in training") */
 	c->tie_shuffle = amazon ? 1 : 0;
 	c->weight_decay = 0;
+	c->lr_decay = 1;
+	c->lr_decay_patience = 2;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");
 	c->n_items = 0;
 	return T4R_OK;
@@ -129,6 +131,8 @@ static const key_def key_defs[] = {
 	KD(training, KT_TRAINING),
 	KD(tie_shuffle, KT_BOOL),
 	KD(weight_decay, KT_DOUBLE),
+	KD(lr_decay, KT_DOUBLE),
+	KD(lr_decay_patience, KT_INT),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
@@ -451,6 +455,16 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	if (!(c->weight_decay >= 0 && c->weight_decay * c->learning_rate < 1))
 	{
 		t4r_set_err(err, errlen, "option \"weight_decay\" must be >= 0 and learning_rate * weight_decay below 1 (got %g)", c->weight_decay);
+		return T4R_EINVAL;
+	}
+	if (!(c->lr_decay > 0 && c->lr_decay <= 1))
+	{
+		t4r_set_err(err, errlen, "option \"lr_decay\" must be in (0, 1] (got %g)", c->lr_decay);
+		return T4R_EINVAL;
+	}
+	if (c->lr_decay_patience < 1)
+	{
+		t4r_set_err(err, errlen, "option \"lr_decay_patience\" must be at least 1 (got %d)", c->lr_decay_patience);
 		return T4R_EINVAL;
 	}
 	if ((c->expand * c->hidden_size) % c->head_dim != 0)

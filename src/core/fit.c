@@ -523,6 +523,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	int			best_epoch = 0,
 				since_best = 0;
 	double		best_ndcg = -1.0,
+				lr0 = m ? m->cfg.learning_rate : 0,	/* lr_decay changes it while fitting */
 				t0 = now_seconds();
 
 	if (res)
@@ -597,8 +598,8 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 			since_best = 0;
 			memcpy(best, m->params, m->layout.total * sizeof(t4r_real));
 		}
-		else
-			since_best++;
+		else if (++since_best % m->cfg.lr_decay_patience == 0 && m->cfg.lr_decay < 1)
+			m->cfg.learning_rate *= m->cfg.lr_decay;	/* both backends read it per step */
 
 		memset(&info, 0, sizeof(info));
 		info.epoch = f.epoch;
@@ -607,6 +608,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		info.seconds = now_seconds() - te;
 		info.best_epoch = best_epoch;
 		info.best_ndcg10 = best_ndcg;
+		info.learning_rate = m->cfg.learning_rate;
 		if (f.o.epoch_done)
 			f.o.epoch_done(f.o.ud, &info);
 		if (res)
@@ -625,6 +627,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	}
 
 done:
+	m->cfg.learning_rate = lr0;
 	if (f.tr)
 		t4r_trainer_free(f.tr);
 	free(all);

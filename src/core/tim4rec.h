@@ -113,6 +113,13 @@ typedef struct t4r_config
 	 * torch.optim.AdamW, every parameter p -= learning_rate * weight_decay
 	 * * p before its Adam update; 0 (the default) is Adam exactly */
 	double		weight_decay;
+	/* training keys "lr_decay" (in (0, 1]) and "lr_decay_patience" (>= 1):
+	 * each time lr_decay_patience more epochs have passed without a better
+	 * validation NDCG@10, the step size is multiplied by lr_decay (as
+	 * torch's ReduceLROnPlateau, mode max, no threshold or cooldown); an
+	 * improvement restarts the count; 1 (the default) never changes it */
+	double		lr_decay;
+	int			lr_decay_patience;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;
@@ -529,6 +536,7 @@ typedef struct t4r_epoch_info
 	double		seconds;
 	int			best_epoch;
 	double		best_ndcg10;
+	double		learning_rate;	/* step size for the next epoch (lr_decay) */
 } t4r_epoch_info;
 
 /* A compute backend other than the CPU trainer (the CUDA trainer of

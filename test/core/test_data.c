@@ -907,6 +907,8 @@ typedef struct fit_log
 	int64_t		steps_per_epoch;
 	int			bad_order;
 	double		ndcg[64];
+	double		lr[64];			/* learning rate after each epoch */
+	double		loss[64];
 	int			cancel_after_steps;
 	double		loss1;
 } fit_log;
@@ -930,7 +932,11 @@ log_epoch(void *ud, const t4r_epoch_info *info)
 	if (info->epoch != f->epochs + 1)
 		f->bad_order = 1;
 	if (info->epoch <= 64)
+	{
 		f->ndcg[info->epoch - 1] = info->valid_ndcg10;
+		f->lr[info->epoch - 1] = info->learning_rate;
+		f->loss[info->epoch - 1] = info->loss;
+	}
 	f->epochs++;
 }
 
@@ -949,6 +955,91 @@ log_cancel(void *ud)
 	fit_log    *f = ud;
 
 	return f->cancel_after_steps >= 0 && f->steps >= f->cancel_after_steps;
+}
+
+/*
+ * lr_decay: the step size after every epoch against the rule recomputed from
+ * the epochs' validation NDCG@10 (an epoch that is not better adds one to
+ * the count, an improvement resets it, every lr_decay_patience-th counted
+ * epoch multiplies by lr_decay); the same fit without decay has the same
+ * losses up to the epoch after the first decay and other losses from then
+ * on; the model's learning_rate is the configured one afterwards
+ */
+static void
+test_lr_decay(void)
+{
+	t4r_dataset *ds = random_dataset(31, 60, 30, 14);
+	t4r_model  *a = ds ? small_model(ds->n_items, 1, 5) : NULL,
+			   *b = ds ? small_model(ds->n_items, 1, 5) : NULL;
+	t4r_fit_opts o;
+	t4r_fit_result res;
+	fit_log		fa,
+				fb;
+	char		err[256] = "";
+	int			E = 14,
+				p = 2,
+				first = 0,
+				decays = 0,
+				sched_ok = 1,
+				same_before = 1,
+				differ_after = 0;
+	double		lr0 = 0.03,
+				best = -1,
+				lr;
+
+	if (!a || !b)
+	{
+		tap_ok(0, "lr_decay setup");
+		return;
+	}
+	a->cfg.learning_rate = b->cfg.learning_rate = lr0;
+	a->cfg.lr_decay = 0.5;
+	a->cfg.lr_decay_patience = p;
+	memset(&o, 0, sizeof(o));
+	memset(&fa, 0, sizeof(fa));
+	memset(&fb, 0, sizeof(fb));
+	o.train.threads = 1;
+	o.epochs = E;
+	o.patience = 100;
+	o.epoch_done = log_epoch;
+	o.ud = &fa;
+	tap_ok(t4r_fit(a, ds, &o, &res, err, sizeof(err)) == T4R_OK && fa.epochs == E,
+		   "fit with lr_decay 0.5, lr_decay_patience %d (%s)", p, err);
+	o.ud = &fb;
+	tap_ok(t4r_fit(b, ds, &o, &res, err, sizeof(err)) == T4R_OK && fb.epochs == E, "the same fit without lr_decay");
+	lr = lr0;
+	for (int e = 0, cnt = 0; e < E; e++)
+	{
+		if (fa.ndcg[e] > best)
+		{
+			best = fa.ndcg[e];
+			cnt = 0;
+		}
+		else if (++cnt % p == 0)
+		{
+			lr *= 0.5;
+			decays++;
+			if (!first)
+				first = e + 1;
+		}
+		sched_ok &= fa.lr[e] == lr && fb.lr[e] == lr0;
+	}
+	tap_ok(sched_ok && decays >= 1,
+		   "the learning rate after each of %d epochs follows the rule (%d decays, the first after epoch %d, %g at the end)",
+		   E, decays, first, fa.lr[E - 1]);
+	for (int e = 0; e < E; e++)
+	{
+		if (first && e <= first - 1)
+			same_before &= fa.loss[e] == fb.loss[e];
+		else if (first && fa.loss[e] != fb.loss[e])
+			differ_after = 1;
+	}
+	tap_ok(first > 0 && first < E && same_before && differ_after,
+		   "losses equal the undecayed fit's up to epoch %d and differ after it", first);
+	tap_ok(a->cfg.learning_rate == lr0, "the model keeps its configured learning_rate after the fit");
+	t4r_model_free(a);
+	t4r_model_free(b);
+	t4r_dataset_free(ds);
 }
 
 static void
@@ -1566,6 +1657,7 @@ main(void)
 	test_scale();
 	test_model_eval();
 	test_fit();
+	test_lr_decay();
 	test_fit_backend();
 	test_build_cancel();
 	test_tie_shuffle();
