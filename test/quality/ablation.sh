@@ -39,9 +39,10 @@
 #                  false, the published training, whatever the preset's
 #                  default); robust_ts, notime_ts and official_ts: the arm
 #                  with "tie_shuffle": true; offdrop5_ts, offnl1_ts,
-#                  offbs512_ts, offwd01_ts, offwd1_ts: official_ts with
-#                  dropout_prob 0.5, num_layers 1, batch_size 512,
-#                  weight_decay 0.1, weight_decay 1
+#                  offbs512_ts, offwd01_ts, offwd1_ts, offlrd_ts:
+#                  official_ts with dropout_prob 0.5, num_layers 1,
+#                  batch_size 512, weight_decay 0.1, weight_decay 1,
+#                  lr_decay 0.5 with lr_decay_patience 2
 #   ABL_SEEDS      default "2020 2021 2022"
 #   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm
 #                  (default: ABL_SEEDS); ABL_OFFICIAL_DATASETS: its data sets
@@ -151,6 +152,7 @@ arm_opts() {
         offbs512_ts) echo '"time_features": "official", "tie_shuffle": true, "batch_size": 512' ;;
         offwd01_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0.1' ;;
         offwd1_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 1' ;;
+        offlrd_ts) echo '"time_features": "official", "tie_shuffle": true, "lr_decay": 0.5, "lr_decay_patience": 2' ;;
         robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true' ;;
         notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true' ;;
         *) log "unknown arm $1"; return 1 ;;
