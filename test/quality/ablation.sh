@@ -36,8 +36,9 @@
 #                  column seq (file order), item = order column item_id.
 #                  Other data sets: file order.
 #   ABL_ARMS       default "robust notime official" (each with "tie_shuffle":
-#                  false, the published training, whatever the preset's
-#                  default); robust_ts, notime_ts and official_ts: the arm
+#                  false and "weight_decay": 0, the published training,
+#                  whatever the preset's defaults; every arm names its
+#                  weight_decay); robust_ts, notime_ts and official_ts: the arm
 #                  with "tie_shuffle": true; offdrop5_ts, offnl1_ts,
 #                  offbs512_ts, offwd01_ts, offwd1_ts, offlrd_ts:
 #                  official_ts with dropout_prob 0.5, num_layers 1,
@@ -143,18 +144,18 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
 
 arm_opts() {
     case $1 in
-        robust) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": false' ;;
-        notime) echo '"is_time": false, "training": "all_positions", "tie_shuffle": false' ;;
-        official) echo '"time_features": "official", "tie_shuffle": false' ;;
-        official_ts) echo '"time_features": "official", "tie_shuffle": true' ;;
-        offdrop5_ts) echo '"time_features": "official", "tie_shuffle": true, "dropout_prob": 0.5' ;;
-        offnl1_ts) echo '"time_features": "official", "tie_shuffle": true, "num_layers": 1' ;;
-        offbs512_ts) echo '"time_features": "official", "tie_shuffle": true, "batch_size": 512' ;;
+        robust) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": false, "weight_decay": 0' ;;
+        notime) echo '"is_time": false, "training": "all_positions", "tie_shuffle": false, "weight_decay": 0' ;;
+        official) echo '"time_features": "official", "tie_shuffle": false, "weight_decay": 0' ;;
+        official_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0' ;;
+        offdrop5_ts) echo '"time_features": "official", "tie_shuffle": true, "dropout_prob": 0.5, "weight_decay": 0' ;;
+        offnl1_ts) echo '"time_features": "official", "tie_shuffle": true, "num_layers": 1, "weight_decay": 0' ;;
+        offbs512_ts) echo '"time_features": "official", "tie_shuffle": true, "batch_size": 512, "weight_decay": 0' ;;
         offwd01_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0.1' ;;
         offwd1_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 1' ;;
-        offlrd_ts) echo '"time_features": "official", "tie_shuffle": true, "lr_decay": 0.5, "lr_decay_patience": 2' ;;
-        robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true' ;;
-        notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true' ;;
+        offlrd_ts) echo '"time_features": "official", "tie_shuffle": true, "lr_decay": 0.5, "lr_decay_patience": 2, "weight_decay": 0' ;;
+        robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true, "weight_decay": 0' ;;
+        notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true, "weight_decay": 0' ;;
         *) log "unknown arm $1"; return 1 ;;
     esac
 }

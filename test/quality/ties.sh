@@ -8,24 +8,29 @@
 #             patience 20, official time path, per-prefix training), with
 #             tie_shuffle (official_ts, the preset's default since it was
 #             chosen) and without (official, the published training)
+#   decay     the same protocol with tie_shuffle, with weight_decay 1
+#             (offwd1_ts) and without (official_ts); TIES_DECAY_ARMS adds
+#             the other arms of test/bench/QUALITY.md's "Regularising"
+#             section (offwd01_ts offlrd_ts offbs512_ts offnl1_ts)
 # Each part: trainings (TIES_PARALLEL at a time, one thread each), per-user
 # ranks, paired bootstrap, tables and validation curves in
-# $TIES_OUT/{fast,defaults}/ablation.md.  Knobs: TIES_PARTS ("fast
-# defaults"), TIES_SEEDS ("2020 2021 2022"), TIES_DATASETS
+# $TIES_OUT/{fast,defaults,decay}/ablation.md.  Knobs: TIES_PARTS ("fast
+# defaults decay"), TIES_SEEDS ("2020 2021 2022"), TIES_DATASETS
 # (amazon-beauty-5core), TIES_ORDERS (file), TIES_OUT
 # (test/results/ties), TIES_PARALLEL (2), and ablation.sh's T4R_PG_BINDIR,
 # T4R_SKIP_INSTALL, ABL_CLUSTER_DIR (kept and resumed per part: its value
-# with /fast or /defaults appended).
+# with /fast, /defaults or /decay appended).
 set -u -o pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO" || exit 1
 OUTB=${TIES_OUT:-$REPO/test/results/ties}
 rc=0
-for part in ${TIES_PARTS:-fast defaults}; do
+for part in ${TIES_PARTS:-fast defaults decay}; do
     case $part in
         fast) arms="notime_ts notime" opts='"batch_size": 256, "patience": 5, "epochs": 30, "max_seq_len": 50' ;;
         defaults) arms="official_ts official" opts='"patience": 20' ;;
-        *) echo "ties.sh: unknown part $part (fast, defaults)" >&2; exit 2 ;;
+        decay) arms="offwd1_ts official_ts ${TIES_DECAY_ARMS:-}" opts='"patience": 20' ;;
+        *) echo "ties.sh: unknown part $part (fast, defaults, decay)" >&2; exit 2 ;;
     esac
     ABL_OUT=$OUTB/$part ABL_ARMS=$arms ABL_OPTIONS=$opts \
     ABL_DATASETS=${TIES_DATASETS:-amazon-beauty-5core} ABL_TIE_ORDERS=${TIES_ORDERS:-file} \
