@@ -82,7 +82,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	/* not the published training: chosen on Beauty's validation split
 	 * (test/bench/QUALITY.md, "Shuffling equal timestamps in training") */
 	c->tie_shuffle = amazon ? 1 : 0;
-	c->weight_decay = 0;
+	c->weight_decay = amazon ? 1 : 0;
 	c->lr_decay = 1;
 	c->lr_decay_patience = 2;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");

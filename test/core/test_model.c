@@ -676,6 +676,7 @@ test_trainer(void)
 
 		ma->cfg.learning_rate = mb->cfg.learning_rate = lr;
 		ma->cfg.weight_decay = wd;
+		mb->cfg.weight_decay = 0;	/* the amazon preset's default is 1 */
 		o.threads = 2;
 		t4r_trainer_create(ma, &o, &ta, err, sizeof err);
 		t4r_trainer_create(mb, &o, &tb, err, sizeof err);
