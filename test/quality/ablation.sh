@@ -31,7 +31,11 @@
 #                  design), the positive control; synth-gap =
 #                  test/quality/gen_synth.awk with ABL_SYNTH_USERS users (its
 #                  deciding gap leads into the target, so no model can read
-#                  it: not a positive control); the others from ../shared/data
+#                  it: not a positive control); the others from ../shared/data;
+#                  <name>-qgap: <name> with every event at the time of its
+#                  user's next event (test/quality/qgap.awk), so the time
+#                  path sees the gap to the event it predicts (same order,
+#                  same split)
 #   ABL_TIE_ORDERS for Amazon data sets: "file item" (default); file = order
 #                  column seq (file order), item = order column item_id.
 #                  Other data sets: file order.
@@ -132,13 +136,20 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
         else
             awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_timegap.awk >"$csv"
         fi
+    elif [ "${ds%-qgap}" != "$ds" ]; then
+        # <name>-qgap: every event takes the time of its user's next event
+        # (test/quality/qgap.awk), so the time path reads the gap to the
+        # event being predicted
+        [ -r "$DATA/${ds%-qgap}/interactions.csv" ] || { log "SKIP $ds: $DATA/${ds%-qgap}/interactions.csv not found"; return 1; }
+        csv=$OUT/$ds.csv
+        awk -f test/quality/qgap.awk "$DATA/${ds%-qgap}/interactions.csv" >"$csv"
     else
         csv=$DATA/$ds/interactions.csv
         [ -r "$csv" ] || { log "SKIP $ds: $csv not found"; return 1; }
     fi
     test/scripts/load_interactions.sh --replace -t "$t" -f csv "$csv" >>"$OUT/logs/load.log" 2>&1 ||
         { log "load of $ds failed (see $OUT/logs/load.log)"; return 1; }
-    case $ds in synth-*) rm -f "$csv" ;; esac
+    case $ds in synth-*|*-qgap) rm -f "$csv" ;; esac
     log "loaded $ds into $t: $(tail -1 "$OUT/logs/load.log")"
 }
 
