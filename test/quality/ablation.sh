@@ -47,7 +47,9 @@
 #                  offbs512_ts, offwd01_ts, offwd1_ts, offlrd_ts:
 #                  official_ts with dropout_prob 0.5, num_layers 1,
 #                  batch_size 512, weight_decay 0.1, weight_decay 1,
-#                  lr_decay 0.5 with lr_decay_patience 2
+#                  lr_decay 0.5 with lr_decay_patience 2; notime_pp: is_time=false
+#                  trained per prefix, as the official arm (so official -
+#                  notime_pp changes nothing but the time path)
 #   ABL_SEEDS      default "2020 2021 2022"
 #   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm
 #                  (default: ABL_SEEDS); ABL_OFFICIAL_DATASETS: its data sets
@@ -157,6 +159,7 @@ arm_opts() {
     case $1 in
         robust) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": false, "weight_decay": 0' ;;
         notime) echo '"is_time": false, "training": "all_positions", "tie_shuffle": false, "weight_decay": 0' ;;
+        notime_pp) echo '"is_time": false, "tie_shuffle": false, "weight_decay": 0' ;;
         official) echo '"time_features": "official", "tie_shuffle": false, "weight_decay": 0' ;;
         official_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0' ;;
         offdrop5_ts) echo '"time_features": "official", "tie_shuffle": true, "dropout_prob": 0.5, "weight_decay": 0' ;;

@@ -50,6 +50,7 @@ arm_label() {
         robust) echo 'robust (all_positions)' ;;
         notime) echo 'is_time=false (all_positions)' ;;
         official) echo 'official (prefixes)' ;;
+        notime_pp) echo 'is_time=false (prefixes)' ;;
         robust_ts) echo 'robust (all_positions), tie_shuffle' ;;
         notime_ts) echo 'is_time=false (all_positions), tie_shuffle' ;;
         official_ts) echo 'official (prefixes), tie_shuffle' ;;
@@ -111,7 +112,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seeds | test NDCG@10 | test HR@10 | test MRR@10 | valid NDCG@10 |"
     echo "|---|--:|--:|--:|--:|--:|"
-    for arm in robust notime official robust_ts notime_ts official_ts offdrop5_ts offnl1_ts offbs512_ts offwd01_ts offwd1_ts offlrd_ts; do
+    for arm in robust notime official notime_pp robust_ts notime_ts official_ts offdrop5_ts offnl1_ts offbs512_ts offwd01_ts offwd1_ts offlrd_ts; do
         awk -v a="$arm" '$4 == a' "$TMP/sel" >"$TMP/arm"
         [ -s "$TMP/arm" ] || continue
         awk -v lab="$(arm_label "$arm")" '
@@ -125,7 +126,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo "(mean +- sample sd over the seeds.)"
     # paired effects
     pairs=""
-    for p in robust:notime official:notime robust:official \
+    for p in robust:notime official:notime robust:official official:notime_pp \
              robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts \
              offdrop5_ts:official_ts offnl1_ts:official_ts offbs512_ts:official_ts \
              offwd01_ts:official_ts offwd1_ts:official_ts offlrd_ts:official_ts; do
