@@ -23,9 +23,9 @@ trap 'rm -rf "$TMP"' EXIT
 . "$REPO/test/scripts/lib.sh"
 
 # model name -> "dsid order arm seed"
-# (an arm may end in _ts: the arm with tie_shuffle)
+# (an arm may end in _ts, the arm with tie_shuffle, or _pp, trained per prefix)
 split_name() { echo "$1" | awk -F_ '{ s = $NF; a = $(NF-1); k = NF - 2
-    if (a == "ts") { a = $(NF-2) "_ts"; k = NF - 3 }
+    if (a == "ts" || a == "pp") { a = $(NF-2) "_" a; k = NF - 3 }
     o = $k; d = $2; for (i = 3; i < k; i++) d = d "_" $i; print d, o, a, s }'; }
 
 # every trained model (a TRAINROW in its log)
