@@ -138,16 +138,16 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
         else
             awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_timegap.awk >"$csv"
         fi
-    elif [ "${ds%-qgap}" != "$ds" ]; then
-        # <name>-qgap: every event takes the time of its user's next event
-        # (test/quality/qgap.awk), so the time path reads the gap to the
-        # event being predicted
-        [ -r "$DATA/${ds%-qgap}/interactions.csv" ] || { log "SKIP $ds: $DATA/${ds%-qgap}/interactions.csv not found"; return 1; }
-        csv=$OUT/$ds.csv
-        awk -f test/quality/qgap.awk "$DATA/${ds%-qgap}/interactions.csv" >"$csv"
     else
-        csv=$DATA/$ds/interactions.csv
+        csv=$DATA/${ds%-qgap}/interactions.csv
         [ -r "$csv" ] || { log "SKIP $ds: $csv not found"; return 1; }
+        if [ "${ds%-qgap}" != "$ds" ]; then
+            # <name>-qgap: every event takes the time of its user's next
+            # event (test/quality/qgap.awk), so the time path reads the gap
+            # to the event being predicted
+            awk -f test/quality/qgap.awk "$csv" >"$OUT/$ds.csv"
+            csv=$OUT/$ds.csv
+        fi
     fi
     test/scripts/load_interactions.sh --replace -t "$t" -f csv "$csv" >>"$OUT/logs/load.log" 2>&1 ||
         { log "load of $ds failed (see $OUT/logs/load.log)"; return 1; }
