@@ -65,26 +65,31 @@ t4r_pg_use_cuda(const char *device, const char *what)
 
 /*
  * As t4r_pg_use_cuda for a model of configuration cfg: the CUDA backend
- * computes the published model only, so a model with the robust time path or
- * all_positions training runs on the CPU ('auto') or is an error ('cuda').
+ * computes the published model only, so a model with the robust time path,
+ * or a training with all_positions or ema_decay, runs on the CPU ('auto')
+ * or is an error ('cuda').
  */
 bool
 t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
 {
-	const char *why = NULL;
+	const char *why = NULL,
+			   *fix = NULL;
+	bool		training = strcmp(what, "training") == 0;
 
 	if (cfg->is_time && cfg->time_features == T4R_TIME_ROBUST)
-		why = "time_features \"robust\"";
-	else if (strcmp(what, "training") == 0 && cfg->training == T4R_TRAIN_ALL_POSITIONS)
-		why = "training \"all_positions\"";
+		why = "time_features \"robust\"", fix = "time_features \"official\"";
+	else if (training && cfg->training == T4R_TRAIN_ALL_POSITIONS)
+		why = "training \"all_positions\"", fix = "training \"prefixes\"";
+	else if (training && cfg->ema_decay > 0)
+		why = "ema_decay", fix = "\"ema_decay\": 0";
 	if (why == NULL)
 		return t4r_pg_use_cuda(device, what);
 	if (strcmp(device, "cuda") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the CUDA backend does not support %s", why),
-				 errdetail("The GPU code computes the published model (official time features, per-prefix samples) only."),
-				 errhint("Use device 'cpu' (or 'auto', which runs such models on the CPU), or time_features \"official\" with training \"prefixes\".")));
+				 errdetail("The GPU code computes the published model and training (official time features, per-prefix samples) only."),
+				 errhint("Use device 'cpu' (or 'auto', which runs such models on the CPU), or %s.", fix)));
 	if (strcmp(device, "auto") == 0)
 		ereport(DEBUG1,
 				(errmsg("tim4rec: %s runs on the CPU: the CUDA backend does not support %s", what, why)));

@@ -213,6 +213,8 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	t4r_jb_float(&st, o->cfg.lr_decay);
 	t4r_jb_key(&st, "lr_decay_patience");
 	t4r_jb_int(&st, o->cfg.lr_decay_patience);
+	t4r_jb_key(&st, "ema_decay");
+	t4r_jb_float(&st, o->cfg.ema_decay);
 	t4r_jb_key(&st, "batch_size");
 	t4r_jb_int(&st, o->cfg.batch_size);
 	t4r_jb_key(&st, "epochs");

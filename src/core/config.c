@@ -85,6 +85,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	c->weight_decay = amazon ? 1 : 0;
 	c->lr_decay = 1;
 	c->lr_decay_patience = 2;
+	c->ema_decay = 0;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");
 	c->n_items = 0;
 	return T4R_OK;
@@ -133,6 +134,7 @@ static const key_def key_defs[] = {
 	KD(weight_decay, KT_DOUBLE),
 	KD(lr_decay, KT_DOUBLE),
 	KD(lr_decay_patience, KT_INT),
+	KD(ema_decay, KT_DOUBLE),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
@@ -465,6 +467,11 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	if (c->lr_decay_patience < 1)
 	{
 		t4r_set_err(err, errlen, "option \"lr_decay_patience\" must be at least 1 (got %d)", c->lr_decay_patience);
+		return T4R_EINVAL;
+	}
+	if (!(c->ema_decay >= 0 && c->ema_decay < 1))
+	{
+		t4r_set_err(err, errlen, "option \"ema_decay\" must be in [0, 1) (got %g)", c->ema_decay);
 		return T4R_EINVAL;
 	}
 	if ((c->expand * c->hidden_size) % c->head_dim != 0)

@@ -2,8 +2,9 @@
  * fit.c - the fit loop (docs/MODEL.md, "Training"): epochs of shuffled
  * mini-batches (per-prefix samples, or all_positions windows), a check of
  * the weights after every epoch, validation NDCG@10 with early stopping,
- * the best epoch's weights kept.  One step is t4r_trainer_step (train.c) or
- * a backend's step (the CUDA trainer).
+ * the best epoch's weights kept (ema_decay: the weights' moving average
+ * is validated and kept instead).  One step is t4r_trainer_step (train.c)
+ * or a backend's step (the CUDA trainer).
  */
 #include <math.h>
 #include <stdio.h>
@@ -112,6 +113,9 @@ typedef struct fit_state
 	int64_t		step;			/* steps done in this epoch */
 	int64_t		steps_per_epoch;
 	double		lsum;			/* loss summed over this epoch's terms */
+	t4r_real   *ema;			/* ema_decay > 0: the moving average (else NULL) */
+	int64_t		ema_steps;		/* steps averaged so far, over the whole fit */
+	int			ema_swapped;	/* m->params holds the average, ema the weights */
 	char	   *err;
 	size_t		errlen;
 } fit_state;
@@ -123,6 +127,47 @@ backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, in
 	const char *msg = (b && b->error) ? b->error(b->ctx) : NULL;
 
 	t4r_set_err(err, errlen, "%s: %s", what, (msg && msg[0]) ? msg : t4r_strerror(rc));
+}
+
+/*
+ * ema_decay: after optimiser step t (1-based over the fit) the average moves
+ * towards the weights with b = min(ema_decay, (1 + t) / (10 + t)), so early
+ * on it averages the last ~t/9 steps instead of leaning on the initial
+ * weights.  Each update in double, stored as t4r_real.
+ */
+static void
+fit_ema_update(fit_state *f)
+{
+	const t4r_real *w = f->m->params;
+	t4r_real   *e = f->ema;
+	size_t		n = f->m->layout.total;
+	double		t = (double) ++f->ema_steps,
+				b = (1 + t) / (10 + t),
+				a;
+
+	if (b > f->m->cfg.ema_decay)
+		b = f->m->cfg.ema_decay;
+	a = 1 - b;
+	for (size_t i = 0; i < n; i++)
+		e[i] = (t4r_real) ((double) e[i] + a * ((double) w[i] - (double) e[i]));
+}
+
+/* exchange the model's weights and the moving average (in place, no copy) */
+static void
+fit_ema_swap(fit_state *f)
+{
+	t4r_real   *w = f->m->params,
+			   *e = f->ema;
+	size_t		n = f->m->layout.total;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		t4r_real	t = w[i];
+
+		w[i] = e[i];
+		e[i] = t;
+	}
+	f->ema_swapped = !f->ema_swapped;
 }
 
 /*
@@ -164,6 +209,8 @@ fit_step(fit_state *f, int ns, int64_t terms)
 	}
 	f->lsum += loss * (double) terms;
 	f->step++;
+	if (f->ema)
+		fit_ema_update(f);
 	if (f->o.progress)
 		f->o.progress(f->o.ud, f->epoch, f->step, f->steps_per_epoch, loss);
 	return T4R_OK;
@@ -394,7 +441,9 @@ fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
  * The end of an epoch: the host model follows the backend (the best epoch's
  * weights are kept on the host), the weights are checked (finite losses do
  * not guarantee finite weights: an infinite gradient makes Adam's update
- * NaN), then scored: validation NDCG@10 into *ndcg10.
+ * NaN), then scored: validation NDCG@10 into *ndcg10.  With ema_decay the
+ * model holds the moving average from here on (the caller keeps it when it
+ * is the best and swaps the weights back).
  */
 static int
 fit_validate(fit_state *f, double *ndcg10)
@@ -414,6 +463,8 @@ fit_validate(fit_state *f, double *ndcg10)
 		t4r_set_err(f->err, f->errlen, "training diverged in epoch %d: %s", f->epoch, msg);
 		return rc;
 	}
+	if (f->ema)
+		fit_ema_swap(f);
 	rc = t4r_evaluate_backend(f->m, f->ds, T4R_SPLIT_VALID, &k10, 1, f->o.train.threads,
 							  f->o.train.interrupt, f->o.train.interrupt_ud, be,
 							  NULL, ndcg10, NULL);
@@ -488,6 +539,11 @@ fit_check(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *o,
 	if (m->dims.allpos && o->backend != NULL)
 	{
 		t4r_set_err(err, errlen, "training \"all_positions\" is not supported by this backend");
+		return T4R_EINVAL;
+	}
+	if (m->cfg.ema_decay > 0 && o->backend != NULL)
+	{
+		t4r_set_err(err, errlen, "option \"ema_decay\" is not supported by this backend");
 		return T4R_EINVAL;
 	}
 	if (m->dims.robust && o->backend != NULL)
@@ -574,6 +630,17 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		memcpy(tied, ds->seq_items, sizeof(int32_t) * nit);
 		f.items = tied;
 	}
+	if (m->cfg.ema_decay > 0)
+	{
+		f.ema = malloc(m->layout.total * sizeof(t4r_real));
+		if (!f.ema)
+		{
+			rc = T4R_ENOMEM;
+			t4r_set_err(err, errlen, "out of memory for ema_decay's copy of the weights");
+			goto done;
+		}
+		memcpy(f.ema, m->params, m->layout.total * sizeof(t4r_real));
+	}
 	if (f.o.backend == NULL &&
 		(rc = t4r_trainer_create(m, &f.o.train, &f.tr, err, errlen)) != T4R_OK)
 		goto done;
@@ -600,6 +667,8 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		}
 		else if (++since_best % m->cfg.lr_decay_patience == 0 && m->cfg.lr_decay < 1)
 			m->cfg.learning_rate *= m->cfg.lr_decay;	/* both backends read it per step */
+		if (f.ema_swapped)
+			fit_ema_swap(&f);	/* training goes on from the weights */
 
 		memset(&info, 0, sizeof(info));
 		info.epoch = f.epoch;
@@ -627,6 +696,8 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	}
 
 done:
+	if (f.ema_swapped)
+		fit_ema_swap(&f);
 	m->cfg.learning_rate = lr0;
 	if (f.tr)
 		t4r_trainer_free(f.tr);
@@ -635,5 +706,6 @@ done:
 	free(tied);
 	free(f.batch);
 	free(best);
+	free(f.ema);
 	return rc;
 }

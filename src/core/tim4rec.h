@@ -120,6 +120,14 @@ typedef struct t4r_config
 	 * improvement restarts the count; 1 (the default) never changes it */
 	double		lr_decay;
 	int			lr_decay_patience;
+	/* training key "ema_decay" (in [0, 1)): validation, early stopping and
+	 * the kept weights use an exponential moving average of the weights
+	 * over the optimiser steps -- e = the weights before the first step,
+	 * after step t (counted over the whole fit) e = b * e + (1 - b) * w with
+	 * b = min(ema_decay, (1 + t) / (10 + t)) -- while training goes on from
+	 * the weights themselves; 0 (the default) is off (the published
+	 * training).  CPU trainer only. */
+	double		ema_decay;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;

@@ -1394,6 +1394,182 @@ test_fit_backend(void)
 	t4r_dataset_free(ds);
 }
 
+/*
+ * ema_decay: the weights after every step are logged (progress callback);
+ * an exponential moving average recomputed from them in double, with
+ * b = min(ema_decay, (1 + t) / (10 + t)), must give each epoch's validation
+ * NDCG@10 (scored here by t4r_evaluate on a model holding the average) and,
+ * at the best epoch, the weights the fit returns.  Training itself is not
+ * touched: the same losses as a fit without the option, and the raw weights
+ * are in the model again when each epoch is reported.  A backend is refused.
+ */
+typedef struct ema_log
+{
+	t4r_model  *m;
+	double	   *traj;			/* [cap][P]: the weights after each step */
+	int64_t		steps,
+				cap,
+				at[64];			/* steps done when epoch e + 1 ended */
+	size_t		P;
+	int			epochs,
+				raw_ok;
+	double		ndcg[64],
+				loss[64];
+} ema_log;
+
+static void
+ema_progress(void *ud, int epoch, int64_t step, int64_t spe, double loss)
+{
+	ema_log    *l = ud;
+
+	if (l->steps < l->cap)
+		for (size_t i = 0; i < l->P; i++)
+			l->traj[l->steps * l->P + i] = (double) l->m->params[i];
+	l->steps++;
+}
+
+static void
+ema_epoch(void *ud, const t4r_epoch_info *info)
+{
+	ema_log    *l = ud;
+
+	if (l->epochs < 64)
+	{
+		l->ndcg[l->epochs] = info->valid_ndcg10;
+		l->loss[l->epochs] = info->loss;
+		l->at[l->epochs] = l->steps;
+	}
+	if (l->traj && l->steps >= 1 && l->steps <= l->cap)
+		for (size_t i = 0; i < l->P; i++)
+			if ((double) l->m->params[i] != l->traj[(l->steps - 1) * l->P + i])
+				l->raw_ok = 0;
+	l->epochs++;
+}
+
+static void
+test_ema_decay(void)
+{
+	t4r_dataset *ds = random_dataset(41, 60, 30, 14);
+	t4r_model  *a = ds ? small_model(ds->n_items, 1, 5) : NULL,
+			   *b = ds ? small_model(ds->n_items, 1, 5) : NULL,
+			   *c = ds ? small_model(ds->n_items, 1, 5) : NULL;
+	t4r_fit_opts o;
+	t4r_fit_result res;
+	ema_log		la,
+				lb;
+	char		err[256] = "";
+	const int	E = 10,
+				k10 = 10;
+	const double beta = 0.8;
+	size_t		P = a ? a->layout.total : 0;
+	double	   *e = NULL,
+			   *ebest = NULL,
+				worst_nd = 0,
+				worst_w = 0;
+	int			same_loss = 1,
+				capped = 0,
+				rc;
+
+	if (!a || !b || !c)
+	{
+		tap_ok(0, "ema_decay setup");
+		return;
+	}
+	memset(&la, 0, sizeof(la));
+	memset(&lb, 0, sizeof(lb));
+	la.m = a;
+	la.P = P;
+	la.cap = 400;
+	la.raw_ok = 1;
+	la.traj = malloc(sizeof(double) * P * la.cap);
+	e = malloc(sizeof(double) * P);
+	ebest = malloc(sizeof(double) * P);
+	if (!la.traj || !e || !ebest)
+	{
+		tap_ok(0, "ema_decay setup (memory)");
+		return;
+	}
+	for (size_t i = 0; i < P; i++)
+		e[i] = (double) a->params[i];	/* the average starts at the initial weights */
+	a->cfg.ema_decay = beta;
+	memset(&o, 0, sizeof(o));
+	o.train.threads = 1;
+	o.epochs = E;
+	o.patience = 100;
+	o.progress = ema_progress;
+	o.epoch_done = ema_epoch;
+	o.ud = &la;
+	rc = t4r_fit(a, ds, &o, &res, err, sizeof(err));
+	tap_ok(rc == T4R_OK && la.epochs == E && la.steps <= la.cap && la.steps >= 2 * E,
+		   "fit with ema_decay %.1f: %d epochs, %lld steps (%s)", beta, la.epochs, (long long) la.steps,
+		   rc ? err : "ok");
+	o.progress = NULL;
+	o.ud = &lb;
+	tap_ok(t4r_fit(b, ds, &o, NULL, err, sizeof(err)) == T4R_OK && lb.epochs == E, "the same fit without ema_decay");
+	for (int k = 0; k < E; k++)
+		same_loss &= la.loss[k] == lb.loss[k];
+	tap_ok(same_loss, "ema_decay does not change training: the %d epochs' losses equal the plain fit's", E);
+	tap_ok(la.raw_ok, "after each epoch's validation the model holds the trained weights again, not the average");
+
+	/* the average recomputed in double; each epoch scored on model c */
+	for (int64_t t = 1, k = 0; t <= la.steps && k < E; t++)
+	{
+		double		bt = (1.0 + t) / (10.0 + t),
+					nd = 0;
+
+		if (bt > beta)
+		{
+			bt = beta;
+			capped = 1;
+		}
+		for (size_t i = 0; i < P; i++)
+			e[i] = bt * e[i] + (1 - bt) * la.traj[(t - 1) * P + i];
+		if (t != la.at[k])
+			continue;
+		for (size_t i = 0; i < P; i++)
+			c->params[i] = (t4r_real) e[i];
+		if (t4r_evaluate(c, ds, T4R_SPLIT_VALID, &k10, 1, 1, NULL, NULL, NULL, &nd, NULL) != T4R_OK)
+			nd = -1;
+		if (fabs(nd - la.ndcg[k]) > worst_nd)
+			worst_nd = fabs(nd - la.ndcg[k]);
+		if (k + 1 == res.best_epoch)
+			memcpy(ebest, e, sizeof(double) * P);
+		k++;
+	}
+	tap_ok(capped && worst_nd < 1e-9,
+		   "every epoch's validation NDCG@10 is that of the moving average recomputed in double "
+		   "(worst difference %.3g over %d epochs, the cap %.1f reached)", worst_nd, E, beta);
+	for (size_t i = 0; i < P; i++)
+	{
+		double		d = fabs((double) a->params[i] - ebest[i]) / (fabs(ebest[i]) + 1e-3);
+
+		if (d > worst_w)
+			worst_w = d;
+	}
+	tap_ok(res.best_epoch >= 1 && worst_w < 1e-5,
+		   "the fit returns the moving average of its best epoch %d (worst relative difference %.3g)",
+		   res.best_epoch, worst_w);
+	{
+		t4r_backend be = {0};
+
+		be.step = tb_step;
+		be.sync_to_host = tb_sync;
+		o.backend = &be;
+		o.ud = &lb;
+		err[0] = '\0';
+		rc = t4r_fit(a, ds, &o, NULL, err, sizeof(err));
+		tap_ok(rc == T4R_EINVAL && strstr(err, "ema_decay") != NULL,
+			   "ema_decay with a backend is refused before any step (%s)", err);
+	}
+	free(la.traj);
+	free(e);
+	free(ebest);
+	t4r_model_free(a);
+	t4r_model_free(b);
+	t4r_model_free(c);
+	t4r_dataset_free(ds);
+}
+
 /* ---- t4r_dataset_build_ex: cancellation at every check point ---- */
 typedef struct build_cancel
 {
@@ -1659,6 +1835,7 @@ main(void)
 	test_fit();
 	test_lr_decay();
 	test_fit_backend();
+	test_ema_decay();
 	test_build_cancel();
 	test_tie_shuffle();
 	return tap_done();

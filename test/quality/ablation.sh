@@ -47,7 +47,9 @@
 #                  offbs512_ts, offwd01_ts, offwd1_ts, offlrd_ts:
 #                  official_ts with dropout_prob 0.5, num_layers 1,
 #                  batch_size 512, weight_decay 0.1, weight_decay 1,
-#                  lr_decay 0.5 with lr_decay_patience 2; notime_pp: is_time=false
+#                  lr_decay 0.5 with lr_decay_patience 2; offema_ts and
+#                  offwd1ema_ts: official_ts and offwd1_ts with ema_decay
+#                  0.999; notime_pp: is_time=false
 #                  trained per prefix, as the official arm (so official -
 #                  notime_pp changes nothing but the time path)
 #   ABL_SEEDS      default "2020 2021 2022"
@@ -168,6 +170,8 @@ arm_opts() {
         offwd01_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0.1' ;;
         offwd1_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 1' ;;
         offlrd_ts) echo '"time_features": "official", "tie_shuffle": true, "lr_decay": 0.5, "lr_decay_patience": 2, "weight_decay": 0' ;;
+        offema_ts) echo '"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 0' ;;
+        offwd1ema_ts) echo '"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 1' ;;
         robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true, "weight_decay": 0' ;;
         notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true, "weight_decay": 0' ;;
         *) log "unknown arm $1"; return 1 ;;

@@ -60,6 +60,8 @@ arm_label() {
         offwd01_ts) echo 'official (prefixes), tie_shuffle, weight_decay 0.1' ;;
         offwd1_ts) echo 'official (prefixes), tie_shuffle, weight_decay 1' ;;
         offlrd_ts) echo 'official (prefixes), tie_shuffle, lr_decay 0.5 (patience 2)' ;;
+        offema_ts) echo 'official (prefixes), tie_shuffle, ema_decay 0.999' ;;
+        offwd1ema_ts) echo 'official (prefixes), tie_shuffle, weight_decay 1, ema_decay 0.999' ;;
         *) echo "$1" ;;
     esac
 }
@@ -112,7 +114,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seeds | test NDCG@10 | test HR@10 | test MRR@10 | valid NDCG@10 |"
     echo "|---|--:|--:|--:|--:|--:|"
-    for arm in robust notime official notime_pp robust_ts notime_ts official_ts offdrop5_ts offnl1_ts offbs512_ts offwd01_ts offwd1_ts offlrd_ts; do
+    for arm in robust notime official notime_pp robust_ts notime_ts official_ts offdrop5_ts offnl1_ts offbs512_ts offwd01_ts offwd1_ts offlrd_ts offema_ts offwd1ema_ts; do
         awk -v a="$arm" '$4 == a' "$TMP/sel" >"$TMP/arm"
         [ -s "$TMP/arm" ] || continue
         awk -v lab="$(arm_label "$arm")" '
@@ -129,7 +131,8 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     for p in robust:notime official:notime robust:official official:notime_pp \
              robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts \
              offdrop5_ts:official_ts offnl1_ts:official_ts offbs512_ts:official_ts \
-             offwd01_ts:official_ts offwd1_ts:official_ts offlrd_ts:official_ts; do
+             offwd01_ts:official_ts offwd1_ts:official_ts offlrd_ts:official_ts \
+             offema_ts:official_ts offwd1ema_ts:offwd1_ts; do
         a=${p%:*}; b=${p#*:}
         sa=$(awk -v x="$a" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
         sb=$(awk -v x="$b" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
