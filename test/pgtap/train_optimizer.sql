@@ -8,6 +8,12 @@
 -- catalog records them, each epoch's history has its learning rate, which
 -- follows the rule recomputed from the history's validation NDCG@10, and
 -- bad values are 22023.
+-- "ema_decay" (validation, early stopping and the stored weights use a moving
+-- average of the weights): the catalog records it (0 when not given), the
+-- training losses are those of the same training without it while the
+-- stored weights differ, the stored model scores the best validation
+-- NDCG@10 of its history (so the averaged weights were stored, not the last
+-- trained ones), a warm start keeps it, and values outside [0, 1) are 22023.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -15,7 +21,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(16);
+SELECT plan(26);
 
 CREATE TABLE ev AS
 SELECT u AS user_id, ((u * 5 + s * 3 + (u % 7) * s) % 50 + 1)::int AS item_id,
@@ -67,4 +73,27 @@ SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"lr_decay": 1
                  '22023', NULL, 'lr_decay above 1: 22023');
 SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"lr_decay_patience": 0}') $$,
                  '22023', NULL, 'lr_decay_patience 0: 22023');
+
+SELECT lives_ok($$ SELECT tim4rec_train('ev', 'noema', options => '{"epochs": 4, "patience": 10, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "learning_rate": 0.01}') $$,
+                'four epochs without ema_decay');
+SELECT lives_ok($$ SELECT tim4rec_train('ev', 'ema', options => '{"epochs": 4, "patience": 10, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "learning_rate": 0.01, "ema_decay": 0.9}') $$,
+                'the same with ema_decay 0.9');
+SELECT is((SELECT array_agg(model_name || ':' || (config->>'ema_decay') ORDER BY model_name)
+             FROM tim4rec_models WHERE model_name IN ('noema', 'ema')),
+          ARRAY['ema:0.9', 'noema:0'], 'the catalog records ema_decay (0 when not given)');
+SELECT is((SELECT array_agg((e->>'loss')::float8 ORDER BY (e->>'epoch')::int) FROM tim4rec_models, jsonb_array_elements(history) e WHERE model_name = 'ema'),
+          (SELECT array_agg((e->>'loss')::float8 ORDER BY (e->>'epoch')::int) FROM tim4rec_models, jsonb_array_elements(history) e WHERE model_name = 'noema'),
+          'ema_decay leaves training alone: the same loss in every epoch');
+SELECT isnt(tim4rec_export('ema'), tim4rec_export('noema'), 'ema_decay stores other weights');
+SELECT is((SELECT round(value::numeric, 9) FROM tim4rec_evaluate('ema', ARRAY[10]) WHERE model = 'tim4rec' AND split = 'valid' AND metric = 'ndcg'),
+          (SELECT round(max((e->>'valid_ndcg10')::float8)::numeric, 9) FROM tim4rec_models, jsonb_array_elements(history) e WHERE model_name = 'ema'),
+          'the stored model scores the best validation NDCG@10 of its history: the average was stored');
+SELECT lives_ok($$ SELECT tim4rec_train('ev', 'ema', options => '{"init_from": "ema", "epochs": 1}') $$,
+                'warm start from the averaged model');
+SELECT is((SELECT config->>'ema_decay' FROM tim4rec_models WHERE model_name = 'ema' AND version = 2), '0.9',
+          'a warm start keeps the parent''s ema_decay');
+SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"ema_decay": 1}') $$,
+                 '22023', 'invalid options: option "ema_decay" must be in [0, 1) (got 1)', 'ema_decay 1: 22023');
+SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"ema_decay": -0.5}') $$,
+                 '22023', NULL, 'a negative ema_decay: 22023');
 ROLLBACK;
