@@ -39,19 +39,11 @@
 #   ABL_TIE_ORDERS for Amazon data sets: "file item" (default); file = order
 #                  column seq (file order), item = order column item_id.
 #                  Other data sets: file order.
-#   ABL_ARMS       default "robust notime official" (each with "tie_shuffle":
-#                  false and "weight_decay": 0, the published training,
-#                  whatever the preset's defaults; every arm names its
-#                  weight_decay); robust_ts, notime_ts and official_ts: the arm
-#                  with "tie_shuffle": true; offdrop5_ts, offnl1_ts,
-#                  offbs512_ts, offwd01_ts, offwd1_ts, offlrd_ts:
-#                  official_ts with dropout_prob 0.5, num_layers 1,
-#                  batch_size 512, weight_decay 0.1, weight_decay 1,
-#                  lr_decay 0.5 with lr_decay_patience 2; offema_ts and
-#                  offwd1ema_ts: official_ts and offwd1_ts with ema_decay
-#                  0.999; notime_pp: is_time=false
-#                  trained per prefix, as the official arm (so official -
-#                  notime_pp changes nothing but the time path)
+#   ABL_ARMS       default "robust notime official"; every arm and its
+#                  options: test/quality/arms.sh (each names its tie_shuffle
+#                  and weight_decay, so the presets' defaults never decide an
+#                  arm; notime_pp is is_time=false trained per prefix, as the
+#                  official arm, so official - notime_pp isolates the time path)
 #   ABL_SEEDS      default "2020 2021 2022"
 #   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm
 #                  (default: ABL_SEEDS); ABL_OFFICIAL_DATASETS: its data sets
@@ -91,6 +83,12 @@ SYNTH_USERS=${ABL_SYNTH_USERS:-600}
 mkdir -p "$OUT/logs" "$OUT/ranks" "$OUT/hist"
 
 log() { printf '[ablation %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# the arms' options: test/quality/arms.sh
+# shellcheck source=arms.sh
+. "$REPO/test/quality/arms.sh"
+for a in $ARMS; do
+    arm_known "$a" || { log "unknown arm $a (the arms: $(arm_names | tr '\n' ' '))"; exit 2; }
+done
 has_phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ------------------------------------------------------------------ cluster
@@ -157,26 +155,6 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
     log "loaded $ds into $t: $(tail -1 "$OUT/logs/load.log")"
 }
 
-arm_opts() {
-    case $1 in
-        robust) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": false, "weight_decay": 0' ;;
-        notime) echo '"is_time": false, "training": "all_positions", "tie_shuffle": false, "weight_decay": 0' ;;
-        notime_pp) echo '"is_time": false, "tie_shuffle": false, "weight_decay": 0' ;;
-        official) echo '"time_features": "official", "tie_shuffle": false, "weight_decay": 0' ;;
-        official_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0' ;;
-        offdrop5_ts) echo '"time_features": "official", "tie_shuffle": true, "dropout_prob": 0.5, "weight_decay": 0' ;;
-        offnl1_ts) echo '"time_features": "official", "tie_shuffle": true, "num_layers": 1, "weight_decay": 0' ;;
-        offbs512_ts) echo '"time_features": "official", "tie_shuffle": true, "batch_size": 512, "weight_decay": 0' ;;
-        offwd01_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 0.1' ;;
-        offwd1_ts) echo '"time_features": "official", "tie_shuffle": true, "weight_decay": 1' ;;
-        offlrd_ts) echo '"time_features": "official", "tie_shuffle": true, "lr_decay": 0.5, "lr_decay_patience": 2, "weight_decay": 0' ;;
-        offema_ts) echo '"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 0' ;;
-        offwd1ema_ts) echo '"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 1' ;;
-        robust_ts) echo '"time_features": "robust", "training": "all_positions", "tie_shuffle": true, "weight_decay": 0' ;;
-        notime_ts) echo '"is_time": false, "training": "all_positions", "tie_shuffle": true, "weight_decay": 0' ;;
-        *) log "unknown arm $1"; return 1 ;;
-    esac
-}
 model_of() { echo "a_$(dsid "$1")_$2_$3_$4"; }     # ds order arm seed
 
 # ------------------------------------------------------------------ train

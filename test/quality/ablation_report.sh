@@ -45,26 +45,9 @@ done
 # columns: model dsid order arm seed epochs best valid hr ndcg mrr samples secs users items inter load cap patience
 sort -k2,2 -k3,3 -k4,4 -k5,5n "$TMP/runs" -o "$TMP/runs"
 
-arm_label() {
-    case $1 in
-        robust) echo 'robust (all_positions)' ;;
-        notime) echo 'is_time=false (all_positions)' ;;
-        official) echo 'official (prefixes)' ;;
-        notime_pp) echo 'is_time=false (prefixes)' ;;
-        robust_ts) echo 'robust (all_positions), tie_shuffle' ;;
-        notime_ts) echo 'is_time=false (all_positions), tie_shuffle' ;;
-        official_ts) echo 'official (prefixes), tie_shuffle' ;;
-        offdrop5_ts) echo 'official (prefixes), tie_shuffle, dropout 0.5' ;;
-        offnl1_ts) echo 'official (prefixes), tie_shuffle, 1 layer' ;;
-        offbs512_ts) echo 'official (prefixes), tie_shuffle, batch 512' ;;
-        offwd01_ts) echo 'official (prefixes), tie_shuffle, weight_decay 0.1' ;;
-        offwd1_ts) echo 'official (prefixes), tie_shuffle, weight_decay 1' ;;
-        offlrd_ts) echo 'official (prefixes), tie_shuffle, lr_decay 0.5 (patience 2)' ;;
-        offema_ts) echo 'official (prefixes), tie_shuffle, ema_decay 0.999' ;;
-        offwd1ema_ts) echo 'official (prefixes), tie_shuffle, weight_decay 1, ema_decay 0.999' ;;
-        *) echo "$1" ;;
-    esac
-}
+# the arms' labels and comparisons: test/quality/arms.sh
+# shellcheck source=arms.sh
+. "$REPO/test/quality/arms.sh"
 order_label() { case $1 in item) echo 'ties: item id (order_column item_id)' ;; *) echo 'ties: file order (order_column seq)' ;; esac; }
 
 # per-user test NDCG@10 of a model: user <TAB> value
@@ -114,7 +97,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo
     echo "| arm | seeds | test NDCG@10 | test HR@10 | test MRR@10 | valid NDCG@10 |"
     echo "|---|--:|--:|--:|--:|--:|"
-    for arm in robust notime official notime_pp robust_ts notime_ts official_ts offdrop5_ts offnl1_ts offbs512_ts offwd01_ts offwd1_ts offlrd_ts offema_ts offwd1ema_ts; do
+    for arm in $(arm_names); do
         awk -v a="$arm" '$4 == a' "$TMP/sel" >"$TMP/arm"
         [ -s "$TMP/arm" ] || continue
         awk -v lab="$(arm_label "$arm")" '
@@ -128,11 +111,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     echo "(mean +- sample sd over the seeds.)"
     # paired effects
     pairs=""
-    for p in robust:notime official:notime robust:official official:notime_pp \
-             robust_ts:robust notime_ts:notime official_ts:official robust_ts:notime_ts \
-             offdrop5_ts:official_ts offnl1_ts:official_ts offbs512_ts:official_ts \
-             offwd01_ts:official_ts offwd1_ts:official_ts offlrd_ts:official_ts \
-             offema_ts:official_ts offwd1ema_ts:offwd1_ts; do
+    for p in $(arm_pairs); do
         a=${p%:*}; b=${p#*:}
         sa=$(awk -v x="$a" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
         sb=$(awk -v x="$b" '$4 == x { print $5 }' "$TMP/sel" | sort -n)
