@@ -13,7 +13,8 @@
 -- training losses are those of the same training without it while the
 -- stored weights differ, the stored model scores the best validation
 -- NDCG@10 of its history (so the averaged weights were stored, not the last
--- trained ones), a warm start keeps it, and values outside [0, 1) are 22023.
+-- trained ones), a warm start keeps it, values outside [0, 1) are 22023, and
+-- the CUDA device refuses it (0A000).
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -21,7 +22,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 
 CREATE TABLE ev AS
 SELECT u AS user_id, ((u * 5 + s * 3 + (u % 7) * s) % 50 + 1)::int AS item_id,
@@ -96,4 +97,6 @@ SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"ema_decay": 
                  '22023', 'invalid options: option "ema_decay" must be in [0, 1) (got 1)', 'ema_decay 1: 22023');
 SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"ema_decay": -0.5}') $$,
                  '22023', NULL, 'a negative ema_decay: 22023');
+SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"ema_decay": 0.9, "device": "cuda"}') $$,
+                 '0A000', 'the CUDA backend does not support ema_decay', 'ema_decay on the CUDA device: 0A000');
 ROLLBACK;
