@@ -35,7 +35,9 @@
 #                  <name>-qgap: <name> with every event at the time of its
 #                  user's next event (test/quality/qgap.awk), so the time
 #                  path sees the gap to the event it predicts (same order,
-#                  same split)
+#                  same split); <name>-drop1: <name> without each user's last
+#                  event (test/quality/drop1.awk; no second 5-core filter), so
+#                  its test target is <name>'s validation target
 #   ABL_TIE_ORDERS for Amazon data sets: "file item" (default); file = order
 #                  column seq (file order), item = order column item_id.
 #                  Other data sets: file order.
@@ -121,6 +123,10 @@ cluster_up() {
 
 # --------------------------------------------------------------- data sets
 dsid() { printf '%s' "$1" | tr -c 'A-Za-z0-9\n' '_'; }
+base_of() { local b=${1%-qgap}; echo "${b%-drop1}"; }      # the directory under $DATA
+# -drop1 sets keep every user and item of their (already filtered) source:
+# no second filter on the shorter histories
+data_opts() { case $1 in *-drop1) echo ', "min_user_interactions": 1, "min_item_interactions": 1' ;; esac; }
 preset_of() { case "$1" in ml-*|movielens*|synth*) echo movielens ;; *) echo amazon ;; esac; }
 orders_of() { case "$1" in amazon*) echo "$TIE_ORDERS" ;; *) echo file ;; esac; }
 ocol_of() { case "$1" in item) echo item_id ;; *) echo seq ;; esac; }
@@ -139,19 +145,21 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
             awk -v seed=2020 -v users="$SYNTH_USERS" -f test/quality/gen_timegap.awk >"$csv"
         fi
     else
-        csv=$DATA/${ds%-qgap}/interactions.csv
+        csv=$DATA/$(base_of "$ds")/interactions.csv
         [ -r "$csv" ] || { log "SKIP $ds: $csv not found"; return 1; }
-        if [ "${ds%-qgap}" != "$ds" ]; then
+        case $ds in
             # <name>-qgap: every event takes the time of its user's next
             # event (test/quality/qgap.awk), so the time path reads the gap
             # to the event being predicted
-            awk -f test/quality/qgap.awk "$csv" >"$OUT/$ds.csv"
-            csv=$OUT/$ds.csv
-        fi
+            *-qgap) awk -f test/quality/qgap.awk "$csv" >"$OUT/$ds.csv"; csv=$OUT/$ds.csv ;;
+            # <name>-drop1: each user's last event removed
+            # (test/quality/drop1.awk), the held-out items one step back
+            *-drop1) awk -f test/quality/drop1.awk "$csv" >"$OUT/$ds.csv"; csv=$OUT/$ds.csv ;;
+        esac
     fi
     test/scripts/load_interactions.sh --replace -t "$t" -f csv "$csv" >>"$OUT/logs/load.log" 2>&1 ||
         { log "load of $ds failed (see $OUT/logs/load.log)"; return 1; }
-    case $ds in synth-*|*-qgap) rm -f "$csv" ;; esac
+    case $ds in synth-*|*-qgap|*-drop1) rm -f "$csv" ;; esac
     log "loaded $ds into $t: $(tail -1 "$OUT/logs/load.log")"
 }
 
@@ -163,7 +171,7 @@ train_one() {    # ds order arm seed
     model=$(model_of "$ds" "$order" "$arm" "$seed")
     logf=$OUT/logs/$model.log
     rm -f "$OUT/ranks/$model.tsv" "$OUT/ranks/$model.eval" "$OUT/hist/$model.tsv"
-    opts="{$COMMON, \"preset\": \"$(preset_of "$ds")\", \"seed\": $seed, \"threads\": $THREADS, \"order_column\": \"$(ocol_of "$order")\", $(arm_opts "$arm")}"
+    opts="{$COMMON, \"preset\": \"$(preset_of "$ds")\", \"seed\": $seed, \"threads\": $THREADS, \"order_column\": \"$(ocol_of "$order")\"$(data_opts "$ds"), $(arm_opts "$arm")}"
     log "start $model: load $(cut -d' ' -f1 /proc/loadavg); options $opts"
     if psql -X -q -At -F' ' -v ON_ERROR_STOP=1 >"$logf" 2>&1 <<SQL
 SELECT 'START', extract(epoch FROM clock_timestamp()), '$(cut -d' ' -f1 /proc/loadavg)';

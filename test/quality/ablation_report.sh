@@ -74,6 +74,7 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     name=${ds//_/-}     # the data set's name (names use '-', model names '_')
     echo
     case $name in
+        *-drop1) echo "#### $name: ${name%-drop1} without each user's last event (test/quality/drop1.awk: its test target is ${name%-drop1}'s validation target, its validation target the event before), $(order_label "$order")" ;;
         *-qgap) echo "#### $name: ${name%-qgap} with every event at the time of the user's next event (test/quality/qgap.awk: the time path sees the gap to the event it predicts), $(order_label "$order")" ;;
         amazon*) echo "#### $name, $(order_label "$order")" ;;
         synth-timegap) echo "#### synth-timegap: positive control (test/quality/gen_timegap.awk: the next item depends on the last two items and the gap into the last one; $(order_label "$order"))" ;;

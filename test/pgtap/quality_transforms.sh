@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# test/quality/qgap.awk, the "-qgap" data sets of make quality-ablation
+# The data transforms of make quality-ablation, checked in SQL against an
+# independent formulation (window functions over the loaded input).
+# 1. test/quality/qgap.awk, the "-qgap" data sets of make quality-ablation
 # (test/bench/QUALITY.md, "The gap to the next event"): every event takes the
 # time of its user's next event, a user's last event keeps its own.  The
 # input is generated here (users with equal timestamps, one-event users, an
@@ -7,6 +9,9 @@
 # window function over the loaded input (an independent formulation), and
 # the events' order by (time, seq), which decides tim4rec's order and its
 # leave-one-out split, must be the same before and after.
+# 2. test/quality/drop1.awk, the "-drop1" data sets (test/bench/QUALITY.md,
+# "Does a validation gain carry to the next position?"): each user's last
+# event by (time, seq) removed, every other event kept in its order.
 # Prints TAP.  Uses PGHOST/PGPORT/PGUSER/PGDATABASE.
 set -u -o pipefail
 # shellcheck source=../scripts/lib.sh
@@ -17,7 +22,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/t4r_qgap.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 
-echo "1..6"
+echo "1..9"
 # users 7, 3, 12 (file order, not sorted), times with ties, user 5 with a
 # single event; the file is sorted by user then time within each user
 awk 'BEGIN {
@@ -58,3 +63,22 @@ t4r_ok $? "the order by (time, seq) of every user is unchanged ($n events, $bad 
 ties=$(q -c "SELECT count(*) FROM (SELECT user_id, ts FROM qg_in GROUP BY 1, 2 HAVING count(*) > 1) t")
 [ "$ties" -gt 0 ]
 t4r_ok $? "the input has equal timestamps ($ties groups), so the order check can fail"
+
+# drop1.awk on the same input
+awk -f "$REPO/test/quality/drop1.awk" "$TMP/in.csv" >"$TMP/drop1.csv" &&
+"$REPO/test/scripts/load_interactions.sh" --replace -t qd_out -f csv "$TMP/drop1.csv" >/dev/null 2>&1
+t4r_ok $? "drop1.awk runs and its output loads"
+# each event with its place (time, seq) in its user's history; the input's
+# last place per user removed must leave exactly the output
+bad=$(q -c "WITH a AS (SELECT user_id, item_id, ts, row_number() OVER w AS r, count(*) OVER (PARTITION BY user_id) AS n
+                         FROM qg_in WINDOW w AS (PARTITION BY user_id ORDER BY ts, seq)),
+                 b AS (SELECT user_id, item_id, ts, row_number() OVER (PARTITION BY user_id ORDER BY ts, seq) AS r FROM qd_out),
+                 want AS (SELECT user_id, item_id, ts, r FROM a WHERE r < n)
+            SELECT (SELECT count(*) FROM (SELECT * FROM want EXCEPT ALL SELECT * FROM b) x) +
+                   (SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM want) y)")
+[ "$bad" = 0 ]
+t4r_ok $? "the output is the input without each user's last event, the rest in order (rows differing: $bad)"
+n_in=$(q -c "SELECT count(*) - count(DISTINCT user_id) FROM qg_in")
+n_out=$(q -c "SELECT count(*) FROM qd_out")
+[ "$n_out" = "$n_in" ] && [ "$n_out" -gt 0 ]
+t4r_ok $? "one event fewer per user ($n_out events kept of $(q -c "SELECT count(*) FROM qg_in"))"
