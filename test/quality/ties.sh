@@ -11,7 +11,8 @@
 #   decay     the same protocol with tie_shuffle, with weight_decay 1
 #             (offwd1_ts) and without (official_ts); TIES_DECAY_ARMS adds
 #             the other arms of test/bench/QUALITY.md's "Regularising"
-#             section (offwd01_ts offlrd_ts offbs512_ts offnl1_ts)
+#             section (offwd01_ts offlrd_ts offbs512_ts offnl1_ts) or of
+#             "A moving average of the weights" (offwd1ema_ts offema_ts)
 # Each part: trainings (TIES_PARALLEL at a time, one thread each), per-user
 # ranks, paired bootstrap, tables and validation curves in
 # $TIES_OUT/{fast,defaults,decay}/ablation.md.  Knobs: TIES_PARTS ("fast
