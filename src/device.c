@@ -77,11 +77,20 @@ t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
 	bool		training = strcmp(what, "training") == 0;
 
 	if (cfg->is_time && cfg->time_features == T4R_TIME_ROBUST)
-		why = "time_features \"robust\"", fix = "time_features \"official\"";
+	{
+		why = "time_features \"robust\"";
+		fix = "time_features \"official\"";
+	}
 	else if (training && cfg->training == T4R_TRAIN_ALL_POSITIONS)
-		why = "training \"all_positions\"", fix = "training \"prefixes\"";
+	{
+		why = "training \"all_positions\"";
+		fix = "training \"prefixes\"";
+	}
 	else if (training && cfg->ema_decay > 0)
-		why = "ema_decay", fix = "\"ema_decay\": 0";
+	{
+		why = "ema_decay";
+		fix = "\"ema_decay\": 0";
+	}
 	if (why == NULL)
 		return t4r_pg_use_cuda(device, what);
 	if (strcmp(device, "cuda") == 0)
