@@ -66,7 +66,8 @@ t4r_pg_use_cuda(const char *device, const char *what)
 /*
  * As t4r_pg_use_cuda for a model of configuration cfg: the CUDA backend
  * computes the published model only, so a model with the robust time path,
- * or a training with all_positions or ema_decay, runs on the CPU ('auto')
+ * or a training with all_positions, ema_decay, label_smoothing or
+ * tie_targets, runs on the CPU ('auto')
  * or is an error ('cuda').
  */
 bool
@@ -90,6 +91,16 @@ t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
 	{
 		why = "ema_decay";
 		fix = "\"ema_decay\": 0";
+	}
+	else if (training && cfg->label_smoothing > 0)
+	{
+		why = "label_smoothing";
+		fix = "\"label_smoothing\": 0";
+	}
+	else if (training && cfg->tie_targets)
+	{
+		why = "tie_targets";
+		fix = "\"tie_targets\": false";
 	}
 	if (why == NULL)
 		return t4r_pg_use_cuda(device, what);

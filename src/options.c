@@ -215,6 +215,10 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	t4r_jb_int(&st, o->cfg.lr_decay_patience);
 	t4r_jb_key(&st, "ema_decay");
 	t4r_jb_float(&st, o->cfg.ema_decay);
+	t4r_jb_key(&st, "label_smoothing");
+	t4r_jb_float(&st, o->cfg.label_smoothing);
+	t4r_jb_key(&st, "tie_targets");
+	t4r_jb_bool(&st, o->cfg.tie_targets != 0);
 	t4r_jb_key(&st, "batch_size");
 	t4r_jb_int(&st, o->cfg.batch_size);
 	t4r_jb_key(&st, "epochs");

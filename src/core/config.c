@@ -86,6 +86,8 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	c->lr_decay = 1;
 	c->lr_decay_patience = 2;
 	c->ema_decay = 0;
+	c->label_smoothing = 0;
+	c->tie_targets = 0;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");
 	c->n_items = 0;
 	return T4R_OK;
@@ -135,6 +137,8 @@ static const key_def key_defs[] = {
 	KD(lr_decay, KT_DOUBLE),
 	KD(lr_decay_patience, KT_INT),
 	KD(ema_decay, KT_DOUBLE),
+	KD(label_smoothing, KT_DOUBLE),
+	KD(tie_targets, KT_BOOL),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
@@ -472,6 +476,17 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	if (!(c->ema_decay >= 0 && c->ema_decay < 1))
 	{
 		t4r_set_err(err, errlen, "option \"ema_decay\" must be in [0, 1) (got %g)", c->ema_decay);
+		return T4R_EINVAL;
+	}
+	if (!(c->label_smoothing >= 0 && c->label_smoothing < 1))
+	{
+		t4r_set_err(err, errlen, "option \"label_smoothing\" must be in [0, 1) (got %g)", c->label_smoothing);
+		return T4R_EINVAL;
+	}
+	CHECK_RANGE_INT(tie_targets, 0, 1);
+	if (c->tie_targets && c->training == T4R_TRAIN_ALL_POSITIONS)
+	{
+		t4r_set_err(err, errlen, "option \"tie_targets\" needs per-prefix training, but \"training\" is \"all_positions\"");
 		return T4R_EINVAL;
 	}
 	if ((c->expand * c->hidden_size) % c->head_dim != 0)

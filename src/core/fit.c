@@ -390,6 +390,21 @@ fit_epoch_windows(fit_state *f, fit_window *win, int64_t nwin)
 }
 
 /*
+ * tie_targets: the number of positions p, p+1, ... before te (the end of the
+ * user's training part, so never a validation or test target) that share
+ * position p's timestamp.
+ */
+static int32_t
+tie_run(const t4r_dataset *ds, int64_t p, int64_t te)
+{
+	int64_t		q = p + 1;
+
+	while (q < te && ds->seq_ts[q] == ds->seq_ts[p])
+		q++;
+	return (int32_t) (q - p);
+}
+
+/*
  * One per-prefix epoch: every target position of the training parts (all[],
  * room for S) in canonical order, shuffled by (seed, epoch); a sample is the
  * at most max_seq_len items before its target.
@@ -400,6 +415,7 @@ fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
 	const t4r_dataset *ds = f->ds;
 	int			B = f->m->cfg.batch_size,
 				L = f->m->cfg.max_seq_len,
+				tie_targets = f->m->cfg.tie_targets && ds->seq_ts != NULL,
 				rc;
 	int64_t		si = 0;
 
@@ -420,7 +436,8 @@ fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
 		for (int i = 0; i < ns; i++)
 		{
 			int64_t		p = all[b0 + i];
-			int64_t		j = p - ds->seq_off[user_of_pos(ds, p)];
+			int64_t		u = user_of_pos(ds, p);
+			int64_t		j = p - ds->seq_off[u];
 			int32_t		n = (int32_t) (j < L ? j : L);
 			t4r_sample *s = &f->batch[i];
 
@@ -430,6 +447,9 @@ fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
 			s->target = f->items[p];
 			s->targets = NULL;
 			s->loss_from = 0;
+			s->soft = f->items + p;
+			s->nsoft = tie_targets ?
+				tie_run(ds, p, ds->seq_off[u] + train_len(ds, u)) : 1;
 		}
 		if ((rc = fit_step(f, ns, ns)) != T4R_OK)
 			return rc;
@@ -544,6 +564,11 @@ fit_check(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *o,
 	if (m->cfg.ema_decay > 0 && o->backend != NULL)
 	{
 		t4r_set_err(err, errlen, "option \"ema_decay\" is not supported by this backend");
+		return T4R_EINVAL;
+	}
+	if ((m->cfg.label_smoothing > 0 || m->cfg.tie_targets) && o->backend != NULL)
+	{
+		t4r_set_err(err, errlen, "options \"label_smoothing\" and \"tie_targets\" are not supported by this backend");
 		return T4R_EINVAL;
 	}
 	if (m->dims.robust && o->backend != NULL)

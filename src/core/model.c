@@ -747,6 +747,59 @@ xent_row(t4r_real *lg, int V, int tg, double scale)
 }
 
 /*
+ * The same with a soft target distribution q (label_smoothing eps,
+ * tie_targets): q = eps / V on every row plus (1 - eps) / nt on each of
+ * tg[0 .. nt-1] (a row listed twice gets twice the share).  Returns the
+ * row's loss log(sum exp) + max - sum_v q_v lg_v and overwrites lg with
+ * scale * (softmax(lg) - q).
+ */
+static double
+xent_row_soft(t4r_real *lg, int V, const int32_t *tg, int nt, double eps, double scale)
+{
+	t4r_real	mx;
+	double		lsum = 0,
+				tsum = 0,
+				sum;
+	double		w = (1 - eps) / nt;
+	t4r_real	inv,
+				sub = (t4r_real) (scale * eps / V),
+				tw = (t4r_real) (scale * w);
+
+	if (eps > 0)
+		for (int v = 0; v < V; v++)
+			lsum += lg[v];
+	for (int j = 0; j < nt; j++)
+		tsum += lg[tg[j]];
+	sum = softmax_exp(lg, V, &mx);
+	inv = (t4r_real) (scale / sum);
+	for (int v = 0; v < V; v++)
+		lg[v] = lg[v] * inv - sub;
+	for (int j = 0; j < nt; j++)
+		lg[tg[j]] -= tw;
+	return log(sum) + mx - eps / V * lsum - w * tsum;
+}
+
+/* one loss row: the published cross-entropy unless the configuration asks
+ * for a soft target (soft/nsoft: tie_targets' list, NULL for one target) */
+static double
+xent_row_cfg(t4r_real *lg, int V, int tg, const int32_t *soft, int nsoft,
+			 double eps, double scale)
+{
+	if (soft == NULL || nsoft < 1)
+	{
+		soft = NULL;
+		nsoft = 1;
+	}
+	if (eps == 0 && nsoft == 1)
+		return xent_row(lg, V, tg, scale);
+	{
+		int32_t		t1 = (int32_t) tg;
+
+		return xent_row_soft(lg, V, soft ? soft : &t1, nsoft, eps, scale);
+	}
+}
+
+/*
  * t4r_dropout_mask (ops.h) with the pairs loop written so that it vectorises
  * (64-bit multiplies: AVX-512DQ); the values are exactly the same function
  * of (seed, step, sample, site, element index).
@@ -2142,7 +2195,8 @@ allpos_loss(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
 		hid = w->hidden + r0 * d;
 		t4r_gemm(0, 1, (int) cnt, V, d, 1, hid, d, w->pv.emb, d, 0, w->logits, V);
 		for (size_t i = 0; i < cnt; i++)
-			lsum += xent_row(w->logits + i * V, V, rt[r0 + i], scale);
+			lsum += xent_row_cfg(w->logits + i * V, V, rt[r0 + i], NULL, 1,
+								 w->m->cfg.label_smoothing, scale);
 		t4r_gemm(1, 0, V, d, (int) cnt, 1, w->logits, V, hid, d, 1, g->emb, d);
 		t4r_gemm(0, 0, (int) cnt, d, V, 1, w->logits, V, w->pv.emb, d, 0, dF + r0 * d, d);
 		r0 += cnt;
@@ -2166,14 +2220,28 @@ prefix_loss(t4r_ws *w, const t4r_sample *smp, const t4r_pview *g, double scale,
 				V = w->D.V,
 				d = w->D.d;
 	double		lsum = 0;
+	double		eps = w->m->cfg.label_smoothing;
+	int			tt = w->m->cfg.tie_targets;
 
 	for (int s = 0; s < S; s++)
+	{
 		if (smp[s].target < 0 || smp[s].target >= V)
 			return T4R_EINVAL;
+		if (tt && smp[s].soft != NULL && smp[s].nsoft > 1)
+		{
+			if (smp[s].soft[0] != smp[s].target)
+				return T4R_EINVAL;
+			for (int j = 1; j < smp[s].nsoft; j++)
+				if (smp[s].soft[j] < 0 || smp[s].soft[j] >= V)
+					return T4R_EINVAL;
+		}
+	}
 	/* scores and fused softmax / cross-entropy */
 	t4r_ws_scores(w, w->logits);
 	for (int s = 0; s < S; s++)
-		lsum += xent_row(w->logits + (size_t) s * V, V, smp[s].target, scale);
+		lsum += xent_row_cfg(w->logits + (size_t) s * V, V, smp[s].target,
+							 tt ? smp[s].soft : NULL, tt ? smp[s].nsoft : 1,
+							 eps, scale);
 	*loss_sum = lsum;
 	/* dE += dlogits^T hidden; dhidden = dlogits E */
 	t4r_gemm(1, 0, V, d, S, 1, w->logits, V, w->hidden, d, 1, g->emb, d);

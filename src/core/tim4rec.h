@@ -128,6 +128,18 @@ typedef struct t4r_config
 	 * the weights themselves; 0 (the default) is off (the published
 	 * training).  CPU trainer only. */
 	double		ema_decay;
+	/* training key "label_smoothing" (in [0, 1)): the cross-entropy's
+	 * target distribution gives label_smoothing / V to every row of the
+	 * vocabulary (padding included, as torch's CrossEntropyLoss) and the
+	 * rest to the target; 0 (the default) is the published loss */
+	double		label_smoothing;
+	/* training key "tie_targets" (bool; per-prefix training only): a
+	 * prefix whose target shares its timestamp with the items after it in
+	 * the user's training part takes all of them as its target, each with
+	 * an equal share -- the expectation of tie_shuffle's random order,
+	 * without its noise; validation and test targets are never included.
+	 * false (the default) is the published loss. */
+	int			tie_targets;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;
@@ -296,6 +308,11 @@ typedef struct t4r_sample
 	 * targets == NULL: one term, at the last position, against target. */
 	const int32_t *targets;
 	int32_t		loss_from;
+	/* per-prefix training with tie_targets only (else ignored): when
+	 * nsoft > 1 the loss's target is soft[0 .. nsoft-1] (soft[0] ==
+	 * target), each with weight 1 / nsoft */
+	const int32_t *soft;
+	int32_t		nsoft;
 } t4r_sample;
 
 /* ---- inference ---- */

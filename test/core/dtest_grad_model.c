@@ -5,7 +5,9 @@
  * path on/off, p2p on/off, 1/2/3 layers, conv width 3/4, dropout off/on,
  * batches mixing lengths 1, short, L-1, L and > L; the robust (causal) time
  * path, trained per prefix and on all positions (a loss at every position
- * from loss_from on, windows longer than L included).
+ * from loss_from on, windows longer than L included); label_smoothing and
+ * tie_targets (soft targets), whose loss is also checked against a plain
+ * evaluation of its formula on the model's scores.
  *
  * The weights are the docs/MODEL.md initialisation plus random noise, so that no
  * path is degenerate (layer norm weights != 1, biases != 0, ...).
@@ -31,6 +33,8 @@ typedef struct gcase
 				tdropout;
 	int			robust,
 				allpos;
+	double		ls;				/* label_smoothing */
+	int			tt;				/* tie_targets */
 } gcase;
 
 #define NS 7
@@ -85,6 +89,7 @@ run_case(const gcase *gc)
 				V = 13;
 	int32_t    *items[NS];
 	int32_t    *tgts[NS];
+	int32_t		soft[NS][3];
 	double	   *ts[NS];
 	t4r_sample	smp[NS];
 	t4r_real   *an;
@@ -112,6 +117,8 @@ run_case(const gcase *gc)
 	c.time_features = gc->robust ? T4R_TIME_ROBUST : T4R_TIME_OFFICIAL;
 	c.time_scale = 900.0;
 	c.training = gc->allpos ? T4R_TRAIN_ALL_POSITIONS : T4R_TRAIN_PREFIXES;
+	c.label_smoothing = gc->ls;
+	c.tie_targets = gc->tt;
 	if (t4r_model_create(&c, &m, err, sizeof err) != T4R_OK)
 	{
 		tap_ok(0, "%s: model create: %s", gc->name, err);
@@ -174,6 +181,17 @@ run_case(const gcase *gc)
 		}
 	}
 	smp[0].target = 0;
+	/* tie_targets: 1, 2 or 3 targets, a row listed twice in sample 5 */
+	for (int s = 0; s < NS; s++)
+	{
+		soft[s][0] = smp[s].target;
+		/* fixed rows: drawing them would shift the shared random stream
+		 * and so the other cases' checked elements */
+		soft[s][1] = 1 + (5 * s + 3) % (V - 1);
+		soft[s][2] = s == 5 ? soft[s][1] : 1 + (7 * s + 1) % (V - 1);
+		smp[s].soft = soft[s];
+		smp[s].nsoft = 1 + s % 3;
+	}
 
 	memset(&opts, 0, sizeof opts);
 	opts.threads = 1;
@@ -192,6 +210,42 @@ run_case(const gcase *gc)
 		return;
 	}
 	loss = loss_at(tr, smp, NS, training);
+	if ((gc->ls > 0 || gc->tt) && !training && !gc->allpos)
+	{
+		/* the loss against its formula on the model's own scores: mean
+		 * over samples of log sum exp(z) - sum_v q_v z_v, q built plainly */
+		double		plain = 0;
+		t4r_real   *sc = malloc(sizeof(t4r_real) * NS * V);
+
+		if (t4r_infer_batch(m, smp, NS, 1, NULL, sc) != T4R_OK)
+			tap_ok(0, "%s: inference", gc->name);
+		for (int s = 0; s < NS; s++)
+		{
+			const t4r_real *z = sc + (size_t) s * V;
+			double		q[64] = {0},
+						mx = z[0],
+						se = 0,
+						dot = 0;
+			int			nt = gc->tt ? smp[s].nsoft : 1;
+
+			for (int v = 0; v < V; v++)
+				q[v] = gc->ls / V;
+			for (int j = 0; j < nt; j++)
+				q[gc->tt ? smp[s].soft[j] : smp[s].target] += (1 - gc->ls) / nt;
+			for (int v = 0; v < V; v++)
+				mx = z[v] > mx ? z[v] : mx;
+			for (int v = 0; v < V; v++)
+			{
+				se += exp(z[v] - mx);
+				dot += q[v] * z[v];
+			}
+			plain += log(se) + mx - dot;
+		}
+		plain /= NS;
+		tap_ok(fabs(plain - loss) < 1e-10 * (1 + fabs(plain)),
+			   "%s: loss %.12f = its formula on the scores %.12f", gc->name, loss, plain);
+		free(sc);
+	}
 	an = malloc(sizeof(t4r_real) * m->layout.total);
 	memcpy(an, t4r_trainer_grads(tr), sizeof(t4r_real) * m->layout.total);
 
@@ -298,20 +352,25 @@ int
 main(void)
 {
 	static const gcase cases[] = {
-		{"time, gate scalar, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 0, 0},
-		{"time, p2p, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 0, 0},
-		{"no time, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.3, 0, 0, 0},
-		{"time, p2p, 1 layer, K4, eval", "amazon", 1, 1, 1, 4, 0, 0, 0, 0},
-		{"time, gate scalar, 1 layer, K3, dropout", "movielens", 1, 0, 1, 3, 0.2, 0.2, 0, 0},
-		{"no time, 1 layer, K4, eval", "amazon", 0, 0, 1, 4, 0, 0, 0, 0},
-		{"time, gate scalar, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25, 0, 0},
-		{"time, p2p, 3 layers, K2, eval", "movielens", 1, 1, 3, 2, 0, 0, 0, 0},
-		{"robust, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 1, 0},
-		{"robust, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 1, 0},
-		{"robust, all_positions, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 1, 1},
-		{"robust, all_positions, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25, 1, 1},
-		{"robust, all_positions, 1 layer, K2, dropout", "amazon", 1, 0, 1, 2, 0.3, 0.2, 1, 1},
-		{"no time, all_positions, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.2, 0, 0, 1},
+		{"time, gate scalar, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 0, 0, 0, 0},
+		{"time, p2p, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 0, 0, 0, 0},
+		{"no time, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.3, 0, 0, 0, 0, 0},
+		{"time, p2p, 1 layer, K4, eval", "amazon", 1, 1, 1, 4, 0, 0, 0, 0, 0, 0},
+		{"time, gate scalar, 1 layer, K3, dropout", "movielens", 1, 0, 1, 3, 0.2, 0.2, 0, 0, 0, 0},
+		{"no time, 1 layer, K4, eval", "amazon", 0, 0, 1, 4, 0, 0, 0, 0, 0, 0},
+		{"time, gate scalar, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25, 0, 0, 0, 0},
+		{"time, p2p, 3 layers, K2, eval", "movielens", 1, 1, 3, 2, 0, 0, 0, 0, 0, 0},
+		{"robust, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 1, 0, 0, 0},
+		{"robust, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 1, 0, 0, 0},
+		{"robust, all_positions, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 1, 1, 0, 0},
+		{"robust, all_positions, 3 layers, K4, dropout", "movielens", 1, 0, 3, 4, 0.2, 0.25, 1, 1, 0, 0},
+		{"robust, all_positions, 1 layer, K2, dropout", "amazon", 1, 0, 1, 2, 0.3, 0.2, 1, 1, 0, 0},
+		{"no time, all_positions, 2 layers, K4, dropout", "movielens", 0, 0, 2, 4, 0.2, 0, 0, 1, 0, 0},
+		{"label_smoothing 0.1, time, gate scalar, 2 layers, K4, eval", "movielens", 1, 0, 2, 4, 0, 0, 0, 0, 0.1, 0},
+		{"tie_targets, time, p2p, 3 layers, K2, eval", "movielens", 1, 1, 3, 2, 0, 0, 0, 0, 0, 1},
+		{"tie_targets, label_smoothing 0.3, 1 layer, K3, eval", "movielens", 1, 0, 1, 3, 0, 0, 0, 0, 0.3, 1},
+		{"tie_targets, label_smoothing 0.2, p2p, 2 layers, K3, dropout", "amazon", 1, 1, 2, 3, 0.2, 0.3, 0, 0, 0.2, 1},
+		{"label_smoothing 0.2, robust, all_positions, 2 layers, dropout", "movielens", 1, 0, 2, 4, 0.2, 0.25, 1, 1, 0.2, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)

@@ -23,6 +23,8 @@ offwd1_ts|"time_features": "official", "tie_shuffle": true, "weight_decay": 1|of
 offlrd_ts|"time_features": "official", "tie_shuffle": true, "lr_decay": 0.5, "lr_decay_patience": 2, "weight_decay": 0|official (prefixes), tie_shuffle, lr_decay 0.5 (patience 2)|official_ts
 offema_ts|"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 0|official (prefixes), tie_shuffle, ema_decay 0.999|official_ts
 offwd1ema_ts|"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 1|official (prefixes), tie_shuffle, weight_decay 1, ema_decay 0.999|offwd1_ts offema_ts
+offls_ts|"time_features": "official", "tie_shuffle": true, "label_smoothing": 0.1, "weight_decay": 0|official (prefixes), tie_shuffle, label_smoothing 0.1|official_ts
+offtt_ts|"time_features": "official", "tie_shuffle": true, "tie_targets": true, "weight_decay": 0|official (prefixes), tie_shuffle, tie_targets|official_ts
 '
 
 # column $2 of arm $1; status 1 for an unknown arm
