@@ -65,7 +65,8 @@ t4r_pg_use_cuda(const char *device, const char *what)
 
 /*
  * As t4r_pg_use_cuda for a model of configuration cfg: the CUDA backend
- * computes the published model only, so a model with the robust time path,
+ * computes the published model only, so a model with the robust time path
+ * or tie_average,
  * or a training with all_positions, ema_decay, label_smoothing or
  * tie_targets, runs on the CPU ('auto')
  * or is an error ('cuda').
@@ -86,6 +87,11 @@ t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
 	{
 		why = "training \"all_positions\"";
 		fix = "training \"prefixes\"";
+	}
+	else if (cfg->tie_average > 1)
+	{
+		why = "tie_average";
+		fix = "\"tie_average\": 1";
 	}
 	else if (training && cfg->ema_decay > 0)
 	{

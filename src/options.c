@@ -244,6 +244,8 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	 * start's child must not take it from the preset */
 	t4r_jb_key(&st, "tie_shuffle");
 	t4r_jb_bool(&st, o->cfg.tie_shuffle != 0);
+	t4r_jb_key(&st, "tie_average");
+	t4r_jb_int(&st, o->cfg.tie_average);
 	if (o->threads > 0)
 	{
 		t4r_jb_key(&st, "threads");

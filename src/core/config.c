@@ -88,6 +88,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	c->ema_decay = 0;
 	c->label_smoothing = 0;
 	c->tie_targets = 0;
+	c->tie_average = 1;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");
 	c->n_items = 0;
 	return T4R_OK;
@@ -139,6 +140,7 @@ static const key_def key_defs[] = {
 	KD(ema_decay, KT_DOUBLE),
 	KD(label_smoothing, KT_DOUBLE),
 	KD(tie_targets, KT_BOOL),
+	KD(tie_average, KT_INT),
 	KD(seed, KT_U64),
 };
 #define N_KEYS ((int) (sizeof(key_defs) / sizeof(key_defs[0])))
@@ -484,6 +486,7 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 		return T4R_EINVAL;
 	}
 	CHECK_RANGE_INT(tie_targets, 0, 1);
+	CHECK_RANGE_INT(tie_average, 1, 64);
 	if (c->tie_targets && c->training == T4R_TRAIN_ALL_POSITIONS)
 	{
 		t4r_set_err(err, errlen, "option \"tie_targets\" needs per-prefix training, but \"training\" is \"all_positions\"");

@@ -185,6 +185,10 @@ t4r_config_to_json(const t4r_config *c)
 	sb_jstr(&b, "preset");
 	sb_str(&b, ": ");
 	sb_jstr(&b, preset[0] ? preset : "movielens");
+	/* not published: only when set, so a published model's JSON keeps the
+	 * published key set */
+	if (c->tie_average != 1)
+		kv_int(&b, "tie_average", c->tie_average, &first);
 	bad |= kv_real(&b, "time_dropout", c->time_dropout, &first);
 	/* the robust time path only: an official model's JSON stays exactly
 	 * the published key set */

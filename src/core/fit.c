@@ -566,9 +566,10 @@ fit_check(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *o,
 		t4r_set_err(err, errlen, "option \"ema_decay\" is not supported by this backend");
 		return T4R_EINVAL;
 	}
-	if ((m->cfg.label_smoothing > 0 || m->cfg.tie_targets) && o->backend != NULL)
+	if ((m->cfg.label_smoothing > 0 || m->cfg.tie_targets || m->cfg.tie_average > 1) &&
+		o->backend != NULL)
 	{
-		t4r_set_err(err, errlen, "options \"label_smoothing\" and \"tie_targets\" are not supported by this backend");
+		t4r_set_err(err, errlen, "options \"label_smoothing\", \"tie_targets\" and \"tie_average\" are not supported by this backend");
 		return T4R_EINVAL;
 	}
 	if (m->dims.robust && o->backend != NULL)

@@ -61,6 +61,125 @@ t4r_infer_ctx_free(t4r_infer_ctx *ctx)
 	free(ctx);
 }
 
+void
+t4r_tie_order(uint64_t seed, int k, const int32_t *items, const double *ts, int n,
+			  int32_t *out)
+{
+	uint64_t	h = 1469598103934665603ULL;	/* FNV-1a over the items */
+	t4r_rng		rng;
+
+	for (int i = 0; i < n; i++)
+		h = (h ^ (uint64_t) (uint32_t) items[i]) * 1099511628211ULL;
+	t4r_rng_seed(&rng, t4r_hash64(seed, (uint64_t) k, h, 0x7469656176ULL));
+	memmove(out, items, sizeof(int32_t) * (size_t) n);
+	if (k == 0 || ts == NULL)
+		return;
+	for (int a = 0; a < n;)
+	{
+		int			b = a + 1;
+
+		while (b < n && ts[b] == ts[a])
+			b++;
+		for (int x = b - a - 1; x > 0; x--)
+		{
+			int			y = (int) t4r_rng_below(&rng, (uint64_t) x + 1);
+			int32_t		t = out[a + x];
+
+			out[a + x] = out[a + y];
+			out[a + y] = t;
+		}
+		a = b;
+	}
+}
+
+/*
+ * The forward of inference: t4r_ws_forward in eval mode, then, with
+ * tie_average K > 1, the histories whose window (the last L items) holds
+ * equal timestamps are run K - 1 more times, each time with every run of
+ * equal timestamps in the window put in a random order (Fisher-Yates keyed
+ * by the model's seed, k and a hash of the window's items, so a history
+ * always gets the same orders), and their final hidden vectors averaged.
+ * The scores are linear in the hidden vector, so this averages the scores.
+ * Histories without equal timestamps (or without times) are run once and
+ * come out bit for bit as without the option.  Leaves w->hidden [S, d]
+ * and w->S = S for t4r_ws_scores / t4r_ws_scores_rows.
+ */
+static int
+infer_forward(t4r_ws *w, const t4r_sample *smp, int S)
+{
+	int			K = w->m->cfg.tie_average,
+				L = w->m->cfg.max_seq_len,
+				d = w->D.d,
+				nt = 0,
+				rc = t4r_ws_forward(w, smp, S, 0, 0, 0);
+	int		   *tied;
+	double	   *acc;
+	int32_t    *perm;
+	t4r_sample *sub;
+
+	if (rc != T4R_OK || K <= 1)
+		return rc;
+	tied = malloc(sizeof(int) * (size_t) S);
+	if (!tied)
+		return T4R_ENOMEM;
+	for (int s = 0; s < S; s++)
+	{
+		int			w0 = smp[s].n > L ? smp[s].n - L : 0,
+					has = 0;
+
+		for (int i = w0 + 1; smp[s].ts && i < smp[s].n && !has; i++)
+			has = smp[s].ts[i] == smp[s].ts[i - 1];
+		if (has)
+			tied[nt++] = s;
+	}
+	if (nt == 0)
+	{
+		free(tied);
+		return T4R_OK;
+	}
+	acc = malloc(sizeof(double) * (size_t) S * d);
+	perm = malloc(sizeof(int32_t) * (size_t) nt * L);
+	sub = malloc(sizeof(t4r_sample) * (size_t) nt);
+	if (!acc || !perm || !sub)
+		rc = T4R_ENOMEM;
+	for (size_t i = 0; rc == T4R_OK && i < (size_t) S * d; i++)
+		acc[i] = w->hidden[i];
+	for (int k = 1; rc == T4R_OK && k < K; k++)
+	{
+		for (int j = 0; j < nt; j++)
+		{
+			const t4r_sample *o = &smp[tied[j]];
+			int			w0 = o->n > L ? o->n - L : 0,
+						n = o->n - w0;
+			int32_t    *it = perm + (size_t) j * L;
+
+			t4r_tie_order(w->m->cfg.seed, k, o->items + w0, o->ts + w0, n, it);
+			sub[j] = *o;
+			sub[j].items = it;
+			sub[j].ts = o->ts + w0;
+			sub[j].n = n;
+		}
+		rc = t4r_ws_forward(w, sub, nt, 0, 0, 0);
+		for (int j = 0; rc == T4R_OK && j < nt; j++)
+			for (int c = 0; c < d; c++)
+				acc[(size_t) tied[j] * d + c] += w->hidden[(size_t) j * d + c];
+	}
+	if (rc == T4R_OK)
+	{
+		for (int j = 0; j < nt; j++)
+			for (int c = 0; c < d; c++)
+				acc[(size_t) tied[j] * d + c] /= K;
+		for (size_t i = 0; i < (size_t) S * d; i++)
+			w->hidden[i] = (t4r_real) acc[i];
+		w->S = S;
+	}
+	free(tied);
+	free(acc);
+	free(perm);
+	free(sub);
+	return rc;
+}
+
 int
 t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n,
 		  t4r_real *hidden, t4r_real *scores)
@@ -74,7 +193,7 @@ t4r_infer(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n,
 	s.ts = ts;
 	s.n = n;
 	s.target = 0;
-	rc = t4r_ws_forward(ctx->ws, &s, 1, 0, 0, 0);
+	rc = infer_forward(ctx->ws, &s, 1);
 	if (rc != T4R_OK)
 		return rc;
 	if (hidden)
@@ -114,7 +233,7 @@ t4r_infer_topk(t4r_infer_ctx *ctx, const int32_t *items, const double *ts, int n
 	s.ts = ts;
 	s.n = n;
 	s.target = 0;
-	rc = t4r_ws_forward(ctx->ws, &s, 1, 0, 0, 0);
+	rc = infer_forward(ctx->ws, &s, 1);
 	if (rc != T4R_OK || k == 0)
 		return rc;
 	if (nexclude > 0)
@@ -191,7 +310,7 @@ t4r_infer_batch(const t4r_model *m, const t4r_sample *seqs, int nseq, int thread
 
 			if (ws == NULL)
 				continue;
-			e2 = t4r_ws_forward(ws, seqs + i0, cnt, 0, 0, 0);
+			e2 = infer_forward(ws, seqs + i0, cnt);
 			if (e2 != T4R_OK)
 			{
 #pragma omp critical
@@ -367,14 +486,14 @@ t4r_rec_batch_run(t4r_rec_batch *b, t4r_rec_job *jobs, int njobs, int k)
 				e = T4R_OK;
 				for (int s = 0; s < cnt && e == T4R_OK; s++)
 				{
-					e = t4r_ws_forward(ws, smp + s, 1, 0, 0, 0);
+					e = infer_forward(ws, smp + s, 1);
 					if (e == T4R_OK)
 						t4r_ws_scores(ws, sc + (size_t) s * V);
 				}
 			}
 			else
 			{
-				e = t4r_ws_forward(ws, smp, cnt, 0, 0, 0);
+				e = infer_forward(ws, smp, cnt);
 				if (e == T4R_OK)
 					t4r_ws_scores(ws, sc);
 			}

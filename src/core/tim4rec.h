@@ -140,6 +140,12 @@ typedef struct t4r_config
 	 * without its noise; validation and test targets are never included.
 	 * false (the default) is the published loss. */
 	int			tie_targets;
+	/* model key "tie_average" (1 .. 64): evaluation and recommendation
+	 * score a history whose last max_seq_len items hold equal timestamps
+	 * in the given order and tie_average - 1 random orders of those ties
+	 * (seeded by seed and the history), and average the scores; 1 (the
+	 * default) is the published model.  CPU only. */
+	int			tie_average;
 	/* not an option key: vocabulary rows including row 0 (padding); >= 2 */
 	int			n_items;
 } t4r_config;
@@ -316,6 +322,12 @@ typedef struct t4r_sample
 } t4r_sample;
 
 /* ---- inference ---- */
+/* tie_average's order k of a window items[0..n-1] with times ts: a copy in
+ * out (may be items) with every run of equal ts put in a random order keyed
+ * by (seed, k, the items); k = 0 is the given order */
+void		t4r_tie_order(uint64_t seed, int k, const int32_t *items, const double *ts,
+						  int n, int32_t *out);
+
 /* A context holds the scratch memory for inference on one thread.  Not
  * thread-safe; create one per thread.  Inference is eval mode (no dropout). */
 typedef struct t4r_infer_ctx t4r_infer_ctx;
