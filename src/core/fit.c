@@ -250,27 +250,8 @@ t4r_shuffle_ties(const t4r_dataset *ds, int32_t *items, uint64_t seed, int epoch
 
 	t4r_rng_seed(&rng, t4r_hash64(seed, (uint64_t) epoch, 0x74696573ULL, 0));
 	for (int64_t u = 0; u < ds->n_users; u++)
-	{
-		int64_t		off = ds->seq_off[u],
-					tl = train_len(ds, u);
-
-		for (int64_t a = 0; a < tl;)
-		{
-			int64_t		b = a + 1;
-
-			while (b < tl && ds->seq_ts[off + b] == ds->seq_ts[off + a])
-				b++;
-			for (int64_t i = b - a - 1; i > 0; i--)
-			{
-				int64_t		j = (int64_t) t4r_rng_below(&rng, (uint64_t) i + 1);
-				int32_t		t = items[off + a + i];
-
-				items[off + a + i] = items[off + a + j];
-				items[off + a + j] = t;
-			}
-			a = b;
-		}
-	}
+		t4r_shuffle_runs(&rng, items + ds->seq_off[u], ds->seq_ts + ds->seq_off[u],
+						 train_len(ds, u));
 }
 
 /*

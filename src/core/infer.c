@@ -72,24 +72,8 @@ t4r_tie_order(uint64_t seed, int k, const int32_t *items, const double *ts, int 
 		h = (h ^ (uint64_t) (uint32_t) items[i]) * 1099511628211ULL;
 	t4r_rng_seed(&rng, t4r_hash64(seed, (uint64_t) k, h, 0x7469656176ULL));
 	memmove(out, items, sizeof(int32_t) * (size_t) n);
-	if (k == 0 || ts == NULL)
-		return;
-	for (int a = 0; a < n;)
-	{
-		int			b = a + 1;
-
-		while (b < n && ts[b] == ts[a])
-			b++;
-		for (int x = b - a - 1; x > 0; x--)
-		{
-			int			y = (int) t4r_rng_below(&rng, (uint64_t) x + 1);
-			int32_t		t = out[a + x];
-
-			out[a + x] = out[a + y];
-			out[a + y] = t;
-		}
-		a = b;
-	}
+	if (k != 0 && ts != NULL)
+		t4r_shuffle_runs(&rng, out, ts, n);
 }
 
 /*

@@ -165,6 +165,30 @@ t4r_rng_below(t4r_rng *r, uint64_t n)
 	return (uint64_t) (t4r_rng_u01(r) * (double) n) % n;
 }
 
+/* every run of equal ts in items[0..n-1] put in a random order
+ * (Fisher-Yates from the back of each run, one generator for all runs):
+ * tie_shuffle (fit.c) and tie_average (infer.c) */
+static inline void
+t4r_shuffle_runs(t4r_rng *r, int32_t *items, const double *ts, int64_t n)
+{
+	for (int64_t a = 0; a < n;)
+	{
+		int64_t		b = a + 1;
+
+		while (b < n && ts[b] == ts[a])
+			b++;
+		for (int64_t i = b - a - 1; i > 0; i--)
+		{
+			int64_t		j = (int64_t) t4r_rng_below(r, (uint64_t) i + 1);
+			int32_t		t = items[a + i];
+
+			items[a + i] = items[a + j];
+			items[a + j] = t;
+		}
+		a = b;
+	}
+}
+
 /* Fill mask[0..n-1] with dropout multipliers: 0 with probability p, else
  * 1/(1-p).  Keyed by (seed, step, sample, site), element i from
  * t4r_dropout_bits; the plain form of t4r_model_dropout_mask (model.c). */
