@@ -35,3 +35,9 @@ quality-synth: build/quality_core
 .PHONY: quality-warm
 quality-warm:
 	@bash test/bench/quality_warm.sh
+
+# averaging over orders of equal timestamps (tie_average) on the trained
+# models of an ablation cluster: test/quality/tie_average.sh, knobs TA_*
+.PHONY: quality-tie-average
+quality-tie-average:
+	@bash test/quality/tie_average.sh
