@@ -88,6 +88,9 @@ log() { printf '[ablation %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 # the arms' options: test/quality/arms.sh
 # shellcheck source=arms.sh
 . "$REPO/test/quality/arms.sh"
+# the data-set variants (<name>-qgap, <name>-drop1): test/quality/transforms.sh
+# shellcheck source=transforms.sh
+. "$REPO/test/quality/transforms.sh"
 for a in $ARMS; do
     arm_known "$a" || { log "unknown arm $a (the arms: $(arm_names | tr '\n' ' '))"; exit 2; }
 done
@@ -123,16 +126,16 @@ cluster_up() {
 
 # --------------------------------------------------------------- data sets
 dsid() { printf '%s' "$1" | tr -c 'A-Za-z0-9\n' '_'; }
-base_of() { local b=${1%-qgap}; echo "${b%-drop1}"; }      # the directory under $DATA
-# -drop1 sets keep every user and item of their (already filtered) source:
-# no second filter on the shorter histories
-data_opts() { case $1 in *-drop1) echo ', "min_user_interactions": 1, "min_item_interactions": 1' ;; esac; }
+base_of() { tf_base "$1"; }      # the directory under $DATA
+# a variant's training options (-drop1 sets keep every user and item of
+# their already filtered source: no second filter on the shorter histories)
+data_opts() { local s; s=$(tf_suffix "$1"); [ -z "$s" ] || tf_field "$s" 3; }
 preset_of() { case "$1" in ml-*|movielens*|synth*) echo movielens ;; *) echo amazon ;; esac; }
 orders_of() { case "$1" in amazon*) echo "$TIE_ORDERS" ;; *) echo file ;; esac; }
 ocol_of() { case "$1" in item) echo item_id ;; *) echo seq ;; esac; }
 
 load_dataset() {    # ds -> table d_<dsid>, loaded once
-    local ds=$1 t csv
+    local ds=$1 t csv sfx
     t=d_$(dsid "$ds")
     if [ "$(psql -X -At -c "SELECT to_regclass('public.$t') IS NOT NULL")" = t ]; then
         return 0
@@ -147,19 +150,16 @@ load_dataset() {    # ds -> table d_<dsid>, loaded once
     else
         csv=$DATA/$(base_of "$ds")/interactions.csv
         [ -r "$csv" ] || { log "SKIP $ds: $csv not found"; return 1; }
-        case $ds in
-            # <name>-qgap: every event takes the time of its user's next
-            # event (test/quality/qgap.awk), so the time path reads the gap
-            # to the event being predicted
-            *-qgap) awk -f test/quality/qgap.awk "$csv" >"$OUT/$ds.csv"; csv=$OUT/$ds.csv ;;
-            # <name>-drop1: each user's last event removed
-            # (test/quality/drop1.awk), the held-out items one step back
-            *-drop1) awk -f test/quality/drop1.awk "$csv" >"$OUT/$ds.csv"; csv=$OUT/$ds.csv ;;
-        esac
+        # a variant (test/quality/transforms.sh): the source through its awk
+        sfx=$(tf_suffix "$ds")
+        if [ -n "$sfx" ]; then
+            awk -f "$(tf_field "$sfx" 2)" "$csv" >"$OUT/$ds.csv"
+            csv=$OUT/$ds.csv
+        fi
     fi
     test/scripts/load_interactions.sh --replace -t "$t" -f csv "$csv" >>"$OUT/logs/load.log" 2>&1 ||
         { log "load of $ds failed (see $OUT/logs/load.log)"; return 1; }
-    case $ds in synth-*|*-qgap|*-drop1) rm -f "$csv" ;; esac
+    [ "$csv" != "$OUT/$ds.csv" ] || rm -f "$csv"
     log "loaded $ds into $t: $(tail -1 "$OUT/logs/load.log")"
 }
 

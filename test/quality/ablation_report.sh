@@ -48,6 +48,9 @@ sort -k2,2 -k3,3 -k4,4 -k5,5n "$TMP/runs" -o "$TMP/runs"
 # the arms' labels and comparisons: test/quality/arms.sh
 # shellcheck source=arms.sh
 . "$REPO/test/quality/arms.sh"
+# the data-set variants' labels: test/quality/transforms.sh
+# shellcheck source=transforms.sh
+. "$REPO/test/quality/transforms.sh"
 order_label() { case $1 in item) echo 'ties: item id (order_column item_id)' ;; *) echo 'ties: file order (order_column seq)' ;; esac; }
 
 # per-user test NDCG@10 of a model: user <TAB> value
@@ -73,14 +76,18 @@ for key in $(awk '{ print $2 "/" $3 }' "$TMP/runs" | uniq); do
     awk -v d="$ds" -v o="$order" '$2 == d && $3 == o' "$TMP/runs" >"$TMP/sel"
     name=${ds//_/-}     # the data set's name (names use '-', model names '_')
     echo
-    case $name in
-        *-drop1) echo "#### $name: ${name%-drop1} without each user's last event (test/quality/drop1.awk: its test target is ${name%-drop1}'s validation target, its validation target the event before), $(order_label "$order")" ;;
-        *-qgap) echo "#### $name: ${name%-qgap} with every event at the time of the user's next event (test/quality/qgap.awk: the time path sees the gap to the event it predicts), $(order_label "$order")" ;;
+    sfx=$(tf_suffix "$name")
+    if [ -n "$sfx" ]; then
+        base=$(tf_base "$name")
+        label=$(tf_field "$sfx" 4)
+        echo "#### $name: $base ${label//NAME/$base}, $(order_label "$order")"
+    else case $name in
         amazon*) echo "#### $name, $(order_label "$order")" ;;
         synth-timegap) echo "#### synth-timegap: positive control (test/quality/gen_timegap.awk: the next item depends on the last two items and the gap into the last one; $(order_label "$order"))" ;;
         synth-gap) echo "#### synth-gap (test/quality/gen_synth.awk: the gap into the target decides it, which no model sees; $(order_label "$order"))" ;;
         *) echo "#### $name ($(order_label "$order"))" ;;
     esac
+    fi
     echo
     r1=$(head -1 "$TMP/sel")
     # shellcheck disable=SC2086
