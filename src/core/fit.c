@@ -133,7 +133,8 @@ backend_err(char *err, size_t errlen, const t4r_backend *b, const char *what, in
  * ema_decay: after optimiser step t (1-based over the fit) the average moves
  * towards the weights with b = min(ema_decay, (1 + t) / (10 + t)), so early
  * on it averages the last ~t/9 steps instead of leaning on the initial
- * weights.  Each update in double, stored as t4r_real.
+ * weights.  Each update in double, stored as t4r_real; on the fit's
+ * threads for a large model.
  */
 static void
 fit_ema_update(fit_state *f)
@@ -148,6 +149,8 @@ fit_ema_update(fit_state *f)
 	if (b > f->m->cfg.ema_decay)
 		b = f->m->cfg.ema_decay;
 	a = 1 - b;
+	/* element-wise, so the same result with any number of threads */
+#pragma omp parallel for num_threads(f->o.train.threads) schedule(static) if (n > 65536)
 	for (size_t i = 0; i < n; i++)
 		e[i] = (t4r_real) ((double) e[i] + a * ((double) w[i] - (double) e[i]));
 }
