@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${ABL_CLUSTER_DIR:?set ABL_CLUSTER_DIR (an ablation cluster, test/quality/ablation.sh)}"
-: "${ABL_PORT:?set ABL_PORT}"
+ABL_PORT=${ABL_PORT:-54351}    # as test/quality/ablation.sh
 TA_KS=${TA_KS:-"4 8 16"}
 TA_MATCH=${TA_MATCH:-'^a_amazon_beauty_5core_'}
 TA_OUT=${TA_OUT:-test/results/tie_average}
