@@ -8,7 +8,7 @@
 # and a paired bootstrap over users of copy minus model (validation); with
 # TA_TEST_K set (chosen on validation), the test figures of that K.
 #
-#   ABL_CLUSTER_DIR=/tmp/abl ABL_PORT=5435 TA_MODELS="a_amazon_beauty_5core_file_official_ts_2020" \
+#   ABL_CLUSTER_DIR=/tmp/abl ABL_PORT=54351 TA_MODELS="a_amazon_beauty_5core_file_official_ts_2020" \
 #     TA_KS="4 8 16" TA_TEST_K=8 make quality-tie-average
 #
 # TA_MODELS defaults to every model of the cluster whose name matches
