@@ -65,11 +65,9 @@ t4r_pg_use_cuda(const char *device, const char *what)
 
 /*
  * As t4r_pg_use_cuda for a model of configuration cfg: the CUDA backend
- * computes the published model only, so a model with the robust time path
- * or tie_average,
- * or a training with all_positions, ema_decay, label_smoothing or
- * tie_targets, runs on the CPU ('auto')
- * or is an error ('cuda').
+ * computes the published model only.  A model or training that needs
+ * anything else (the table below, first match wins) runs on the CPU
+ * ('auto') or is an error ('cuda').
  */
 bool
 t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
@@ -77,37 +75,27 @@ t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
 	const char *why = NULL,
 			   *fix = NULL;
 	bool		training = strcmp(what, "training") == 0;
+	/* what the GPU code lacks: applies?, what, how to get the GPU */
+	const struct
+	{
+		bool		on;
+		const char *why,
+				   *fix;
+	}			gaps[] = {
+		{cfg->is_time && cfg->time_features == T4R_TIME_ROBUST, "time_features \"robust\"", "time_features \"official\""},
+		{training && cfg->training == T4R_TRAIN_ALL_POSITIONS, "training \"all_positions\"", "training \"prefixes\""},
+		{cfg->tie_average > 1, "tie_average", "\"tie_average\": 1"},
+		{training && cfg->ema_decay > 0, "ema_decay", "\"ema_decay\": 0"},
+		{training && cfg->label_smoothing > 0, "label_smoothing", "\"label_smoothing\": 0"},
+		{training && cfg->tie_targets, "tie_targets", "\"tie_targets\": false"},
+	};
 
-	if (cfg->is_time && cfg->time_features == T4R_TIME_ROBUST)
-	{
-		why = "time_features \"robust\"";
-		fix = "time_features \"official\"";
-	}
-	else if (training && cfg->training == T4R_TRAIN_ALL_POSITIONS)
-	{
-		why = "training \"all_positions\"";
-		fix = "training \"prefixes\"";
-	}
-	else if (cfg->tie_average > 1)
-	{
-		why = "tie_average";
-		fix = "\"tie_average\": 1";
-	}
-	else if (training && cfg->ema_decay > 0)
-	{
-		why = "ema_decay";
-		fix = "\"ema_decay\": 0";
-	}
-	else if (training && cfg->label_smoothing > 0)
-	{
-		why = "label_smoothing";
-		fix = "\"label_smoothing\": 0";
-	}
-	else if (training && cfg->tie_targets)
-	{
-		why = "tie_targets";
-		fix = "\"tie_targets\": false";
-	}
+	for (size_t i = 0; i < lengthof(gaps) && why == NULL; i++)
+		if (gaps[i].on)
+		{
+			why = gaps[i].why;
+			fix = gaps[i].fix;
+		}
 	if (why == NULL)
 		return t4r_pg_use_cuda(device, what);
 	if (strcmp(device, "cuda") == 0)

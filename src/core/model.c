@@ -785,18 +785,16 @@ static double
 xent_row_cfg(t4r_real *lg, int V, int tg, const int32_t *soft, int nsoft,
 			 double eps, double scale)
 {
+	int32_t		t1 = (int32_t) tg;
+
 	if (soft == NULL || nsoft < 1)
 	{
-		soft = NULL;
+		soft = &t1;
 		nsoft = 1;
 	}
 	if (eps == 0 && nsoft == 1)
 		return xent_row(lg, V, tg, scale);
-	{
-		int32_t		t1 = (int32_t) tg;
-
-		return xent_row_soft(lg, V, soft ? soft : &t1, nsoft, eps, scale);
-	}
+	return xent_row_soft(lg, V, soft, nsoft, eps, scale);
 }
 
 /*
