@@ -48,6 +48,15 @@ make_copy() {		# model K
     fi
 }
 ndcg() { q -c "SELECT round(ndcg::numeric, 5) FROM tim4rec_evaluate_wide('$1', ARRAY[10]) WHERE model = 'tim4rec' AND split = '$2'"; }
+# NDCG@10 / HR@10 / MRR@10 on test
+test_figs() { q -c "SELECT round(ndcg::numeric, 4) || ' / ' || round(hr::numeric, 4) || ' / ' || round(mrr::numeric, 4)
+                      FROM tim4rec_evaluate_wide('$1', ARRAY[10]) WHERE model = 'tim4rec' AND split = 'test'"; }
+# the paired bootstrap of a pairs file as table cells: difference | interval | p(<=0)
+boot() {
+    awk -v B="$B" -v seed=12345 -f test/quality/paired_bootstrap.awk "$1" |
+        awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+               printf "%+.4f | [%+.4f, %+.4f] | %.3f\n", v["diff"], v["lo"], v["hi"], v["p_le0"] }'
+}
 # per user: NDCG@10 of A and of B on a split (ranks are 1-based)
 pairs() {
     q -F $'\t' -c "SELECT a.user_id, CASE WHEN a.rank <= 10 THEN 1 / log(2, a.rank + 1) ELSE 0 END,
@@ -74,9 +83,7 @@ for m in $models; do
     for k in $TA_KS; do
         f="$TA_OUT/valid_${m}_$k.tsv"
         pairs "$(copy_of "$m" "$k")" "$m" valid >"$f"
-        awk -v B="$B" -v seed=12345 -f test/quality/paired_bootstrap.awk "$f" |
-            awk -v m="$m" -v k="$k" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                printf "| %s | %s | %+.4f | [%+.4f, %+.4f] | %.3f |\n", m, k, v["diff"], v["lo"], v["hi"], v["p_le0"] }'
+        echo "| $m | $k | $(boot "$f") |"
     done
 done
 if [ -n "$TA_TEST_K" ]; then
@@ -87,12 +94,8 @@ if [ -n "$TA_TEST_K" ]; then
     echo "|---|---|---|--:|--:|"
     for m in $models; do
         c=$(copy_of "$m" "$TA_TEST_K")
-        t() { q -c "SELECT round(ndcg::numeric, 4) || ' / ' || round(hr::numeric, 4) || ' / ' || round(mrr::numeric, 4)
-                      FROM tim4rec_evaluate_wide('$1', ARRAY[10]) WHERE model = 'tim4rec' AND split = 'test'"; }
         f="$TA_OUT/test_${m}_$TA_TEST_K.tsv"
         pairs "$c" "$m" test >"$f"
-        awk -v B="$B" -v seed=12345 -f test/quality/paired_bootstrap.awk "$f" |
-            awk -v m="$m" -v a="$(t "$m")" -v b="$(t "$c")" '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-                printf "| %s | %s | %s | %+.4f | [%+.4f, %+.4f] |\n", m, a, b, v["diff"], v["lo"], v["hi"] }'
+        echo "| $m | $(test_figs "$m") | $(test_figs "$c") | $(boot "$f" | cut -d'|' -f1-2 | sed 's/ *$//') |"
     done
 fi
