@@ -88,6 +88,7 @@ t4r_pg_use_cuda_for(const char *device, const char *what, const t4r_config *cfg)
 		{training && cfg->ema_decay > 0, "ema_decay", "\"ema_decay\": 0"},
 		{training && cfg->label_smoothing > 0, "label_smoothing", "\"label_smoothing\": 0"},
 		{training && cfg->tie_targets, "tie_targets", "\"tie_targets\": false"},
+		{training && cfg->refit, "refit", "\"refit\": false"},
 	};
 
 	for (size_t i = 0; i < lengthof(gaps) && why == NULL; i++)

@@ -219,6 +219,8 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	t4r_jb_float(&st, o->cfg.label_smoothing);
 	t4r_jb_key(&st, "tie_targets");
 	t4r_jb_bool(&st, o->cfg.tie_targets != 0);
+	t4r_jb_key(&st, "refit");
+	t4r_jb_bool(&st, o->cfg.refit != 0);
 	t4r_jb_key(&st, "batch_size");
 	t4r_jb_int(&st, o->cfg.batch_size);
 	t4r_jb_key(&st, "epochs");

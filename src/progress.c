@@ -125,6 +125,17 @@ t4r_pg_progress_trial(int trial, int trials, int epochs)
 }
 
 void
+t4r_pg_progress_refit(int epochs)
+{
+	const int	idx[6] = {SLOT_PHASE, SLOT_EPOCHS, SLOT_EPOCH, SLOT_STEP, SLOT_DONE, SLOT_LOSS};
+	int64		val[6] = {T4R_PHASE_REFITTING, epochs, 0, 0, 0, 0};
+
+	/* best_valid_ndcg10 stays the first pass's */
+	if (active)
+		pgstat_progress_update_multi_param(6, idx, val);
+}
+
+void
 t4r_pg_progress_end(void)
 {
 	if (active)

@@ -175,7 +175,7 @@ int			t4r_pg_interrupt(void *ud);
 enum
 {
 	T4R_PHASE_READING = 1, T4R_PHASE_BUILDING, T4R_PHASE_TRAINING,
-	T4R_PHASE_EVALUATING, T4R_PHASE_SAVING
+	T4R_PHASE_EVALUATING, T4R_PHASE_SAVING, T4R_PHASE_REFITTING
 };
 void		t4r_pg_progress_start(Oid relid, int epochs);
 void		t4r_pg_progress_phase(int phase);
@@ -184,6 +184,8 @@ void		t4r_pg_progress_step(int epoch, int64 step, int64 steps_per_epoch, double 
 void		t4r_pg_progress_epoch(int epoch, double valid_ndcg10);
 /* trial i of n of a search (i >= 1), of at most epochs epochs */
 void		t4r_pg_progress_trial(int trial, int trials, int epochs);
+/* refit's second pass begins: phase 'refitting', max_epochs = epochs */
+void		t4r_pg_progress_refit(int epochs);
 void		t4r_pg_progress_end(void);
 
 /* ---- catalog writes (src/catalog.c) ---- */

@@ -47,6 +47,7 @@ typedef struct TrainState
 	int			n_hist;
 	t4r_epoch_info *hist;		/* [max_epochs] */
 	const char *prefix;			/* "" or "trial i/N: " for the NOTICEs */
+	int			refit_epochs;	/* refit's second pass: its epochs */
 } TrainState;
 
 /* one training of one set of options: the only one, or a search trial */
@@ -58,6 +59,8 @@ typedef struct TrainTrial
 	size_t		mem_budget;		/* the trainer's share (train_budget) */
 	TrainState	st;
 	t4r_fit_result fres;
+	t4r_real   *init;			/* refit: the weights the fit started from */
+	t4r_fit_result rres;		/* refit's second pass */
 	double		vhr,
 				vndcg,
 				vmrr,
@@ -591,6 +594,13 @@ train_fit(TrainRun *r, TrainTrial *tr)
 		t4r_pg_release_model(r->parent);
 		r->parent = NULL;
 	}
+	if (o->cfg.refit)
+	{
+		size_t		bytes = r->model->layout.total * sizeof(t4r_real);
+
+		tr->init = MemoryContextAllocHuge(CurrentMemoryContext, bytes);
+		memcpy(tr->init, r->model->params, bytes);
+	}
 	memset(&fo, 0, sizeof(fo));
 	fo.train.threads = o->threads;
 	fo.train.mem_budget = tr->mem_budget;
@@ -641,8 +651,9 @@ train_fit(TrainRun *r, TrainTrial *tr)
 /* ------------------------------------------------------------------ */
 /* step 6: validation and test metrics of the fitted model               */
 /* ------------------------------------------------------------------ */
+/* with_test false (refit): validation only, the test after the refit */
 static void
-train_evaluate(TrainRun *r, TrainTrial *tr)
+train_evaluate(TrainRun *r, TrainTrial *tr, t4r_model *m, bool with_test)
 {
 	const int	k10 = 10;
 	int			rc;
@@ -650,11 +661,11 @@ train_evaluate(TrainRun *r, TrainTrial *tr)
 	t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
 	/* the host holds the best epoch's weights, the GPU the last's */
 	t4r_pg_device_sync_from_host(&r->dev);
-	rc = t4r_evaluate_backend(r->model, r->ds, T4R_SPLIT_VALID, &k10, 1, tr->opts.threads,
+	rc = t4r_evaluate_backend(m, r->ds, T4R_SPLIT_VALID, &k10, 1, tr->opts.threads,
 							  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
 							  &tr->vhr, &tr->vndcg, &tr->vmrr);
-	if (rc == T4R_OK)
-		rc = t4r_evaluate_backend(r->model, r->ds, T4R_SPLIT_TEST, &k10, 1, tr->opts.threads,
+	if (rc == T4R_OK && with_test)
+		rc = t4r_evaluate_backend(m, r->ds, T4R_SPLIT_TEST, &k10, 1, tr->opts.threads,
 								  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
 								  &tr->thr, &tr->tndcg, &tr->tmrr);
 	t4r_pg_device_close(&r->dev);
@@ -662,6 +673,63 @@ train_evaluate(TrainRun *r, TrainTrial *tr)
 		CHECK_FOR_INTERRUPTS();
 	if (rc != T4R_OK)
 		t4r_pg_core_error(rc, "evaluating the model", NULL);
+}
+
+/* refit's second pass: NOTICE per epoch, nothing kept in the history */
+static void
+refit_epoch_cb(void *ud, const t4r_epoch_info *info)
+{
+	TrainState *st = (TrainState *) ud;
+
+	t4r_pg_progress_epoch(info->epoch, NAN);
+	ereport(NOTICE,
+			(errmsg("%srefit epoch %d/%d (training parts with the validation targets): loss %.4f, %.1f s",
+					st->prefix, info->epoch, st->refit_epochs, info->loss, info->seconds)));
+}
+
+/*
+ * refit: m back to the weights its fit started from, then the best epoch's
+ * number of epochs on the training parts extended by the validation targets
+ * (t4r_refit), with the first pass's step size epoch by epoch (lr_decay).
+ * The validation metrics were taken before: the refitted model has trained
+ * on the validation targets.
+ */
+static void
+train_refit(TrainRun *r, TrainTrial *tr, t4r_model *m)
+{
+	int			E = tr->fres.best_epoch;
+	double	   *lr = palloc(sizeof(double) * (E > 0 ? E : 1));
+	char		err[512] = "";
+	t4r_fit_opts fo;
+	int			rc;
+
+	Assert(tr->init != NULL && E >= 1 && tr->st.n_hist >= E);
+	memcpy(m->params, tr->init, m->layout.total * sizeof(t4r_real));
+	pfree(tr->init);
+	tr->init = NULL;
+	/* hist[i].learning_rate: the step size of epoch i + 2 */
+	for (int e = 1; e <= E; e++)
+		lr[e - 1] = e == 1 ? tr->opts.cfg.learning_rate : tr->st.hist[e - 2].learning_rate;
+	memset(&fo, 0, sizeof(fo));
+	fo.train.threads = tr->opts.threads;
+	fo.train.mem_budget = tr->mem_budget;
+	fo.train.interrupt = t4r_pg_interrupt;
+	fo.progress = progress_cb;
+	fo.epoch_done = refit_epoch_cb;
+	fo.ud = &tr->st;
+	fo.lr_schedule = lr;
+	tr->st.refit_epochs = E;
+	t4r_pg_progress_refit(E);
+	rc = t4r_refit(m, r->fitds ? r->fitds : r->ds, &fo, E, &tr->rres, err, sizeof(err));
+	pfree(lr);
+	if (rc == T4R_ECANCELLED)
+	{
+		CHECK_FOR_INTERRUPTS();
+		ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED),
+						errmsg("canceling statement due to user request")));
+	}
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "refit failed", err);
 }
 
 /* keep r->model as the best when it beats the kept one (search) */
@@ -679,11 +747,22 @@ train_keep(TrainRun *r, int t)
 	{
 		if (r->best)
 			t4r_model_free(r->best);
+		if (r->best_trial >= 0 && r->trials[r->best_trial].init)
+		{
+			/* refit: only the kept trial's starting weights are needed */
+			pfree(r->trials[r->best_trial].init);
+			r->trials[r->best_trial].init = NULL;
+		}
 		r->best = r->model;
 		r->best_trial = t;
 	}
 	else
+	{
 		t4r_model_free(r->model);
+		if (tr->init)
+			pfree(tr->init);
+		tr->init = NULL;
+	}
 	r->model = NULL;
 }
 
@@ -765,6 +844,19 @@ train_metrics(TrainRun *r, const TrainTrial *b)
 	t4r_jb_int(&st, b->fres.epochs_run);
 	t4r_jb_key(&st, "best_epoch");
 	t4r_jb_int(&st, b->fres.best_epoch);
+	if (b->opts.cfg.refit)
+	{
+		/* the second pass; "valid" above is the first pass's best model */
+		t4r_jb_key(&st, "refit");
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(&st, "epochs");
+		t4r_jb_int(&st, b->rres.epochs_run);
+		t4r_jb_key(&st, "train_samples");
+		t4r_jb_int(&st, (int64) b->rres.train_samples);
+		t4r_jb_key(&st, "seconds");
+		t4r_jb_float(&st, b->rres.seconds);
+		(void) t4r_jb_end(&st, WJB_END_OBJECT);
+	}
 	t4r_jb_key(&st, "threads");
 	t4r_jb_int(&st, r->threads);
 	t4r_jb_key(&st, "seconds");
@@ -936,7 +1028,8 @@ train_trials(TrainRun *r)
 		}
 		if (train_fit(r, tr))
 		{
-			train_evaluate(r, tr);
+			/* refit: the test metrics are those of the refitted model */
+			train_evaluate(r, tr, r->model, !tr->opts.cfg.refit);
 			train_keep(r, t);
 		}
 		tr->seconds = now_s() - t1;
@@ -961,6 +1054,22 @@ train_trials(TrainRun *r)
 		t4r_pg_core_error(T4R_ENONFINITE, "training failed",
 						  psprintf("every trial of the search diverged; the first: %s",
 								   r->trials[0].failed));
+	/* refit: only the kept trial (a search chooses on validation alone) */
+	if (r->trials[r->best_trial].opts.cfg.refit)
+	{
+		TrainTrial *b = &r->trials[r->best_trial];
+		const int	k10 = 10;
+		int			rc;
+
+		train_refit(r, b, r->best);
+		t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
+		rc = t4r_evaluate(r->best, r->ds, T4R_SPLIT_TEST, &k10, 1, b->opts.threads,
+						  t4r_pg_interrupt, NULL, &b->thr, &b->tndcg, &b->tmrr);
+		if (rc == T4R_ECANCELLED)
+			CHECK_FOR_INTERRUPTS();
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "evaluating the refitted model", NULL);
+	}
 }
 
 /* ------------------------------------------------------------------ */

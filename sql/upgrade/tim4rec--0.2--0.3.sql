@@ -303,7 +303,8 @@ SELECT s.pid,
             WHEN s.param12 OPERATOR(pg_catalog.=) 2 THEN 'building dataset'
             WHEN s.param12 OPERATOR(pg_catalog.=) 3 THEN 'training'
             WHEN s.param12 OPERATOR(pg_catalog.=) 4 THEN 'evaluating'
-            WHEN s.param12 OPERATOR(pg_catalog.=) 5 THEN 'saving' END AS phase,
+            WHEN s.param12 OPERATOR(pg_catalog.=) 5 THEN 'saving'
+            WHEN s.param12 OPERATOR(pg_catalog.=) 6 THEN 'refitting' END AS phase,
        CAST(s.param13 AS pg_catalog.int4) AS epoch,
        CAST(s.param14 AS pg_catalog.int4) AS max_epochs,
        s.param15 AS step,

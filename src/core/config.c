@@ -88,6 +88,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	c->ema_decay = 0;
 	c->label_smoothing = 0;
 	c->tie_targets = 0;
+	c->refit = 0;
 	c->tie_average = 1;
 	snprintf(c->preset, sizeof(c->preset), "%s", amazon ? "amazon" : "movielens");
 	c->n_items = 0;
@@ -140,6 +141,7 @@ static const key_def key_defs[] = {
 	KD(ema_decay, KT_DOUBLE),
 	KD(label_smoothing, KT_DOUBLE),
 	KD(tie_targets, KT_BOOL),
+	KD(refit, KT_BOOL),
 	KD(tie_average, KT_INT),
 	KD(seed, KT_U64),
 };
@@ -486,6 +488,7 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 		return T4R_EINVAL;
 	}
 	CHECK_RANGE_INT(tie_targets, 0, 1);
+	CHECK_RANGE_INT(refit, 0, 1);
 	CHECK_RANGE_INT(tie_average, 1, 64);
 	if (c->tie_targets && c->training == T4R_TRAIN_ALL_POSITIONS)
 	{

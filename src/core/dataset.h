@@ -11,13 +11,14 @@
 /*
  * Length of user u's training part: seq[0..m-3] for a user with m >= 3
  * interactions (the last two are the validation and test targets), the whole
- * sequence otherwise.
+ * sequence otherwise; with ds->train_on_valid seq[0..m-2] (only the test
+ * target held out).
  */
 static inline int64_t
 train_len(const t4r_dataset *ds, int64_t u)
 {
 	int64_t		m = ds->seq_off[u + 1] - ds->seq_off[u];
 
-	return m >= 3 ? m - 2 : m;
+	return m >= 3 ? m - 2 + (ds->train_on_valid != 0) : m;
 }
 #endif

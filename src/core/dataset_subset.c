@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tim4rec.h"
+#include "dataset.h"
 
 int
 t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out)
@@ -48,6 +49,7 @@ t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out
 	}
 	memcpy(s->item_ids, ds->item_ids, sizeof(int64_t) * (size_t) ds->n_items);
 	memcpy(s->item_count, ds->item_count, sizeof(int64_t) * (size_t) ds->n_items);
+	s->train_on_valid = ds->train_on_valid;
 	s->seq_off[0] = 0;
 	nu = 0;
 	for (int64_t u = 0; u < ds->n_users; u++)
@@ -55,8 +57,7 @@ t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out
 		int64_t		a = ds->seq_off[u],
 					m = ds->seq_off[u + 1] - a,
 					o = s->seq_off[nu];
-		/* training part: all but the validation and test items */
-		int64_t		tl = m >= 3 ? m - 2 : m;
+		int64_t		tl = train_len(ds, u);
 
 		if (!keep[u])
 			continue;

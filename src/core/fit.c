@@ -3,8 +3,10 @@
  * mini-batches (per-prefix samples, or all_positions windows), a check of
  * the weights after every epoch, validation NDCG@10 with early stopping,
  * the best epoch's weights kept (ema_decay: the weights' moving average
- * is validated and kept instead).  One step is t4r_trainer_step (train.c)
- * or a backend's step (the CUDA trainer).
+ * is validated and kept instead); and refit's second pass (t4r_refit), a
+ * fixed number of epochs on the training parts with the validation targets.
+ * One step is t4r_trainer_step (train.c) or a backend's step (the CUDA
+ * trainer).
  */
 #include <math.h>
 #include <stdio.h>
@@ -445,15 +447,15 @@ fit_epoch_prefixes(fit_state *f, uint32_t *all, int64_t S)
  * The end of an epoch: the host model follows the backend (the best epoch's
  * weights are kept on the host), the weights are checked (finite losses do
  * not guarantee finite weights: an infinite gradient makes Adam's update
- * NaN), then scored: validation NDCG@10 into *ndcg10.  With ema_decay the
+ * NaN; fit_check_weights, all refit's second pass does), then scored:
+ * validation NDCG@10 into *ndcg10.  With ema_decay the
  * model holds the moving average from here on (the caller keeps it when it
  * is the best and swaps the weights back).
  */
 static int
-fit_validate(fit_state *f, double *ndcg10)
+fit_check_weights(fit_state *f)
 {
 	const t4r_backend *be = f->o.backend;
-	const int	k10 = 10;
 	char		msg[256] = "";
 	int			rc;
 
@@ -463,10 +465,19 @@ fit_validate(fit_state *f, double *ndcg10)
 		return rc;
 	}
 	if ((rc = t4r_model_check_finite(f->m, msg, sizeof(msg))) != T4R_OK)
-	{
 		t4r_set_err(f->err, f->errlen, "training diverged in epoch %d: %s", f->epoch, msg);
+	return rc;
+}
+
+static int
+fit_validate(fit_state *f, double *ndcg10)
+{
+	const t4r_backend *be = f->o.backend;
+	const int	k10 = 10;
+	int			rc;
+
+	if ((rc = fit_check_weights(f)) != T4R_OK)
 		return rc;
-	}
 	if (f->ema)
 		fit_ema_swap(f);
 	rc = t4r_evaluate_backend(f->m, f->ds, T4R_SPLIT_VALID, &k10, 1, f->o.train.threads,
@@ -572,8 +583,14 @@ fit_check(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *o,
 	return T4R_OK;
 }
 
-int
-t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
+/*
+ * One pass over the epochs.  fixed == 0: t4r_fit (validation after every
+ * epoch, early stopping, the best epoch's weights kept); fixed > 0: exactly
+ * that many epochs without validation, the last epoch's weights kept
+ * (refit's second pass).
+ */
+static int
+fit_run(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts, int fixed,
 		t4r_fit_result *res, char *err, size_t errlen)
 {
 	fit_state	f;
@@ -610,7 +627,7 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		f.o.train.threads = 1;
 	if ((rc = fit_check(m, ds, &f.o, &S, err, errlen)) != T4R_OK)
 		return rc;
-	epochs = f.o.epochs > 0 ? f.o.epochs : m->cfg.epochs;
+	epochs = fixed > 0 ? fixed : f.o.epochs > 0 ? f.o.epochs : m->cfg.epochs;
 	patience = f.o.patience > 0 ? f.o.patience : m->cfg.patience;
 
 	if (m->dims.allpos &&
@@ -618,8 +635,8 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		goto done;
 	all = malloc(m->dims.allpos ? sizeof(uint32_t) : (size_t) S * sizeof(uint32_t));
 	f.batch = malloc((size_t) (m->cfg.batch_size < S ? m->cfg.batch_size : S) * sizeof(t4r_sample));
-	best = malloc(m->layout.total * sizeof(t4r_real));
-	if (!all || !f.batch || !best)
+	best = fixed > 0 ? NULL : malloc(m->layout.total * sizeof(t4r_real));
+	if (!all || !f.batch || (fixed == 0 && !best))
 	{
 		rc = T4R_ENOMEM;
 		t4r_set_err(err, errlen, "out of memory for %lld training samples", (long long) S);
@@ -658,17 +675,23 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 	for (f.epoch = 1; f.epoch <= epochs; f.epoch++)
 	{
 		double		te = now_seconds(),
-					ndcg10 = 0;
+					ndcg10 = fixed > 0 ? NAN : 0;
 		t4r_epoch_info info;
 
 		f.lsum = 0;
 		f.step = 0;
+		if (fixed > 0 && f.o.lr_schedule)
+			m->cfg.learning_rate = f.o.lr_schedule[f.epoch - 1];
 		if (tied)
 			t4r_shuffle_ties(ds, tied, m->cfg.seed, f.epoch);
 		rc = m->dims.allpos ? fit_epoch_windows(&f, win, nwin) : fit_epoch_prefixes(&f, all, S);
-		if (rc != T4R_OK || (rc = fit_validate(&f, &ndcg10)) != T4R_OK)
+		if (rc == T4R_OK)
+			rc = fixed > 0 ? fit_check_weights(&f) : fit_validate(&f, &ndcg10);
+		if (rc != T4R_OK)
 			goto done;
-		if (ndcg10 > best_ndcg)
+		if (fixed > 0)
+			best_epoch = f.epoch;
+		else if (ndcg10 > best_ndcg)
 		{
 			best_ndcg = ndcg10;
 			best_epoch = f.epoch;
@@ -686,21 +709,24 @@ t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		info.valid_ndcg10 = ndcg10;
 		info.seconds = now_seconds() - te;
 		info.best_epoch = best_epoch;
-		info.best_ndcg10 = best_ndcg;
+		info.best_ndcg10 = fixed > 0 ? NAN : best_ndcg;
 		info.learning_rate = m->cfg.learning_rate;
 		if (f.o.epoch_done)
 			f.o.epoch_done(f.o.ud, &info);
 		if (res)
 			res->epochs_run = f.epoch;
-		if (since_best >= patience)
+		if (fixed == 0 && since_best >= patience)
 			break;
 	}
-	memcpy(m->params, best, m->layout.total * sizeof(t4r_real));
+	if (fixed == 0)
+		memcpy(m->params, best, m->layout.total * sizeof(t4r_real));
+	else if (f.ema)
+		memcpy(m->params, f.ema, m->layout.total * sizeof(t4r_real));
 	rc = T4R_OK;
 	if (res)
 	{
 		res->best_epoch = best_epoch;
-		res->best_valid_ndcg10 = best_ndcg;
+		res->best_valid_ndcg10 = fixed > 0 ? NAN : best_ndcg;
 		res->seconds = now_seconds() - t0;
 		res->train_samples = S;
 	}
@@ -718,4 +744,34 @@ done:
 	free(best);
 	free(f.ema);
 	return rc;
+}
+
+int
+t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
+		t4r_fit_result *res, char *err, size_t errlen)
+{
+	return fit_run(m, ds, opts, 0, res, err, errlen);
+}
+
+int
+t4r_refit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
+		  int epochs, t4r_fit_result *res, char *err, size_t errlen)
+{
+	t4r_dataset with_valid;
+
+	if (res)
+		memset(res, 0, sizeof(*res));
+	if (m == NULL || ds == NULL || epochs < 1)
+	{
+		t4r_set_err(err, errlen, "t4r_refit: model and dataset must not be NULL and epochs must be positive");
+		return T4R_EINVAL;
+	}
+	if (opts && opts->backend)
+	{
+		t4r_set_err(err, errlen, "option \"refit\" is not supported by this backend");
+		return T4R_EINVAL;
+	}
+	with_valid = *ds;			/* shares every array; only train_len differs */
+	with_valid.train_on_valid = 1;
+	return fit_run(m, &with_valid, opts, epochs, res, err, errlen);
 }

@@ -140,6 +140,13 @@ typedef struct t4r_config
 	 * without its noise; validation and test targets are never included.
 	 * false (the default) is the published loss. */
 	int			tie_targets;
+	/* training key "refit" (bool): after early stopping has chosen the best
+	 * epoch E on validation, train again from the same initial weights for
+	 * E epochs on the training parts extended by each user's validation
+	 * target (the test target stays held out), and keep that model.  The
+	 * caller does the second pass (t4r_refit); false (the default) is the
+	 * published training. */
+	int			refit;
 	/* model key "tie_average" (1 .. 64): evaluation and recommendation
 	 * score a history whose last max_seq_len items hold equal timestamps
 	 * in the given order and tie_average - 1 random orders of those ties
@@ -512,6 +519,11 @@ typedef struct t4r_dataset
 	size_t		n_interactions; /* after filtering */
 	int64_t    *item_count;		/* [V] training-part counts (popularity) */
 	int64_t		n_train_samples;
+	/* 0: a user with m >= 3 interactions trains on seq[0..m-3] (the last two
+	 * are the validation and test targets); 1: on seq[0..m-2], the
+	 * validation target included (refit's second pass, fit.c).  Builders
+	 * set 0; item_count and n_train_samples are those of 0. */
+	int			train_on_valid;
 } t4r_dataset;
 
 /* Build from raw interactions: n rows of (user, item, ts, order).  order may
@@ -607,6 +619,10 @@ typedef struct t4r_fit_opts
 							 double loss);
 	void		(*epoch_done) (void *ud, const t4r_epoch_info *info);
 	void	   *ud;
+	/* t4r_refit only: the step size of epoch e (1-based) is lr_schedule[e-1]
+	 * (the first pass's, so lr_decay's steps are replayed); NULL: the
+	 * config's learning_rate throughout */
+	const double *lr_schedule;
 } t4r_fit_opts;
 
 typedef struct t4r_fit_result
@@ -625,6 +641,17 @@ typedef struct t4r_fit_result
  * weights are then unspecified: do not keep the model). */
 int			t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 					t4r_fit_result *res, char *err, size_t errlen);
+
+/* refit's second pass: train m (which the caller has put back to the
+ * weights the first pass started from) for exactly `epochs` epochs on ds's
+ * training parts extended by each user's validation target (train_on_valid),
+ * the test target still held out; no validation and no early stopping, the
+ * last epoch's weights (ema_decay: their moving average) are kept.  The
+ * batches of epoch e are shuffled by (seed, e) as in t4r_fit; epoch_done gets
+ * valid_ndcg10 = NaN.  CPU trainer only (a backend in opts: T4R_EINVAL).
+ * res->best_epoch = epochs_run = epochs. */
+int			t4r_refit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
+					  int epochs, t4r_fit_result *res, char *err, size_t errlen);
 
 /* Leave-one-out metrics over all users with a target in the split.  Rank of
  * the target = #rows (padding excluded) with a higher score + #rows with an
