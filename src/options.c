@@ -469,6 +469,8 @@ unsearchable(const char *key)
 		return "It changes the training data; every trial trains and is compared on the same data and split.";
 	if (strcmp(key, "deploy") == 0 || strcmp(key, "device") == 0 || strcmp(key, "threads") == 0)
 		return "It does not change the model: set it outside \"search\".";
+	if (strcmp(key, "refit") == 0)
+		return "A search compares trials on validation, which refit's second pass trains on: set it outside \"search\" (the kept trial is refitted).";
 	return NULL;
 }
 

@@ -11,7 +11,8 @@
 -- trains on a test item (two tables that differ only in their test items
 -- give the same weights bit for bit); it replays lr_decay's step sizes; a
 -- search refits the kept trial only; a warm start keeps it; a value that is
--- not a boolean is 22023 and the CUDA device refuses it (0A000).
+-- not a boolean or a search over it is 22023 and the CUDA device refuses it
+-- (0A000).
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -19,7 +20,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(20);
+SELECT plan(21);
 
 CREATE TABLE ev AS
 SELECT u AS user_id, ((u * 5 + s * 3 + (u % 7) * s) % 50 + 1)::int AS item_id,
@@ -83,6 +84,8 @@ SELECT is((SELECT (config->>'refit') || ':' || (metrics ? 'refit')::text FROM ti
 -- refusals
 SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"refit": "often"}') $$,
                  '22023', NULL, 'a refit that is not a boolean: 22023');
+SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"search": {"refit": [false, true]}}') $$,
+                 '22023', 'option "refit" cannot be searched', 'refit cannot be searched: 22023');
 SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"refit": true, "device": "cuda"}') $$,
                  '0A000', 'the CUDA backend does not support refit', 'refit on the CUDA device: 0A000');
 
