@@ -171,7 +171,7 @@ train_one() {    # ds order arm seed
     model=$(model_of "$ds" "$order" "$arm" "$seed")
     logf=$OUT/logs/$model.log
     rm -f "$OUT/ranks/$model.tsv" "$OUT/ranks/$model.eval" "$OUT/hist/$model.tsv"
-    opts="{$COMMON, \"preset\": \"$(preset_of "$ds")\", \"seed\": $seed, \"threads\": $THREADS, \"order_column\": \"$(ocol_of "$order")\"$(data_opts "$ds"), $(arm_opts "$arm")}"
+    opts="{$COMMON, \"preset\": \"$(preset_of "$ds")\", \"seed\": $seed, \"threads\": $THREADS, \"order_column\": \"$(ocol_of "$order")\"$(data_opts "$ds"), \"refit\": false, $(arm_opts "$arm")}"
     log "start $model: load $(cut -d' ' -f1 /proc/loadavg); options $opts"
     if psql -X -q -At -F' ' -v ON_ERROR_STOP=1 >"$logf" 2>&1 <<SQL
 SELECT 'START', extract(epoch FROM clock_timestamp()), '$(cut -d' ' -f1 /proc/loadavg)';

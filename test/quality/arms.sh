@@ -5,7 +5,8 @@
 #   name | JSON members added to the training options | label in the report |
 #   the arms it is compared with (paired bootstrap of this arm minus each)
 # Every arm names its tie_shuffle and weight_decay, so the presets' defaults
-# (the amazon preset's true and 1) never decide an arm.
+# (the amazon preset's true and 1) never decide an arm; refit is off unless
+# an arm sets it.
 # shellcheck shell=bash
 T4R_ARMS='
 robust|"time_features": "robust", "training": "all_positions", "tie_shuffle": false, "weight_decay": 0|robust (all_positions)|notime official
@@ -25,6 +26,8 @@ offema_ts|"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, 
 offwd1ema_ts|"time_features": "official", "tie_shuffle": true, "ema_decay": 0.999, "weight_decay": 1|official (prefixes), tie_shuffle, weight_decay 1, ema_decay 0.999|offwd1_ts offema_ts
 offls_ts|"time_features": "official", "tie_shuffle": true, "label_smoothing": 0.1, "weight_decay": 0|official (prefixes), tie_shuffle, label_smoothing 0.1|official_ts
 offtt_ts|"time_features": "official", "tie_shuffle": true, "tie_targets": true, "weight_decay": 0|official (prefixes), tie_shuffle, tie_targets|official_ts
+offrf_ts|"time_features": "official", "tie_shuffle": true, "refit": true, "weight_decay": 0|official (prefixes), tie_shuffle, refit|official_ts
+offwd1rf_ts|"time_features": "official", "tie_shuffle": true, "refit": true, "weight_decay": 1|official (prefixes), tie_shuffle, weight_decay 1, refit|offwd1_ts offrf_ts
 '
 
 # column $2 of arm $1; status 1 for an unknown arm
