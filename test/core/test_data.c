@@ -1446,10 +1446,15 @@ ema_epoch(void *ud, const t4r_epoch_info *info)
 	l->epochs++;
 }
 
+/*
+ * big: a model above 65536 weights (fit_ema_update's threaded path) trained
+ * with `threads` threads, a few large batches so that the logged weights
+ * stay small
+ */
 static void
-test_ema_decay(void)
+test_ema_decay(int threads, int big)
 {
-	t4r_dataset *ds = random_dataset(41, 60, 30, 14);
+	t4r_dataset *ds = big ? random_dataset(43, 600, 20000, 14) : random_dataset(41, 60, 30, 14);
 	t4r_model  *a = ds ? small_model(ds->n_items, 1, 5) : NULL,
 			   *b = ds ? small_model(ds->n_items, 1, 5) : NULL,
 			   *c = ds ? small_model(ds->n_items, 1, 5) : NULL;
@@ -1458,9 +1463,9 @@ test_ema_decay(void)
 	ema_log		la,
 				lb;
 	char		err[256] = "";
-	const int	E = 10,
+	const int	E = big ? 4 : 10,
 				k10 = 10;
-	const double beta = 0.8;
+	const double beta = big ? 0.5 : 0.8;	/* the cap reached within the steps */
 	size_t		P = a ? a->layout.total : 0;
 	double	   *e = NULL,
 			   *ebest = NULL,
@@ -1475,11 +1480,17 @@ test_ema_decay(void)
 		tap_ok(0, "ema_decay setup");
 		return;
 	}
+	if (big)
+	{
+		tap_ok(P > 65536, "threads %d: the model has %zu weights, above the threaded update's 65536",
+			   threads, P);
+		a->cfg.batch_size = b->cfg.batch_size = c->cfg.batch_size = 1024;
+	}
 	memset(&la, 0, sizeof(la));
 	memset(&lb, 0, sizeof(lb));
 	la.m = a;
 	la.P = P;
-	la.cap = 400;
+	la.cap = big ? 64 : 400;
 	la.raw_ok = 1;
 	la.traj = malloc(sizeof(double) * P * la.cap);
 	e = malloc(sizeof(double) * P);
@@ -1493,7 +1504,7 @@ test_ema_decay(void)
 		e[i] = (double) a->params[i];	/* the average starts at the initial weights */
 	a->cfg.ema_decay = beta;
 	memset(&o, 0, sizeof(o));
-	o.train.threads = 1;
+	o.train.threads = threads;
 	o.epochs = E;
 	o.patience = 100;
 	o.progress = ema_progress;
@@ -1501,8 +1512,8 @@ test_ema_decay(void)
 	o.ud = &la;
 	rc = t4r_fit(a, ds, &o, &res, err, sizeof(err));
 	tap_ok(rc == T4R_OK && la.epochs == E && la.steps <= la.cap && la.steps >= 2 * E,
-		   "fit with ema_decay %.1f: %d epochs, %lld steps (%s)", beta, la.epochs, (long long) la.steps,
-		   rc ? err : "ok");
+		   "fit with ema_decay %.1f, %d thread(s): %d epochs, %lld steps (%s)", beta, threads,
+		   la.epochs, (long long) la.steps, rc ? err : "ok");
 	o.progress = NULL;
 	o.ud = &lb;
 	tap_ok(t4r_fit(b, ds, &o, NULL, err, sizeof(err)) == T4R_OK && lb.epochs == E, "the same fit without ema_decay");
@@ -1549,6 +1560,7 @@ test_ema_decay(void)
 	tap_ok(res.best_epoch >= 1 && worst_w < 1e-5,
 		   "the fit returns the moving average of its best epoch %d (worst relative difference %.3g)",
 		   res.best_epoch, worst_w);
+	if (!big)
 	{
 		t4r_backend be = {0};
 
@@ -1835,7 +1847,8 @@ main(void)
 	test_fit();
 	test_lr_decay();
 	test_fit_backend();
-	test_ema_decay();
+	test_ema_decay(1, 0);
+	test_ema_decay(2, 1);
 	test_build_cancel();
 	test_tie_shuffle();
 	return tap_done();
