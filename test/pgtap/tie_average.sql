@@ -42,9 +42,13 @@ SELECT ok(position('\"tie_average\": 4' in convert_from(substring(tim4rec_export
 CREATE TEMP TABLE r AS
 SELECT p.user_id::int AS user_id, p.rank AS r_plain, a.rank AS r_avg
 FROM tim4rec_evaluate_users('plain', 'test') p JOIN tim4rec_evaluate_users('avg', 'test') a USING (user_id);
-SELECT is((SELECT count(*) FROM r WHERE user_id > 60 AND r_plain <> r_avg), 0::bigint,
-          'users without equal timestamps: the same ranks (the weights are equal up to the best epoch)')
-FROM tim4rec_models WHERE model_name = 'avg' AND (metrics->>'best_epoch') = (SELECT metrics->>'best_epoch' FROM tim4rec_models WHERE model_name = 'plain');
+-- the weights are equal when both trainings keep the same epoch (they do
+-- with one thread); otherwise the check is reported as skipped, not lost
+SELECT CASE WHEN (SELECT metrics->>'best_epoch' FROM tim4rec_models WHERE model_name = 'avg')
+               = (SELECT metrics->>'best_epoch' FROM tim4rec_models WHERE model_name = 'plain')
+            THEN is((SELECT count(*) FROM r WHERE user_id > 60 AND r_plain <> r_avg), 0::bigint,
+                    'users without equal timestamps: the same ranks (the weights are equal up to the best epoch)')
+            ELSE skip('the two trainings kept different epochs, so their weights differ', 1) END;
 SELECT cmp_ok((SELECT count(*) FROM r WHERE user_id <= 60 AND r_plain <> r_avg), '>', 10::bigint,
               'users with equal timestamps: other ranks for many of them');
 
