@@ -88,6 +88,18 @@ t4r_tie_order(uint64_t seed, int k, const int32_t *items, const double *ts, int 
  * come out bit for bit as without the option.  Leaves w->hidden [S, d]
  * and w->S = S for t4r_ws_scores / t4r_ws_scores_rows.
  */
+/* whether the window (the last L items) of smp holds two equal times */
+static int
+window_has_ties(const t4r_sample *smp, int L)
+{
+	int			w0 = smp->n > L ? smp->n - L : 0;
+
+	for (int i = w0 + 1; smp->ts && i < smp->n; i++)
+		if (smp->ts[i] == smp->ts[i - 1])
+			return 1;
+	return 0;
+}
+
 static int
 infer_forward(t4r_ws *w, const t4r_sample *smp, int S)
 {
@@ -103,24 +115,17 @@ infer_forward(t4r_ws *w, const t4r_sample *smp, int S)
 
 	if (rc != T4R_OK || K <= 1)
 		return rc;
-	tied = malloc(sizeof(int) * (size_t) S);
+	for (int s = 0; s < S; s++)
+		nt += window_has_ties(&smp[s], L);
+	if (nt == 0)
+		return T4R_OK;			/* no allocation for histories without ties */
+	tied = malloc(sizeof(int) * (size_t) nt);
 	if (!tied)
 		return T4R_ENOMEM;
+	nt = 0;
 	for (int s = 0; s < S; s++)
-	{
-		int			w0 = smp[s].n > L ? smp[s].n - L : 0,
-					has = 0;
-
-		for (int i = w0 + 1; smp[s].ts && i < smp[s].n && !has; i++)
-			has = smp[s].ts[i] == smp[s].ts[i - 1];
-		if (has)
+		if (window_has_ties(&smp[s], L))
 			tied[nt++] = s;
-	}
-	if (nt == 0)
-	{
-		free(tied);
-		return T4R_OK;
-	}
 	acc = malloc(sizeof(double) * (size_t) S * d);
 	perm = malloc(sizeof(int32_t) * (size_t) nt * L);
 	sub = malloc(sizeof(t4r_sample) * (size_t) nt);
