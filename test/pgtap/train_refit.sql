@@ -20,7 +20,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(21);
+SELECT plan(23);
 
 CREATE TABLE ev AS
 SELECT u AS user_id, ((u * 5 + s * 3 + (u % 7) * s) % 50 + 1)::int AS item_id,
@@ -80,6 +80,14 @@ SELECT lives_ok($$ SELECT tim4rec_train('ev', 'rf', options => '{"init_from": "r
                 'warm start from the refit model');
 SELECT is((SELECT (config->>'refit') || ':' || (metrics ? 'refit')::text FROM tim4rec_models WHERE model_name = 'rf' AND version = 2),
           'true:true', 'a warm start keeps the parent''s refit');
+
+-- the presets: the amazon preset refits, movielens does not
+SELECT lives_ok($$ SELECT tim4rec_train('ev', 'amz', options => '{"preset": "amazon", "epochs": 2, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64}') $$,
+                'amazon preset training');
+SELECT is((SELECT array_agg(model_name || ':' || (config->>'refit') || ':' || (metrics ? 'refit')::text ORDER BY model_name)
+             FROM tim4rec_models WHERE model_name IN ('amz', 'plain')),
+          ARRAY['amz:true:true', 'plain:false:false'],
+          'refit is the amazon preset''s default and not the movielens preset''s');
 
 -- refusals
 SELECT throws_ok($$ SELECT tim4rec_train('ev', 'bad', options => '{"refit": "often"}') $$,

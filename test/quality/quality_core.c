@@ -206,6 +206,7 @@ main(int argc, char **argv)
 	t4r_dataset *ds = NULL;
 	t4r_config	c;
 	t4r_model  *m = NULL;
+	t4r_real   *init = NULL;		/* refit: the initial weights */
 	t4r_fit_opts o;
 	t4r_fit_result res;
 	run_log		rl;
@@ -294,6 +295,14 @@ main(int argc, char **argv)
 	if (rc != T4R_OK)
 		die("t4r_model_create", rc, err);
 	t4r_model_init(m, c.seed);
+	if (c.refit)
+	{
+		/* refit (as tim4rec_train): the weights the fit starts from */
+		init = malloc(m->layout.total * sizeof(t4r_real));
+		if (!init)
+			die("malloc", T4R_ENOMEM, NULL);
+		memcpy(init, m->params, m->layout.total * sizeof(t4r_real));
+	}
 	{
 		char	   *js = t4r_config_to_json(&c);
 
@@ -366,6 +375,23 @@ main(int argc, char **argv)
 	if (rc != T4R_OK)
 		die("t4r_evaluate", rc, NULL);
 	print_metrics("model_valid", hr, nd, mr);
+	if (init)
+	{
+		/* refit: validation above is the first pass's, test the refitted model's */
+		t4r_fit_result rr;
+
+		memcpy(m->params, init, m->layout.total * sizeof(t4r_real));
+		o.epoch_done = NULL;
+		o.progress = NULL;
+		o.train.interrupt = NULL;
+		rc = t4r_refit(m, ds, &o, res.best_epoch, &rr, err, sizeof(err));
+		if (rc != T4R_OK)
+			die("t4r_refit", rc, err);
+		printf("RESULT refit epochs=%d train_samples=%lld seconds=%.2f\n", rr.epochs_run,
+			   (long long) rr.train_samples, rr.seconds);
+		free(init);
+		init = NULL;
+	}
 	rc = t4r_evaluate(m, ds, T4R_SPLIT_TEST, ks, 3, threads, NULL, NULL, hr, nd, mr);
 	if (rc != T4R_OK)
 		die("t4r_evaluate", rc, NULL);
