@@ -10,8 +10,11 @@
  * present, is the tie-break order, else the line number = file order, like
  * the seq column of test/scripts/load_interactions.sh), builds the data set
  * (5-core, leave-one-out: t4r_dataset_build), fits with early stopping on
- * validation NDCG@10 (t4r_fit keeps the best epoch's weights), and prints
- * valid/test HR/NDCG/MRR at 10/20/50 for the model and for most-popular.
+ * validation NDCG@10 (t4r_fit keeps the best epoch's weights), with refit
+ * (the amazon preset's default) trains the second pass as tim4rec_train
+ * does (t4r_refit from the initial weights, validation taken before it), and
+ * prints valid/test HR/NDCG/MRR at 10/20/50 for the model and for
+ * most-popular.
  * The final lines are machine readable: "RESULT key=value ...".
  * Options --set apply any option key of tim4rec_train (t4r_config_set),
  * after the preset, e.g. --set is_time=false --set batch_size=512.
