@@ -651,19 +651,20 @@ train_fit(TrainRun *r, TrainTrial *tr)
 /* ------------------------------------------------------------------ */
 /* step 6: validation and test metrics of the fitted model               */
 /* ------------------------------------------------------------------ */
-/* with_test false (refit): validation only, the test after the refit */
+/* refit: validation only (with_valid), then the test after the refit */
 static void
-train_evaluate(TrainRun *r, TrainTrial *tr, t4r_model *m, bool with_test)
+train_evaluate(TrainRun *r, TrainTrial *tr, t4r_model *m, bool with_valid, bool with_test)
 {
 	const int	k10 = 10;
-	int			rc;
+	int			rc = T4R_OK;
 
 	t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
 	/* the host holds the best epoch's weights, the GPU the last's */
 	t4r_pg_device_sync_from_host(&r->dev);
-	rc = t4r_evaluate_backend(m, r->ds, T4R_SPLIT_VALID, &k10, 1, tr->opts.threads,
-							  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
-							  &tr->vhr, &tr->vndcg, &tr->vmrr);
+	if (with_valid)
+		rc = t4r_evaluate_backend(m, r->ds, T4R_SPLIT_VALID, &k10, 1, tr->opts.threads,
+								  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
+								  &tr->vhr, &tr->vndcg, &tr->vmrr);
 	if (rc == T4R_OK && with_test)
 		rc = t4r_evaluate_backend(m, r->ds, T4R_SPLIT_TEST, &k10, 1, tr->opts.threads,
 								  t4r_pg_interrupt, NULL, t4r_pg_device_backend(&r->dev),
@@ -1029,7 +1030,7 @@ train_trials(TrainRun *r)
 		if (train_fit(r, tr))
 		{
 			/* refit: the test metrics are those of the refitted model */
-			train_evaluate(r, tr, r->model, !tr->opts.cfg.refit);
+			train_evaluate(r, tr, r->model, true, !tr->opts.cfg.refit);
 			train_keep(r, t);
 		}
 		tr->seconds = now_s() - t1;
@@ -1058,17 +1059,9 @@ train_trials(TrainRun *r)
 	if (r->trials[r->best_trial].opts.cfg.refit)
 	{
 		TrainTrial *b = &r->trials[r->best_trial];
-		const int	k10 = 10;
-		int			rc;
 
 		train_refit(r, b, r->best);
-		t4r_pg_progress_phase(T4R_PHASE_EVALUATING);
-		rc = t4r_evaluate(r->best, r->ds, T4R_SPLIT_TEST, &k10, 1, b->opts.threads,
-						  t4r_pg_interrupt, NULL, &b->thr, &b->tndcg, &b->tmrr);
-		if (rc == T4R_ECANCELLED)
-			CHECK_FOR_INTERRUPTS();
-		if (rc != T4R_OK)
-			t4r_pg_core_error(rc, "evaluating the refitted model", NULL);
+		train_evaluate(r, b, r->best, false, true);
 	}
 }
 
