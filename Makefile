@@ -29,6 +29,7 @@ CORE_OBJS   = \
 	build/core/rgemm.o \
 	build/core/safetensors.o \
 	build/core/ssd.o \
+	build/core/tieorder.o \
 	build/core/timepath.o \
 	build/core/timepath_robust.o \
 	build/core/train.o \

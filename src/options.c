@@ -245,7 +245,10 @@ t4r_pg_options_json(const T4rTrainOptions *o)
 	/* always recorded: the amazon preset's default is true, so a warm
 	 * start's child must not take it from the preset */
 	t4r_jb_key(&st, "tie_shuffle");
-	t4r_jb_bool(&st, o->cfg.tie_shuffle != 0);
+	if (o->cfg.tie_shuffle == T4R_TIE_SHUFFLE_AUTO)
+		t4r_jb_str(&st, "auto");
+	else
+		t4r_jb_bool(&st, o->cfg.tie_shuffle != 0);
 	t4r_jb_key(&st, "tie_average");
 	t4r_jb_int(&st, o->cfg.tie_average);
 	if (o->threads > 0)
@@ -604,6 +607,9 @@ search_values(JsonbContainer *spec, T4rSearchPlan *p)
 					bad_search(psprintf("search value %d of \"%s\" repeats value %d", j + 1,
 										p->keys[i], q + 1),
 							   "Each value is tried once.");
+			if (strcmp(p->keys[i], "tie_shuffle") == 0 && e->type == jbvString)
+				bad_search(psprintf("search value %d of \"tie_shuffle\" must be true or false", j + 1),
+						   "\"auto\" is itself a choice between the two: search [true, false], or set \"auto\" outside \"search\".");
 			p->values[i][j] = *e;
 			/* a valid value of its key (combinations: search_trial_options) */
 			t4r_config_preset(&c, NULL);

@@ -123,6 +123,10 @@ typedef struct TrainRun
 	T4rDevice	dev;
 	uint8_t    *wbuf;
 	T4rTrainResult res;
+	/* tie_shuffle "auto": the test of the order of equal timestamps */
+	bool		ties_tested;
+	bool		ties_searched;	/* both forms trained as two trials */
+	t4r_tie_stats ties;
 } TrainRun;
 
 static double
@@ -477,6 +481,70 @@ train_dataset(TrainRun *r)
 	if (r->warm_scope == 1)
 		warm_subset(r);
 	CHECK_FOR_INTERRUPTS();
+}
+
+/* ------------------------------------------------------------------ */
+/* step 3b: tie_shuffle "auto" (src/core/tieorder.c)                   */
+/* ------------------------------------------------------------------ */
+static Jsonb *
+jsonb_text(const char *txt)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(txt)));
+}
+
+/*
+ * A random order of equal timestamps (or none) resolves "auto" to shuffling
+ * (or not); a consistent one may be a real event order or an artefact the
+ * evaluation rewards, which only validation can tell: without a search or
+ * a warm start both forms are trained as two trials and the better on
+ * validation is kept; otherwise the table's order is kept.
+ */
+static void
+train_ties(TrainRun *r)
+{
+	const t4r_dataset *ds = r->fitds ? r->fitds : r->ds;
+	bool		any = false;
+	int			rc;
+
+	for (int t = 0; t < r->n_trials; t++)
+		any |= r->trials[t].opts.cfg.tie_shuffle == T4R_TIE_SHUFFLE_AUTO;
+	if (!any)
+		return;
+	if ((rc = t4r_tie_order_test(ds, &r->ties)) != T4R_OK)
+		t4r_pg_core_error(rc, "testing the order of equal timestamps", NULL);
+	r->ties_tested = true;
+	if (r->ties.consistent && !r->search && r->parent == NULL)
+	{
+		TrainTrial *tt = palloc0(2 * sizeof(TrainTrial));
+
+		tt[0] = tt[1] = r->trials[0];
+		tt[0].opts.cfg.tie_shuffle = 1;
+		tt[0].values = jsonb_text("{\"tie_shuffle\": true}");
+		tt[1].opts.cfg.tie_shuffle = 0;
+		tt[1].values = jsonb_text("{\"tie_shuffle\": false}");
+		r->trials = tt;
+		r->n_trials = 2;
+		r->search = true;
+		r->ties_searched = true;
+		r->plan.spec = jsonb_text("{\"tie_shuffle\": [true, false]}");
+		r->plan.grid_size = 2;
+		r->plan.random = false;
+		ereport(NOTICE,
+				(errmsg("equal timestamps keep a consistent order (agreement %.2f, z %.1f over %lld item pairs): training with that order and with shuffled ties, keeping the better on validation",
+						r->ties.agreement, r->ties.z, (long long) r->ties.repeated_pairs),
+				 errhint("Set \"tie_shuffle\" to false to keep the table's order and train once, or to true to shuffle.")));
+		return;
+	}
+	for (int t = 0; t < r->n_trials; t++)
+		if (r->trials[t].opts.cfg.tie_shuffle == T4R_TIE_SHUFFLE_AUTO)
+			r->trials[t].opts.cfg.tie_shuffle = t4r_tie_shuffle_resolve(&r->ties);
+	if (r->ties.consistent)
+		ereport(NOTICE,
+				(errmsg("equal timestamps keep a consistent order (agreement %.2f, z %.1f over %lld item pairs): trained with that order",
+						r->ties.agreement, r->ties.z, (long long) r->ties.repeated_pairs),
+				 errhint("%s", r->search ?
+						 "Add \"tie_shuffle\": [true, false] to \"search\" to compare it with shuffled ties." :
+						 "A warm start does not compare both forms; set \"tie_shuffle\" to true to shuffle.")));
 }
 
 /* ------------------------------------------------------------------ */
@@ -858,6 +926,29 @@ train_metrics(TrainRun *r, const TrainTrial *b)
 		t4r_jb_float(&st, b->rres.seconds);
 		(void) t4r_jb_end(&st, WJB_END_OBJECT);
 	}
+	if (r->ties_tested)
+	{
+		/* tie_shuffle "auto": what the order of equal timestamps looked like */
+		t4r_jb_key(&st, "tie_order");
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		t4r_jb_key(&st, "order");
+		t4r_jb_str(&st, r->ties.tied_pairs == 0 ? "no ties" :
+				   r->ties.by_item_id ? "item id (no order_column)" :
+				   r->ties.consistent ? "consistent" : "random");
+		t4r_jb_key(&st, "tied_pairs");
+		t4r_jb_int(&st, r->ties.tied_pairs);
+		t4r_jb_key(&st, "repeated_pairs");
+		t4r_jb_int(&st, r->ties.repeated_pairs);
+		t4r_jb_key(&st, "agreement");
+		t4r_jb_float(&st, r->ties.repeated_pairs ? r->ties.agreement : NAN);
+		t4r_jb_key(&st, "z");
+		t4r_jb_float(&st, r->ties.repeated_pairs ? r->ties.z : NAN);
+		t4r_jb_key(&st, "both_trained");
+		t4r_jb_bool(&st, r->ties_searched);
+		t4r_jb_key(&st, "tie_shuffle");
+		t4r_jb_bool(&st, b->opts.cfg.tie_shuffle != 0);
+		(void) t4r_jb_end(&st, WJB_END_OBJECT);
+	}
 	t4r_jb_key(&st, "threads");
 	t4r_jb_int(&st, r->threads);
 	t4r_jb_key(&st, "seconds");
@@ -1081,6 +1172,7 @@ tim4rec_train(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		train_dataset(r);
+		train_ties(r);
 		train_budget(r);
 		train_trials(r);
 		train_save(r);

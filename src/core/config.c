@@ -83,7 +83,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 	 * (test/bench/QUALITY.md, "Shuffling equal timestamps in training",
 	 * "Regularising the amazon preset", "Training on the validation
 	 * targets too") */
-	c->tie_shuffle = amazon ? 1 : 0;
+	c->tie_shuffle = amazon ? T4R_TIE_SHUFFLE_AUTO : 0;
 	c->weight_decay = amazon ? 1 : 0;
 	c->lr_decay = 1;
 	c->lr_decay_patience = 2;
@@ -102,7 +102,7 @@ t4r_config_preset(t4r_config *c, const char *preset)
 /* ------------------------------------------------------------------ */
 typedef enum
 {
-	KT_INT, KT_DOUBLE, KT_BOOL, KT_U64, KT_PRESET, KT_TIMEF, KT_TRAINING
+	KT_INT, KT_DOUBLE, KT_BOOL, KT_U64, KT_PRESET, KT_TIMEF, KT_TRAINING, KT_TIES
 } key_type;
 
 typedef struct
@@ -136,7 +136,7 @@ static const key_def key_defs[] = {
 	KD(time_features, KT_TIMEF),
 	KD(time_scale, KT_DOUBLE),
 	KD(training, KT_TRAINING),
-	KD(tie_shuffle, KT_BOOL),
+	KD(tie_shuffle, KT_TIES),
 	KD(weight_decay, KT_DOUBLE),
 	KD(lr_decay, KT_DOUBLE),
 	KD(lr_decay_patience, KT_INT),
@@ -372,6 +372,20 @@ t4r_config_set(t4r_config *c, const char *key, const char *value,
 				*(double *) ((char *) c + kd->off) = v;
 				return T4R_OK;
 			}
+		case KT_TIES:
+			{
+				int			v;
+
+				if (strcmp(value, "auto") == 0)
+					v = T4R_TIE_SHUFFLE_AUTO;
+				else if (!parse_bool(value, &v))
+				{
+					t4r_set_err(err, errlen, "invalid value \"%s\" for option \"%s\": expected true, false or \"auto\"", value, key);
+					return T4R_EINVAL;
+				}
+				*(int *) ((char *) c + kd->off) = v;
+				return T4R_OK;
+			}
 		case KT_BOOL:
 			{
 				int			v;
@@ -433,6 +447,7 @@ t4r_config_validate(const t4r_config *c, char *err, size_t errlen)
 	CHECK_RANGE_INT(kaiming_init, 0, 1);
 	CHECK_RANGE_INT(time_features, 0, 1);
 	CHECK_RANGE_INT(training, 0, 1);
+	CHECK_RANGE_INT(tie_shuffle, 0, T4R_TIE_SHUFFLE_AUTO);
 	if (!(c->time_scale >= 0 && c->time_scale <= 1e300))
 	{
 		t4r_set_err(err, errlen, "option \"time_scale\" must be a finite number >= 0 (got %g)", c->time_scale);

@@ -601,6 +601,7 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 	if (rc == T4R_OK)
 	{
 		build_counts(ds);
+		ds->ties_by_order = order != NULL;
 		*out = ds;
 		ds = NULL;
 	}

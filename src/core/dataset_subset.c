@@ -50,6 +50,7 @@ t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out
 	memcpy(s->item_ids, ds->item_ids, sizeof(int64_t) * (size_t) ds->n_items);
 	memcpy(s->item_count, ds->item_count, sizeof(int64_t) * (size_t) ds->n_items);
 	s->train_on_valid = ds->train_on_valid;
+	s->ties_by_order = ds->ties_by_order;
 	s->seq_off[0] = 0;
 	nu = 0;
 	for (int64_t u = 0; u < ds->n_users; u++)

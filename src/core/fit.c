@@ -746,10 +746,35 @@ done:
 	return rc;
 }
 
+/* tie_shuffle "auto": 0 or 1 from the order of ds's training parts (before
+ * refit's extension), written into the model's configuration */
+static int
+fit_resolve_ties(t4r_model *m, const t4r_dataset *ds, char *err, size_t errlen)
+{
+	t4r_tie_stats t;
+	int			rc;
+
+	if (m == NULL || ds == NULL || m->cfg.tie_shuffle != T4R_TIE_SHUFFLE_AUTO)
+		return T4R_OK;
+	if ((rc = t4r_tie_order_test(ds, &t)) != T4R_OK)
+	{
+		t4r_set_err(err, errlen, "out of memory for tie_shuffle \"auto\"'s test of the order of equal timestamps");
+		return rc;
+	}
+	m->cfg.tie_shuffle = t4r_tie_shuffle_resolve(&t);
+	return T4R_OK;
+}
+
 int
 t4r_fit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		t4r_fit_result *res, char *err, size_t errlen)
 {
+	int			rc;
+
+	if (res)
+		memset(res, 0, sizeof(*res));
+	if ((rc = fit_resolve_ties(m, ds, err, errlen)) != T4R_OK)
+		return rc;
 	return fit_run(m, ds, opts, 0, res, err, errlen);
 }
 
@@ -758,6 +783,7 @@ t4r_refit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		  int epochs, t4r_fit_result *res, char *err, size_t errlen)
 {
 	t4r_dataset with_valid;
+	int			rc;
 
 	if (res)
 		memset(res, 0, sizeof(*res));
@@ -771,6 +797,8 @@ t4r_refit(t4r_model *m, const t4r_dataset *ds, const t4r_fit_opts *opts,
 		t4r_set_err(err, errlen, "option \"refit\" is not supported by this backend");
 		return T4R_EINVAL;
 	}
+	if ((rc = fit_resolve_ties(m, ds, err, errlen)) != T4R_OK)
+		return rc;
 	with_valid = *ds;			/* shares every array; only train_len differs */
 	with_valid.train_on_valid = 1;
 	return fit_run(m, &with_valid, opts, epochs, res, err, errlen);

@@ -105,9 +105,14 @@ typedef struct t4r_config
 	 * the published form) or T4R_TRAIN_ALL_POSITIONS (one pass per window
 	 * of a history, a loss at every position; needs a causal model) */
 	int			training;
-	/* training key "tie_shuffle" (bool): each epoch, the items of a user's
-	 * training part that share a timestamp are put in a fresh random order
-	 * (seeded by seed and epoch); validation and test targets stay put */
+	/* training key "tie_shuffle" (true, false or "auto"): each epoch, the
+	 * items of a user's training part that share a timestamp are put in a
+	 * fresh random order (seeded by seed and epoch); validation and test
+	 * targets stay put.  T4R_TIE_SHUFFLE_AUTO: shuffle unless the training
+	 * data's order of equal timestamps is consistent (t4r_tie_order_test);
+	 * t4r_fit resolves it to 0 or 1 in the model's configuration before it
+	 * trains (tim4rec_train also trains the shuffled form when the order is
+	 * consistent and keeps the better on validation) */
 	int			tie_shuffle;
 	/* training key "weight_decay" (>= 0): decoupled weight decay as
 	 * torch.optim.AdamW, every parameter p -= learning_rate * weight_decay
@@ -524,6 +529,10 @@ typedef struct t4r_dataset
 	 * validation target included (refit's second pass, fit.c).  Builders
 	 * set 0; item_count and n_train_samples are those of 0. */
 	int			train_on_valid;
+	/* 1: equal timestamps are in the order of the caller's order values; 0:
+	 * by external item id, the builder's own rule (tie_shuffle "auto" does
+	 * not take that order for a signal) */
+	int			ties_by_order;
 } t4r_dataset;
 
 /* Build from raw interactions: n rows of (user, item, ts, order).  order may
@@ -573,6 +582,32 @@ int64_t		t4r_window_plan(int64_t m, int L, int64_t *start, int32_t *len,
  * (seed, epoch); items has ds's layout (a copy of seq_items); the validation
  * and test targets (the last two of a user with >= 3) are left where they are */
 void		t4r_shuffle_ties(const t4r_dataset *ds, int32_t *items, uint64_t seed, int epoch);
+
+/* does the order of equal timestamps in the training parts carry a signal?
+ * (tieorder.c: neighbours sharing a timestamp, counted per unordered item
+ * pair; a random order agrees with itself half the time, a fixed one always) */
+#define T4R_TIE_SHUFFLE_AUTO 2
+#define T4R_TIE_ORDER_Z 4.0				/* consistent: z at least this */
+#define T4R_TIE_ORDER_AGREEMENT 0.6		/* ... and agreement at least this */
+#define T4R_TIE_ORDER_MAX_PAIRS ((int64_t) 1 << 24)	/* occurrences read, at most */
+typedef struct t4r_tie_stats
+{
+	int64_t		tied_pairs;		/* neighbours with one timestamp, distinct items */
+	int64_t		repeated_pairs; /* unordered item pairs among them seen >= 2 times */
+	int64_t		repeated_occurrences;	/* the occurrences of those pairs */
+	double		agreement;		/* two occurrences of a pair in the same order: share */
+	double		z;				/* about N(0,1) when the order is random */
+	int			by_item_id;		/* the dataset ordered its ties by item id itself */
+	int			consistent;		/* z >= T4R_TIE_ORDER_Z, agreement >= ..._AGREEMENT,
+								 * and the order is the caller's (not by_item_id) */
+} t4r_tie_stats;
+
+/* fills *out (all zero without equal timestamps); T4R_ENOMEM */
+int			t4r_tie_order_test(const t4r_dataset *ds, t4r_tie_stats *out);
+
+/* tie_shuffle "auto" on its own: 1 (shuffle) unless the order is consistent
+ * or there is nothing to shuffle */
+int			t4r_tie_shuffle_resolve(const t4r_tie_stats *t);
 
 #define T4R_SPLIT_VALID 0
 #define T4R_SPLIT_TEST  1

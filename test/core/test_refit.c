@@ -11,7 +11,8 @@
  *    nothing, another schedule changes the weights;
  *  - it differs from the first pass's training, leaves the caller's dataset
  *    as it was, and refuses a backend and a non-positive epoch count.
- * With tie_shuffle on and equal timestamps in the data (the amazon preset).
+ * With tie_shuffle on and equal timestamps in the data (the amazon preset,
+ * tie_shuffle set to true rather than its "auto").
  */
 #include <math.h>
 #include <stdio.h>
@@ -76,6 +77,7 @@ make_model(int V)
 	c.batch_size = 16;
 	c.learning_rate = 0.01;
 	c.weight_decay = 0.5;
+	c.tie_shuffle = 1;		/* not "auto": the same form on both tables */
 	c.n_items = V;
 	c.seed = 11;
 	if (t4r_model_create(&c, &m, err, sizeof err) != T4R_OK)

@@ -1,7 +1,7 @@
 -- "tie_shuffle": true through SQL: the catalog records it, it changes the
 -- trained weights of a table with equal timestamps, it is exactly a no-op on
 -- a table without them, the best epoch is reported as usual, the amazon
--- preset's default (true) and its published form (false, kept by a warm
+-- preset's default ("auto": true here) and its published form (false, kept by a warm
 -- start), and a value that is not a boolean is an error (22023).
 \set QUIET 1
 \pset format unaligned
@@ -43,9 +43,10 @@ SELECT lives_ok($$ SELECT tim4rec_train('untied', 'u_shuf', options => '{"epochs
 SELECT is(tim4rec_export('u_shuf'), tim4rec_export('u_plain'),
           'without equal timestamps, tie_shuffle is a no-op: the same weights bit for bit');
 
--- the amazon preset shuffles by default; "tie_shuffle": false is the
--- published training, and a warm start keeps the parent's choice
-SELECT lives_ok($$ SELECT tim4rec_train('tied', 'amz', options => '{"preset": "amazon", "epochs": 1, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "order_column": "seq"}') $$,
+-- the amazon preset shuffles by default ("auto", without an order column:
+-- ties by item id, test/pgtap/train_tie_auto.sql); "tie_shuffle": false is
+-- the published training, and a warm start keeps the parent's choice
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'amz', options => '{"preset": "amazon", "epochs": 1, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64}') $$,
                 'amazon preset training');
 SELECT lives_ok($$ SELECT tim4rec_train('tied', 'amz_paper', options => '{"preset": "amazon", "tie_shuffle": false, "epochs": 1, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "order_column": "seq"}') $$,
                 'amazon preset with tie_shuffle false');

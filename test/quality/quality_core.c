@@ -293,6 +293,24 @@ main(int argc, char **argv)
 		   "5-core, %lld training samples, built in %.3f s\n", csv, n, (long long) ds->n_users,
 		   ds->n_items, ds->n_interactions, (long long) ds->n_train_samples, tbuild);
 
+	if (c.tie_shuffle == T4R_TIE_SHUFFLE_AUTO)
+	{
+		/* tie_shuffle "auto" (the amazon preset): resolved here as t4r_fit
+		 * would; tim4rec_train trains both forms when the order is
+		 * consistent, this driver keeps the table's order then */
+		t4r_tie_stats tst;
+
+		rc = t4r_tie_order_test(ds, &tst);
+		if (rc != T4R_OK)
+			die("t4r_tie_order_test", rc, NULL);
+		c.tie_shuffle = t4r_tie_shuffle_resolve(&tst);
+		printf("tie_order tied_pairs=%lld repeated_pairs=%lld agreement=%.4f z=%.1f by_item_id=%d "
+			   "consistent=%d -> tie_shuffle=%d%s\n", (long long) tst.tied_pairs,
+			   (long long) tst.repeated_pairs, tst.agreement, tst.z, tst.by_item_id, tst.consistent,
+			   c.tie_shuffle, tst.consistent ?
+			   " (tim4rec_train would also train tie_shuffle=1 and keep the better on validation:"
+			   " rerun with --set tie_shuffle=true to compare)" : "");
+	}
 	c.n_items = ds->n_items;
 	rc = t4r_model_create(&c, &m, err, sizeof(err));
 	if (rc != T4R_OK)

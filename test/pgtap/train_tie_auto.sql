@@ -1,0 +1,101 @@
+-- "tie_shuffle": "auto" (the amazon preset's default) through SQL:
+--  * an order column in a random order: shuffled, one training, the weights
+--    of "tie_shuffle": true bit for bit;
+--  * an order column that orders equal timestamps consistently: both forms
+--    trained as two trials, the better on validation kept (its weights are
+--    those of that form trained alone), both in the history;
+--  * no order column (ties by item id, the builder's own rule): shuffled;
+--  * no equal timestamps: nothing to shuffle (false);
+--  * with a search, or a warm start, a consistent order is kept, not
+--    searched; "auto" cannot be a searched value (22023); metrics.tie_order
+--    reports the test.
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+SET tim4rec.threads = 1;
+BEGIN;
+SELECT plan(20);
+
+-- day-resolution times, runs of up to four events of a user on a day;
+-- rnd: a loader's order that is random within a day; byitem: the same rows
+-- numbered in item order within each day
+CREATE TABLE tied AS
+SELECT u AS user_id, ((u * 5 + s * 3 + (u % 7) * s * s) % 40 + 1)::int AS item_id,
+       date '2024-01-01' + (u % 9 + s / 4) AS ts,
+       s AS seq
+FROM generate_series(1, 200) u, generate_series(1, 16) s;
+ALTER TABLE tied ADD COLUMN rnd int, ADD COLUMN byitem int;
+UPDATE tied SET rnd = hashint4(user_id * 1000 + seq), byitem = item_id * 100 + seq;
+CREATE TABLE untied AS
+SELECT user_id, item_id, timestamptz '2024-01-01' + (user_id * 97 + seq) * interval '1 minute' AS ts
+FROM tied;
+
+CREATE FUNCTION o(extra jsonb DEFAULT '{}') RETURNS jsonb LANGUAGE sql AS
+$$ SELECT '{"preset": "amazon", "epochs": 2, "hidden_size": 16, "head_dim": 16, "max_seq_len": 8, "batch_size": 64, "refit": false}'::jsonb || extra $$;
+
+-- 1. random order
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'r_auto', options => o('{"order_column": "rnd"}')) $$, 'auto, random order');
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'r_true', options => o('{"order_column": "rnd", "tie_shuffle": true}')) $$, 'true, random order');
+SELECT is((SELECT metrics->'tie_order'->>'order' || ':' || (metrics->'tie_order'->>'both_trained') || ':' ||
+                  (config->>'tie_shuffle') || ':' || jsonb_typeof(history->0->'epoch')
+             FROM tim4rec_models WHERE model_name = 'r_auto'),
+          'random:false:true:number',
+          'a random order: reported random, trained once (no trials in the history), shuffled');
+SELECT is(tim4rec_export('r_auto'), tim4rec_export('r_true'), 'a random order: the weights of tie_shuffle true, bit for bit');
+
+-- 2. a consistent order: both forms, the better on validation kept
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_auto', options => o('{"order_column": "byitem"}')) $$, 'auto, consistent order');
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_true', options => o('{"order_column": "byitem", "tie_shuffle": true}')) $$, 'true, consistent order');
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_false', options => o('{"order_column": "byitem", "tie_shuffle": false}')) $$, 'false, consistent order');
+SELECT is((SELECT metrics->'tie_order'->>'order' || ':' || (metrics->'tie_order'->>'both_trained') || ':' ||
+                  jsonb_array_length(history) || ':' || (history->0->'options'->>'tie_shuffle') || ':' ||
+                  (history->1->'options'->>'tie_shuffle') || ':' || (metrics->'search'->>'trials')
+             FROM tim4rec_models WHERE model_name = 'c_auto'),
+          'consistent:true:2:true:false:2',
+          'a consistent order: reported, both forms trained as two trials, both in the history');
+SELECT ok((SELECT (metrics->'tie_order'->>'agreement')::float8 >= 0.6 AND (metrics->'tie_order'->>'z')::float8 >= 4
+             FROM tim4rec_models WHERE model_name = 'c_auto'),
+          'its agreement and z are reported and pass the thresholds');
+-- the kept trial: the form with the better validation NDCG@10 of the two
+-- trained alone, and its weights
+SELECT is((SELECT config->>'tie_shuffle' FROM tim4rec_models WHERE model_name = 'c_auto'),
+          (SELECT CASE WHEN t.ndcg > f.ndcg THEN 'true' ELSE 'false' END
+             FROM (SELECT (metrics->'valid'->>'ndcg@10')::float8 AS ndcg FROM tim4rec_models WHERE model_name = 'c_true') t,
+                  (SELECT (metrics->'valid'->>'ndcg@10')::float8 AS ndcg FROM tim4rec_models WHERE model_name = 'c_false') f),
+          'the kept form is the one with the better validation NDCG@10 when trained alone');
+SELECT is(tim4rec_export('c_auto'),
+          (SELECT tim4rec_export(CASE WHEN config->>'tie_shuffle' = 'true' THEN 'c_true' ELSE 'c_false' END)
+             FROM tim4rec_models WHERE model_name = 'c_auto'),
+          'its weights are those of that form trained alone, bit for bit');
+
+-- 3. no order column: ties by item id, the builder's rule, not a signal
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'i_auto', options => o()) $$, 'auto without an order column');
+SELECT is((SELECT metrics->'tie_order'->>'order' || ':' || (metrics->'tie_order'->>'both_trained') || ':' || (config->>'tie_shuffle')
+             FROM tim4rec_models WHERE model_name = 'i_auto'),
+          'item id (no order_column):false:true',
+          'without an order column: ties by item id are not taken for a signal; shuffled, once');
+
+-- 4. no equal timestamps
+SELECT lives_ok($$ SELECT tim4rec_train('untied', 'u_auto', options => o()) $$, 'auto without equal timestamps');
+SELECT is((SELECT metrics->'tie_order'->>'order' || ':' || (config->>'tie_shuffle')
+             FROM tim4rec_models WHERE model_name = 'u_auto'),
+          'no ties:false', 'without equal timestamps: nothing to shuffle');
+
+-- 5. a search keeps a consistent order (its trials are the user's); a warm
+-- start keeps the parent's choice
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 's_auto', options => o('{"order_column": "byitem", "search": {"dropout_prob": [0.2, 0.3]}}')) $$,
+                'auto, consistent order, with a search');
+SELECT is((SELECT jsonb_array_length(history) || ':' || (config->>'tie_shuffle') || ':' || (metrics->'tie_order'->>'both_trained')
+             FROM tim4rec_models WHERE model_name = 's_auto'),
+          '2:false:false', 'with a search, a consistent order is kept and the trials are not doubled');
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'r_auto', options => '{"init_from": "r_auto", "epochs": 1}') $$,
+                'warm start from the random-order model');
+SELECT is((SELECT config->>'tie_shuffle' FROM tim4rec_models WHERE model_name = 'r_auto' AND version = 2),
+          'true', 'a warm start keeps the resolved choice of its parent');
+
+SELECT throws_ok($$ SELECT tim4rec_train('tied', 'bad', options => '{"search": {"tie_shuffle": [true, "auto"]}}') $$,
+                 '22023', 'search value 2 of "tie_shuffle" must be true or false', '"auto" as a searched value: 22023');
+SELECT * FROM finish();
+ROLLBACK;
