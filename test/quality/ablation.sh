@@ -239,7 +239,12 @@ phase_eval() {
     local m
     for m in $(psql -X -At -c "SELECT model_name FROM tim4rec_models WHERE model_name LIKE 'a\\_%' ORDER BY 1"); do
         psql -X -At -F$'\t' -c "SELECT (e->>'epoch')::int, e->>'valid_ndcg10', e->>'loss', e->>'seconds'
-                                  FROM tim4rec_models, jsonb_array_elements(history) e
+                                  FROM tim4rec_models,
+                                       -- a search (tie_shuffle auto may be one): the kept trial's epochs
+                                       jsonb_array_elements(CASE WHEN history->0 ? 'trial'
+                                           THEN (SELECT t->'epochs' FROM jsonb_array_elements(history) t
+                                                  WHERE (t->>'kept')::bool)
+                                           ELSE history END) e
                                  WHERE model_name = '$m' ORDER BY 1" >"$OUT/hist/$m.tsv"
         [ -s "$OUT/ranks/$m.tsv" ] && continue
         if psql -X -At -F$'\t' -v ON_ERROR_STOP=1 \

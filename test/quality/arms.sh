@@ -5,7 +5,7 @@
 #   name | JSON members added to the training options | label in the report |
 #   the arms it is compared with (paired bootstrap of this arm minus each)
 # Every arm names its tie_shuffle and weight_decay, so the presets' defaults
-# (the amazon preset's true and 1) never decide an arm; refit is off unless
+# (the amazon preset's "auto" and 1) never decide an arm; refit is off unless
 # an arm sets it.
 # shellcheck shell=bash
 T4R_ARMS='
@@ -28,6 +28,8 @@ offls_ts|"time_features": "official", "tie_shuffle": true, "label_smoothing": 0.
 offtt_ts|"time_features": "official", "tie_shuffle": true, "tie_targets": true, "weight_decay": 0|official (prefixes), tie_shuffle, tie_targets|official_ts
 offrf_ts|"time_features": "official", "tie_shuffle": true, "refit": true, "weight_decay": 0|official (prefixes), tie_shuffle, refit|official_ts
 offwd1rf_ts|"time_features": "official", "tie_shuffle": true, "refit": true, "weight_decay": 1|official (prefixes), tie_shuffle, weight_decay 1, refit|offwd1_ts offrf_ts
+offwd1rf|"time_features": "official", "tie_shuffle": false, "refit": true, "weight_decay": 1|official (prefixes), ties kept, weight_decay 1, refit|offwd1rf_ts
+offwd1rf_auto|"time_features": "official", "tie_shuffle": "auto", "refit": true, "weight_decay": 1|amazon preset default (tie_shuffle auto, weight_decay 1, refit)|offwd1rf_ts
 '
 
 # column $2 of arm $1; status 1 for an unknown arm
