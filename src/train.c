@@ -37,6 +37,7 @@
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(tim4rec_train);
+PG_FUNCTION_INFO_V1(tim4rec_tie_order);
 
 /* ------------------------------------------------------------------ */
 /* the state of one call                                               */
@@ -1225,6 +1226,74 @@ tim4rec_train(PG_FUNCTION_ARGS)
 		vals[12] = Float8GetDatum(r->res.tndcg);
 		vals[13] = Float8GetDatum(r->res.tmrr);
 		vals[14] = Float8GetDatum(now_s() - r->t0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* tim4rec_tie_order: the test of tie_shuffle "auto", before training  */
+/* ------------------------------------------------------------------ */
+/*
+ * Reads and filters the relation as tim4rec_train would with these options
+ * (order_column, min_user_interactions, min_item_interactions), then tests
+ * the order of equal timestamps in the training parts (src/core/tieorder.c):
+ * one row of what metrics.tie_order would report and what "auto" would do.
+ */
+Datum
+tim4rec_tie_order(PG_FUNCTION_ARGS)
+{
+	TrainRun   *r = palloc0(sizeof(TrainRun));
+	t4r_tie_stats s;
+	int			rc = T4R_OK;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("argument %s of tim4rec_tie_order must not be NULL",
+							i == 0 ? "relation" : i == 1 ? "user_column" :
+							i == 2 ? "item_column" : "time_column")));
+	r->t0 = now_s();
+	r->relid = PG_GETARG_OID(0);
+	r->user_col = NameStr(*PG_GETARG_NAME(1));
+	r->item_col = NameStr(*PG_GETARG_NAME(2));
+	r->time_col = NameStr(*PG_GETARG_NAME(3));
+	r->n_trials = 1;
+	r->trials = palloc0(sizeof(TrainTrial));
+	t4r_pg_parse_options(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4), &r->trials[0].opts, "options");
+	train_read(r);
+	PG_TRY();
+	{
+		train_dataset(r);
+		rc = t4r_tie_order_test(r->ds, &s);
+	}
+	PG_FINALLY();
+	{
+		if (r->ds)
+			t4r_dataset_free(r->ds);
+		r->ds = NULL;
+	}
+	PG_END_TRY();
+	if (rc != T4R_OK)
+		t4r_pg_core_error(rc, "testing the order of equal timestamps", NULL);
+
+	{
+		ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+		Datum		vals[7];
+		bool		nulls[7] = {0};
+
+		InitMaterializedSRF(fcinfo, 0);
+		vals[0] = Int64GetDatum(s.tied_pairs);
+		vals[1] = Int64GetDatum(s.repeated_pairs);
+		vals[2] = Float8GetDatum(s.agreement);
+		vals[3] = Float8GetDatum(s.z);
+		nulls[2] = nulls[3] = s.repeated_pairs == 0;
+		vals[4] = CStringGetTextDatum(s.by_item_id ? "item id" : "order_column");
+		vals[5] = BoolGetDatum(s.consistent != 0);
+		vals[6] = CStringGetTextDatum(s.tied_pairs == 0 ? "nothing to shuffle" :
+									  s.consistent ? "both forms, the better on validation" :
+									  "shuffled ties");
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);
 	}
 	return (Datum) 0;

@@ -64,3 +64,19 @@ FROM pg_catalog.pg_stat_get_progress_info('COPY') s
 LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.datid
 WHERE s.param11 OPERATOR(pg_catalog.=) 1949594112;
 GRANT SELECT ON tim4rec_progress TO PUBLIC;
+
+-- The test that tie_shuffle "auto" makes before training (README "Equal
+-- timestamps"), on the relation as tim4rec_train would read it with these
+-- options (order_column and the interaction filters): neighbours of the
+-- training histories that share a timestamp, how often the same two items
+-- come the same way round, and what "auto" would train.  Needs SELECT on
+-- the columns, as training does.
+CREATE FUNCTION tim4rec_tie_order(relation regclass,
+                                  user_column name DEFAULT 'user_id',
+                                  item_column name DEFAULT 'item_id',
+                                  time_column name DEFAULT 'ts',
+                                  options jsonb DEFAULT '{}')
+RETURNS TABLE(tied_pairs bigint, repeated_pairs bigint, agreement float8, z float8,
+              ties_ordered_by text, consistent boolean, auto_trains text)
+AS 'MODULE_PATHNAME', 'tim4rec_tie_order'
+LANGUAGE C STABLE PARALLEL UNSAFE CALLED ON NULL INPUT ROWS 1;

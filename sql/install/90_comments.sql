@@ -30,6 +30,8 @@ COMMENT ON FUNCTION @extschema@.tim4rec_alter_owner(text, name) IS
 -- training (20_train.sql)
 COMMENT ON FUNCTION @extschema@.tim4rec_train(regclass, text, name, name, name, jsonb) IS
   'train a model on an interactions relation and store it as a new version; relation, model_name, user_column, item_column, time_column, options (jsonb, README "Options")';
+COMMENT ON FUNCTION @extschema@.tim4rec_tie_order(regclass, name, name, name, jsonb) IS
+  'the order of equal timestamps as tie_shuffle "auto" tests it before training: tied neighbour pairs, repeated item pairs, agreement, z, ties ordered by, consistent, what auto trains; relation, user_column, item_column, time_column, options (order_column, filters)';
 COMMENT ON VIEW @extschema@.tim4rec_progress IS
   'trainings in progress in any session: pid, relation, phase, epoch, step, loss, best validation NDCG@10, rows read, search trial i of trials';
 

@@ -332,3 +332,22 @@ AS 'MODULE_PATHNAME', 'tim4rec_evaluate_users'
 LANGUAGE C STABLE PARALLEL RESTRICTED CALLED ON NULL INPUT;
 COMMENT ON FUNCTION @extschema@.tim4rec_evaluate_users(text, text, boolean) IS
   'per-user leave-one-out evaluation: user_id, held-out item_id (as text) and its 1-based rank among all items, for tim4rec_evaluate''s metrics per user; model_name, split (''test'' or ''valid''), baseline (most-popular instead of the model)';
+
+-- tie_shuffle "auto"'s test, before training (20_train.sql)
+-- The test that tie_shuffle "auto" makes before training (README "Equal
+-- timestamps"), on the relation as tim4rec_train would read it with these
+-- options (order_column and the interaction filters): neighbours of the
+-- training histories that share a timestamp, how often the same two items
+-- come the same way round, and what "auto" would train.  Needs SELECT on
+-- the columns, as training does.
+CREATE FUNCTION @extschema@.tim4rec_tie_order(relation regclass,
+                                  user_column name DEFAULT 'user_id',
+                                  item_column name DEFAULT 'item_id',
+                                  time_column name DEFAULT 'ts',
+                                  options jsonb DEFAULT '{}')
+RETURNS TABLE(tied_pairs bigint, repeated_pairs bigint, agreement float8, z float8,
+              ties_ordered_by text, consistent boolean, auto_trains text)
+AS 'MODULE_PATHNAME', 'tim4rec_tie_order'
+LANGUAGE C STABLE PARALLEL UNSAFE CALLED ON NULL INPUT ROWS 1;
+COMMENT ON FUNCTION @extschema@.tim4rec_tie_order(regclass, name, name, name, jsonb) IS
+  'the order of equal timestamps as tie_shuffle "auto" tests it before training: tied neighbour pairs, repeated item pairs, agreement, z, ties ordered by, consistent, what auto trains; relation, user_column, item_column, time_column, options (order_column, filters)';

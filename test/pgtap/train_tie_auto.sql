@@ -8,7 +8,7 @@
 --  * no equal timestamps: nothing to shuffle (false);
 --  * with a search, or a warm start, a consistent order is kept, not
 --    searched; "auto" cannot be a searched value (22023); metrics.tie_order
---    reports the test.
+--    reports the test; tim4rec_tie_order reports it before training.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -16,7 +16,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(20);
+SELECT plan(26);
 
 -- day-resolution times, runs of up to four events of a user on a day;
 -- rnd: a loader's order that is random within a day; byitem: the same rows
@@ -97,5 +97,25 @@ SELECT is((SELECT config->>'tie_shuffle' FROM tim4rec_models WHERE model_name = 
 
 SELECT throws_ok($$ SELECT tim4rec_train('tied', 'bad', options => '{"search": {"tie_shuffle": [true, "auto"]}}') $$,
                  '22023', 'search value 2 of "tie_shuffle" must be true or false', '"auto" as a searched value: 22023');
+-- 6. tim4rec_tie_order: the same test before training
+SELECT is((SELECT tied_pairs || ':' || repeated_pairs || ':' || round(z::numeric, 6) || ':' || ties_ordered_by || ':' || consistent || ':' || auto_trains
+             FROM tim4rec_tie_order('tied', options => '{"order_column": "byitem"}')),
+          (SELECT (metrics->'tie_order'->>'tied_pairs') || ':' || (metrics->'tie_order'->>'repeated_pairs') || ':' ||
+                  round((metrics->'tie_order'->>'z')::numeric, 6) || ':order_column:true:both forms, the better on validation'
+             FROM tim4rec_models WHERE model_name = 'c_auto'),
+          'tim4rec_tie_order before training reports what the training reported (consistent order)');
+SELECT is((SELECT ties_ordered_by || ':' || consistent || ':' || auto_trains || ':' || (abs(z) < 4)
+             FROM tim4rec_tie_order('tied', 'user_id', 'item_id', 'ts', '{"order_column": "rnd"}')),
+          'order_column:false:shuffled ties:true', 'tim4rec_tie_order: a random order');
+SELECT is((SELECT ties_ordered_by || ':' || consistent || ':' || agreement FROM tim4rec_tie_order('tied')),
+          'item id:false:1', 'tim4rec_tie_order without an order column: ties by item id, agreement 1, not consistent');
+SELECT is((SELECT tied_pairs || ':' || coalesce(z::text, 'null') || ':' || auto_trains FROM tim4rec_tie_order('untied')),
+          '0:null:nothing to shuffle', 'tim4rec_tie_order without equal timestamps');
+SELECT throws_ok($$ SELECT * FROM tim4rec_tie_order(NULL) $$, '22004', NULL, 'tim4rec_tie_order(NULL): 22004');
+CREATE ROLE tie_reader_wo_select;
+SET LOCAL ROLE tie_reader_wo_select;
+SELECT throws_ok($$ SELECT * FROM tim4rec_tie_order('tied') $$, '42501', NULL,
+                 'tim4rec_tie_order on a table the role may not read: 42501');
+RESET ROLE;
 SELECT * FROM finish();
 ROLLBACK;
