@@ -425,8 +425,11 @@ t4r_pg_warm_new_items_option(Jsonb **opts)
  * keys; the trials are the grid of all combinations (keys alphabetically,
  * the last key varying fastest), or, when options.search_trials is below
  * the grid size, that many distinct grid points drawn at random from the
- * options' seed (reproducible).  Every trial's options are the call's
- * options with the trial's values; all are checked before any training.
+ * options' seed (reproducible).  Or it is a list of points,
+ * [{key: value, ...}, ...], tried in the given order (or search_trials of
+ * them drawn at random): combinations a grid cannot express.  Every
+ * trial's options are the call's options with the trial's values; all are
+ * checked before any training.
  */
 static const char *
 search_hint(void)
@@ -538,6 +541,23 @@ search_rng(uint64 *s)
 	return z ^ (z >> 31);
 }
 
+/* a key a search may set: searchable, known, and not set outside the search */
+static void
+search_check_key(const T4rSearchPlan *p, const char *key)
+{
+	const char *why;
+
+	if ((why = unsearchable(key)) != NULL)
+		bad_search(psprintf("option \"%s\" cannot be searched", key), why);
+	if (!core_key(key))
+		bad_search(psprintf("unknown option \"%s\" in \"search\"", key), NULL);
+	if (getKeyJsonValueFromContainer(&p->base->root, key, strlen(key), NULL) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" is set both in \"search\" and outside it", key),
+				 errhint("Remove one of them: the search sets it for every trial.")));
+}
+
 /* the searched keys, alphabetically, each searchable and set only there */
 static void
 search_keys(JsonbContainer *spec, T4rSearchPlan *p)
@@ -552,24 +572,33 @@ search_keys(JsonbContainer *spec, T4rSearchPlan *p)
 	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
 	{
 		char	   *key;
-		const char *why;
 
 		if (tok != WJB_KEY)
 			continue;
 		key = pnstrdup(k.val.string.val, k.val.string.len);
 		(void) JsonbIteratorNext(&it, &v, true);
-		if ((why = unsearchable(key)) != NULL)
-			bad_search(psprintf("option \"%s\" cannot be searched", key), why);
-		if (!core_key(key))
-			bad_search(psprintf("unknown option \"%s\" in \"search\"", key), NULL);
-		if (getKeyJsonValueFromContainer(&p->base->root, key, strlen(key), NULL) != NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"%s\" is set both in \"search\" and outside it", key),
-					 errhint("Remove one of them: the search sets it for every trial.")));
+		search_check_key(p, key);
 		p->keys[p->n_keys++] = key;
 	}
 	qsort(p->keys, p->n_keys, sizeof(char *), cmp_cstr);
+}
+
+/* a value its key accepts: a number, boolean or string, valid alone
+ * (combinations: search_trial_options); what names it in errors */
+static void
+search_check_value(const char *key, JsonbValue *e, const char *what)
+{
+	t4r_config	c;
+	char		err[512] = "";
+
+	if (e->type != jbvNumeric && e->type != jbvBool && e->type != jbvString)
+		bad_search(psprintf("%s of \"%s\" must be a number, boolean or string", what, key), NULL);
+	if (strcmp(key, "tie_shuffle") == 0 && e->type == jbvString)
+		bad_search(psprintf("%s of \"tie_shuffle\" must be true or false", what),
+				   "\"auto\" is itself a choice between the two: search [true, false], or set \"auto\" outside \"search\".");
+	t4r_config_preset(&c, NULL);
+	if (t4r_config_set(&c, key, scalar_text(e, "search", key), err, sizeof(err)) != T4R_OK)
+		bad_search(psprintf("%s of \"%s\" is invalid", what, key), err[0] ? err : NULL);
 }
 
 /* the values of each key: non-empty arrays of distinct valid scalars */
@@ -596,31 +625,62 @@ search_values(JsonbContainer *spec, T4rSearchPlan *p)
 		for (int j = 0; j < n; j++)
 		{
 			JsonbValue *e = getIthJsonbValueFromContainer(arr->val.binary.data, j);
-			t4r_config c;
-			char		err[512] = "";
 
-			if (e->type != jbvNumeric && e->type != jbvBool && e->type != jbvString)
-				bad_search(psprintf("search value %d of \"%s\" must be a number, boolean or string",
-									j + 1, p->keys[i]), NULL);
+			search_check_value(p->keys[i], e, psprintf("search value %d", j + 1));
 			for (int q = 0; q < j; q++)
 				if (same_scalar(&p->values[i][q], e))
 					bad_search(psprintf("search value %d of \"%s\" repeats value %d", j + 1,
 										p->keys[i], q + 1),
 							   "Each value is tried once.");
-			if (strcmp(p->keys[i], "tie_shuffle") == 0 && e->type == jbvString)
-				bad_search(psprintf("search value %d of \"tie_shuffle\" must be true or false", j + 1),
-						   "\"auto\" is itself a choice between the two: search [true, false], or set \"auto\" outside \"search\".");
 			p->values[i][j] = *e;
-			/* a valid value of its key (combinations: search_trial_options) */
-			t4r_config_preset(&c, NULL);
-			if (t4r_config_set(&c, p->keys[i], scalar_text(e, "search", p->keys[i]),
-							   err, sizeof(err)) != T4R_OK)
-				bad_search(psprintf("search value %d of \"%s\" is invalid", j + 1, p->keys[i]),
-						   err[0] ? err : NULL);
 		}
 		p->n_values[i] = n;
 		p->grid_size *= n;
 	}
+}
+
+/* a list of points: non-empty objects of searchable keys, no point twice */
+static void
+search_list(JsonbContainer *spec, T4rSearchPlan *p)
+{
+	int			n = JsonContainerSize(spec);
+
+	if (n > T4R_SEARCH_MAX_TRIALS)
+		bad_search(psprintf("search has %d points, more than %d", n, T4R_SEARCH_MAX_TRIALS), NULL);
+	p->n_points = n;
+	p->points = palloc(sizeof(Jsonb *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(spec, i);
+		JsonbIterator *it;
+		JsonbValue	k,
+					v;
+		JsonbIteratorToken tok;
+
+		if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data) ||
+			JsonContainerSize(e->val.binary.data) == 0)
+			bad_search(psprintf("search point %d must be a non-empty JSON object", i + 1),
+					   "A list of points is [{\"key\": value, ...}, ...], one object per trial.");
+		it = JsonbIteratorInit(e->val.binary.data);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *key;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(&it, &v, true);
+			search_check_key(p, key);
+			search_check_value(key, &v, psprintf("search point %d: the value", i + 1));
+		}
+		p->points[i] = JsonbValueToJsonb(e);
+		for (int q = 0; q < i; q++)
+			if (DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(p->points[q]),
+												 JsonbPGetDatum(p->points[i]))))
+				bad_search(psprintf("search point %d repeats point %d", i + 1, q + 1),
+						   "Each point is tried once.");
+	}
+	p->grid_size = n;
 }
 
 /* how many trials: search_trials (1..cap), else the whole grid (<= cap) */
@@ -660,11 +720,14 @@ search_count(JsonbValue *ntrials, T4rSearchPlan *p)
 	p->n_trials = p->random ? cap : (int) p->grid_size;
 }
 
-/* the grid points of the trials: in order, or drawn without repetition */
+/* the grid points (or listed points: one dimension) of the trials: in
+ * order, or drawn without repetition */
 static int **
 search_points(T4rSearchPlan *p)
 {
 	int		  **idx = palloc(sizeof(int *) * p->n_trials);
+	int			ndim = p->points ? 1 : p->n_keys;
+	const int  *nval = p->points ? &p->n_points : p->n_values;
 	/* the sampler's seed: the call's "seed" outside "search", else the preset's */
 	t4r_config	c;
 	JsonbValue *pv = getKeyJsonValueFromContainer(&p->base->root, "preset", strlen("preset"), NULL);
@@ -683,26 +746,26 @@ search_points(T4rSearchPlan *p)
 	{
 		bool		dup;
 
-		idx[t] = palloc(sizeof(int) * p->n_keys);
+		idx[t] = palloc(sizeof(int) * ndim);
 		do
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (p->random)
-				for (int i = 0; i < p->n_keys; i++)
-					idx[t][i] = (int) (search_rng(&rs) % (uint64) p->n_values[i]);
+				for (int i = 0; i < ndim; i++)
+					idx[t][i] = (int) (search_rng(&rs) % (uint64) nval[i]);
 			else
 			{
 				int			r = t;
 
-				for (int i = p->n_keys - 1; i >= 0; i--)
+				for (int i = ndim - 1; i >= 0; i--)
 				{
-					idx[t][i] = r % p->n_values[i];
-					r /= p->n_values[i];
+					idx[t][i] = r % nval[i];
+					r /= nval[i];
 				}
 			}
 			dup = false;
 			for (int u = 0; u < t && !dup; u++)
-				dup = memcmp(idx[u], idx[t], sizeof(int) * p->n_keys) == 0;
+				dup = memcmp(idx[u], idx[t], sizeof(int) * ndim) == 0;
 		} while (dup);
 	}
 	return idx;
@@ -722,15 +785,20 @@ search_trial_options(T4rSearchPlan *p, int **idx)
 	ecb.previous = error_context_stack;
 	for (int t = 0; t < p->n_trials; t++)
 	{
-		JsonbParseState *st = NULL;
-
-		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
-		for (int i = 0; i < p->n_keys; i++)
+		if (p->points)
+			p->trial[t] = p->points[idx[t][0]];
+		else
 		{
-			t4r_jb_key(&st, p->keys[i]);
-			t4r_jb_value(&st, &p->values[i][idx[t][i]]);
+			JsonbParseState *st = NULL;
+
+			t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+			for (int i = 0; i < p->n_keys; i++)
+			{
+				t4r_jb_key(&st, p->keys[i]);
+				t4r_jb_value(&st, &p->values[i][idx[t][i]]);
+			}
+			p->trial[t] = t4r_jb_end(&st, WJB_END_OBJECT);
 		}
-		p->trial[t] = t4r_jb_end(&st, WJB_END_OBJECT);
 		ectx.trial = t + 1;
 		ectx.trial_values = p->trial[t];
 		error_context_stack = &ecb;
@@ -757,10 +825,10 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 					   "search_trials is the number of trials of a hyper-parameter search.");
 		return false;
 	}
-	if (spec->type != jbvBinary || !JsonContainerIsObject(spec->val.binary.data) ||
+	if (spec->type != jbvBinary || JsonContainerIsScalar(spec->val.binary.data) ||
 		JsonContainerSize(spec->val.binary.data) == 0)
-		bad_search("option \"search\" must be a non-empty JSON object",
-				   "Each key names an option, each value is a non-empty array of the values to try.");
+		bad_search("option \"search\" must be a non-empty JSON object or array",
+				   "A grid is {\"key\": [values], ...}; a list of points is [{\"key\": value, ...}, ...].");
 	if (getKeyJsonValueFromContainer(&opts->root, "init_from", strlen("init_from"), NULL) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -773,8 +841,13 @@ t4r_pg_search_plan(Jsonb *opts, T4rSearchPlan *p)
 												 CStringGetTextDatum("search")));
 	p->base = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(p->base),
 												 CStringGetTextDatum("search_trials")));
-	search_keys(spec->val.binary.data, p);
-	search_values(spec->val.binary.data, p);
+	if (JsonContainerIsArray(spec->val.binary.data))
+		search_list(spec->val.binary.data, p);
+	else
+	{
+		search_keys(spec->val.binary.data, p);
+		search_values(spec->val.binary.data, p);
+	}
 	search_count(ntrials, p);
 	search_trial_options(p, search_points(p));
 	p->spec = DatumGetJsonbP(DirectFunctionCall2(jsonb_object_field, JsonbPGetDatum(opts),

@@ -257,11 +257,15 @@ typedef struct T4rSearchPlan
 {
 	Jsonb	   *spec;			/* options->search as given */
 	Jsonb	   *base;			/* the options less search and search_trials */
+	/* a grid, {key: [values], ...} */
 	int			n_keys;
 	char	  **keys;			/* the searched keys, alphabetically */
 	int		   *n_values;		/* [n_keys] */
 	JsonbValue **values;		/* [n_keys][n_values[i]] scalars */
-	double		grid_size;		/* product of n_values */
+	/* or a list, [{key: value, ...}, ...] (points != NULL) */
+	int			n_points;
+	Jsonb	  **points;			/* [n_points] */
+	double		grid_size;		/* product of n_values, or n_points */
 	bool		random;			/* sampled: search_trials < grid_size */
 	int			n_trials;
 	Jsonb	  **trial;			/* [n_trials] {key: value} of each trial */

@@ -108,6 +108,7 @@ typedef struct TrainRun
 	int64		warm_new_set;	/* new items' rows set from their neighbours */
 	double		parent_tmax;	/* the parent's newest interaction (scope new) */
 	t4r_dataset *fitds;			/* scope new: the users with newer interactions */
+	Jsonb	   *uopts;			/* the call's options (less the warm-start keys) */
 	bool		search;
 	T4rSearchPlan plan;
 	int			n_trials;
@@ -228,6 +229,39 @@ epoch_cb(void *ud, const t4r_epoch_info *info)
 					psprintf("; learning rate now %g", info->learning_rate) : "")));
 }
 
+/* each trial's device and threads */
+static void
+train_devices(TrainRun *r)
+{
+	for (int t = 0; t < r->n_trials; t++)
+	{
+		T4rTrainOptions *o = &r->trials[t].opts;
+
+		r->trials[t].use_cuda = t4r_pg_use_cuda_for(o->device, "training", &o->cfg);
+		strlcpy(o->device, r->trials[t].use_cuda ? "cuda" : "cpu", sizeof(o->device));
+		o->threads = o->threads > 0 ? o->threads : t4r_pg_threads();
+	}
+	/* every trial shares threads, filters and order column (options.c) */
+	r->threads = r->trials[0].opts.threads;
+}
+
+/* options with "search": its trials (false without one) */
+static bool
+train_plan(TrainRun *r, Jsonb *opts)
+{
+	r->search = t4r_pg_search_plan(opts, &r->plan);
+	if (!r->search)
+		return false;
+	r->n_trials = r->plan.n_trials;
+	r->trials = palloc0(sizeof(TrainTrial) * r->n_trials);
+	for (int t = 0; t < r->n_trials; t++)
+	{
+		r->trials[t].opts = r->plan.opts[t];
+		r->trials[t].values = r->plan.trial[t];
+	}
+	return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* step 1: arguments and options                                       */
 /* ------------------------------------------------------------------ */
@@ -343,18 +377,8 @@ train_args(FunctionCallInfo fcinfo, TrainRun *r)
 						r->warm_scope >= 0 ? "warm_scope" : "warm_new_items"),
 				 errhint("%s a warm start; add \"init_from\": \"model\", or leave it out.",
 						 r->warm_scope >= 0 ? "warm_scope chooses what" : "warm_new_items initialises the new items of")));
-	r->search = t4r_pg_search_plan(uopts, &r->plan);
-	if (r->search)
-	{
-		r->n_trials = r->plan.n_trials;
-		r->trials = palloc0(sizeof(TrainTrial) * r->n_trials);
-		for (int t = 0; t < r->n_trials; t++)
-		{
-			r->trials[t].opts = r->plan.opts[t];
-			r->trials[t].values = r->plan.trial[t];
-		}
-	}
-	else
+	r->uopts = uopts;
+	if (!train_plan(r, uopts))
 	{
 		r->n_trials = 1;
 		r->trials = palloc0(sizeof(TrainTrial));
@@ -383,16 +407,7 @@ train_args(FunctionCallInfo fcinfo, TrainRun *r)
 					 errhint("Leave these keys out (init_from takes them from the parent), or train without init_from to change them.")));
 	}
 
-	for (int t = 0; t < r->n_trials; t++)
-	{
-		T4rTrainOptions *o = &r->trials[t].opts;
-
-		r->trials[t].use_cuda = t4r_pg_use_cuda_for(o->device, "training", &o->cfg);
-		strlcpy(o->device, r->trials[t].use_cuda ? "cuda" : "cpu", sizeof(o->device));
-		o->threads = o->threads > 0 ? o->threads : t4r_pg_threads();
-	}
-	/* every trial shares threads, filters and order column (options.c) */
-	r->threads = r->trials[0].opts.threads;
+	train_devices(r);
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		!(rsinfo->allowedModes & SFRM_Materialize))
@@ -500,6 +515,8 @@ jsonb_text(const char *txt)
  * a warm start both forms are trained as two trials and the better on
  * validation is kept; otherwise the table's order is kept.
  */
+#define TIES_SEARCH "{\"search\": [{\"tie_shuffle\": true}, {\"tie_shuffle\": false}]}"
+
 static void
 train_ties(TrainRun *r)
 {
@@ -516,20 +533,16 @@ train_ties(TrainRun *r)
 	r->ties_tested = true;
 	if (r->ties.consistent && !r->search && r->parent == NULL)
 	{
-		TrainTrial *tt = palloc0(2 * sizeof(TrainTrial));
+		/* the call's options as a search over the two forms */
+		Jsonb	   *o = r->uopts ? r->uopts : jsonb_text("{}");
 
-		tt[0] = tt[1] = r->trials[0];
-		tt[0].opts.cfg.tie_shuffle = 1;
-		tt[0].values = jsonb_text("{\"tie_shuffle\": true}");
-		tt[1].opts.cfg.tie_shuffle = 0;
-		tt[1].values = jsonb_text("{\"tie_shuffle\": false}");
-		r->trials = tt;
-		r->n_trials = 2;
-		r->search = true;
+		o = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(o),
+											   CStringGetTextDatum("tie_shuffle")));
+		o = t4r_jb_concat(o, jsonb_text(TIES_SEARCH));
+		if (!train_plan(r, o))
+			elog(ERROR, "tim4rec: no trials for tie_shuffle \"auto\"");
+		train_devices(r);
 		r->ties_searched = true;
-		r->plan.spec = jsonb_text("{\"tie_shuffle\": [true, false]}");
-		r->plan.grid_size = 2;
-		r->plan.random = false;
 		ereport(NOTICE,
 				(errmsg("equal timestamps keep a consistent order (agreement %.2f, z %.1f over %lld item pairs): training with that order and with shuffled ties, keeping the better on validation",
 						r->ties.agreement, r->ties.z, (long long) r->ties.repeated_pairs),
@@ -961,7 +974,7 @@ train_metrics(TrainRun *r, const TrainTrial *b)
 		t4r_jb_key(&st, "spec");
 		t4r_jb_jsonb(&st, r->plan.spec);
 		t4r_jb_key(&st, "mode");
-		t4r_jb_str(&st, r->plan.random ? "random" : "grid");
+		t4r_jb_str(&st, r->plan.random ? "random" : r->plan.points ? "list" : "grid");
 		t4r_jb_key(&st, "grid_size");
 		t4r_jb_float(&st, r->plan.grid_size);
 		t4r_jb_key(&st, "trials");

@@ -13,7 +13,7 @@ SELECT count(*) > 0 AS have_dblink FROM pg_available_extensions WHERE name = 'db
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(48);
+SELECT plan(54);
 
 CREATE TABLE ts_inter AS
 SELECT u AS user_id, ((u * 3 + s) % 40 + 1)::int AS item_id,
@@ -102,6 +102,32 @@ SELECT is((SELECT array_agg(t->'valid' ORDER BY (t->>'trial')::int) FROM rh WHER
           (SELECT array_agg(t->'valid' ORDER BY (t->>'trial')::int) FROM rh WHERE version = 1),
           'random: and the same validation metrics');
 
+-- ---- a list of points: tried in the given order, keys may differ ----
+CREATE TEMP TABLE pts AS
+SELECT ord, o FROM (VALUES (1, '{"learning_rate": 0.01}'::jsonb),
+                           (2, '{"learning_rate": 0.001, "dropout_prob": 0.4}'::jsonb),
+                           (3, '{"dropout_prob": 0.2}'::jsonb)) v(ord, o);
+CREATE TEMP TABLE l1 AS
+SELECT * FROM tim4rec_train('ts_inter', 'sl', options => (SELECT j || jsonb_build_object('search', (SELECT jsonb_agg(o ORDER BY ord) FROM pts)) FROM base));
+CREATE TEMP VIEW lh AS
+SELECT m.version, t FROM tim4rec_models m, jsonb_array_elements(m.history) t WHERE m.model_name = 'sl';
+SELECT is((SELECT array_agg(t->'options' ORDER BY (t->>'trial')::int) FROM lh WHERE version = 1),
+          (SELECT array_agg(o ORDER BY ord) FROM pts), 'list: one trial per point, in the given order');
+SELECT is((SELECT metrics->'search'->>'mode' FROM tim4rec_models WHERE model_name = 'sl' AND version = 1), 'list',
+          'metrics.search.mode is list');
+CREATE TEMP TABLE lbest AS
+SELECT t FROM lh WHERE version = 1 ORDER BY (t->'valid'->>'ndcg@10')::float8 DESC, (t->>'trial')::int LIMIT 1;
+CREATE TEMP TABLE lp AS
+SELECT * FROM tim4rec_train('ts_inter', 'lplain', options => (SELECT j || (SELECT t->'options' FROM lbest) FROM base));
+SELECT is((SELECT md5(weights) FROM tim4rec_models WHERE model_name = 'sl' AND version = 1),
+          (SELECT md5(weights) FROM tim4rec_models WHERE model_name = 'lplain'),
+          'list: the kept version is the best point trained alone');
+CREATE TEMP TABLE l2 AS
+SELECT * FROM tim4rec_train('ts_inter', 'sl', options => (SELECT j || jsonb_build_object('search', (SELECT jsonb_agg(o ORDER BY ord) FROM pts), 'search_trials', 2) FROM base));
+SELECT is((SELECT count(DISTINCT t->'options')::int FROM lh WHERE version = 2 AND t->'options' IN (SELECT o FROM pts))
+          + 10 * (SELECT count(*)::int FROM lh WHERE version = 2),
+          22, 'list with search_trials 2: two distinct points of the list');
+
 -- ---- deploy if_better ----
 UPDATE tim4rec_models SET metrics = jsonb_set(metrics, '{valid,ndcg@10}', '1.5') WHERE model_name = 'sr' AND version = 2;
 SELECT is((SELECT version FROM tim4rec_train('ts_inter', 'sr', options => (SELECT j || '{"deploy": "if_better", "search": {"learning_rate": [0.001, 0.01]}, "search_trials": 1}' FROM base))),
@@ -132,7 +158,18 @@ INSERT INTO bad VALUES
   ('preset in search', '{"search": {"preset": ["amazon"]}}'),
   ('a data filter in search', '{"search": {"min_user_interactions": [5, 6]}}'),
   ('an empty search', '{"search": {}}'),
-  ('search not an object', '{"search": [1, 2]}'),
+  ('a list point not an object', '{"search": [1, 2]}'),
+  ('search a string', '{"search": "learning_rate"}'),
+  ('an empty list', '{"search": []}'),
+  ('an empty point', '{"search": [{"learning_rate": 0.01}, {}]}'),
+  ('a repeated point', '{"search": [{"dropout_prob": 0.2}, {"dropout_prob": 0.20}]}'),
+  ('an unknown key in a point', '{"search": [{"learning_rat": 0.01}]}'),
+  ('refit in a point', '{"search": [{"refit": true}]}'),
+  ('an array as a point value', '{"search": [{"learning_rate": [0.01]}]}'),
+  ('an invalid point value', '{"search": [{"dropout_prob": 2}]}'),
+  ('auto as a point value', '{"search": [{"tie_shuffle": "auto"}]}'),
+  ('a point key also set outside', '{"search": [{"learning_rate": 0.01}], "learning_rate": 0.01}'),
+  ('a list over the cap', jsonb_build_object('search', (SELECT jsonb_agg(jsonb_build_object('seed', g)) FROM generate_series(1, 101) g))),
   ('search_trials 0', '{"search": {"learning_rate": [0.001]}, "search_trials": 0}'),
   ('search_trials above the cap', '{"search": {"learning_rate": [0.001]}, "search_trials": 101}'),
   ('search_trials not a number', '{"search": {"learning_rate": [0.001]}, "search_trials": "all"}'),
@@ -171,6 +208,10 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 SELECT alike(pg_temp.context('{"search": {"head_dim": [16, 7]}}'), 'search trial 2: {"head_dim": 7}%',
              'a trial whose options do not go together is named in the error context');
+SELECT alike(pg_temp.context('{"search": [{"head_dim": 16}, {"head_dim": 7}]}'), 'search trial 2: {"head_dim": 7}%',
+             'so is a listed point');
+SELECT throws_like($$ SELECT tim4rec_train('ts_inter', 'sbad', options => '{"search": [{"dropout_prob": 0.2}, {"dropout_prob": 0.20}]}') $$,
+                   'search point 2 repeats point 1', 'the error names the repeated point');
 SELECT set_eq($$ SELECT model_name, version, is_current, md5(weights) FROM tim4rec_models $$,
               $$ SELECT * FROM snap $$, 'failed searches write nothing');
 -- keys that only go together: each trial is checked as a whole
