@@ -38,6 +38,7 @@
 
 PG_FUNCTION_INFO_V1(tim4rec_deploy);
 PG_FUNCTION_INFO_V1(tim4rec_drop);
+PG_FUNCTION_INFO_V1(tim4rec_set_serving);
 PG_FUNCTION_INFO_V1(tim4rec_export);
 PG_FUNCTION_INFO_V1(tim4rec_import);
 PG_FUNCTION_INFO_V1(tim4rec_item_ids);
@@ -579,6 +580,165 @@ tim4rec_deploy(PG_FUNCTION_ARGS)
 	t4r_pg_catalog_changed();
 	t4r_pg_catalog_end(&cs);
 	PG_RETURN_VOID();
+}
+
+/* ------------------------------------------------------------------ */
+/* tim4rec_set_serving(model_name text, options jsonb,                */
+/*                     version int DEFAULT NULL) RETURNS jsonb         */
+/* ------------------------------------------------------------------ */
+/*
+ * Change what a trained version serves (tie_average), in place: the
+ * weights' metadata and the config column; the weights, metrics and
+ * history stay.  The model caches key on the row's xmin and ctid, so every
+ * session serves the new options from its next call.  Owner only.
+ */
+Datum
+tim4rec_set_serving(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	Jsonb	   *opts;
+	int32		version = 0;
+	T4rCatalogSession cs;
+	T4rModelAcl acl;
+	Oid			types[3] = {TEXTOID, INT4OID, BYTEAOID};
+	Datum		vals[3];
+	int			rc;
+	bool		isnull;
+	bytea	   *wb;
+	Jsonb	   *config;
+	t4r_model  *volatile model = NULL;
+	uint8_t    *volatile buf = NULL;
+	Jsonb	   *result = NULL;
+	MemoryContext target = CurrentMemoryContext;
+
+	PreventCommandIfReadOnly("tim4rec_set_serving()");
+	PreventCommandDuringRecovery("tim4rec_set_serving()");
+	name = name_arg(fcinfo, 0, "model_name");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("options must not be NULL")));
+	opts = PG_GETARG_JSONB_P(1);
+	if (!PG_ARGISNULL(2))
+	{
+		version = PG_GETARG_INT32(2);
+		if (version < 1)
+			not_found(name, version);
+	}
+	/* keys and values before any catalog access */
+	{
+		t4r_config	c;
+
+		t4r_config_preset(&c, NULL);
+		t4r_pg_serving_options(opts, &c);
+	}
+
+	t4r_pg_catalog_begin(&cs);
+	t4r_pg_catalog_lock(name);
+	if (!check_owner(&cs, name, &acl))
+		not_found(name, 0);
+	vals[0] = CStringGetTextDatum(name);
+	vals[1] = Int32GetDatum(version);
+	rc = SPI_execute_with_args(psprintf("SELECT version, config, weights FROM %s "
+										"WHERE model_name OPERATOR(pg_catalog.=) $1 AND %s FOR UPDATE",
+										cs.table,
+										version > 0 ? "version OPERATOR(pg_catalog.=) $2" : "is_current"),
+							   version > 0 ? 2 : 1, types, vals, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
+	if (SPI_processed != 1)
+	{
+		if (version == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("model \"%s\" has no current version", name),
+					 errhint("Name a version, or make one current with tim4rec_deploy().")));
+		not_found(name, version);
+	}
+	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	config = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	wb = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+
+	PG_TRY();
+	{
+		t4r_model  *m = NULL;
+		char		err[512] = "";
+		size_t		len = 0;
+		uint8_t    *b = NULL;
+		T4rTrainOptions o;
+		Jsonb	   *echo;
+		JsonbParseState *st = NULL;
+		JsonbIterator *it;
+		JsonbValue	k,
+					v;
+		JsonbIteratorToken tok;
+
+		rc = t4r_safetensors_read((const uint8_t *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb),
+								  NULL, &m, err, sizeof(err));
+		model = m;
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "reading the stored model", err);
+		t4r_pg_serving_options(opts, &model->cfg);
+		rc = t4r_safetensors_write(model, &b, &len);
+		buf = b;
+		if (rc != T4R_OK)
+			t4r_pg_core_error(rc, "serialising the model", NULL);
+
+		/* the changed keys as the config column writes them */
+		t4r_pg_parse_options(config, &o, "config");
+		o.cfg = model->cfg;
+		echo = t4r_pg_options_json(&o);
+		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
+		it = JsonbIteratorInit(&opts->root);
+		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		{
+			char	   *key;
+
+			if (tok != WJB_KEY)
+				continue;
+			key = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(&it, &v, true);
+			t4r_jb_key(&st, key);
+			t4r_jb_value(&st, getKeyJsonValueFromContainer(&echo->root, key, strlen(key), NULL));
+		}
+		result = t4r_jb_concat(config, t4r_jb_end(&st, WJB_END_OBJECT));
+
+		{
+			Oid			ut[4] = {TEXTOID, INT4OID, BYTEAOID, JSONBOID};
+			Datum		uv[4];
+			bytea	   *nw = palloc(VARHDRSZ + len);
+
+			SET_VARSIZE(nw, VARHDRSZ + len);
+			memcpy(VARDATA(nw), buf, len);
+			uv[0] = CStringGetTextDatum(name);
+			uv[1] = Int32GetDatum(version);
+			uv[2] = PointerGetDatum(nw);
+			uv[3] = JsonbPGetDatum(result);
+			rc = SPI_execute_with_args(psprintf("UPDATE %s SET weights = $3, config = $4 "
+												"WHERE model_name OPERATOR(pg_catalog.=) $1 "
+												"AND version OPERATOR(pg_catalog.=) $2", cs.table),
+									   4, ut, uv, NULL, false, 0);
+			if (rc != SPI_OK_UPDATE || SPI_processed != 1)
+				elog(ERROR, "tim4rec: catalog update failed: %s", SPI_result_code_string(rc));
+		}
+	}
+	PG_FINALLY();
+	{
+		if (model)
+			t4r_model_free(model);
+		free(buf);
+	}
+	PG_END_TRY();
+	t4r_pg_catalog_changed();
+	/* the result outlives the catalog session's SPI memory */
+	{
+		MemoryContext old = MemoryContextSwitchTo(target);
+
+		result = DatumGetJsonbPCopy(JsonbPGetDatum(result));
+		MemoryContextSwitchTo(old);
+	}
+	t4r_pg_catalog_end(&cs);
+	PG_RETURN_JSONB_P(result);
 }
 
 /* ------------------------------------------------------------------ */

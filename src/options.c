@@ -418,6 +418,51 @@ t4r_pg_warm_new_items_option(Jsonb **opts)
 }
 
 /* ------------------------------------------------------------------ */
+/* serving options of a trained model (tim4rec_set_serving)            */
+/* ------------------------------------------------------------------ */
+static bool core_key(const char *key);
+
+void
+t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+	char		err[512] = "";
+
+	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts) || JB_ROOT_COUNT(opts) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a non-empty JSON object"),
+				 errhint("For example '{\"tie_average\": 8}'.")));
+	it = JsonbIteratorInit(&opts->root);
+	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(k.val.string.val, k.val.string.len);
+		(void) JsonbIteratorNext(&it, &v, true);
+		if (!t4r_config_key_serving(key))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" cannot be changed on a trained model", key),
+					 core_key(key) ?
+					 errdetail("It changes the weights or the training; only what a model serves can be changed afterwards.") :
+					 errdetail("There is no option \"%s\".", key),
+					 errhint("Options a trained model can change: tie_average. Train a new version to change the others.")));
+		if (t4r_config_set(cfg, key, scalar_text(&v, "options", key), err, sizeof(err)) != T4R_OK)
+			bad_option("options", key, err);
+	}
+	if (t4r_config_validate(cfg, err, sizeof(err)) != T4R_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid options: %s", err)));
+}
+
+/* ------------------------------------------------------------------ */
 /* hyper-parameter search                                              */
 /* ------------------------------------------------------------------ */
 /*

@@ -233,6 +233,9 @@ typedef struct T4rTrainOptions
 void		t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname);
 /* every option as stored in the catalog's config column */
 Jsonb	   *t4r_pg_options_json(const T4rTrainOptions *o);
+/* options of a trained model's serving (t4r_config_key_serving keys) set on
+ * cfg and checked; ERROR 22023 for any other key or a bad value */
+void		t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg);
 /* options->init_from: "name" (current version) or {"model": name,
  * "version": n}; false when absent */
 bool		t4r_pg_init_from_option(Jsonb *opts, char **name, int32 *version);

@@ -98,6 +98,15 @@ RETURNS int
 AS 'MODULE_PATHNAME', 'tim4rec_drop'
 LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
 
+-- Change what a trained version serves (README "Changing what a model
+-- serves"): tie_average only, in place (weights' metadata and config; the
+-- weights, metrics and history stay).  version NULL: the current version.
+-- Returns the new config.  Owner only (42501); other keys 22023.
+CREATE FUNCTION tim4rec_set_serving(model_name text, options jsonb, version int DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tim4rec_set_serving'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+
 -- The current version's weights as safetensors (tensor names of the
 -- official PyTorch model; __metadata__.config holds the model options).
 -- Needs the read privilege on the model.

@@ -14,6 +14,8 @@ COMMENT ON FUNCTION @extschema@.tim4rec_deploy(text, int) IS
   'make a version of a model current (switch or roll back); model_name, version; owner only';
 COMMENT ON FUNCTION @extschema@.tim4rec_drop(text, int) IS
   'drop one version of a model, or every version when version is NULL; returns the number dropped; model_name, version; owner only';
+COMMENT ON FUNCTION @extschema@.tim4rec_set_serving(text, jsonb, int) IS
+  'change what a trained version serves (tie_average) in place; model_name, options, version (NULL: current); returns the new config; owner only';
 COMMENT ON FUNCTION @extschema@.tim4rec_export(text) IS
   'the current version of a model as safetensors (official PyTorch tensor names, options in __metadata__.config); model_name; read privilege';
 COMMENT ON FUNCTION @extschema@.tim4rec_import(text, bytea, bigint[], jsonb) IS

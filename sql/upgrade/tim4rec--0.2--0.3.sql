@@ -351,3 +351,15 @@ AS 'MODULE_PATHNAME', 'tim4rec_tie_order'
 LANGUAGE C STABLE PARALLEL UNSAFE CALLED ON NULL INPUT ROWS 1;
 COMMENT ON FUNCTION @extschema@.tim4rec_tie_order(regclass, name, name, name, jsonb) IS
   'the order of equal timestamps as tie_shuffle "auto" tests it before training: tied neighbour pairs, repeated item pairs, agreement, z, ties ordered by, consistent, what auto trains; relation, user_column, item_column, time_column, options (order_column, filters)';
+
+-- Change what a trained version serves (README "Changing what a model
+-- serves"): tie_average only, in place (weights' metadata and config; the
+-- weights, metrics and history stay).  version NULL: the current version.
+-- Returns the new config.  Owner only (42501); other keys 22023.
+CREATE FUNCTION @extschema@.tim4rec_set_serving(model_name text, options jsonb, version int DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tim4rec_set_serving'
+LANGUAGE C VOLATILE PARALLEL UNSAFE CALLED ON NULL INPUT;
+
+COMMENT ON FUNCTION @extschema@.tim4rec_set_serving(text, jsonb, int) IS
+  'change what a trained version serves (tie_average) in place; model_name, options, version (NULL: current); returns the new config; owner only';

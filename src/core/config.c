@@ -190,6 +190,19 @@ t4r_config_keys_joined(void)
 	return keys_joined;
 }
 
+/* keys that change only what a trained model serves, not its weights or
+ * its training (tim4rec_set_serving) */
+static const char *const serving_keys[] = {"tie_average", NULL};
+
+int
+t4r_config_key_serving(const char *key)
+{
+	for (const char *const *k = serving_keys; *k; k++)
+		if (strcmp(*k, key) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 parse_double(const char *s, double *out)
 {

@@ -189,6 +189,9 @@ int			t4r_config_validate(const t4r_config *c, char *err, size_t errlen);
 const char *const *t4r_config_keys(void);
 /* the same list joined with ", " (static string), for hints */
 const char *t4r_config_keys_joined(void);
+/* 1 when the key changes only what a trained model serves (evaluation and
+ * recommendations: tie_average), not its weights or its training */
+int			t4r_config_key_serving(const char *key);
 
 /* The option keys that decide a weight's shape or which tensors exist
  * (hidden_size, num_layers, d_state, d_conv, expand, head_dim, max_seq_len,
