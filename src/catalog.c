@@ -669,9 +669,8 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 		Jsonb	   *echo;
 		JsonbParseState *st = NULL;
 		JsonbIterator *it;
-		JsonbValue	k,
-					v;
-		JsonbIteratorToken tok;
+		JsonbValue	v;
+		char	   *key;
 
 		rc = t4r_safetensors_read((const uint8_t *) VARDATA_ANY(wb), VARSIZE_ANY_EXHDR(wb),
 								  NULL, &m, err, sizeof(err));
@@ -690,14 +689,8 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 		echo = t4r_pg_options_json(&o);
 		t4r_jb_begin(&st, WJB_BEGIN_OBJECT);
 		it = JsonbIteratorInit(&opts->root);
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		while (t4r_jb_next_pair(&it, &key, &v))
 		{
-			char	   *key;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(k.val.string.val, k.val.string.len);
-			(void) JsonbIteratorNext(&it, &v, true);
 			t4r_jb_key(&st, key);
 			t4r_jb_value(&st, getKeyJsonValueFromContainer(&echo->root, key, strlen(key), NULL));
 		}

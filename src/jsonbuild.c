@@ -158,3 +158,19 @@ t4r_jb_concat(Jsonb *a, Jsonb *b)
 {
 	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(a), JsonbPGetDatum(b)));
 }
+
+bool
+t4r_jb_next_pair(JsonbIterator **it, char **key, JsonbValue *val)
+{
+	JsonbValue	k;
+	JsonbIteratorToken tok;
+
+	while ((tok = JsonbIteratorNext(it, &k, true)) != WJB_DONE)
+		if (tok == WJB_KEY)
+		{
+			*key = pnstrdup(k.val.string.val, k.val.string.len);
+			(void) JsonbIteratorNext(it, val, true);
+			return true;
+		}
+	return false;
+}

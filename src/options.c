@@ -77,9 +77,8 @@ void
 t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
+	JsonbValue	v;
+	char	   *key;
 	char		err[512];
 
 	memset(o, 0, sizeof(*o));
@@ -100,15 +99,10 @@ t4r_pg_parse_options(Jsonb *opts, T4rTrainOptions *o, const char *argname)
 	for (int pass = 0; pass < 2; pass++)
 	{
 		it = JsonbIteratorInit(&opts->root);
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		while (t4r_jb_next_pair(&it, &key, &v))
 		{
-			char	   *key,
-					   *val;
+			char	   *val;
 
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(k.val.string.val, k.val.string.len);
-			tok = JsonbIteratorNext(&it, &v, true);
 			if ((strcmp(key, "preset") == 0) != (pass == 0))
 				continue;
 			if (v.type == jbvNull)
@@ -290,18 +284,11 @@ t4r_pg_init_from_option(Jsonb *opts, char **name, int32 *version)
 	else if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data))
 	{
 		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
-		JsonbValue	k,
-					x;
-		JsonbIteratorToken tok;
+		JsonbValue	x;
+		char	   *key;
 
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		while (t4r_jb_next_pair(&it, &key, &x))
 		{
-			char	   *key;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(k.val.string.val, k.val.string.len);
-			(void) JsonbIteratorNext(&it, &x, true);
 			if (strcmp(key, "model") == 0 && x.type == jbvString)
 				*name = pnstrdup(x.val.string.val, x.val.string.len);
 			else if (strcmp(key, "version") == 0 && x.type == jbvNumeric)
@@ -426,9 +413,8 @@ void
 t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
+	JsonbValue	v;
+	char	   *key;
 	char		err[512] = "";
 
 	if (!JB_ROOT_IS_OBJECT(opts) || JB_ROOT_IS_SCALAR(opts) || JB_ROOT_COUNT(opts) == 0)
@@ -437,14 +423,8 @@ t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg)
 				 errmsg("options must be a non-empty JSON object"),
 				 errhint("For example '{\"tie_average\": 8}'.")));
 	it = JsonbIteratorInit(&opts->root);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	while (t4r_jb_next_pair(&it, &key, &v))
 	{
-		char	   *key;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		(void) JsonbIteratorNext(&it, &v, true);
 		if (!t4r_config_key_serving(key))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -608,20 +588,13 @@ static void
 search_keys(JsonbContainer *spec, T4rSearchPlan *p)
 {
 	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
+	JsonbValue	v;
+	char	   *key;
 
 	p->keys = palloc(sizeof(char *) * JsonContainerSize(spec));
 	it = JsonbIteratorInit(spec);
-	while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+	while (t4r_jb_next_pair(&it, &key, &v))
 	{
-		char	   *key;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(k.val.string.val, k.val.string.len);
-		(void) JsonbIteratorNext(&it, &v, true);
 		search_check_key(p, key);
 		p->keys[p->n_keys++] = key;
 	}
@@ -698,23 +671,16 @@ search_list(JsonbContainer *spec, T4rSearchPlan *p)
 	{
 		JsonbValue *e = getIthJsonbValueFromContainer(spec, i);
 		JsonbIterator *it;
-		JsonbValue	k,
-					v;
-		JsonbIteratorToken tok;
+		JsonbValue	v;
+		char	   *key;
 
 		if (e->type != jbvBinary || !JsonContainerIsObject(e->val.binary.data) ||
 			JsonContainerSize(e->val.binary.data) == 0)
 			bad_search(psprintf("search point %d must be a non-empty JSON object", i + 1),
 					   "A list of points is [{\"key\": value, ...}, ...], one object per trial.");
 		it = JsonbIteratorInit(e->val.binary.data);
-		while ((tok = JsonbIteratorNext(&it, &k, true)) != WJB_DONE)
+		while (t4r_jb_next_pair(&it, &key, &v))
 		{
-			char	   *key;
-
-			if (tok != WJB_KEY)
-				continue;
-			key = pnstrdup(k.val.string.val, k.val.string.len);
-			(void) JsonbIteratorNext(&it, &v, true);
 			search_check_key(p, key);
 			search_check_value(key, &v, psprintf("search point %d: the value", i + 1));
 		}

@@ -290,6 +290,9 @@ void		t4r_jb_float(JsonbParseState **st, double d);	/* null when not finite */
 void		t4r_jb_numtext(JsonbParseState **st, const char *text);
 void		t4r_jb_jsonb(JsonbParseState **st, Jsonb *j);
 void		t4r_jb_value(JsonbParseState **st, JsonbValue *v);
+/* reading: the next key (palloc'd) and value of an object's top level,
+ * from *it = JsonbIteratorInit(container); false at its end */
+bool		t4r_jb_next_pair(JsonbIterator **it, char **key, JsonbValue *val);
 Jsonb	   *t4r_jb_concat(Jsonb *a, Jsonb *b);
 
 /* Inserts the next version of a model (max + 1) into the catalog in the
