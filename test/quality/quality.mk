@@ -6,7 +6,7 @@
 # QUALITY_SUITE=ablation (the time ablation, test/quality/ablation.sh).
 # build/quality_core is the C driver on the core library (fallback / cross-check).
 
-build/quality_core: test/quality/quality_core.c $(CORE_LIB) $(wildcard src/core/*.h)
+build/quality_core: test/quality/quality_core.c test/quality/qcsv.h $(CORE_LIB) $(wildcard src/core/*.h)
 	@mkdir -p build
 	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
@@ -41,3 +41,9 @@ quality-warm:
 .PHONY: quality-tie-average
 quality-tie-average:
 	@bash test/quality/tie_average.sh
+
+# a causal, time-local popularity prior next to a trained model (a screen;
+# test/quality/time_prior.c, QUALITY.md "Popularity at the time of the request")
+build/time_prior: test/quality/time_prior.c test/quality/qcsv.h $(CORE_LIB) $(wildcard src/core/*.h)
+	@mkdir -p build
+	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) $< $(CORE_LIB) -o $@ $(CORE_LIBS)

@@ -4,7 +4,7 @@
  *
  *   build/quality_core --csv FILE [--preset movielens|amazon] [--threads T]
  *                      [--epochs E] [--patience P] [--seed S]
- *                      [--set key=value ...] [--max-epochs-only]
+ *                      [--set key=value ...] [--max-epochs-only] [--save FILE]
  *
  * Reads a CSV user_id,item_id,ts (header line optional; a 4th column, if
  * present, is the tie-break order, else the line number = file order, like
@@ -16,6 +16,7 @@
  * prints valid/test HR/NDCG/MRR at 10/20/50 for the model and for
  * most-popular.
  * The final lines are machine readable: "RESULT key=value ...".
+ * --save writes the final model as safetensors (for test/quality/time_prior.c).
  * Options --set apply any option key of tim4rec_train (t4r_config_set),
  * after the preset, e.g. --set is_time=false --set batch_size=512.
  */
@@ -26,6 +27,7 @@
 #include <sys/resource.h>
 
 #include "tim4rec.h"
+#include "qcsv.h"
 
 static double
 now(void)
@@ -50,63 +52,6 @@ die(const char *what, int rc, const char *err)
 {
 	fprintf(stderr, "quality_core: %s: %s (%s)\n", what, t4r_strerror(rc), err ? err : "");
 	exit(1);
-}
-
-static int
-read_csv(const char *path, int64_t **u, int64_t **it, double **ts, int64_t **ord, size_t *n)
-{
-	FILE	   *f = fopen(path, "r");
-	char		line[512];
-	size_t		cap = 1 << 16,
-				k = 0;
-	long		lineno = 0;
-
-	if (!f)
-		return -1;
-	*u = malloc(cap * sizeof(int64_t));
-	*it = malloc(cap * sizeof(int64_t));
-	*ts = malloc(cap * sizeof(double));
-	*ord = malloc(cap * sizeof(int64_t));
-	while (fgets(line, sizeof(line), f))
-	{
-		long long	a,
-					b,
-					o;
-		double		t;
-		int			got;
-
-		lineno++;
-		got = sscanf(line, "%lld,%lld,%lf,%lld", &a, &b, &t, &o);
-		if (got < 3)
-		{
-			if (lineno == 1 || line[0] == '\n')
-				continue;		/* header or empty line */
-			fprintf(stderr, "quality_core: %s:%ld: cannot parse \"%s\"\n", path, lineno, line);
-			fclose(f);
-			return -1;
-		}
-		if (k == cap)
-		{
-			cap *= 2;
-			*u = realloc(*u, cap * sizeof(int64_t));
-			*it = realloc(*it, cap * sizeof(int64_t));
-			*ts = realloc(*ts, cap * sizeof(double));
-			*ord = realloc(*ord, cap * sizeof(int64_t));
-			if (!*u || !*it || !*ts || !*ord)
-			{
-				fclose(f);
-				return -1;
-			}
-		}
-		(*u)[k] = a;
-		(*it)[k] = b;
-		(*ts)[k] = t;
-		(*ord)[k] = got == 4 ? o : (int64_t) k;
-		k++;
-	}
-	fclose(f);
-	*n = k;
-	return 0;
 }
 
 typedef struct run_log
@@ -210,6 +155,7 @@ main(int argc, char **argv)
 	t4r_config	c;
 	t4r_model  *m = NULL;
 	t4r_real   *init = NULL;		/* refit: the initial weights */
+	const char *save = NULL;
 	t4r_fit_opts o;
 	t4r_fit_result res;
 	run_log		rl;
@@ -240,10 +186,12 @@ main(int argc, char **argv)
 			every = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--set") == 0 && i + 1 < argc && nset < 64)
 			sets[nset++] = argv[++i];
+		else if (strcmp(argv[i], "--save") == 0 && i + 1 < argc)
+			save = argv[++i];
 		else
 		{
 			fprintf(stderr, "usage: %s --csv FILE [--preset movielens|amazon] [--threads T] "
-					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--max-steps N] [--progress EVERY] [--set key=value ...]\n", argv[0]);
+					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--max-steps N] [--progress EVERY] [--set key=value ...] [--save FILE]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -275,7 +223,7 @@ main(int argc, char **argv)
 	if (seed >= 0)
 		c.seed = (uint64_t) seed;
 
-	if (read_csv(csv, &u, &it, &ts, &ord, &n) != 0)
+	if (qcsv_read(csv, &u, &it, &ts, &ord, &n) != 0)
 	{
 		fprintf(stderr, "quality_core: cannot read %s\n", csv);
 		return 1;
@@ -425,6 +373,22 @@ main(int argc, char **argv)
 	if (rc != T4R_OK)
 		die("t4r_evaluate", rc, NULL);
 	print_metrics("pop_test", hr, nd, mr);
+	if (save)
+	{
+		uint8_t    *buf;
+		size_t		len;
+		FILE	   *o;
+
+		rc = t4r_safetensors_write(m, &buf, &len);
+		if (rc != T4R_OK)
+			die("t4r_safetensors_write", rc, NULL);
+		if ((o = fopen(save, "wb")) == NULL || fwrite(buf, 1, len, o) != len || fclose(o) != 0)
+		{
+			perror(save);
+			exit(1);
+		}
+		free(buf);
+	}
 	printf("RESULT end peak_rss_mib=%.0f\n", peak_rss_mib());
 	free(rl.best);
 	t4r_model_free(m);
