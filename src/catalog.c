@@ -608,7 +608,7 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 	Jsonb	   *config;
 	t4r_model  *volatile model = NULL;
 	uint8_t    *volatile buf = NULL;
-	Jsonb	   *result = NULL;
+	Jsonb	   *volatile result = NULL;
 	MemoryContext target = CurrentMemoryContext;
 
 	PreventCommandIfReadOnly("tim4rec_set_serving()");
