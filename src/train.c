@@ -512,10 +512,26 @@ jsonb_text(const char *txt)
  * A random order of equal timestamps (or none) resolves "auto" to shuffling
  * (or not); a consistent one may be a real event order or an artefact the
  * evaluation rewards, which only validation can tell: without a search or
- * a warm start both forms are trained as two trials and the better on
- * validation is kept; otherwise the table's order is kept.
+ * a warm start both forms are trained as trials (the table's order also
+ * with weight_decay 0) and the best on validation is kept; otherwise the
+ * table's order is kept.
  */
-#define TIES_SEARCH "{\"search\": [{\"tie_shuffle\": true}, {\"tie_shuffle\": false}]}"
+/* the forms of a consistent order: shuffled, the table's order, and the
+ * table's order with the published training's weight_decay 0 (QUALITY.md
+ * "Keeping the table's order: weight_decay 0 as a third trial") */
+#define TIES_SEARCH2 "{\"search\": [{\"tie_shuffle\": true}, {\"tie_shuffle\": false}]}"
+#define TIES_SEARCH3 "{\"search\": [{\"tie_shuffle\": true}, {\"tie_shuffle\": false}, " \
+	"{\"tie_shuffle\": false, \"weight_decay\": 0}]}"
+
+/* the third form: weight_decay 0, unless the caller chose a weight_decay
+ * or it is 0 already */
+static bool
+ties_wd0(const T4rTrainOptions *o, Jsonb *uopts)
+{
+	return o->cfg.weight_decay != 0 &&
+		(uopts == NULL ||
+		 getKeyJsonValueFromContainer(&uopts->root, "weight_decay", strlen("weight_decay"), NULL) == NULL);
+}
 
 static void
 train_ties(TrainRun *r)
@@ -533,19 +549,22 @@ train_ties(TrainRun *r)
 	r->ties_tested = true;
 	if (r->ties.consistent && !r->search && r->parent == NULL)
 	{
-		/* the call's options as a search over the two forms */
+		/* the call's options as a search over the forms; weight_decay 0
+		 * unless the caller chose a weight_decay, or it is 0 already */
 		Jsonb	   *o = r->uopts ? r->uopts : jsonb_text("{}");
+		bool		wd0 = ties_wd0(&r->trials[0].opts, o);
 
 		o = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(o),
 											   CStringGetTextDatum("tie_shuffle")));
-		o = t4r_jb_concat(o, jsonb_text(TIES_SEARCH));
+		o = t4r_jb_concat(o, jsonb_text(wd0 ? TIES_SEARCH3 : TIES_SEARCH2));
 		if (!train_plan(r, o))
 			elog(ERROR, "tim4rec: no trials for tie_shuffle \"auto\"");
 		train_devices(r);
 		r->ties_searched = true;
 		ereport(NOTICE,
-				(errmsg("equal timestamps keep a consistent order (agreement %.2f, z %.1f over %lld item pairs): training with that order and with shuffled ties, keeping the better on validation",
-						r->ties.agreement, r->ties.z, (long long) r->ties.repeated_pairs),
+				(errmsg("equal timestamps keep a consistent order (agreement %.2f, z %.1f over %lld item pairs): training with that order%s and with shuffled ties, keeping the best on validation",
+						r->ties.agreement, r->ties.z, (long long) r->ties.repeated_pairs,
+						wd0 ? " (with and without weight_decay)" : ""),
 				 errhint("Set \"tie_shuffle\" to false to keep the table's order and train once, or to true to shuffle.")));
 		return;
 	}
@@ -1274,7 +1293,8 @@ tim4rec_tie_order(PG_FUNCTION_ARGS)
 	r->time_col = NameStr(*PG_GETARG_NAME(3));
 	r->n_trials = 1;
 	r->trials = palloc0(sizeof(TrainTrial));
-	t4r_pg_parse_options(PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4), &r->trials[0].opts, "options");
+	r->uopts = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
+	t4r_pg_parse_options(r->uopts, &r->trials[0].opts, "options");
 	train_read(r);
 	PG_TRY();
 	{
@@ -1305,6 +1325,9 @@ tim4rec_tie_order(PG_FUNCTION_ARGS)
 		vals[4] = CStringGetTextDatum(s.by_item_id ? "item id" : "order_column");
 		vals[5] = BoolGetDatum(s.consistent != 0);
 		vals[6] = CStringGetTextDatum(s.tied_pairs == 0 ? "nothing to shuffle" :
+									  !s.consistent ? "shuffled ties" :
+									  ties_wd0(&r->trials[0].opts, r->uopts) ?
+									  "three trials (shuffled ties, the table's order, and it with weight_decay 0), the best on validation" :
 									  s.consistent ? "both forms, the better on validation" :
 									  "shuffled ties");
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);

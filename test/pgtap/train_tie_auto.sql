@@ -2,8 +2,10 @@
 --  * an order column in a random order: shuffled, one training, the weights
 --    of "tie_shuffle": true bit for bit;
 --  * an order column that orders equal timestamps consistently: both forms
---    trained as two trials, the better on validation kept (its weights are
---    those of that form trained alone), both in the history;
+--    trained as trials (the table's order also with weight_decay 0 when the
+--    preset's is not 0 and the caller set none), the best on validation
+--    kept (its weights are those of that form trained alone), all in the
+--    history;
 --  * no order column (ties by item id, the builder's own rule): shuffled;
 --  * no equal timestamps: nothing to shuffle (false);
 --  * with a search, or a warm start, a consistent order is kept, not
@@ -16,7 +18,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(26);
+SELECT plan(32);
 
 -- day-resolution times, runs of up to four events of a user on a day;
 -- rnd: a loader's order that is random within a day; byitem: the same rows
@@ -45,30 +47,41 @@ SELECT is((SELECT metrics->'tie_order'->>'order' || ':' || (metrics->'tie_order'
           'a random order: reported random, trained once (no trials in the history), shuffled');
 SELECT is(tim4rec_export('r_auto'), tim4rec_export('r_true'), 'a random order: the weights of tie_shuffle true, bit for bit');
 
--- 2. a consistent order: both forms, the better on validation kept
+-- 2. a consistent order: shuffled, the table's order and (the amazon
+-- preset's weight_decay is 1) the table's order with weight_decay 0; the
+-- best on validation kept
 SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_auto', options => o('{"order_column": "byitem"}')) $$, 'auto, consistent order');
 SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_true', options => o('{"order_column": "byitem", "tie_shuffle": true}')) $$, 'true, consistent order');
 SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_false', options => o('{"order_column": "byitem", "tie_shuffle": false}')) $$, 'false, consistent order');
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_false_wd0', options => o('{"order_column": "byitem", "tie_shuffle": false, "weight_decay": 0}')) $$, 'false with weight_decay 0, consistent order');
 SELECT is((SELECT metrics->'tie_order'->>'order' || ':' || (metrics->'tie_order'->>'both_trained') || ':' ||
-                  jsonb_array_length(history) || ':' || (history->0->'options'->>'tie_shuffle') || ':' ||
-                  (history->1->'options'->>'tie_shuffle') || ':' || (metrics->'search'->>'trials')
+                  jsonb_array_length(history) || ':' || (metrics->'search'->>'trials') || ':' || (metrics->'search'->>'mode')
              FROM tim4rec_models WHERE model_name = 'c_auto'),
-          'consistent:true:2:true:false:2',
-          'a consistent order: reported, both forms trained as two trials, both in the history');
+          'consistent:true:3:3:list',
+          'a consistent order: reported, the forms trained as three trials of a list search');
+SELECT is((SELECT array_agg(h->'options' ORDER BY (h->>'trial')::int) FROM tim4rec_models, jsonb_array_elements(history) h WHERE model_name = 'c_auto'),
+          ARRAY['{"tie_shuffle": true}', '{"tie_shuffle": false}', '{"tie_shuffle": false, "weight_decay": 0}']::jsonb[],
+          'the trials: shuffled, the table''s order, and it with weight_decay 0');
 SELECT ok((SELECT (metrics->'tie_order'->>'agreement')::float8 >= 0.6 AND (metrics->'tie_order'->>'z')::float8 >= 4
              FROM tim4rec_models WHERE model_name = 'c_auto'),
           'its agreement and z are reported and pass the thresholds');
--- the kept trial: the form with the better validation NDCG@10 of the two
--- trained alone, and its weights
-SELECT is((SELECT config->>'tie_shuffle' FROM tim4rec_models WHERE model_name = 'c_auto'),
-          (SELECT CASE WHEN t.ndcg > f.ndcg THEN 'true' ELSE 'false' END
-             FROM (SELECT (metrics->'valid'->>'ndcg@10')::float8 AS ndcg FROM tim4rec_models WHERE model_name = 'c_true') t,
-                  (SELECT (metrics->'valid'->>'ndcg@10')::float8 AS ndcg FROM tim4rec_models WHERE model_name = 'c_false') f),
-          'the kept form is the one with the better validation NDCG@10 when trained alone');
+-- the kept trial: the form with the best validation NDCG@10 of the three
+-- trained alone (ties: the earlier), and its weights
+CREATE TEMP TABLE alone AS
+SELECT model_name, ord, (metrics->'valid'->>'ndcg@10')::float8 AS ndcg
+FROM tim4rec_models JOIN (VALUES ('c_true', 1), ('c_false', 2), ('c_false_wd0', 3)) v(model_name, ord) USING (model_name);
+SELECT is((SELECT (config->>'tie_shuffle') || ':' || (config->>'weight_decay') FROM tim4rec_models WHERE model_name = 'c_auto'),
+          (SELECT (config->>'tie_shuffle') || ':' || (config->>'weight_decay') FROM tim4rec_models
+            WHERE model_name = (SELECT model_name FROM alone ORDER BY ndcg DESC, ord LIMIT 1)),
+          'the kept form is the one with the best validation NDCG@10 when trained alone');
 SELECT is(tim4rec_export('c_auto'),
-          (SELECT tim4rec_export(CASE WHEN config->>'tie_shuffle' = 'true' THEN 'c_true' ELSE 'c_false' END)
-             FROM tim4rec_models WHERE model_name = 'c_auto'),
+          (SELECT tim4rec_export(model_name) FROM alone ORDER BY ndcg DESC, ord LIMIT 1),
           'its weights are those of that form trained alone, bit for bit');
+SELECT ok((SELECT count(DISTINCT ndcg) > 1 FROM alone), 'the three forms score differently (the choice is not vacuous)');
+-- a weight_decay of the caller's own: two trials, weight_decay kept
+SELECT lives_ok($$ SELECT tim4rec_train('tied', 'c_wd', options => o('{"order_column": "byitem", "weight_decay": 0.5}')) $$, 'auto with the caller''s weight_decay');
+SELECT is((SELECT jsonb_array_length(history) || ':' || (config->>'weight_decay') FROM tim4rec_models WHERE model_name = 'c_wd'),
+          '2:0.5', 'with the caller''s weight_decay: two trials (shuffled, the table''s order), its weight_decay kept');
 
 -- 3. no order column: ties by item id, the builder's rule, not a signal
 SELECT lives_ok($$ SELECT tim4rec_train('tied', 'i_auto', options => o()) $$, 'auto without an order column');
@@ -103,7 +116,10 @@ SELECT is((SELECT tied_pairs || ':' || repeated_pairs || ':' || round(z::numeric
           (SELECT (metrics->'tie_order'->>'tied_pairs') || ':' || (metrics->'tie_order'->>'repeated_pairs') || ':' ||
                   round((metrics->'tie_order'->>'z')::numeric, 6) || ':order_column:true:both forms, the better on validation'
              FROM tim4rec_models WHERE model_name = 'c_auto'),
-          'tim4rec_tie_order before training reports what the training reported (consistent order)');
+          'tim4rec_tie_order before training reports what the training reported (consistent order; movielens preset, weight_decay 0: two forms)');
+SELECT is((SELECT auto_trains FROM tim4rec_tie_order('tied', options => '{"preset": "amazon", "order_column": "byitem"}')),
+          'three trials (shuffled ties, the table''s order, and it with weight_decay 0), the best on validation',
+          'tim4rec_tie_order with the amazon preset: three trials');
 SELECT is((SELECT ties_ordered_by || ':' || consistent || ':' || auto_trains || ':' || (abs(z) < 4)
              FROM tim4rec_tie_order('tied', 'user_id', 'item_id', 'ts', '{"order_column": "rnd"}')),
           'order_column:false:shuffled ties:true', 'tim4rec_tie_order: a random order');
