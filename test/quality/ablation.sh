@@ -44,7 +44,8 @@
 #   ABL_ARMS       default "robust notime official"; every arm and its
 #                  options: test/quality/arms.sh (each names its tie_shuffle
 #                  and weight_decay, so the presets' defaults never decide an
-#                  arm; notime_pp is is_time=false trained per prefix, as the
+#                  arm, except offwd1rf_auto, the amazon preset's default
+#                  as a user gets it; notime_pp is is_time=false trained per prefix, as the
 #                  official arm, so official - notime_pp isolates the time path)
 #   ABL_SEEDS      default "2020 2021 2022"
 #   ABL_OFFICIAL_SEEDS  seeds of the (expensive, per-prefix) official arm

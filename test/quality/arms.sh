@@ -29,7 +29,8 @@ offtt_ts|"time_features": "official", "tie_shuffle": true, "tie_targets": true, 
 offrf_ts|"time_features": "official", "tie_shuffle": true, "refit": true, "weight_decay": 0|official (prefixes), tie_shuffle, refit|official_ts
 offwd1rf_ts|"time_features": "official", "tie_shuffle": true, "refit": true, "weight_decay": 1|official (prefixes), tie_shuffle, weight_decay 1, refit|offwd1_ts offrf_ts
 offwd1rf|"time_features": "official", "tie_shuffle": false, "refit": true, "weight_decay": 1|official (prefixes), ties kept, weight_decay 1, refit|offwd1rf_ts
-offwd1rf_auto|"time_features": "official", "tie_shuffle": "auto", "refit": true, "weight_decay": 1|amazon preset default (tie_shuffle auto, weight_decay 1, refit)|offwd1rf_ts
+offwd1rf_auto|"time_features": "official", "tie_shuffle": "auto", "refit": true|amazon preset default (tie_shuffle auto; weight_decay from the preset: 1, and 0 as a third trial when a consistent order is kept; refit)|offwd1rf_ts
+offrf|"time_features": "official", "tie_shuffle": false, "refit": true, "weight_decay": 0|official (prefixes), ties kept, refit (the published training with refit)|offwd1rf
 '
 
 # column $2 of arm $1; status 1 for an unknown arm

@@ -14,9 +14,11 @@
 #             section (offwd01_ts offlrd_ts offbs512_ts offnl1_ts) or of
 #             "A moving average of the weights" (offwd1ema_ts offema_ts)
 #   auto      the same protocol, the amazon preset's defaults: tie_shuffle
-#             "auto" with weight_decay 1 and refit (offwd1rf_auto), against
-#             tie_shuffle true (offwd1rf_ts, the previous default); run it
-#             with TIES_ORDERS="file item" (README "Equal timestamps")
+#             "auto" with the preset's weight_decay and refit
+#             (offwd1rf_auto; with a consistent order it trains three
+#             trials), against tie_shuffle true (offwd1rf_ts, the previous
+#             default); run it with TIES_ORDERS="file item" (README "Equal
+#             timestamps")
 # Each part: trainings (TIES_PARALLEL at a time, one thread each), per-user
 # ranks, paired bootstrap, tables and validation curves in
 # $TIES_OUT/{fast,defaults,decay,auto}/ablation.md.  Knobs: TIES_PARTS ("fast
