@@ -471,7 +471,8 @@ search_hint(void)
 		appendStringInfo(&s, "%s%s", first ? "" : ", ", *k);
 		first = false;
 	}
-	appendStringInfoString(&s, ". Example: \"search\": {\"learning_rate\": [0.001, 0.003], \"dropout_prob\": [0.2, 0.4]}, \"search_trials\": 4.");
+	appendStringInfoString(&s, ". Example: \"search\": {\"learning_rate\": [0.001, 0.003], \"dropout_prob\": [0.2, 0.4]}, \"search_trials\": 4; "
+						   "or a list of points: \"search\": [{\"learning_rate\": 0.003}, {\"learning_rate\": 0.001, \"dropout_prob\": 0.4}].");
 	return s.data;
 }
 
