@@ -508,14 +508,6 @@ jsonb_text(const char *txt)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(txt)));
 }
 
-/*
- * A random order of equal timestamps (or none) resolves "auto" to shuffling
- * (or not); a consistent one may be a real event order or an artefact the
- * evaluation rewards, which only validation can tell: without a search or
- * a warm start both forms are trained as trials (the table's order also
- * with weight_decay 0) and the best on validation is kept; otherwise the
- * table's order is kept.
- */
 /* the forms of a consistent order: shuffled, the table's order, and the
  * table's order with the published training's weight_decay 0 (QUALITY.md
  * "Keeping the table's order: weight_decay 0 as a third trial") */
@@ -533,6 +525,14 @@ ties_wd0(const T4rTrainOptions *o, Jsonb *uopts)
 		 getKeyJsonValueFromContainer(&uopts->root, "weight_decay", strlen("weight_decay"), NULL) == NULL);
 }
 
+/*
+ * A random order of equal timestamps (or none) resolves "auto" to shuffling
+ * (or not); a consistent one may be a real event order or an artefact the
+ * evaluation rewards, which only validation can tell: without a search or
+ * a warm start both forms are trained as trials (the table's order also
+ * with weight_decay 0) and the best on validation is kept; otherwise the
+ * table's order is kept.
+ */
 static void
 train_ties(TrainRun *r)
 {
