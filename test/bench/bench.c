@@ -43,6 +43,7 @@
 #include "tim4rec.h"
 #include "ops.h"				/* t4r_rng, cblas.h (OpenBLAS) */
 #include "bench_flops.h"		/* fwd_flops, sgemm_gflops */
+#include "../quality/qcsv.h"		/* qcsv_read */
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                             */
@@ -377,55 +378,6 @@ train_throughput(t4r_model *m, const t4r_sample *s, int64_t ns, int batch, int s
 	return res;
 }
 
-/* ------------------------------------------------------------------ */
-/* CSV                                                                 */
-/* ------------------------------------------------------------------ */
-static int
-read_csv(const char *path, int64_t **u, int64_t **it, double **ts, size_t *n)
-{
-	FILE	   *f = fopen(path, "r");
-	char		line[512];
-	size_t		cap = 1 << 16,
-				k = 0;
-	long		lineno = 0;
-
-	if (!f)
-		return -1;
-	*u = malloc(cap * sizeof(int64_t));
-	*it = malloc(cap * sizeof(int64_t));
-	*ts = malloc(cap * sizeof(double));
-	while (fgets(line, sizeof(line), f))
-	{
-		long long	a,
-					b;
-		double		t;
-
-		lineno++;
-		if (sscanf(line, "%lld,%lld,%lf", &a, &b, &t) != 3)
-		{
-			if (lineno == 1 || line[0] == '\n')
-				continue;		/* header */
-			fprintf(stderr, "bench: %s:%ld: cannot parse \"%s\"\n", path, lineno, line);
-			fclose(f);
-			return -1;
-		}
-		if (k == cap)
-		{
-			cap *= 2;
-			*u = realloc(*u, cap * sizeof(int64_t));
-			*it = realloc(*it, cap * sizeof(int64_t));
-			*ts = realloc(*ts, cap * sizeof(double));
-		}
-		(*u)[k] = a;
-		(*it)[k] = b;
-		(*ts)[k] = t;
-		k++;
-	}
-	fclose(f);
-	*n = k;
-	return 0;
-}
-
 typedef struct csv_log
 {
 	int64_t		steps_per_epoch;
@@ -459,7 +411,8 @@ static void
 csv_run(const char *path, const char *preset, int epochs, int threads)
 {
 	int64_t    *u,
-			   *it;
+			   *it,
+			   *ord;
 	double	   *ts,
 				t0,
 				tb;
@@ -480,11 +433,12 @@ csv_run(const char *path, const char *preset, int epochs, int threads)
 				pnd[3],
 				pmr[3];
 
-	if (read_csv(path, &u, &it, &ts, &n) != 0)
+	if (qcsv_read(path, &u, &it, &ts, &ord, &n) != 0)
 	{
 		fprintf(stderr, "bench: cannot read %s\n", path);
 		exit(1);
 	}
+	free(ord);					/* ties by item id, as the benchmark always did */
 	t0 = bench_clock(CLOCK_MONOTONIC);
 	rc = t4r_dataset_build(u, it, ts, NULL, n, 5, 5, &ds, err, sizeof(err));
 	tb = bench_clock(CLOCK_MONOTONIC) - t0;

@@ -5,7 +5,7 @@
 # other option (see test/bench/bench.c).
 BENCH_ARGS ?=
 
-build/bench: test/bench/bench.c $(CORE_LIB) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
+build/bench: test/bench/bench.c test/quality/qcsv.h $(CORE_LIB) $(wildcard test/bench/*.h) $(wildcard src/core/*.h)
 	@mkdir -p build
 	$(CORE_CC) $(CORE_CFLAGS) $(T4R_OPT) -Itest/bench $< $(CORE_LIB) -o $@ $(CORE_LIBS)
 
