@@ -582,6 +582,8 @@ tim4rec_deploy(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+static int64 *import_meta_counts(bytea *wb, int V);
+
 /* ------------------------------------------------------------------ */
 /* tim4rec_set_serving(model_name text, options jsonb,                */
 /*                     version int DEFAULT NULL) RETURNS jsonb         */
@@ -699,10 +701,17 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 		{
 			Oid			ut[4] = {TEXTOID, INT4OID, BYTEAOID, JSONBOID};
 			Datum		uv[4];
-			bytea	   *nw = palloc(VARHDRSZ + len);
+			T4rNewVersion nv;
+			bytea	   *nw;
 
-			SET_VARSIZE(nw, VARHDRSZ + len);
-			memcpy(VARDATA(nw), buf, len);
+			/* stored as a new version's file is: the training counts too */
+			memset(&nv, 0, sizeof(nv));
+			nv.model_name = name;
+			nv.weights = buf;
+			nv.weights_len = len;
+			nv.n_items = model->cfg.n_items;
+			nv.item_counts = import_meta_counts(wb, nv.n_items);
+			nw = insert_weights(&nv);
 			uv[0] = CStringGetTextDatum(name);
 			uv[1] = Int32GetDatum(version);
 			uv[2] = PointerGetDatum(nw);

@@ -4,7 +4,8 @@
 -- After the change the version recommends what that import recommends, by
 -- history and (the point of changing in place) by user id, in the same
 -- transaction as the change (the model cache reloads); before it, the two
--- differ.  The rest of the config, the metrics, the history and the
+-- differ.  The rest of the config, the metrics, the history, the file's
+-- training counts and the
 -- tensors stay (the version then serves as the import of its own file does);
 -- the exported file carries the new value.  Errors: NULL
 -- arguments 22004, unknown model or version 42704, not the owner 42501,
@@ -17,7 +18,7 @@
 SET client_min_messages = warning;
 SET tim4rec.threads = 1;
 BEGIN;
-SELECT plan(20);
+SELECT plan(21);
 
 -- users 1-60: runs of equal days (seq orders them); users 61-120: distinct times
 CREATE TABLE sv AS
@@ -55,6 +56,12 @@ SELECT is((SELECT c - 'tie_average' FROM ret), (SELECT config - 'tie_average' FR
           'the other keys of the config are unchanged');
 SELECT is((SELECT (metrics, history)::text FROM tim4rec_models WHERE model_name = 'm' AND version = 1),
           (SELECT (metrics, history)::text FROM before WHERE version = 1), 'metrics and history are unchanged');
+CREATE FUNCTION pg_temp.counts_meta(w bytea) RETURNS text LANGUAGE sql AS
+$$ SELECT substring(encode(substring(w from 9 for 65536), 'escape') from 'tim4rec_item_counts[^]]*]') $$;
+SELECT ok((SELECT pg_temp.counts_meta(weights) IS NOT NULL FROM before WHERE version = 1)
+          AND (SELECT pg_temp.counts_meta(weights) FROM tim4rec_models WHERE model_name = 'm' AND version = 1)
+              IS NOT DISTINCT FROM (SELECT pg_temp.counts_meta(weights) FROM before WHERE version = 1),
+          'the stored file keeps its training counts (metadata tim4rec_item_counts)');
 SELECT is((SELECT (config, weights)::text FROM tim4rec_models WHERE model_name = 'm' AND version = 2),
           (SELECT (config, weights)::text FROM before WHERE version = 2), 'version 2 is untouched');
 SELECT ok(position('\"tie_average\": 4' in convert_from(substring(tim4rec_export('m') from 9 for 4000), 'UTF8')) > 0,
