@@ -20,13 +20,8 @@ SET tim4rec.threads = 1;
 BEGIN;
 SELECT plan(21);
 
--- users 1-60: runs of equal days (seq orders them); users 61-120: distinct times
-CREATE TABLE sv AS
-SELECT u AS user_id, ((u * 7 + s * 3 + (u % 5) * s) % 40 + 1)::int AS item_id,
-       CASE WHEN u <= 60 THEN timestamptz '2024-01-01' + (s / 3) * interval '1 day'
-            ELSE timestamptz '2024-01-01' + s * interval '1 hour' END AS ts,
-       s AS seq
-FROM generate_series(1, 120) u, generate_series(1, 12) s;
+\set tied_table sv
+\ir tied_days.psql
 \o /dev/null
 SELECT tim4rec_train('sv', 'm', options => '{"epochs": 2, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "learning_rate": 0.01, "order_column": "seq"}');
 SELECT tim4rec_train('sv', 'm', options => '{"epochs": 1, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "learning_rate": 0.01, "order_column": "seq"}');

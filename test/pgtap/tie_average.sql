@@ -16,14 +16,8 @@ SET tim4rec.threads = 1;
 BEGIN;
 SELECT plan(15);
 
--- users 1-60: runs of equal days (seq orders them); users 61-120: distinct
--- times
-CREATE TABLE ta AS
-SELECT u AS user_id, ((u * 7 + s * 3 + (u % 5) * s) % 40 + 1)::int AS item_id,
-       CASE WHEN u <= 60 THEN timestamptz '2024-01-01' + (s / 3) * interval '1 day'
-            ELSE timestamptz '2024-01-01' + s * interval '1 hour' END AS ts,
-       s AS seq
-FROM generate_series(1, 120) u, generate_series(1, 12) s;
+\set tied_table ta
+\ir tied_days.psql
 
 SELECT lives_ok($$ SELECT tim4rec_train('ta', 'plain', options => '{"epochs": 2, "hidden_size": 16, "max_seq_len": 8, "batch_size": 64, "learning_rate": 0.01, "order_column": "seq"}') $$,
                 'training without tie_average');
