@@ -549,9 +549,10 @@ build_sequences(ds_builder *b, t4r_dataset *ds)
 	return T4R_OK;
 }
 
-/* popularity over the training parts, training sample count */
-static void
-build_counts(t4r_dataset *ds)
+/* popularity over the training parts, training sample count (item_count
+ * zeroed by the caller) */
+void
+t4r_ds_count(t4r_dataset *ds)
 {
 	ds->n_train_samples = 0;
 	for (int64_t u = 0; u < ds->n_users; u++)
@@ -600,7 +601,7 @@ t4r_dataset_build_ex(const int64_t *users, const int64_t *items,
 	}
 	if (rc == T4R_OK)
 	{
-		build_counts(ds);
+		t4r_ds_count(ds);
 		ds->ties_by_order = order != NULL;
 		*out = ds;
 		ds = NULL;

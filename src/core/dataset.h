@@ -21,4 +21,8 @@ train_len(const t4r_dataset *ds, int64_t u)
 
 	return m >= 3 ? m - 2 + (ds->train_on_valid != 0) : m;
 }
+
+/* item_count (zeroed by the caller) and n_train_samples over the training
+ * parts (dataset.c) */
+void		t4r_ds_count(t4r_dataset *ds);
 #endif

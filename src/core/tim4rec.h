@@ -562,6 +562,12 @@ void		t4r_dataset_free(t4r_dataset *ds);
  * ds).  The leave-one-out split of a kept user is unchanged. */
 int			t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out);
 
+/* A copy of ds without the last drop[u] interactions of each user u
+ * (0 <= drop[u] <= m_u - 1, else T4R_EINVAL): same users, item rows and ids;
+ * the leave-one-out split is that of the shortened histories, and
+ * item_count / n_train_samples are recounted over their training parts. */
+int			t4r_dataset_truncate(const t4r_dataset *ds, const int64_t *drop, t4r_dataset **out);
+
 /* The robust time path's gap scale for this data: the median of the
  * positive gaps between consecutive training interactions of a user (over
  * at most ~1M of them, evenly spread), 1.0 when there is none.  t4r_fit

@@ -1833,6 +1833,115 @@ test_tie_shuffle(void)
 	t4r_dataset_free(ds);
 }
 
+/* t4r_dataset_truncate against an independent path: the builder run on the
+ * raw rows without each user's last drop[u] interactions */
+static void
+test_truncate(void)
+{
+	ilist		l = {0},
+				lt = {0};
+	t4r_dataset *ds = NULL,
+			   *tr = NULL,
+			   *ref = NULL;
+	char		err[256] = "";
+	int			rc,
+				ok;
+	int64_t		drop[31];
+	int			len[31];
+	uint64_t	st = 77;
+
+	/* user 1000 holds every item 1..20 and keeps all of them, so the item
+	 * rows are the same with and without the dropped rows; users 1..30
+	 * have 3..12 interactions at increasing times */
+	for (int i = 1; i <= 20; i++)
+		il_add(&l, 1000, i, 100.0 * i, 0);
+	for (int u = 1; u <= 30; u++)
+	{
+		len[u] = 3 + (int) ((st = st * 6364136223846793005ULL + 1442695040888963407ULL) >> 33) % 10;
+		for (int j = 0; j < len[u]; j++)
+		{
+			int			item = 1 + (int) ((st = st * 6364136223846793005ULL + 1442695040888963407ULL) >> 33) % 20;
+
+			il_add(&l, u, item, 5000.0 + 10.0 * j + u, 0);
+		}
+	}
+	rc = t4r_dataset_build(l.u, l.i, l.t, NULL, l.n, 1, 1, &ds, err, sizeof(err));
+	tap_ok(rc == T4R_OK && ds->n_users == 31, "truncate: the dataset builds (%s)", rc ? err : "ok");
+	if (rc != T4R_OK)
+	{
+		il_free(&l);
+		return;
+	}
+	/* ds's users are ascending: 1..30, then 1000 */
+	for (int64_t u = 0; u < 31; u++)
+		drop[u] = u < 30 ? (u * 7) % len[u + 1] : 0;	/* 0 .. m-1 */
+	{
+		size_t		k = 0;
+
+		for (int u = 1; u <= 30; u++)
+		{
+			for (int j = 0; j < len[u]; j++)
+			{
+				while (l.u[k] != u)
+					k++;
+				if (j < len[u] - drop[u - 1])
+					il_add(&lt, u, l.i[k], l.t[k], 0);
+				k++;
+			}
+		}
+		for (int i = 1; i <= 20; i++)
+			il_add(&lt, 1000, i, 100.0 * i, 0);
+	}
+	rc = t4r_dataset_build(lt.u, lt.i, lt.t, NULL, lt.n, 1, 1, &ref, err, sizeof(err));
+	tap_ok(rc == T4R_OK, "truncate: the reference builds (%s)", rc ? err : "ok");
+	rc = t4r_dataset_truncate(ds, drop, &tr);
+	tap_ok(rc == T4R_OK, "truncate: returns T4R_OK (%d)", rc);
+	if (ref && tr)
+	{
+		ok = tr->n_users == ref->n_users && tr->n_items == ref->n_items &&
+			tr->n_interactions == ref->n_interactions &&
+			tr->n_train_samples == ref->n_train_samples &&
+			tr->train_on_valid == ref->train_on_valid;
+		tap_ok(ok, "truncate: counts equal the reference's (%zu interactions, %lld samples vs %zu, %lld)",
+			   tr->n_interactions, (long long) tr->n_train_samples, ref->n_interactions,
+			   (long long) ref->n_train_samples);
+		ok = ok && memcmp(tr->item_ids, ref->item_ids, sizeof(int64_t) * ref->n_items) == 0 &&
+			memcmp(tr->user_ids, ref->user_ids, sizeof(int64_t) * ref->n_users) == 0 &&
+			memcmp(tr->seq_off, ref->seq_off, sizeof(int64_t) * (ref->n_users + 1)) == 0 &&
+			memcmp(tr->seq_items, ref->seq_items, sizeof(int32_t) * ref->n_interactions) == 0 &&
+			memcmp(tr->seq_ts, ref->seq_ts, sizeof(double) * ref->n_interactions) == 0;
+		tap_ok(ok, "truncate: ids, offsets, items and times equal the reference's");
+		ok = ok && memcmp(tr->item_count, ref->item_count, sizeof(int64_t) * ref->n_items) == 0;
+		tap_ok(ok, "truncate: training-part item counts equal the reference's");
+		ok = tr->n_interactions < ds->n_interactions && ds->n_interactions == l.n;
+		tap_ok(ok, "truncate: rows were dropped (%zu of %zu kept), the input is unchanged",
+			   tr->n_interactions, ds->n_interactions);
+	}
+	t4r_dataset_free(tr);
+	t4r_dataset_free(ref);
+	tr = NULL;
+	/* no drop: a copy */
+	memset(drop, 0, sizeof(drop));
+	rc = t4r_dataset_truncate(ds, drop, &tr);
+	ok = rc == T4R_OK && tr->n_interactions == ds->n_interactions &&
+		memcmp(tr->seq_items, ds->seq_items, sizeof(int32_t) * ds->n_interactions) == 0 &&
+		memcmp(tr->item_count, ds->item_count, sizeof(int64_t) * ds->n_items) == 0 &&
+		tr->n_train_samples == ds->n_train_samples;
+	tap_ok(ok, "truncate: dropping nothing copies the dataset");
+	t4r_dataset_free(tr);
+	tr = NULL;
+	/* bounds: a whole history, a negative count */
+	drop[0] = len[1];
+	rc = t4r_dataset_truncate(ds, drop, &tr);
+	tap_ok(rc == T4R_EINVAL && tr == NULL, "truncate: dropping a whole history is T4R_EINVAL (%d)", rc);
+	drop[0] = -1;
+	rc = t4r_dataset_truncate(ds, drop, &tr);
+	tap_ok(rc == T4R_EINVAL && tr == NULL, "truncate: a negative count is T4R_EINVAL (%d)", rc);
+	t4r_dataset_free(ds);
+	il_free(&l);
+	il_free(&lt);
+}
+
 int
 main(void)
 {
@@ -1851,5 +1960,6 @@ main(void)
 	test_ema_decay(2, 1);
 	test_build_cancel();
 	test_tie_shuffle();
+	test_truncate();
 	return tap_done();
 }

@@ -20,6 +20,13 @@ quality: build/quality_core
 quality-ablation:
 	@bash test/quality/ablation.sh
 
+# the time path against no time on more test events per user: each user's
+# last K events held out and predicted one by one (test/quality/lastk.sh;
+# knobs LK_*; results in test/results/lastk)
+.PHONY: quality-lastk
+quality-lastk:
+	@bash test/quality/lastk.sh
+
 # tie_shuffle against the published training on Beauty in file order
 # (test/quality/ties.sh; knobs TIES_*; results in test/results/ties)
 .PHONY: quality-ties

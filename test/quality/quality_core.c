@@ -5,6 +5,7 @@
  *   build/quality_core --csv FILE [--preset movielens|amazon] [--threads T]
  *                      [--epochs E] [--patience P] [--seed S]
  *                      [--set key=value ...] [--max-epochs-only] [--save FILE]
+ *                      [--holdout K --ranks FILE]
  *
  * Reads a CSV user_id,item_id,ts (header line optional; a 4th column, if
  * present, is the tie-break order, else the line number = file order, like
@@ -17,6 +18,13 @@
  * most-popular.
  * The final lines are machine readable: "RESULT key=value ...".
  * --save writes the final model as safetensors (for test/quality/time_prior.c).
+ * --holdout K: the "last K" protocol (test/bench/QUALITY.md, "More test
+ * events per user"): each user's last d = min(K, m - 5) interactions are
+ * held out (t4r_dataset_truncate), the model trains and early-stops on the
+ * rest, then predicts each held-out event and the truncated data's own test
+ * event (d + 1 events) from the true history before it, without
+ * retraining.  --ranks FILE gets one line per user: "user<TAB>mean
+ * NDCG@10<TAB>events<TAB>mean HR@10" over those events.
  * Options --set apply any option key of tim4rec_train (t4r_config_set),
  * after the preset, e.g. --set is_time=false --set batch_size=512.
  */
@@ -128,6 +136,101 @@ print_metrics(const char *tag, const double *hr, const double *nd, const double 
 		   hr[2], nd[2], mr[2]);
 }
 
+/*
+ * --holdout: the model (trained on tr = full without drop[u] of each user)
+ * predicts, for k = 0 .. K, the event of each user with k <= drop[u] that
+ * is the test target of full truncated by k (its last max_seq_len items
+ * before it as input, t4r_evaluate_ranks).  k = drop[u] is tr's own test
+ * event: checked against t4r_evaluate_ranks on tr.
+ */
+static void
+eval_holdout(const t4r_model *m, const t4r_dataset *full, const t4r_dataset *tr,
+			 const int64_t *drop, int K, int threads, const char *path)
+{
+	int64_t		nu = full->n_users,
+				n,
+				events = 0,
+				mismatch = 0;
+	int64_t    *users = malloc(sizeof(int64_t) * (size_t) nu),
+			   *ranks = malloc(sizeof(int64_t) * (size_t) nu),
+			   *dk = malloc(sizeof(int64_t) * (size_t) nu),
+			   *own = malloc(sizeof(int64_t) * (size_t) nu),
+			   *cnt = calloc((size_t) nu, sizeof(int64_t));
+	double	   *nd = calloc((size_t) nu, sizeof(double)),
+			   *hr = calloc((size_t) nu, sizeof(double)),
+				sum_user = 0,
+				sum_ev = 0,
+				sum_hr_user = 0;
+	int			rc;
+	FILE	   *f;
+
+	if (!users || !ranks || !dk || !own || !cnt || !nd || !hr)
+		die("malloc", T4R_ENOMEM, NULL);
+	rc = t4r_evaluate_ranks(m, tr, T4R_SPLIT_TEST, threads, NULL, NULL, NULL, users, own, &n);
+	if (rc != T4R_OK || n != nu)
+		die("t4r_evaluate_ranks", rc ? rc : T4R_EINVAL, "the truncated data's test");
+	for (int k = 0; k <= K; k++)
+	{
+		t4r_dataset *dsk;
+
+		for (int64_t u = 0; u < nu; u++)
+			dk[u] = k <= drop[u] ? k : drop[u];
+		rc = t4r_dataset_truncate(full, dk, &dsk);
+		if (rc != T4R_OK)
+			die("t4r_dataset_truncate", rc, NULL);
+		rc = t4r_evaluate_ranks(m, dsk, T4R_SPLIT_TEST, threads, NULL, NULL, NULL, users, ranks, &n);
+		if (rc != T4R_OK)
+			die("t4r_evaluate_ranks", rc, NULL);
+		for (int64_t i = 0; i < n; i++)
+		{
+			int64_t		u = users[i];
+
+			if (k > drop[u])
+				continue;
+			if (k == drop[u] && ranks[i] != own[i])
+				mismatch++;
+			nd[u] += t4r_rank_ndcg(ranks[i], 10);
+			hr[u] += t4r_rank_hr(ranks[i], 10);
+			cnt[u]++;
+			sum_ev += t4r_rank_ndcg(ranks[i], 10);
+			events++;
+		}
+		t4r_dataset_free(dsk);
+	}
+	if ((f = fopen(path, "w")) == NULL)
+	{
+		perror(path);
+		exit(1);
+	}
+	for (int64_t u = 0; u < nu; u++)
+	{
+		if (cnt[u] != drop[u] + 1)
+			die("holdout", T4R_EINVAL, "a user's event count");
+		fprintf(f, "%lld\t%.9f\t%lld\t%.9f\n", (long long) full->user_ids[u], nd[u] / cnt[u],
+				(long long) cnt[u], hr[u] / cnt[u]);
+		sum_user += nd[u] / cnt[u];
+		sum_hr_user += hr[u] / cnt[u];
+	}
+	if (fclose(f) != 0)
+	{
+		perror(path);
+		exit(1);
+	}
+	printf("RESULT holdout k=%d users=%lld events=%lld ndcg10_user_mean=%.6f hr10_user_mean=%.6f "
+		   "ndcg10_event_mean=%.6f own_test_rank_mismatches=%lld\n", K, (long long) nu,
+		   (long long) events, sum_user / nu, sum_hr_user / nu, sum_ev / events,
+		   (long long) mismatch);
+	if (mismatch)
+		die("holdout", T4R_EINVAL, "ranks of the truncated data's test events differ");
+	free(users);
+	free(ranks);
+	free(dk);
+	free(own);
+	free(cnt);
+	free(nd);
+	free(hr);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -155,7 +258,11 @@ main(int argc, char **argv)
 	t4r_config	c;
 	t4r_model  *m = NULL;
 	t4r_real   *init = NULL;		/* refit: the initial weights */
-	const char *save = NULL;
+	const char *save = NULL,
+			   *ranks_file = NULL;
+	int			holdout = 0;
+	t4r_dataset *full = NULL;	/* --holdout: the whole data; ds is its truncation */
+	int64_t    *drop = NULL;
 	t4r_fit_opts o;
 	t4r_fit_result res;
 	run_log		rl;
@@ -188,16 +295,21 @@ main(int argc, char **argv)
 			sets[nset++] = argv[++i];
 		else if (strcmp(argv[i], "--save") == 0 && i + 1 < argc)
 			save = argv[++i];
+		else if (strcmp(argv[i], "--holdout") == 0 && i + 1 < argc)
+			holdout = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--ranks") == 0 && i + 1 < argc)
+			ranks_file = argv[++i];
 		else
 		{
 			fprintf(stderr, "usage: %s --csv FILE [--preset movielens|amazon] [--threads T] "
-					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--max-steps N] [--progress EVERY] [--set key=value ...] [--save FILE]\n", argv[0]);
+					"[--epochs E] [--patience P] [--seed S] [--max-seconds X] [--max-steps N] [--progress EVERY] [--set key=value ...] [--save FILE] [--holdout K --ranks FILE]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (!csv || threads < 1)
+	if (!csv || threads < 1 || holdout < 0 || (holdout > 0) != (ranks_file != NULL))
 	{
-		fprintf(stderr, "quality_core: --csv FILE is required (threads >= 1)\n");
+		fprintf(stderr, "quality_core: --csv FILE is required (threads >= 1; --holdout K > 0 "
+				"goes with --ranks FILE)\n");
 		return 2;
 	}
 
@@ -240,6 +352,29 @@ main(int argc, char **argv)
 	printf("data %s: %zu rows -> %lld users, %d items (V incl. padding), %zu interactions after "
 		   "5-core, %lld training samples, built in %.3f s\n", csv, n, (long long) ds->n_users,
 		   ds->n_items, ds->n_interactions, (long long) ds->n_train_samples, tbuild);
+	if (holdout > 0)
+	{
+		int64_t		held = 0;
+
+		full = ds;
+		drop = malloc(sizeof(int64_t) * (size_t) full->n_users);
+		if (!drop)
+			die("malloc", T4R_ENOMEM, NULL);
+		for (int64_t u = 0; u < full->n_users; u++)
+		{
+			int64_t		m = full->seq_off[u + 1] - full->seq_off[u];
+
+			drop[u] = m - 5 < holdout ? (m > 5 ? m - 5 : 0) : holdout;
+			held += drop[u];
+		}
+		rc = t4r_dataset_truncate(full, drop, &ds);
+		if (rc != T4R_OK)
+			die("t4r_dataset_truncate", rc, NULL);
+		printf("holdout %d: %lld interactions held out, %zu left to train and validate on, "
+			   "%lld training samples; %lld test events\n", holdout, (long long) held,
+			   ds->n_interactions, (long long) ds->n_train_samples,
+			   (long long) (held + full->n_users));
+	}
 
 	if (c.tie_shuffle == T4R_TIE_SHUFFLE_AUTO)
 	{
@@ -373,6 +508,8 @@ main(int argc, char **argv)
 	if (rc != T4R_OK)
 		die("t4r_evaluate", rc, NULL);
 	print_metrics("pop_test", hr, nd, mr);
+	if (holdout > 0)
+		eval_holdout(m, full, ds, drop, holdout, threads, ranks_file);
 	if (save)
 	{
 		uint8_t    *buf;
@@ -393,5 +530,7 @@ main(int argc, char **argv)
 	free(rl.best);
 	t4r_model_free(m);
 	t4r_dataset_free(ds);
+	t4r_dataset_free(full);
+	free(drop);
 	return 0;
 }
