@@ -32,6 +32,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -177,22 +178,25 @@ acl_from_row(HeapTuple tup, TupleDesc td, T4rModelAcl *acl)
 /*
  * Inside a session: the row of (name, version) (version 0: the current
  * one; version -1: any row, e.g. for owner checks) with its access columns
- * in acl and, when extra is not NULL, the column extra_col in *extra
- * (copied into `into`).  false when there is no such row.
+ * in acl and, when nextra > 0, the nextra columns (or expressions) of the
+ * comma-separated list extra_cols in extra[] / extra_null[] (varlena values
+ * detoasted and copied into `into`).  false when there is no such row.
  */
 static bool
 fetch_row(T4rCatalogSession *cs, const char *name, int32 version, T4rModelAcl *acl,
-		  const char *extra_col, Datum *extra, bool *extra_null, MemoryContext into, bool for_update)
+		  const char *extra_cols, int nextra, Datum *extra, bool *extra_null,
+		  MemoryContext into, bool for_update)
 {
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		vals[2];
 	int			rc;
 	char	   *q;
 
+	Assert(nextra == 0 || (extra_cols && extra && extra_null));
 	vals[0] = CStringGetTextDatum(name);
 	vals[1] = Int32GetDatum(version);
 	q = psprintf("SELECT %s, " SOURCE_COLUMNS "%s%s FROM %s WHERE model_name OPERATOR(pg_catalog.=) $1%s%s",
-				 cs->acl_columns, extra_col ? ", " : "", extra_col ? extra_col : "", cs->table,
+				 cs->acl_columns, nextra ? ", " : "", nextra ? extra_cols : "", cs->table,
 				 version > 0 ? " AND version OPERATOR(pg_catalog.=) $2" :
 				 version == 0 ? " AND is_current" : " ORDER BY version DESC LIMIT 1",
 				 for_update ? " FOR UPDATE" : "");
@@ -201,16 +205,25 @@ fetch_row(T4rCatalogSession *cs, const char *name, int32 version, T4rModelAcl *a
 		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed != 1)
 		return false;
+	if (SPI_tuptable->tupdesc->natts != N_ACL_COLUMNS + nextra)
+		elog(ERROR, "tim4rec: catalog read returned %d columns, expected %d",
+			 SPI_tuptable->tupdesc->natts, N_ACL_COLUMNS + nextra);
 	{
 		MemoryContext old = MemoryContextSwitchTo(into);
 
 		acl_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, acl);
-		if (extra)
+		for (int i = 0; i < nextra; i++)
 		{
+			Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, N_ACL_COLUMNS + i);
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										  N_ACL_COLUMNS + 1, extra_null);
+										  N_ACL_COLUMNS + i + 1, &extra_null[i]);
 
-			*extra = *extra_null ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+			if (extra_null[i])
+				extra[i] = (Datum) 0;
+			else if (att->attlen == -1)
+				extra[i] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+			else
+				extra[i] = datumCopy(d, att->attbyval, att->attlen);
 		}
 		MemoryContextSwitchTo(old);
 	}
@@ -221,7 +234,7 @@ fetch_row(T4rCatalogSession *cs, const char *name, int32 version, T4rModelAcl *a
 static bool
 check_owner(T4rCatalogSession *cs, const char *name, T4rModelAcl *acl)
 {
-	if (!fetch_row(cs, name, -1, acl, NULL, NULL, NULL, CurrentMemoryContext, false))
+	if (!fetch_row(cs, name, -1, acl, NULL, 0, NULL, NULL, CurrentMemoryContext, false))
 		return false;
 	t4r_pg_model_check(acl, name, T4R_PRIV_OWNER, cs->caller);
 	return true;
@@ -258,7 +271,7 @@ catalog_jsonb(const char *name, int32 version, const char *column)
 	bool		found;
 
 	t4r_pg_catalog_begin(&cs);
-	found = fetch_row(&cs, name, version, &acl, column, &d, &isnull, target, false);
+	found = fetch_row(&cs, name, version, &acl, column, 1, &d, &isnull, target, false);
 	MemoryContextSwitchTo(target);
 	t4r_pg_catalog_end(&cs);
 	if (!found || isnull)
@@ -562,7 +575,7 @@ tim4rec_deploy(PG_FUNCTION_ARGS)
 	t4r_pg_catalog_lock(name);
 	if (!check_owner(&cs, name, &acl))
 		not_found(name, 0);
-	if (!fetch_row(&cs, name, version, &acl, NULL, NULL, NULL, CurrentMemoryContext, true))
+	if (!fetch_row(&cs, name, version, &acl, NULL, 0, NULL, NULL, CurrentMemoryContext, true))
 		not_found(name, version);
 	/* two statements: the partial unique index is checked row by row */
 	rc = SPI_execute_with_args(psprintf("UPDATE %s SET is_current = false "
@@ -602,10 +615,9 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 	int32		version = 0;
 	T4rCatalogSession cs;
 	T4rModelAcl acl;
-	Oid			types[3] = {TEXTOID, INT4OID, BYTEAOID};
-	Datum		vals[3];
+	Datum		row[3];
+	bool		rownull[3];
 	int			rc;
-	bool		isnull;
 	bytea	   *wb;
 	Jsonb	   *config;
 	t4r_model  *volatile model = NULL;
@@ -639,16 +651,8 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 	t4r_pg_catalog_lock(name);
 	if (!check_owner(&cs, name, &acl))
 		not_found(name, 0);
-	vals[0] = CStringGetTextDatum(name);
-	vals[1] = Int32GetDatum(version);
-	rc = SPI_execute_with_args(psprintf("SELECT version, config, weights FROM %s "
-										"WHERE model_name OPERATOR(pg_catalog.=) $1 AND %s FOR UPDATE",
-										cs.table,
-										version > 0 ? "version OPERATOR(pg_catalog.=) $2" : "is_current"),
-							   version > 0 ? 2 : 1, types, vals, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "tim4rec: catalog read failed: %s", SPI_result_code_string(rc));
-	if (SPI_processed != 1)
+	if (!fetch_row(&cs, name, version, &acl, "version, config, weights", 3, row, rownull,
+				   CurrentMemoryContext, true))
 	{
 		if (version == 0)
 			ereport(ERROR,
@@ -657,9 +661,13 @@ tim4rec_set_serving(PG_FUNCTION_ARGS)
 					 errhint("Name a version, or make one current with tim4rec_deploy().")));
 		not_found(name, version);
 	}
-	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	config = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	wb = DatumGetByteaPCopy(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (rownull[0] || rownull[1] || rownull[2])
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\": catalog row with a NULL version, config or weights", name)));
+	version = DatumGetInt32(row[0]);
+	config = DatumGetJsonbP(row[1]);
+	wb = DatumGetByteaPP(row[2]);
 
 	PG_TRY();
 	{
@@ -818,7 +826,7 @@ read_column(FunctionCallInfo fcinfo, const char *name, int32 version, const char
 
 		col = cs.has_ids ? pnstrdup(col, bar - col) : pstrdup(bar + 1);
 	}
-	if (!fetch_row(&cs, name, version, &acl, col, &d, &isnull, caller, false))
+	if (!fetch_row(&cs, name, version, &acl, col, 1, &d, &isnull, caller, false))
 		not_found(name, version);
 	t4r_pg_catalog_end(&cs);
 	t4r_pg_model_check(&acl, name, T4R_PRIV_READ, GetUserId());

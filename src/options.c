@@ -409,6 +409,26 @@ t4r_pg_warm_new_items_option(Jsonb **opts)
 /* ------------------------------------------------------------------ */
 static bool core_key(const char *key);
 
+/* "Options a trained model can change: k1, k2. ..." from the core's list */
+static const char *
+serving_hint(void)
+{
+	StringInfoData s;
+	bool		first = true;
+
+	initStringInfo(&s);
+	appendStringInfoString(&s, "Options a trained model can change: ");
+	for (const char *const *k = t4r_config_keys(); *k; k++)
+	{
+		if (!t4r_config_key_serving(*k))
+			continue;
+		appendStringInfo(&s, "%s%s", first ? "" : ", ", *k);
+		first = false;
+	}
+	appendStringInfoString(&s, ". Train a new version to change the others.");
+	return s.data;
+}
+
 void
 t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg)
 {
@@ -432,7 +452,7 @@ t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg)
 					 core_key(key) ?
 					 errdetail("It changes the weights or the training; only what a model serves can be changed afterwards.") :
 					 errdetail("There is no option \"%s\".", key),
-					 errhint("Options a trained model can change: tie_average. Train a new version to change the others.")));
+					 errhint("%s", serving_hint())));
 		if (t4r_config_set(cfg, key, scalar_text(&v, "options", key), err, sizeof(err)) != T4R_OK)
 			bad_option("options", key, err);
 	}
