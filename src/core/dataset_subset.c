@@ -18,6 +18,37 @@
 #include "tim4rec.h"
 #include "dataset.h"
 
+/* a dataset shaped like ds (its item rows, ids and flags) with room for nu
+ * users and ni interactions; item_count zeroed; NULL when out of memory */
+static t4r_dataset *
+ds_alloc_like(const t4r_dataset *ds, int64_t nu, size_t ni)
+{
+	t4r_dataset *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->n_users = nu;
+	s->n_items = ds->n_items;
+	s->n_interactions = ni;
+	s->item_ids = malloc(sizeof(int64_t) * (size_t) ds->n_items);
+	s->item_count = calloc((size_t) ds->n_items, sizeof(int64_t));
+	s->user_ids = malloc(sizeof(int64_t) * (size_t) (nu > 0 ? nu : 1));
+	s->seq_off = malloc(sizeof(int64_t) * (size_t) (nu + 1));
+	s->seq_items = malloc(sizeof(int32_t) * (ni > 0 ? ni : 1));
+	s->seq_ts = malloc(sizeof(double) * (ni > 0 ? ni : 1));
+	if (!s->item_ids || !s->item_count || !s->user_ids || !s->seq_off || !s->seq_items ||
+		!s->seq_ts)
+	{
+		t4r_dataset_free(s);
+		return NULL;
+	}
+	memcpy(s->item_ids, ds->item_ids, sizeof(int64_t) * (size_t) ds->n_items);
+	s->train_on_valid = ds->train_on_valid;
+	s->ties_by_order = ds->ties_by_order;
+	s->seq_off[0] = 0;
+	return s;
+}
+
 int
 t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out)
 {
@@ -34,29 +65,10 @@ t4r_dataset_subset(const t4r_dataset *ds, const uint8_t *keep, t4r_dataset **out
 			nu++;
 			ni += (size_t) (ds->seq_off[u + 1] - ds->seq_off[u]);
 		}
-	s = calloc(1, sizeof(*s));
+	s = ds_alloc_like(ds, nu, ni);
 	if (!s)
 		return T4R_ENOMEM;
-	s->n_users = nu;
-	s->n_items = ds->n_items;
-	s->n_interactions = ni;
-	s->item_ids = malloc(sizeof(int64_t) * (size_t) ds->n_items);
-	s->item_count = malloc(sizeof(int64_t) * (size_t) ds->n_items);
-	s->user_ids = malloc(sizeof(int64_t) * (size_t) (nu > 0 ? nu : 1));
-	s->seq_off = malloc(sizeof(int64_t) * (size_t) (nu + 1));
-	s->seq_items = malloc(sizeof(int32_t) * (ni > 0 ? ni : 1));
-	s->seq_ts = malloc(sizeof(double) * (ni > 0 ? ni : 1));
-	if (!s->item_ids || !s->item_count || !s->user_ids || !s->seq_off || !s->seq_items ||
-		!s->seq_ts)
-	{
-		t4r_dataset_free(s);
-		return T4R_ENOMEM;
-	}
-	memcpy(s->item_ids, ds->item_ids, sizeof(int64_t) * (size_t) ds->n_items);
 	memcpy(s->item_count, ds->item_count, sizeof(int64_t) * (size_t) ds->n_items);
-	s->train_on_valid = ds->train_on_valid;
-	s->ties_by_order = ds->ties_by_order;
-	s->seq_off[0] = 0;
 	nu = 0;
 	for (int64_t u = 0; u < ds->n_users; u++)
 	{
@@ -96,29 +108,10 @@ t4r_dataset_truncate(const t4r_dataset *ds, const int64_t *drop, t4r_dataset **o
 			return T4R_EINVAL;
 		ni += (size_t) (m - drop[u]);
 	}
-	s = calloc(1, sizeof(*s));
+	s = ds_alloc_like(ds, ds->n_users, ni);
 	if (!s)
 		return T4R_ENOMEM;
-	s->n_users = ds->n_users;
-	s->n_items = ds->n_items;
-	s->n_interactions = ni;
-	s->item_ids = malloc(sizeof(int64_t) * (size_t) ds->n_items);
-	s->item_count = calloc((size_t) ds->n_items, sizeof(int64_t));
-	s->user_ids = malloc(sizeof(int64_t) * (size_t) (ds->n_users > 0 ? ds->n_users : 1));
-	s->seq_off = malloc(sizeof(int64_t) * (size_t) (ds->n_users + 1));
-	s->seq_items = malloc(sizeof(int32_t) * (ni > 0 ? ni : 1));
-	s->seq_ts = malloc(sizeof(double) * (ni > 0 ? ni : 1));
-	if (!s->item_ids || !s->item_count || !s->user_ids || !s->seq_off || !s->seq_items ||
-		!s->seq_ts)
-	{
-		t4r_dataset_free(s);
-		return T4R_ENOMEM;
-	}
-	memcpy(s->item_ids, ds->item_ids, sizeof(int64_t) * (size_t) ds->n_items);
 	memcpy(s->user_ids, ds->user_ids, sizeof(int64_t) * (size_t) ds->n_users);
-	s->train_on_valid = ds->train_on_valid;
-	s->ties_by_order = ds->ties_by_order;
-	s->seq_off[0] = 0;
 	for (int64_t u = 0; u < ds->n_users; u++)
 	{
 		int64_t		a = ds->seq_off[u],

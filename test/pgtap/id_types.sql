@@ -143,16 +143,8 @@ SELECT throws_ok($$ SELECT * FROM tim4rec_recommend(ARRAY[1, 2]::bigint[], ARRAY
 SELECT throws_ok($$ SELECT * FROM tim4rec_recommend(tu(1)::varchar, NULL::text, 5, 'm_vc_uuid') $$,
                  '42804', 'item_id (the result column) has type text but model "m_vc_uuid" has item ids of type uuid',
                  'a text result for a model with uuid items');
-CREATE FUNCTION err_hint(q text) RETURNS text LANGUAGE plpgsql AS $f$
-DECLARE h text;
-BEGIN
-  EXECUTE q;
-  RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
-  RETURN h;
-END $f$;
-SELECT matches(err_hint($$ SELECT * FROM tim4rec_recommend(uk(1), 5, 'm_vc_uuid') $$),
+\ir err_hint.psql
+SELECT matches(pg_temp.err_hint($$ SELECT * FROM tim4rec_recommend(uk(1), 5, 'm_vc_uuid') $$),
                'user ids of type character varying and item ids of type uuid',
                'the hint names the model''s id types');
 
@@ -163,7 +155,7 @@ SELECT throws_ok($$ SELECT tim4rec_train('t_bad', 'bad', user_column => 'u_num')
                  'user column "u_num" has unsupported type numeric', 'numeric user column');
 SELECT throws_ok($$ SELECT tim4rec_train('t_bad', 'bad', item_column => 'i_f8') $$, '42804',
                  'item column "i_f8" has unsupported type double precision', 'float item column');
-SELECT matches(err_hint($$ SELECT tim4rec_train('t_bad', 'bad', item_column => 'i_json') $$),
+SELECT matches(pg_temp.err_hint($$ SELECT tim4rec_train('t_bad', 'bad', item_column => 'i_json') $$),
                'smallint, integer, bigint, text, varchar or uuid', 'jsonb item column: the hint names the supported types');
 SELECT throws_ok($$ SELECT tim4rec_train('t_bad', 'bad', item_column => 'i_arr') $$, '42804', NULL, 'array item column');
 SELECT is((SELECT count(*)::int FROM tim4rec_models WHERE model_name = 'bad'), 0, 'nothing was written');

@@ -81,16 +81,8 @@ SELECT throws_ok($$ SELECT tim4rec_set_serving('m', '{"learning_rate": 0.1}') $$
                  'option "learning_rate" cannot be changed on a trained model', 'a training key: 22023');
 SELECT throws_ok($$ SELECT tim4rec_set_serving('m', '{"tie_averag": 2}') $$, '22023', NULL, 'an unknown key: 22023');
 -- the hint lists the keys a trained model can change (from the core's list)
-CREATE FUNCTION pg_temp.hint_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
-DECLARE h text;
-BEGIN
-    EXECUTE q;
-    RETURN NULL;
-EXCEPTION WHEN OTHERS THEN
-    GET STACKED DIAGNOSTICS h = PG_EXCEPTION_HINT;
-    RETURN h;
-END $f$;
-SELECT is(pg_temp.hint_of($$ SELECT tim4rec_set_serving('m', '{"dropout_prob": 0.1}') $$),
+\ir err_hint.psql
+SELECT is(pg_temp.err_hint($$ SELECT tim4rec_set_serving('m', '{"dropout_prob": 0.1}') $$),
           'Options a trained model can change: tie_average. Train a new version to change the others.',
           'the hint of a key that cannot change names the serving keys');
 SELECT throws_ok($$ SELECT tim4rec_set_serving('m', '{"tie_average": 65}') $$, '22023', NULL, 'tie_average 65: 22023');
