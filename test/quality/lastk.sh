@@ -26,7 +26,9 @@
 #                (the preset: movielens for ml-*, else amazon)
 #   LK_PARALLEL  trainings at a time (2), one thread each
 #   LK_OUT       results (test/results/lastk): one log and one per-user file
-#                per run; a run whose per-user file exists is not rerun
+#                per run (a run whose per-user file exists is not rerun), the
+#                tables (lastk.md) and the validation curves of every run
+#                (curves_<data set>_lastk.svg, from the logs' epoch lines)
 #   LK_PHASES    "train report" (default)
 #   LK_BOOT, LK_BOOT_SEED  bootstrap resamples (2000) and seed (12345)
 set -euo pipefail
@@ -147,5 +149,21 @@ if [[ " $LK_PHASES " == *" report "* ]]; then
 			done
 		done
 	} >"$rep"
+	# validation curves (the epoch lines of each run's log), one picture per data set
+	mkdir -p "$LK_OUT/hist"
+	for ds in $LK_DATASETS; do
+		curves=()
+		for arm in $LK_ARMS; do
+			for seed in $LK_SEEDS; do
+				log="$LK_OUT/${ds}_${arm}_${seed}.log" h="$LK_OUT/hist/${ds}_${arm}_${seed}.tsv"
+				[ -s "$log" ] || continue
+				sed -n 's/^epoch \([0-9]*\): loss [^ ]* valid NDCG@10 \([^ ]*\) .*/\1\t\2/p' "$log" >"$h"
+				curves+=("$h=$(arm_col "$arm" 3) $seed")
+			done
+		done
+		[ ${#curves[@]} -gt 0 ] || continue
+		bash test/quality/plot_curves.sh "$LK_OUT/curves_${ds//-/_}_lastk.svg" \
+			"validation NDCG@10 per epoch, $ds, last $LK_K held out" "${curves[@]}"
+	done
 	cat "$rep"
 fi
