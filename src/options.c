@@ -409,24 +409,41 @@ t4r_pg_warm_new_items_option(Jsonb **opts)
 /* ------------------------------------------------------------------ */
 static bool core_key(const char *key);
 
-/* "Options a trained model can change: k1, k2. ..." from the core's list */
-static const char *
-serving_hint(void)
+/*
+ * lead, then the core's option keys that keep() accepts, comma-separated,
+ * then tail: the key lists of the serving and search hints
+ */
+static char *
+config_key_list(const char *lead, bool (*keep) (const char *key), const char *tail)
 {
 	StringInfoData s;
 	bool		first = true;
 
 	initStringInfo(&s);
-	appendStringInfoString(&s, "Options a trained model can change: ");
+	appendStringInfoString(&s, lead);
 	for (const char *const *k = t4r_config_keys(); *k; k++)
 	{
-		if (!t4r_config_key_serving(*k))
+		if (!keep(*k))
 			continue;
 		appendStringInfo(&s, "%s%s", first ? "" : ", ", *k);
 		first = false;
 	}
-	appendStringInfoString(&s, ". Train a new version to change the others.");
+	appendStringInfoString(&s, tail);
 	return s.data;
+}
+
+static bool
+serving_key(const char *key)
+{
+	return t4r_config_key_serving(key) != 0;
+}
+
+/* "Options a trained model can change: k1, k2. ..." from the core's list */
+static const char *
+serving_hint(void)
+{
+	return config_key_list("Options a trained model can change: ", serving_key,
+						   ". Train a new version to change the others.");
 }
 
 void
@@ -476,24 +493,18 @@ t4r_pg_serving_options(Jsonb *opts, t4r_config *cfg)
  * trial's options are the call's options with the trial's values; all are
  * checked before any training.
  */
+static bool
+search_listed_key(const char *key)
+{
+	return strcmp(key, "preset") != 0;
+}
+
 static const char *
 search_hint(void)
 {
-	StringInfoData s;
-	bool		first = true;
-
-	initStringInfo(&s);
-	appendStringInfoString(&s, "Searchable keys: ");
-	for (const char *const *k = t4r_config_keys(); *k; k++)
-	{
-		if (strcmp(*k, "preset") == 0)
-			continue;
-		appendStringInfo(&s, "%s%s", first ? "" : ", ", *k);
-		first = false;
-	}
-	appendStringInfoString(&s, ". Example: \"search\": {\"learning_rate\": [0.001, 0.003], \"dropout_prob\": [0.2, 0.4]}, \"search_trials\": 4; "
+	return config_key_list("Searchable keys: ", search_listed_key,
+						   ". Example: \"search\": {\"learning_rate\": [0.001, 0.003], \"dropout_prob\": [0.2, 0.4]}, \"search_trials\": 4; "
 						   "or a list of points: \"search\": [{\"learning_rate\": 0.003}, {\"learning_rate\": 0.001, \"dropout_prob\": 0.4}].");
-	return s.data;
 }
 
 static void
